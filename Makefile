@@ -1,0 +1,42 @@
+# A newcomer needs Python 3.11+ and make: `make run` serves a demo, `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1:8000
+PG_URL ?= postgres://postgres@127.0.0.1:5432/iam
+REDIS ?= redis://127.0.0.1:6379
+
+.PHONY: install run test test-services lint check bench clean
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py runserver $(HOST)
+
+test: install
+	$(BIN)/python -m pytest
+
+# The same suite against PostgreSQL, Redis and a real Celery worker.
+test-services: install
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS)/1 CELERY_BROKER_URL=$(REDIS)/2 $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+check: install
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python manage.py check
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache

@@ -1,0 +1,159 @@
+"""Admin API: members and org API keys. Thin views: validate, call one service, serialize."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.response import Response
+
+from accounts import services
+from accounts.models import ApiKey, Membership, MembershipStatus
+from rbac.api_base import OrgScopedViewSet
+from rbac.permissions import Perm
+from rbac.roles import BuiltinRole
+from rbac.selectors import roles_in_org
+
+
+class RoleRefSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+
+
+class MemberTeamSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="team.id")
+    name = serializers.CharField(source="team.name")
+    role = serializers.CharField()
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    user_id = serializers.UUIDField(source="user.id", read_only=True)
+    email = serializers.EmailField(source="user.email", read_only=True)
+    name = serializers.CharField(source="user.display_name", read_only=True)
+    custom_roles = RoleRefSerializer(many=True, read_only=True)
+    teams = MemberTeamSerializer(source="team_memberships", many=True, read_only=True)
+    last_login_at = serializers.DateTimeField(source="user.last_login", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "user_id", "email", "name", "role", "status", "source", "custom_roles",
+                  "teams", "created_at", "last_login_at"]
+        read_only_fields = fields
+
+
+class MemberCreateSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=BuiltinRole.choices, default=BuiltinRole.MEMBER)
+    custom_roles = serializers.ListField(child=serializers.UUIDField(), required=False)
+
+
+class MemberUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=BuiltinRole.choices, required=False)
+    status = serializers.ChoiceField(
+        choices=[MembershipStatus.ACTIVE, MembershipStatus.SUSPENDED], required=False
+    )
+    custom_roles = serializers.ListField(child=serializers.UUIDField(), required=False)
+
+
+class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    model = Membership
+    serializer_class = MemberSerializer
+    required = {
+        "list": Perm.MEMBER_READ,
+        "retrieve": Perm.MEMBER_READ,
+        "create": Perm.MEMBER_WRITE,
+        "partial_update": Perm.MEMBER_WRITE,
+        "destroy": Perm.MEMBER_WRITE,
+    }
+
+    def scope(self, queryset):
+        return (
+            queryset.select_related("user")
+            .prefetch_related("custom_roles", "team_memberships__team")
+            .order_by("created_at")
+        )
+
+    @extend_schema(request=MemberCreateSerializer, responses={201: MemberSerializer})
+    def create(self, request, org):
+        data = self._valid(MemberCreateSerializer, request.data)
+        roles = roles_in_org(self.org, data.get("custom_roles", []))
+        membership = services.member_add(
+            access=self.access, email=data["email"], role=data["role"], custom_roles=roles
+        )
+        return Response(self._out(membership.pk), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=MemberUpdateSerializer, responses={200: MemberSerializer})
+    def partial_update(self, request, org, pk):
+        membership = self.get_object()
+        data = self._valid(MemberUpdateSerializer, request.data)
+        roles = roles_in_org(self.org, data["custom_roles"]) if "custom_roles" in data else None
+        services.member_update(
+            access=self.access, membership=membership, role=data.get("role"),
+            status=data.get("status"), custom_roles=roles,
+        )
+        return Response(self._out(membership.pk))
+
+    def destroy(self, request, org, pk):
+        services.member_remove(access=self.access, membership=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _valid(self, serializer_class, data) -> dict:
+        serializer = serializer_class(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def _out(self, pk) -> dict:
+        return MemberSerializer(self.get_queryset().get(pk=pk)).data
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    display = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "display", "permissions", "created_by", "created_at",
+                  "expires_at", "last_used_at", "revoked_at"]
+        read_only_fields = fields
+
+    def get_display(self, key) -> str:
+        return f"{ApiKey.PREFIX}_{key.lookup_id}_…"
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    permissions = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    secret = serializers.CharField(read_only=True, help_text="Shown only in this response.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = ApiKeySerializer.Meta.fields + ["secret"]
+
+
+class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    model = ApiKey
+    serializer_class = ApiKeySerializer
+    required = {
+        "list": Perm.API_KEY_READ,
+        "retrieve": Perm.API_KEY_READ,
+        "create": Perm.API_KEY_WRITE,
+        "destroy": Perm.API_KEY_WRITE,
+    }
+
+    def scope(self, queryset):
+        return queryset.select_related("created_by").order_by("-created_at")
+
+    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
+    def create(self, request, org):
+        serializer = ApiKeyCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key, secret = services.api_key_create(access=self.access, **serializer.validated_data)
+        body = ApiKeySerializer(key).data
+        body["secret"] = secret
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
+
+    @extend_schema(description="Revoke the key. It stops working on the next request.")
+    def destroy(self, request, org, pk):
+        services.api_key_revoke(access=self.access, key=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+

@@ -1,0 +1,170 @@
+import unicodedata
+import uuid
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django_scim.models import AbstractSCIMUserMixin
+
+from accounts.tenancy import OrgScopedModel
+from rbac.permissions import perms_from_strings
+from rbac.roles import BuiltinRole
+
+
+def normalize_email(email: str) -> str:
+    """The one spelling of an address: NFKC-normalised, trimmed, lower-cased.
+
+    Stored this way, a plain unique index makes addresses unique case-insensitively on every
+    database (SQLite's lower() folds ASCII only, so a functional index would not).
+    """
+    return unicodedata.normalize("NFKC", email or "").strip().lower()
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **fields):
+        user = self.model(email=normalize_email(email), **fields)
+        user.set_password(password)  # None gives an unusable password (SSO/SCIM-only users)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **fields):
+        # Platform staff; tenant power always comes from a Membership, never from this flag.
+        return self.create_user(email, password, is_staff=True, **fields)
+
+
+class User(AbstractSCIMUserMixin, AbstractBaseUser):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField(unique=True, max_length=254)
+    display_name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(email=Lower("email")), name="user_email_is_normalized"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.email
+
+    def save(self, *args, **kwargs):
+        self.email = normalize_email(self.email)
+        # django-scim2 fills scim_id only for integer keys it has not seen; ours exist before save.
+        if not self.scim_id:
+            self.scim_id = str(self.id)
+        super().save(*args, **kwargs)
+
+
+slug_validator = RegexValidator(
+    r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$",
+    "Use 1-50 lower-case letters, digits and inner hyphens.",
+)
+
+
+class Organization(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    slug = models.CharField(max_length=50, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class MembershipStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    INVITED = "invited", "Invited"
+    SUSPENDED = "suspended", "Suspended"
+    DEPROVISIONED = "deprovisioned", "Deprovisioned"
+
+
+class MembershipSource(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    SSO = "sso", "Single sign-on"
+    SCIM = "scim", "SCIM"
+
+
+# Statuses that let a member act in the org. An invited member has been added but has not yet
+# logged in; they may act once they do (the login itself activates them).
+ACTING_STATUSES = (MembershipStatus.ACTIVE, MembershipStatus.INVITED)
+
+
+class Membership(OrgScopedModel):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=BuiltinRole.choices, default=BuiltinRole.MEMBER)
+    status = models.CharField(
+        max_length=20, choices=MembershipStatus.choices, default=MembershipStatus.ACTIVE
+    )
+    source = models.CharField(
+        max_length=10, choices=MembershipSource.choices, default=MembershipSource.MANUAL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # custom_roles: reverse of rbac.Role.members (rbac depends on accounts, never the reverse).
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["org", "user"], name="membership_unique_user_per_org")
+        ]
+        indexes = [models.Index(fields=["org", "role", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.org_id}"
+
+    @property
+    def can_act(self) -> bool:
+        return self.status in ACTING_STATUSES
+
+
+class ApiKey(OrgScopedModel):
+    """An org API key: a non-human principal holding exactly its declared permissions."""
+
+    PREFIX = "iamk"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    lookup_id = models.CharField(max_length=32, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    hash_kid = models.CharField(max_length=32)
+    permissions = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["org", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.PREFIX}_{self.lookup_id}_…)"
+
+    @property
+    def perms(self):
+        return perms_from_strings(self.permissions)
+
+    def is_usable(self, now=None) -> bool:
+        """Expiry is enforced here, by timestamp, whether or not any cleanup job has run."""
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > now

@@ -1,0 +1,173 @@
+"""Writes to users, organizations, memberships and org API keys. Each one is audited."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import (
+    ACTING_STATUSES,
+    ApiKey,
+    Membership,
+    MembershipSource,
+    MembershipStatus,
+    Organization,
+    User,
+    normalize_email,
+)
+from accounts.secrets import credential_mint
+from audit.actors import Actor
+from audit.events import AuditEvent
+from audit.models import AuditChain, chain_key
+from audit.services import Target, audit_record, records_denials
+from iam_project.errors import Conflict, DenialAudit, Invalid
+from rbac.guard import Access
+from rbac.roles import BUILTIN_ROLES, BuiltinRole
+from rbac.services import (
+    assert_can_grant,
+    assert_can_manage_member,
+    member_custom_roles_set,
+    validate_permissions,
+)
+
+
+def user_get_or_create(*, email: str, password: str | None = None, display_name: str = "") -> User:
+    email = normalize_email(email)
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = User.objects.create_user(email, password, display_name=display_name)
+    return user
+
+
+@transaction.atomic
+def org_create(*, slug: str, name: str, owner: User, actor: Actor | None = None) -> Organization:
+    """Create an org with `owner` as its first Owner."""
+    if Organization.objects.filter(slug=slug).exists():
+        raise Conflict("An organization with this slug already exists.", code="duplicate",
+                       fields={"slug": ["Already taken."]})
+    org = Organization(slug=slug, name=name)
+    org.full_clean()
+    org.save()
+    AuditChain.objects.create(chain=chain_key(org))
+    membership = Membership.objects.create(org=org, user=owner, role=BuiltinRole.OWNER)
+    actor = actor or Actor.for_user(owner)
+    audit_record(org=org, actor=actor, event=AuditEvent.ORG_CREATED, target=Target.of(org),
+                 data={"slug": slug, "name": name})
+    audit_record(org=org, actor=actor, event=AuditEvent.MEMBER_ADDED, target=Target.of(membership),
+                 data={"email": owner.email, "role": BuiltinRole.OWNER, "source": "manual",
+                       "status": membership.status})
+    return org
+
+
+@records_denials
+@transaction.atomic
+def member_add(*, access: Access, email: str, role: str = BuiltinRole.MEMBER, custom_roles=(),
+               source: str = MembershipSource.MANUAL) -> Membership:
+    """Add a person to the org. Someone who has no account yet is invited (no usable password)."""
+    assert_can_grant(access, BUILTIN_ROLES[role], reason="member_add")
+    user = user_get_or_create(email=email)
+    if Membership.objects.for_org(access.org).filter(user=user).exists():
+        raise Conflict("This person is already a member.", code="duplicate",
+                       fields={"email": ["Already a member of this organization."]})
+    status = MembershipStatus.ACTIVE if user.has_usable_password() else MembershipStatus.INVITED
+    membership = Membership.objects.create(
+        org=access.org, user=user, role=role, source=source, status=status
+    )
+    audit_record(org=access.org, actor=access.actor, event=AuditEvent.MEMBER_ADDED,
+                 target=Target.of(membership),
+                 data={"email": user.email, "role": role, "source": source, "status": status})
+    if custom_roles:
+        member_custom_roles_set(access=access, membership=membership, roles=custom_roles)
+    return membership
+
+
+def _acting_owners(org):
+    # Locked so that two concurrent demotions cannot each see the other owner and both succeed.
+    return list(
+        Membership.objects.for_org(org)
+        .select_for_update()
+        .filter(role=BuiltinRole.OWNER, status__in=ACTING_STATUSES)
+        .values_list("pk", flat=True)
+    )
+
+
+def _assert_not_last_owner(access: Access, membership: Membership, action: str) -> None:
+    if membership.role != BuiltinRole.OWNER or not membership.can_act:
+        return
+    if set(_acting_owners(access.org)) <= {membership.pk}:
+        raise Conflict(
+            "An organization must keep at least one owner.",
+            code="last_owner",
+            audit=DenialAudit(org=access.org, actor=access.actor,
+                              event=AuditEvent.LAST_OWNER_PROTECTED,
+                              target=Target.of(membership), data={"action": action}),
+        )
+
+
+@records_denials
+@transaction.atomic
+def member_update(*, access: Access, membership: Membership, role: str | None = None,
+                  status: str | None = None, custom_roles=None) -> Membership:
+    assert_can_manage_member(access, membership)
+    data = {}
+    if role is not None and role != membership.role:
+        assert_can_grant(access, BUILTIN_ROLES[role], target=Target.of(membership))
+        _assert_not_last_owner(access, membership, "demote")
+        data.update(role=role, previous_role=membership.role)
+        membership.role = role
+    if status is not None and status != membership.status:
+        if status not in ACTING_STATUSES:
+            _assert_not_last_owner(access, membership, "suspend")
+        data.update(status=status, previous_status=membership.status)
+        membership.status = status
+    if data:
+        membership.save(update_fields=["role", "status"])
+        audit_record(org=access.org, actor=access.actor, event=AuditEvent.MEMBER_UPDATED,
+                     target=Target.of(membership), data=data)
+    if custom_roles is not None:
+        member_custom_roles_set(access=access, membership=membership, roles=custom_roles)
+    return membership
+
+
+@records_denials
+@transaction.atomic
+def member_remove(*, access: Access, membership: Membership) -> None:
+    assert_can_manage_member(access, membership)
+    _assert_not_last_owner(access, membership, "remove")
+    target, email, role = Target.of(membership), membership.user.email, membership.role
+    membership.delete()
+    audit_record(org=access.org, actor=access.actor, event=AuditEvent.MEMBER_REMOVED,
+                 target=target, data={"email": email, "role": role})
+
+
+@records_denials
+@transaction.atomic
+def api_key_create(*, access: Access, name: str, permissions, expires_at=None) -> tuple[ApiKey, str]:
+    """Mint an org API key. Returns the key and its secret, which is never available again."""
+    perms = validate_permissions(permissions)
+    if not perms:
+        raise Invalid("Choose at least one permission.",
+                      fields={"permissions": ["Choose at least one permission."]})
+    if expires_at is not None and expires_at <= timezone.now():
+        raise Invalid("The expiry must be in the future.",
+                      fields={"expires_at": ["The expiry must be in the future."]})
+    assert_can_grant(access, perms, reason="api_key_create")
+    minted = credential_mint(ApiKey.PREFIX)
+    key = ApiKey.objects.create(
+        org=access.org, name=name, lookup_id=minted.lookup_id, secret_hash=minted.secret_hash,
+        hash_kid=minted.hash_kid, permissions=[p.value for p in perms],
+        created_by=access.creator_user, expires_at=expires_at,
+    )
+    audit_record(org=access.org, actor=access.actor, event=AuditEvent.API_KEY_CREATED,
+                 target=Target.of(key),
+                 data={"name": name, "permissions": key.permissions, "expires_at": expires_at})
+    return key, minted.display
+
+
+@records_denials
+@transaction.atomic
+def api_key_revoke(*, access: Access, key: ApiKey) -> ApiKey:
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        audit_record(org=access.org, actor=access.actor, event=AuditEvent.API_KEY_REVOKED,
+                     target=Target.of(key), data={"name": key.name})
+    return key

@@ -1,0 +1,76 @@
+"""Audit event catalogue. Codes are stable forever: add new members, never renumber or reuse.
+
+Blocks: 1xx authentication, 2xx org, membership and roles, 3xx SSO, 4xx SCIM, 5xx agents and
+tokens, 6xx trust, 7xx audit and exports. Each event names the `data` keys it may carry; anything
+else is refused by `audit_record`, which keeps secrets out of the log by construction.
+"""
+
+from enum import Enum
+
+
+class AuditEvent(Enum):
+    # 1xx authentication
+    LOGIN_SUCCEEDED = (101, "login.success", ("method",))
+    LOGIN_FAILED = (102, "login.failure", ("reason", "method"))
+    LOGIN_LOCKED = (103, "login.locked", ("reason", "locked_until"))
+    LOGOUT = (104, "logout", ())
+    LOGIN_THROTTLED = (105, "login.throttled", ("scope", "retry_after"))
+
+    # 2xx organizations, members, teams, roles, API keys
+    ORG_CREATED = (201, "org.created", ("slug", "name"))
+    ORG_UPDATED = (202, "org.updated", ("fields",))
+    MEMBER_ADDED = (210, "member.added", ("email", "role", "source", "status"))
+    MEMBER_UPDATED = (211, "member.updated", ("role", "previous_role", "status", "previous_status"))
+    MEMBER_REMOVED = (212, "member.removed", ("email", "role"))
+    MEMBER_ROLES_CHANGED = (213, "member.custom_roles_changed", ("added", "removed"))
+    TEAM_CREATED = (220, "team.created", ("name",))
+    TEAM_UPDATED = (221, "team.updated", ("fields", "roles"))
+    TEAM_DELETED = (222, "team.deleted", ("name",))
+    TEAM_MEMBER_ADDED = (223, "team.member_added", ("member", "role"))
+    TEAM_MEMBER_UPDATED = (224, "team.member_updated", ("member", "role", "previous_role"))
+    TEAM_MEMBER_REMOVED = (225, "team.member_removed", ("member",))
+    ROLE_CREATED = (230, "role.created", ("name", "permissions"))
+    ROLE_UPDATED = (231, "role.updated", ("name", "permissions", "previous_permissions"))
+    ROLE_DELETED = (232, "role.deleted", ("name",))
+    API_KEY_CREATED = (240, "api_key.created", ("name", "permissions", "expires_at"))
+    API_KEY_REVOKED = (241, "api_key.revoked", ("name",))
+    API_KEY_REJECTED = (242, "api_key.rejected", ("reason",))
+    PERMISSION_DENIED = (250, "access.denied", ("reason", "required", "action"))
+    ESCALATION_DENIED = (251, "access.escalation_denied", ("reason", "missing"))
+    LAST_OWNER_PROTECTED = (252, "access.last_owner_protected", ("action",))
+
+    # 7xx audit and exports
+    ACCESS_REVIEW_EXPORTED = (701, "export.access_review", ("rows",))
+    AUDIT_VERIFIED = (710, "audit.verified", ("ok", "checked", "first_bad_seq"))
+
+    @property
+    def code(self) -> int:
+        return self.value[0]
+
+    @property
+    def label(self) -> str:
+        return self.value[1]
+
+    @property
+    def data_keys(self) -> frozenset[str]:
+        return frozenset(self.value[2])
+
+    @classmethod
+    def from_code(cls, code: int) -> "AuditEvent":
+        return _BY_CODE[code]
+
+    @classmethod
+    def from_label(cls, label: str) -> "AuditEvent":
+        return _BY_LABEL[label]
+
+
+_BY_CODE = {e.code: e for e in AuditEvent}
+_BY_LABEL = {e.label: e for e in AuditEvent}
+assert len(_BY_CODE) == len(AuditEvent) == len(_BY_LABEL), "audit codes and labels must be unique"
+
+
+class Outcome:
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"
+    CHOICES = [(SUCCESS, "Success"), (FAILURE, "Failure"), (DENIED, "Denied")]

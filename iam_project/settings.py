@@ -1,0 +1,288 @@
+"""Settings, driven by environment variables.
+
+With no environment at all this is the embedded development default: SQLite, local-memory cache,
+Celery eager, a secret key generated once into `.local/` (ignored by git). Setting `DATABASE_URL`,
+`REDIS_URL` and `CELERY_BROKER_URL` switches the same code to PostgreSQL, Redis and a real worker.
+With `DJANGO_DEBUG=0` (production) a missing secret or allowed host stops start-up.
+"""
+
+import base64
+import ipaddress
+import json
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value in (None, "") else value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str) -> list[str]:
+    return [item.strip() for item in (env(name) or "").split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+TESTING = env_bool("IAM_TESTING", False)
+
+
+def _development_secrets() -> dict[str, str]:
+    """Generate the development secrets once and keep them in an ignored local file."""
+    path = BASE_DIR / ".local" / "dev-secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    values = {
+        "secret_key": secrets.token_urlsafe(50),
+        "hmac_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    }
+    path.write_text(json.dumps(values))
+    path.chmod(0o600)
+    return values
+
+
+def _required(name: str, purpose: str) -> str:
+    value = env(name)
+    if value is None:
+        raise ImproperlyConfigured(
+            f"{name} is not set. {purpose} It is required when DJANGO_DEBUG is off (production)."
+        )
+    return value
+
+
+if DEBUG:
+    _dev = _development_secrets()
+    SECRET_KEY = env("DJANGO_SECRET_KEY", _dev["secret_key"])
+    _hmac_spec = env("IAM_HMAC_KEYS", f"dev:{_dev['hmac_key']}")
+    ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS") or ["127.0.0.1", "localhost", "[::1]"]
+else:
+    SECRET_KEY = _required("DJANGO_SECRET_KEY", "It signs sessions and CSRF tokens.")
+    if len(SECRET_KEY) < 50:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 characters long.")
+    _hmac_spec = _required(
+        "IAM_HMAC_KEYS",
+        "It keys the hashes of API keys and agent secrets ('kid:base64key[,kid:oldkey...]').",
+    )
+    ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured(
+            "DJANGO_ALLOWED_HOSTS is not set. List the host names this server answers to, "
+            "comma-separated. It is required when DJANGO_DEBUG is off (production)."
+        )
+
+
+def _parse_hmac_keys(spec: str) -> dict[str, bytes]:
+    """`kid:base64url-key,...`; the first key is current, the rest verify older hashes."""
+    keys: dict[str, bytes] = {}
+    for item in spec.split(","):
+        kid, _, encoded = item.strip().partition(":")
+        try:
+            key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except ValueError:
+            key = b""
+        if not kid or len(key) < 32:
+            raise ImproperlyConfigured(
+                "IAM_HMAC_KEYS entries must look like 'kid:<base64url of at least 32 bytes>'."
+            )
+        keys[kid] = key
+    return keys
+
+
+IAM_HMAC_KEYS = _parse_hmac_keys(_hmac_spec)
+IAM_HMAC_CURRENT_KID = next(iter(IAM_HMAC_KEYS))
+
+# The origin used to build links in mails and metadata; never taken from request headers.
+IAM_CANONICAL_ORIGIN = env("IAM_CANONICAL_ORIGIN", "http://127.0.0.1:8000")
+
+# Client IPs are read from X-Forwarded-For only when the direct peer is one of these networks.
+IAM_TRUSTED_PROXIES = [ipaddress.ip_network(n, strict=False) for n in env_list("IAM_TRUSTED_PROXIES")]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "accounts",
+    "rbac",
+    "audit",
+    "agents",
+    "trust",
+    "sso",
+    "scim",
+]
+
+MIDDLEWARE = [
+    "audit.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "iam_project.urls"
+WSGI_APPLICATION = "iam_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+_database_url = env("DATABASE_URL")
+if _database_url:
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": BASE_DIR / "db.sqlite3",
+            # IMMEDIATE takes the write lock at BEGIN, so two writers never read the same
+            # audit chain head and then race to extend it.
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache ----------------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("IAM_CACHE_PREFIX", "iam"),
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": 2,
+                "SOCKET_TIMEOUT": 2,
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery ---------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL")
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+
+# --- Authentication -------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:home"
+PASSWORD_HASHERS = ["accounts.passwords.IamArgon2Hasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+]
+
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 60 * 60 * 12
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_TRUSTED_ORIGINS = [IAM_CANONICAL_ORIGIN]
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+if not DEBUG:
+    # Production serves over HTTPS behind a proxy; the __Host- prefix pins cookies to it.
+    SESSION_COOKIE_SECURE = True
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_SECURE = True
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+    SECURE_SSL_REDIRECT = env_bool("IAM_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = int(env("IAM_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("IAM_HSTS_PRELOAD", False)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# --- REST API -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rbac.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Deny by default: a view that forgets its permissions allows nothing.
+    "DEFAULT_PERMISSION_CLASSES": ["rbac.api_permissions.DenyAll"],
+    "EXCEPTION_HANDLER": "iam_project.api_errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Agent IAM control plane API",
+    "DESCRIPTION": (
+        "Admin API for organizations: members, teams, roles, API keys, audit log and exports. "
+        "Authenticate with `Authorization: Bearer <org API key>` or a browser session with CSRF. "
+        'Errors are `{"error": "<code>", "detail": "<message>", "fields"?: {...}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Internationalisation, static files -----------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- Logging: one line per record, never a secret (services log ids, not credentials) -------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("IAM_LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

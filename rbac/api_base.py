@@ -1,0 +1,78 @@
+"""The base views every org-scoped API view inherits. They scope before any handler runs.
+
+`request.access` (the guard's answer) is resolved during DRF's permission check, before the
+handler: a principal who is not in the URL's org gets 404, one who lacks the action's declared
+permission gets 403. Querysets come only from the org-scoped manager, and subclasses may not
+override `get_queryset`/`get_object` (checked when the class is created), so another org's object is
+always a 404.
+"""
+
+from django.shortcuts import get_object_or_404
+from rest_framework.views import APIView
+from rest_framework.viewsets import GenericViewSet
+
+from rbac.api_permissions import OrgAccessPermission
+from rbac.permissions import Perm
+
+
+def _check_declarations(cls) -> None:
+    for key, perm in cls.required.items():
+        if not isinstance(perm, Perm):
+            raise TypeError(f"{cls.__name__}.required[{key!r}] must be a Perm, not {perm!r}")
+
+
+class OrgScopedMixin:
+    """`required` maps each action (viewsets) or HTTP method (plain views) to a catalogue Perm."""
+
+    required: dict[str, Perm] = {}
+    permission_classes = [OrgAccessPermission]
+
+    def action_name(self) -> str:
+        return getattr(self, "action", None) or self.request.method.lower()
+
+    def required_permission(self) -> Perm | None:
+        return self.required.get(self.action_name())
+
+    @property
+    def org(self):
+        return self.request.access.org
+
+    @property
+    def access(self):
+        return self.request.access
+
+
+class OrgScopedViewSet(OrgScopedMixin, GenericViewSet):
+    model = None
+    lookup_value_regex = "[0-9a-fA-F-]{36}"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("get_queryset", "get_object", "check_permissions", "initial"):
+            if name in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__name__} must not override {name}: scoping belongs to OrgScopedViewSet. "
+                    "Narrow the queryset with scope(qs) instead."
+                )
+        _check_declarations(cls)
+
+    def scope(self, queryset):
+        """Hook for subclasses: narrow or annotate the already org-scoped queryset."""
+        return queryset
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no request org
+            return self.model.objects.none()
+        return self.scope(self.model.objects.for_org(self.request.access.org))
+
+    def get_object(self):
+        lookup = self.lookup_url_kwarg or self.lookup_field
+        return get_object_or_404(self.get_queryset(), **{self.lookup_field: self.kwargs[lookup]})
+
+
+class OrgScopedAPIView(OrgScopedMixin, APIView):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "check_permissions" in cls.__dict__ or "initial" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} must not override the guard's hooks")
+        _check_declarations(cls)

@@ -1,0 +1,113 @@
+"""The guard: one `Access` per request, holding the principal's effective permissions in one org.
+
+Effective permissions = the built-in org role ∪ custom roles held directly ∪ custom roles granted to
+any team the member is in. A human costs three queries whatever the number of roles and teams
+(membership with its org, every role in one query, team standings); an API key costs none beyond
+its authentication. Views ask `access.has(...)`; they never compute permissions themselves.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from django.db.models import Q
+
+from accounts.models import ACTING_STATUSES, ApiKey, Membership, Organization, User
+from audit.actors import Actor
+from rbac.models import Role, TeamMembership
+from rbac.permissions import Perm, perms_from_strings
+from rbac.roles import BUILTIN_ROLES, TeamRole
+
+
+@dataclass(frozen=True)
+class Access:
+    org: Organization
+    perms: frozenset[Perm]
+    user: User | None = None
+    membership: Membership | None = None
+    api_key: ApiKey | None = None
+    team_roles: Mapping = field(default_factory=dict)
+
+    def has(self, perm: Perm) -> bool:
+        return perm in self.perms
+
+    def has_all(self, perms: Iterable[Perm]) -> bool:
+        return frozenset(perms) <= self.perms
+
+    def can_manage_team(self, team_id) -> bool:
+        """TEAM_WRITE org-wide, or admin/owner standing in that one team."""
+        if Perm.TEAM_WRITE in self.perms:
+            return True
+        return self.team_roles.get(team_id) in (TeamRole.ADMIN, TeamRole.OWNER)
+
+    @property
+    def actor(self) -> Actor:
+        if self.api_key is not None:
+            return Actor.for_api_key(self.api_key)
+        return Actor.for_user(self.user)
+
+    @property
+    def creator_user(self) -> User | None:
+        """The human behind this principal: the user, or the user who minted the API key."""
+        return self.user if self.api_key is None else self.api_key.created_by
+
+
+def _role_perms(membership: Membership) -> frozenset[Perm]:
+    rows = (
+        Role.objects.for_org(membership.org_id)
+        .filter(Q(roleassignment__membership=membership) | Q(teams__memberships__membership=membership))
+        .values_list("permissions", flat=True)
+    )
+    granted: set[Perm] = set(BUILTIN_ROLES[membership.role])
+    for permissions in rows:
+        granted |= perms_from_strings(permissions)
+    return frozenset(granted)
+
+
+def membership_permissions(membership: Membership) -> frozenset[Perm]:
+    """Effective permissions of any membership (used to stop escalation against a target)."""
+    if not membership.can_act:
+        return frozenset()
+    return _role_perms(membership)
+
+
+def access_for_user(*, user: User, org_slug: str) -> Access | None:
+    """None when the user is not an acting member of the org (the caller answers 404)."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    membership = (
+        Membership.objects.unscoped()  # scoped by the org slug in the same query
+        .select_related("org")
+        .filter(org__slug=org_slug, user=user, status__in=ACTING_STATUSES)
+        .first()
+    )
+    if membership is None:
+        return None
+    team_roles = dict(
+        TeamMembership.objects.filter(membership=membership).values_list("team_id", "role")
+    )
+    return Access(
+        org=membership.org,
+        perms=_role_perms(membership),
+        user=user,
+        membership=membership,
+        team_roles=team_roles,
+    )
+
+
+def access_for_api_key(*, api_key: ApiKey, org_slug: str) -> Access | None:
+    """An API key acts only in its own org: any other org's URL is a 404."""
+    if api_key.org.slug != org_slug:
+        return None
+    return Access(org=api_key.org, perms=api_key.perms, api_key=api_key)
+
+
+def access_for_request(request, org_slug: str) -> Access | None:
+    """Resolve once per request (API key or session user) and keep the answer on the request."""
+    cache = request.__dict__.setdefault("_iam_access", {})
+    if org_slug not in cache:
+        key = getattr(request, "auth", None)
+        if isinstance(key, ApiKey):
+            cache[org_slug] = access_for_api_key(api_key=key, org_slug=org_slug)
+        else:
+            cache[org_slug] = access_for_user(user=request.user, org_slug=org_slug)
+    return cache[org_slug]

@@ -1,0 +1,1 @@
+"""Populated by its own issue; the app exists so the layout is fixed from day one."""

@@ -1,0 +1,53 @@
+import os
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from rest_framework.test import APIClient
+
+from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory, api_key_for
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def org(db):
+    return OrgFactory()
+
+
+@pytest.fixture
+def owner(org):
+    return MemberFactory(org=org, role="owner", user=UserFactory(password=PASSWORD))
+
+
+@pytest.fixture
+def key_client(org):
+    """A client authenticated with an org API key holding the given permissions."""
+
+    def make(*permissions, for_org=None):
+        _, secret = api_key_for(for_org or org, permissions)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        return client
+
+    return make
+
+
+def is_postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+requires_postgresql = pytest.mark.skipif(
+    "postgresql" not in os.environ.get("DATABASE_URL", ""),
+    reason="needs PostgreSQL: set DATABASE_URL (make test-services runs the suite against it)",
+)

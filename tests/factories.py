@@ -1,0 +1,86 @@
+import factory
+
+from accounts.models import ApiKey, Membership, Organization, User
+from accounts.secrets import credential_mint
+from audit.models import AuditChain
+from rbac.models import Role, Team, TeamMembership
+from rbac.roles import BuiltinRole
+
+PASSWORD = "correct horse battery staple 42"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    display_name = factory.Faker("name")
+
+    @factory.post_generation
+    def password(self, create, extracted, **kwargs):
+        # Hashing is real Argon2 (~30 ms), so only users who log in get a usable password.
+        if extracted:
+            self.set_password(extracted)
+        else:
+            self.set_unusable_password()
+        if create:
+            self.save(update_fields=["password"])
+
+
+class OrgFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organization
+
+    slug = factory.Sequence(lambda n: f"org-{n}")
+    name = factory.Sequence(lambda n: f"Organization {n}")
+
+    @factory.post_generation
+    def chain(self, create, extracted, **kwargs):
+        if create:
+            AuditChain.objects.get_or_create(chain=str(self.pk))
+
+
+class MemberFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    org = factory.SubFactory(OrgFactory)
+    user = factory.SubFactory(UserFactory)
+    role = BuiltinRole.MEMBER
+
+
+class RoleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Role
+
+    org = factory.SubFactory(OrgFactory)
+    name = factory.Sequence(lambda n: f"Role {n}")
+    permissions = factory.LazyFunction(lambda: ["agent:read"])
+
+
+class TeamFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Team
+
+    org = factory.SubFactory(OrgFactory)
+    name = factory.Sequence(lambda n: f"Team {n}")
+
+
+class TeamMemberFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TeamMembership
+
+    team = factory.SubFactory(TeamFactory)
+    membership = factory.SubFactory(MemberFactory, org=factory.SelfAttribute("..team.org"))
+
+
+def api_key_for(org, permissions, **fields) -> tuple[ApiKey, str]:
+    """An API key row and its presentable secret, without going through the service."""
+    minted = credential_mint(ApiKey.PREFIX)
+    key = ApiKey.objects.create(
+        org=org, name=fields.pop("name", "test key"), lookup_id=minted.lookup_id,
+        secret_hash=minted.secret_hash, hash_kid=minted.hash_kid,
+        permissions=[str(p) for p in permissions], **fields,
+    )
+    return key, minted.display
