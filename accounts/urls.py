@@ -1,10 +1,32 @@
-from django.urls import path
+"""Page routes. The org admin pages of every app live under /orgs/<org>/ in this one namespace, so
+the navigation and the tests name them the same way (`accounts:members`, `accounts:audit-log`)."""
+
+from django.urls import include, path
 
 from accounts import views
+from audit import views as audit_views
+from rbac import views as rbac_views
+
+org_pages = [
+    path("members/", views.MemberListView.as_view(), name="members"),
+    path("members/<uuid:pk>/", views.MemberEditView.as_view(), name="member-edit"),
+    path("members/<uuid:pk>/remove/", views.MemberRemoveView.as_view(), name="member-remove"),
+    path("teams/", rbac_views.TeamListView.as_view(), name="teams"),
+    path("teams/<uuid:pk>/", rbac_views.TeamDetailView.as_view(), name="team-detail"),
+    path("roles/", rbac_views.RoleListView.as_view(), name="roles"),
+    path("roles/new/", rbac_views.RoleCreateView.as_view(), name="role-new"),
+    path("roles/<uuid:pk>/", rbac_views.RoleEditView.as_view(), name="role-edit"),
+    path("api-keys/", views.ApiKeyListView.as_view(), name="api-keys"),
+    path("api-keys/<uuid:pk>/revoke/", views.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
+    path("audit/", audit_views.AuditLogView.as_view(), name="audit-log"),
+    path("access-review/", audit_views.AccessReviewView.as_view(), name="access-review"),
+]
 
 app_name = "accounts"
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", views.LoginView.as_view(), name="login"),
+    path("login/", views.login_view, name="login"),
     path("logout/", views.logout_view, name="logout"),
+    path("orgs/switch/", views.org_switch, name="org-switch"),
+    path("orgs/<str:org>/", include(org_pages)),
 ]

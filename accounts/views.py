@@ -1,24 +1,225 @@
-from django.contrib.auth import logout
-from django.contrib.auth import views as auth_views
+"""Pages: login, logout, home and the org switcher; org members and org API keys."""
+
+from django.contrib import messages
+from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect
-from django.views.decorators.http import require_POST
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import services
+from accounts.forms import ApiKeyCreateForm, LoginForm, MemberAddForm, MemberEditForm
+from accounts.models import ApiKey, Membership
+from audit.actors import Actor
+from audit.events import AuditEvent, Outcome
+from audit.services import audit_record
+from iam_project.errors import ServiceError
+from rbac.forms import permission_groups
+from rbac.models import Role
+from rbac.pages import OrgPageMixin, form_apply_service_error, orgs_for_user
+from rbac.permissions import Perm
+
+# --- Login, logout, home ----------------------------------------------------------------------
 
 
-class LoginView(auth_views.LoginView):
-    template_name = "accounts/login.html"
-    redirect_authenticated_user = True
+def _safe_next(request) -> str | None:
+    target = request.POST.get("next") or request.GET.get("next")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return None
+
+
+def _record_login(form: LoginForm) -> None:
+    # Login events belong to no org (the platform chain). Data never holds the email or password.
+    if form.user is not None:
+        audit_record(org=None, actor=Actor.for_user(form.user), event=AuditEvent.LOGIN_SUCCEEDED,
+                     data={"method": "password"})
+    else:
+        audit_record(org=None, actor=Actor.anonymous(), event=AuditEvent.LOGIN_FAILED,
+                     outcome=Outcome.FAILURE,
+                     data={"reason": form.failure_reason or "bad_credentials", "method": "password"})
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "HEAD", "POST"])
+def login_view(request):
+    if request.method == "POST":
+        form = LoginForm(request, data=request.POST)
+        valid = form.is_valid()
+        _record_login(form)
+        if valid:
+            login(request, form.user)  # rotates the session key and the CSRF token
+            return redirect(_safe_next(request) or "accounts:home")
+        status = 400
+    else:
+        if request.user.is_authenticated:
+            return redirect(_safe_next(request) or "accounts:home")
+        form, status = LoginForm(request), 200
+    context = {"form": form, "next": _safe_next(request) or ""}
+    return render(request, "accounts/login.html", context, status=status)
 
 
 @require_POST
 def logout_view(request):
+    if request.user.is_authenticated:
+        audit_record(org=None, actor=Actor.for_user(request.user), event=AuditEvent.LOGOUT)
     logout(request)
     return redirect("accounts:login")
 
 
 @login_required
 def home(request):
-    membership = request.user.memberships.select_related("org").order_by("created_at").first()
-    if membership is None:
-        return redirect("accounts:login")
-    return redirect("accounts:login")
+    orgs = orgs_for_user(request.user)
+    if not orgs:
+        return render(request, "accounts/no_org.html", {"user_orgs": []})
+    return redirect("accounts:members", org=orgs[0].slug)
+
+
+@login_required
+@require_GET
+def org_switch(request):
+    """The switcher's target. Only the caller's own orgs are offered, and only those are honoured."""
+    slug = request.GET.get("org", "")
+    if slug not in {o.slug for o in orgs_for_user(request.user)}:
+        raise Http404("No such organization.")
+    return redirect("accounts:members", org=slug)
+
+
+# --- Members ----------------------------------------------------------------------------------
+
+
+class MemberListView(OrgPageMixin, View):
+    required = {"get": Perm.MEMBER_READ, "post": Perm.MEMBER_WRITE}
+    template = "accounts/members.html"
+
+    def get(self, request, org):
+        return self.page(MemberAddForm(org=self.org))
+
+    def post(self, request, org):
+        form = MemberAddForm(request.POST, org=self.org)
+        if not form.is_valid():
+            return self.page(form, status=400)
+        try:
+            services.member_add(access=self.access, email=form.cleaned_data["email"],
+                                role=form.cleaned_data["role"],
+                                custom_roles=list(form.cleaned_data["custom_roles"]))
+        except ServiceError as exc:
+            form_apply_service_error(form, exc)
+            return self.page(form, status=exc.status)
+        messages.success(request, f"Added {form.cleaned_data['email']}.")
+        return redirect("accounts:members", org=self.org.slug)
+
+    def page(self, form, status=200):
+        members = (
+            Membership.objects.for_org(self.org)
+            .select_related("user")
+            .prefetch_related("custom_roles", "team_memberships__team")
+            .order_by("created_at")
+        )
+        return self.render_page(self.template, status=status, members=members, form=form)
+
+
+class MemberEditView(OrgPageMixin, View):
+    required = {"get": Perm.MEMBER_READ, "post": Perm.MEMBER_WRITE}
+    template = "accounts/member_edit.html"
+
+    def get(self, request, org, pk):
+        member = self.scoped(Membership, pk=pk)
+        initial = {"role": member.role, "status": member.status,
+                   "custom_roles": list(Role.objects.for_org(self.org).filter(members=member))}
+        form = MemberEditForm(initial=initial, org=self.org, membership=member)
+        return self.render_page(self.template, member=member, form=form)
+
+    def post(self, request, org, pk):
+        member = self.scoped(Membership, pk=pk)
+        form = MemberEditForm(request.POST, org=self.org, membership=member)
+        if form.is_valid():
+            try:
+                services.member_update(access=self.access, membership=member,
+                                       role=form.cleaned_data["role"], status=form.cleaned_data["status"],
+                                       custom_roles=list(form.cleaned_data["custom_roles"]))
+            except ServiceError as exc:
+                form_apply_service_error(form, exc)
+                member.refresh_from_db()
+                return self.render_page(self.template, status=exc.status, member=member, form=form)
+            messages.success(request, f"Saved {member.user.email}.")
+            return redirect("accounts:members", org=self.org.slug)
+        return self.render_page(self.template, status=400, member=member, form=form)
+
+
+class MemberRemoveView(OrgPageMixin, View):
+    required = {"get": Perm.MEMBER_WRITE, "post": Perm.MEMBER_WRITE}
+    template = "accounts/member_remove.html"
+
+    def get(self, request, org, pk):
+        return self.render_page(self.template, member=self.scoped(Membership, pk=pk))
+
+    def post(self, request, org, pk):
+        member = self.scoped(Membership, pk=pk)
+        email = member.user.email
+        try:
+            services.member_remove(access=self.access, membership=member)
+        except ServiceError as exc:
+            messages.error(request, exc.detail)
+            return self.render_page(self.template, status=exc.status, member=member)
+        messages.success(request, f"Removed {email}.")
+        return redirect("accounts:members", org=self.org.slug)
+
+
+# --- API keys ---------------------------------------------------------------------------------
+
+
+class ApiKeyListView(OrgPageMixin, View):
+    required = {"get": Perm.API_KEY_READ, "post": Perm.API_KEY_WRITE}
+    template = "accounts/api_keys.html"
+
+    def get(self, request, org):
+        return self.page(ApiKeyCreateForm())
+
+    def post(self, request, org):
+        form = ApiKeyCreateForm(request.POST)
+        if not form.is_valid():
+            return self.page(form, status=400)
+        data = form.cleaned_data
+        try:
+            key, secret = services.api_key_create(access=self.access, name=data["name"],
+                                                  permissions=data["permissions"],
+                                                  expires_at=data["expires_at"])
+        except ServiceError as exc:
+            form_apply_service_error(form, exc)
+            return self.page(form, status=exc.status)
+        # The secret is rendered into this one response and kept nowhere (not the session, not a
+        # message), so it cannot be shown again; no-store keeps it out of the browser cache too.
+        response = self.render_page("accounts/api_key_created.html", status=201, key=key, secret=secret)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def page(self, form, status=200):
+        keys = ApiKey.objects.for_org(self.org).select_related("created_by").order_by("-created_at")
+        groups = permission_groups(form, "permissions", self.access)
+        return self.render_page(self.template, status=status, keys=keys, form=form, groups=groups)
+
+
+class ApiKeyRevokeView(OrgPageMixin, View):
+    required = {"get": Perm.API_KEY_WRITE, "post": Perm.API_KEY_WRITE}
+    template = "accounts/api_key_revoke.html"
+
+    def get(self, request, org, pk):
+        return self.render_page(self.template, key=self.scoped(ApiKey, pk=pk))
+
+    def post(self, request, org, pk):
+        key = self.scoped(ApiKey, pk=pk)
+        try:
+            services.api_key_revoke(access=self.access, key=key)
+        except ServiceError as exc:
+            messages.error(request, exc.detail)
+            return self.render_page(self.template, status=exc.status, key=key)
+        messages.success(request, f"Revoked {key.name}.")
+        return redirect("accounts:api-keys", org=self.org.slug)

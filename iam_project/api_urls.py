@@ -1,13 +1,14 @@
 """Routes of the admin REST API, under /api/v1/orgs/{org}/."""
 
-from django.urls import path
+from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
 from accounts.api import ApiKeyViewSet, MemberViewSet
 from audit.api import AccessReviewExportView, AuditEventViewSet, AuditVerifyView
 from rbac.api import PermissionCatalogueView, RoleViewSet, TeamViewSet
 
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter()
+router.trailing_slash = "/?"  # integrators write both; neither should be a redirect
 router.register("members", MemberViewSet, basename="member")
 router.register("teams", TeamViewSet, basename="team")
 router.register("roles", RoleViewSet, basename="role")
@@ -16,8 +17,8 @@ router.register("audit/events", AuditEventViewSet, basename="audit-event")
 
 app_name = "api"
 urlpatterns = [
-    path("audit/verify", AuditVerifyView.as_view(), name="audit-verify"),
-    path("exports/access-review.csv", AccessReviewExportView.as_view(), name="access-review"),
-    path("permissions", PermissionCatalogueView.as_view(), name="permissions"),
+    re_path(r"^audit/verify/?$", AuditVerifyView.as_view(), name="audit-verify"),
+    re_path(r"^exports/access-review\.csv$", AccessReviewExportView.as_view(), name="access-review"),
+    re_path(r"^permissions/?$", PermissionCatalogueView.as_view(), name="permissions"),
     *router.urls,
 ]

@@ -31,6 +31,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 class OrgFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Organization
+        skip_postgeneration_save = True
 
     slug = factory.Sequence(lambda n: f"org-{n}")
     name = factory.Sequence(lambda n: f"Organization {n}")

@@ -1,0 +1,77 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts.models import Membership, Organization
+from accounts.services import member_add, org_create, user_get_or_create
+from audit.actors import Actor
+from rbac.guard import access_for_user
+from rbac.models import Role, Team
+from rbac.permissions import Perm
+from rbac.roles import BuiltinRole
+from rbac.services import member_custom_roles_set, role_create, team_create, team_member_add
+
+DEMO_SLUG = "demo"
+DEMO_OWNER = "owner@demo.example"
+DEMO_PASSWORD = "demo-password-change-me"
+PEOPLE = [
+    ("alice@demo.example", "Alice Operator", BuiltinRole.MEMBER),
+    ("bob@demo.example", "Bob Viewer", BuiltinRole.VIEWER),
+    ("carol@demo.example", "Carol Billing", BuiltinRole.BILLING_ADMIN),
+    ("dan@demo.example", "Dan Auditor", BuiltinRole.VIEWER),
+]
+
+
+class Command(BaseCommand):
+    help = "Create (idempotently) a demo organization with members, a team and a custom role."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--force", action="store_true", help="allow in production mode")
+
+    def handle(self, *args, **opts):
+        if not settings.DEBUG and not opts["force"]:
+            raise CommandError("seed_demo creates a known password; refusing in production mode")
+        with transaction.atomic():
+            owner = self._user(DEMO_OWNER, "Demo Owner")
+            if not Organization.objects.filter(slug=DEMO_SLUG).exists():
+                org_create(slug=DEMO_SLUG, name="Demo Org", owner=owner,
+                           actor=Actor.system("seed_demo"))
+            access = access_for_user(user=owner, org_slug=DEMO_SLUG)
+            self._people(access)
+            self._auditor_role(access)
+            self._team(access)
+        self.stdout.write(self.style.SUCCESS("Demo organization ready."))
+        self.stdout.write(f"  Sign in at {settings.IAM_CANONICAL_ORIGIN}/login/")
+        self.stdout.write(f"  email:    {DEMO_OWNER}")
+        self.stdout.write(f"  password: {DEMO_PASSWORD}")
+
+    @staticmethod
+    def _user(email, name):
+        user = user_get_or_create(email=email, display_name=name)
+        user.set_password(DEMO_PASSWORD)  # the printed demo login always works
+        user.save(update_fields=["password"])
+        return user
+
+    def _people(self, access):
+        for email, name, role in PEOPLE:
+            user = self._user(email, name)
+            if not Membership.objects.for_org(access.org).filter(user=user).exists():
+                member_add(access=access, email=email, role=role)
+
+    @staticmethod
+    def _auditor_role(access):
+        role = Role.objects.for_org(access.org).filter(name="Auditor").first()
+        if role is None:
+            role = role_create(access=access, name="Auditor",
+                               description="Reads the audit log and exports access reviews.",
+                               permissions=[Perm.AUDIT_READ, Perm.ACCESS_REVIEW_EXPORT])
+        dan = Membership.objects.for_org(access.org).get(user__email="dan@demo.example")
+        member_custom_roles_set(access=access, membership=dan, roles=[role])
+
+    @staticmethod
+    def _team(access):
+        if Team.objects.for_org(access.org).filter(name="Platform").exists():
+            return
+        team = team_create(access=access, name="Platform", description="Runs the agent fleet.")
+        alice = Membership.objects.for_org(access.org).get(user__email="alice@demo.example")
+        team_member_add(access=access, team=team, membership=alice, role="admin")

@@ -1,0 +1,81 @@
+"""Forms of the team and role pages, and the grouped permission picker the API-key page reuses.
+
+Forms only shape input; every rule (no escalation, team standing) is enforced by rbac.services.
+"""
+
+from django import forms
+
+from accounts.models import Membership
+from rbac.models import Role
+from rbac.permissions import Perm, catalogue_by_category
+from rbac.roles import TeamRole
+
+
+class PermissionsField(forms.MultipleChoiceField):
+    """Catalogue permissions by value. Rendered by templates/includes/permission_picker.html."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("choices", [(p.value, p.description) for p in Perm])
+        super().__init__(**kwargs)
+
+
+def permission_groups(form, field_name: str, access, initial=()) -> list[dict]:
+    """Checkbox data grouped by category. Permissions the viewer lacks are disabled: granting them
+    would be refused server-side anyway (no escalation), so offering them only invites an error."""
+    if form.is_bound:
+        chosen = set(form.data.getlist(field_name))
+    else:
+        chosen = {str(v) for v in initial}
+    groups = []
+    for category, perms in catalogue_by_category().items():
+        items = [
+            {"value": p.value, "description": p.description, "id": f"id_{field_name}_{p.name.lower()}",
+             "checked": p.value in chosen, "disabled": not access.has(p)}
+            for p in perms
+        ]
+        groups.append({"category": category, "perms": items})
+    return groups
+
+
+def org_roles_field(org, **kwargs) -> forms.ModelMultipleChoiceField:
+    """Custom roles of this org only: an id from another org is simply an invalid choice."""
+    return forms.ModelMultipleChoiceField(
+        queryset=Role.objects.for_org(org).order_by("name"), required=False,
+        widget=forms.CheckboxSelectMultiple, **kwargs,
+    )
+
+
+class RoleForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    permissions = PermissionsField(required=False)
+
+
+class TeamCreateForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(max_length=500, required=False)
+
+
+class TeamMemberAddForm(forms.Form):
+    membership = forms.ModelChoiceField(queryset=Membership.objects.none(), label="Member")
+    role = forms.ChoiceField(choices=TeamRole.choices, initial=TeamRole.MEMBER, label="Team role")
+
+    def __init__(self, *args, org, team, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["membership"].queryset = (
+            Membership.objects.for_org(org)
+            .exclude(team_memberships__team=team)
+            .select_related("user")
+            .order_by("user__email")
+        )
+        self.fields["membership"].label_from_instance = lambda m: m.user.email
+
+
+class TeamMemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=TeamRole.choices, label="Team role")
+
+
+class TeamRolesForm(forms.Form):
+    def __init__(self, *args, org, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["roles"] = org_roles_field(org, label="Roles granted to every team member")

@@ -1,0 +1,211 @@
+"""Pages: teams (list, create, detail with members and granted roles) and roles (list, editor)."""
+
+from django.contrib import messages
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect
+from django.views import View
+
+from iam_project.errors import ServiceError
+from rbac import services
+from rbac.forms import (
+    RoleForm,
+    TeamCreateForm,
+    TeamMemberAddForm,
+    TeamMemberRoleForm,
+    TeamRolesForm,
+    permission_groups,
+)
+from rbac.models import Role, Team, TeamMembership
+from rbac.pages import OrgPageMixin, form_apply_service_error
+from rbac.permissions import Perm
+from rbac.roles import BUILTIN_ROLES, BuiltinRole
+
+# --- Teams ------------------------------------------------------------------------------------
+
+
+class TeamListView(OrgPageMixin, View):
+    required = {"get": Perm.TEAM_READ, "post": Perm.TEAM_WRITE}
+    template = "rbac/teams.html"
+
+    def get(self, request, org):
+        return self.page(TeamCreateForm())
+
+    def post(self, request, org):
+        form = TeamCreateForm(request.POST)
+        if not form.is_valid():
+            return self.page(form, status=400)
+        try:
+            team = services.team_create(access=self.access, **form.cleaned_data)
+        except ServiceError as exc:
+            form_apply_service_error(form, exc)
+            return self.page(form, status=exc.status)
+        messages.success(request, f"Created team {team.name}.")
+        return redirect("accounts:team-detail", org=self.org.slug, pk=team.pk)
+
+    def page(self, form, status=200):
+        teams = (
+            Team.objects.for_org(self.org)
+            .annotate(member_count=Count("memberships"))
+            .prefetch_related("roles")
+            .order_by("name")
+        )
+        return self.render_page(self.template, status=status, teams=teams, form=form)
+
+
+class TeamDetailView(OrgPageMixin, View):
+    """One page, several small forms; `action` names which one was submitted. Team admins (not only
+    TEAM_WRITE holders) manage a team, so POST needs TEAM_READ and the services check standing."""
+
+    required = {"get": Perm.TEAM_READ, "post": Perm.TEAM_READ}
+    template = "rbac/team_detail.html"
+    actions = {"add_member", "set_member_role", "remove_member", "set_roles"}
+
+    def get(self, request, org, pk):
+        return self.page(self.scoped(Team, pk=pk))
+
+    def post(self, request, org, pk):
+        team = self.scoped(Team, pk=pk)
+        action = request.POST.get("action", "")
+        if action not in self.actions:
+            messages.error(request, "Unknown action.")
+            return self.page(team, status=400)
+        return getattr(self, action)(request, team)
+
+    def add_member(self, request, team):
+        form = TeamMemberAddForm(request.POST, org=self.org, team=team)
+        if not form.is_valid():
+            return self.page(team, status=400, add_form=form)
+        membership = form.cleaned_data["membership"]
+        return self.run(team, f"Added {membership.user.email}.", services.team_member_add,
+                        team=team, membership=membership, role=form.cleaned_data["role"])
+
+    def set_member_role(self, request, team):
+        tm = self.team_membership(request, team)
+        form = TeamMemberRoleForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Choose a team role.")
+            return self.page(team, status=400)
+        return self.run(team, "Team role changed.", services.team_member_update,
+                        team_membership=tm, role=form.cleaned_data["role"])
+
+    def remove_member(self, request, team):
+        tm = self.team_membership(request, team)
+        return self.run(team, "Removed from the team.", services.team_member_remove, team_membership=tm)
+
+    def set_roles(self, request, team):
+        form = TeamRolesForm(request.POST, org=self.org)
+        if not form.is_valid():
+            return self.page(team, status=400, roles_form=form)
+        return self.run(team, "Team roles saved.", services.team_update,
+                        team=team, roles=list(form.cleaned_data["roles"]))
+
+    def team_membership(self, request, team):
+        # Reached through the org-scoped team, so another org's row is a 404.
+        return get_object_or_404(
+            TeamMembership.objects.select_related("team", "membership"),
+            team=team, pk=request.POST.get("team_membership") or 0,
+        )
+
+    def run(self, team, success: str, service, **kwargs):
+        try:
+            service(access=self.access, **kwargs)
+        except ServiceError as exc:
+            messages.error(self.request, exc.detail)
+            return self.page(team, status=exc.status)
+        messages.success(self.request, success)
+        return redirect("accounts:team-detail", org=self.org.slug, pk=team.pk)
+
+    def page(self, team, status=200, add_form=None, roles_form=None):
+        team_members = (
+            TeamMembership.objects.filter(team=team).select_related("membership__user").order_by("created_at")
+        )
+        granted = list(team.roles.order_by("name"))
+        return self.render_page(
+            self.template, status=status, team=team, team_members=team_members, granted=granted,
+            can_manage=self.access.can_manage_team(team.pk),
+            add_form=add_form or TeamMemberAddForm(org=self.org, team=team),
+            roles_form=roles_form or TeamRolesForm(org=self.org, initial={"roles": granted}),
+            team_roles=TeamMemberRoleForm.base_fields["role"].choices,
+        )
+
+
+# --- Roles ------------------------------------------------------------------------------------
+
+
+class RoleListView(OrgPageMixin, View):
+    required = {"get": Perm.ROLE_READ}
+    template = "rbac/roles.html"
+
+    def get(self, request, org):
+        builtin = [
+            {"name": label, "key": key, "perms": sorted(BUILTIN_ROLES[key])}
+            for key, label in BuiltinRole.choices
+        ]
+        custom = Role.objects.for_org(self.org).order_by("name")
+        return self.render_page(self.template, builtin=builtin, custom=custom)
+
+
+class RoleCreateView(OrgPageMixin, View):
+    required = {"get": Perm.ROLE_WRITE, "post": Perm.ROLE_WRITE}
+    template = "rbac/role_form.html"
+
+    def get(self, request, org):
+        return self.page(RoleForm())
+
+    def post(self, request, org):
+        form = RoleForm(request.POST)
+        if not form.is_valid():
+            return self.page(form, status=400)
+        try:
+            role = services.role_create(access=self.access, **form.cleaned_data)
+        except ServiceError as exc:
+            form_apply_service_error(form, exc)
+            return self.page(form, status=exc.status)
+        messages.success(request, f"Created role {role.name}.")
+        return redirect("accounts:roles", org=self.org.slug)
+
+    def page(self, form, status=200):
+        groups = permission_groups(form, "permissions", self.access)
+        return self.render_page(self.template, status=status, form=form, groups=groups, role=None)
+
+
+class RoleEditView(OrgPageMixin, View):
+    required = {"get": Perm.ROLE_READ, "post": Perm.ROLE_WRITE}
+    template = "rbac/role_form.html"
+
+    def get(self, request, org, pk):
+        role = self.scoped(Role, pk=pk)
+        form = RoleForm(initial={"name": role.name, "description": role.description})
+        return self.page(role, form)
+
+    def post(self, request, org, pk):
+        role = self.scoped(Role, pk=pk)
+        if request.POST.get("action") == "delete":
+            return self.delete(role)
+        form = RoleForm(request.POST)
+        if not form.is_valid():
+            return self.page(role, form, status=400)
+        try:
+            services.role_update(access=self.access, role=role, **form.cleaned_data)
+        except ServiceError as exc:
+            form_apply_service_error(form, exc)
+            role.refresh_from_db()
+            return self.page(role, form, status=exc.status)
+        messages.success(request, f"Saved role {role.name}.")
+        return redirect("accounts:roles", org=self.org.slug)
+
+    def delete(self, role):
+        name = role.name
+        try:
+            services.role_delete(access=self.access, role=role)
+        except ServiceError as exc:
+            messages.error(self.request, exc.detail)
+            return self.page(role, RoleForm(initial={"name": role.name}), status=exc.status)
+        messages.success(self.request, f"Deleted role {name}.")
+        return redirect("accounts:roles", org=self.org.slug)
+
+    def page(self, role, form, status=200):
+        groups = permission_groups(form, "permissions", self.access, initial=role.permissions)
+        beyond_mine = not self.access.has_all(role.perms)
+        return self.render_page(self.template, status=status, form=form, groups=groups, role=role,
+                                beyond_mine=beyond_mine)

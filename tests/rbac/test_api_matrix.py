@@ -1,0 +1,137 @@
+"""The permission matrix for every admin API resource: anonymous 401, missing permission 403,
+another org's URL or object 404, allowed 2xx. Each refused call also changes nothing."""
+
+import pytest
+
+from accounts.models import ApiKey, Membership
+from audit.actors import Actor
+from audit.events import AuditEvent
+from audit.models import AuditEntry
+from audit.services import audit_record
+from rbac.models import Role, Team
+from rbac.permissions import Perm
+from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, api_key_for
+
+pytestmark = pytest.mark.django_db
+
+
+def _objects(org):
+    """One object of each kind in `org`, keyed by the name used in the cases below."""
+    member = MemberFactory(org=org)
+    MemberFactory(org=org, role="owner")
+    entry = audit_record(org=org, actor=Actor.system(), event=AuditEvent.ORG_UPDATED)
+    return {
+        "member": member.pk,
+        "team": TeamFactory(org=org).pk,
+        "role": RoleFactory(org=org, permissions=["agent:read"]).pk,
+        "api_key": api_key_for(org, [Perm.MEMBER_READ])[0].pk,
+        "audit": entry.pk,
+    }
+
+
+# (method, path, permission, body, allowed status, model whose rows must not change when refused)
+CASES = [
+    ("get", "members", Perm.MEMBER_READ, None, 200, None),
+    ("get", "members/{member}", Perm.MEMBER_READ, None, 200, None),
+    ("post", "members", Perm.MEMBER_WRITE, {"email": "new@example.com", "role": "viewer"}, 201, Membership),
+    ("patch", "members/{member}", Perm.MEMBER_WRITE, {"role": "viewer"}, 200, None),
+    ("delete", "members/{member}", Perm.MEMBER_WRITE, None, 204, Membership),
+    ("get", "teams", Perm.TEAM_READ, None, 200, None),
+    ("get", "teams/{team}", Perm.TEAM_READ, None, 200, None),
+    ("post", "teams", Perm.TEAM_WRITE, {"name": "Ops"}, 201, Team),
+    ("get", "roles", Perm.ROLE_READ, None, 200, None),
+    ("get", "roles/builtin", Perm.ROLE_READ, None, 200, None),
+    ("get", "roles/{role}", Perm.ROLE_READ, None, 200, None),
+    ("post", "roles", Perm.ROLE_WRITE, {"name": "Ops", "permissions": ["agent:read"]}, 201, Role),
+    ("patch", "roles/{role}", Perm.ROLE_WRITE, {"description": "x"}, 200, None),
+    ("delete", "roles/{role}", Perm.ROLE_WRITE, None, 204, Role),
+    ("get", "permissions", Perm.ROLE_READ, None, 200, None),
+    ("get", "api-keys", Perm.API_KEY_READ, None, 200, None),
+    ("get", "api-keys/{api_key}", Perm.API_KEY_READ, None, 200, None),
+    ("post", "api-keys", Perm.API_KEY_WRITE, {"name": "ci", "permissions": ["member:read"]}, 201, ApiKey),
+    ("delete", "api-keys/{api_key}", Perm.API_KEY_WRITE, None, 204, None),
+    ("get", "audit/events", Perm.AUDIT_READ, None, 200, None),
+    ("get", "audit/events/{audit}", Perm.AUDIT_READ, None, 200, None),
+    ("get", "audit/verify", Perm.AUDIT_READ, None, 200, None),
+    ("get", "exports/access-review.csv", Perm.ACCESS_REVIEW_EXPORT, None, 200, None),
+]
+IDS = [f"{m} {p}" for m, p, *_ in CASES]
+
+
+def _call(client, method, org, path, objects, body):
+    url = f"/api/v1/orgs/{org.slug}/{path.format(**objects)}"
+    return getattr(client, method)(url, body, format="json") if body else getattr(client, method)(url)
+
+
+@pytest.mark.parametrize("method,path,perm,body,ok,model", CASES, ids=IDS)
+def test_anonymous_gets_401(api, org, method, path, perm, body, ok, model):
+    objects = _objects(org)
+    response = _call(api, method, org, path, objects, body)
+    assert response.status_code == 401
+    assert response.json()["error"] == "not_authenticated"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("method,path,perm,body,ok,model", CASES, ids=IDS)
+def test_missing_permission_gets_403_and_changes_nothing(key_client, org, method, path, perm, body, ok,
+                                                         model):
+    objects = _objects(org)
+    client = key_client(*[p for p in Perm if p != perm])
+    before = model.objects.for_org(org).count() if model else None
+    response = _call(client, method, org, path, objects, body)
+    assert response.status_code == 403
+    assert response.json()["error"] == "permission_denied"
+    if model:
+        assert model.objects.for_org(org).count() == before
+    denial = AuditEntry.objects.for_org(org).filter(event_name="access.denied").latest("seq")
+    assert denial.data["required"] == perm.value
+
+
+@pytest.mark.parametrize("method,path,perm,body,ok,model", CASES, ids=IDS)
+def test_key_of_another_org_gets_404(key_client, org, method, path, perm, body, ok, model):
+    objects = _objects(org)
+    other = OrgFactory()
+    response = _call(key_client(*Perm, for_org=other), method, org, path, objects, body)
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found", "detail": "Not found."}
+
+
+@pytest.mark.parametrize("method,path,perm,body,ok,model", [c for c in CASES if "{" in c[1]],
+                         ids=[i for i, c in zip(IDS, CASES, strict=True) if "{" in c[1]])
+def test_object_of_another_org_gets_404(key_client, org, method, path, perm, body, ok, model):
+    other = OrgFactory()
+    foreign = _objects(other)
+    before = model.objects.for_org(other).count() if model else None
+    response = _call(key_client(*Perm), method, org, path, foreign, body)
+    assert response.status_code == 404
+    if model:
+        assert model.objects.for_org(other).count() == before
+
+
+@pytest.mark.parametrize("method,path,perm,body,ok,model", CASES, ids=IDS)
+def test_allowed_gets_2xx(key_client, org, method, path, perm, body, ok, model):
+    objects = _objects(org)
+    response = _call(key_client(*Perm), method, org, path, objects, body)
+    assert response.status_code == ok, response.content[:500]
+
+
+def test_session_auth_works_and_requires_csrf(org, owner):
+    from rest_framework.test import APIClient
+
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(owner.user)
+    assert client.get(f"/api/v1/orgs/{org.slug}/members").status_code == 200
+    response = client.post(f"/api/v1/orgs/{org.slug}/teams", {"name": "x"}, format="json")
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
+    assert not Team.objects.for_org(org).exists()
+
+
+def test_member_of_another_org_gets_404_through_the_session(org):
+    from rest_framework.test import APIClient
+
+    stranger = MemberFactory(org=OrgFactory(), role="owner")
+    client = APIClient()
+    client.force_login(stranger.user)
+    assert client.get(f"/api/v1/orgs/{org.slug}/members").status_code == 404
+    assert client.get("/api/v1/orgs/no-such-org/members").status_code == 404

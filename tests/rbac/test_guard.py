@@ -1,0 +1,59 @@
+import pytest
+
+from rbac.guard import access_for_user
+from rbac.models import RoleAssignment, Team, TeamMembership
+from rbac.permissions import Perm
+from rbac.roles import BUILTIN_ROLES
+from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory
+
+pytestmark = pytest.mark.django_db
+
+EXTRA = [Perm.AUDIT_READ, Perm.SSO_READ, Perm.POLICY_READ, Perm.SCIM_READ]
+
+
+def _member_with(org, n):
+    """A viewer holding n custom roles directly and n more through n teams."""
+    member = MemberFactory(org=org, role="viewer")
+    for i in range(n):
+        role = RoleFactory(org=org, permissions=[EXTRA[i % 2]])
+        RoleAssignment.objects.create(membership=member, role=role)
+        team = TeamFactory(org=org)
+        team.roles.add(RoleFactory(org=org, permissions=[EXTRA[2 + i % 2]]))
+        TeamMembership.objects.create(team=team, membership=member, role="member")
+    return member
+
+
+@pytest.mark.parametrize("n", [1, 10, 100])
+def test_resolution_costs_three_queries_whatever_the_number_of_roles_and_teams(
+    org, n, django_assert_num_queries
+):
+    member = _member_with(org, n)
+    with django_assert_num_queries(3):
+        access = access_for_user(user=member.user, org_slug=org.slug)
+    assert access.perms == BUILTIN_ROLES["viewer"] | set(EXTRA[: min(n, 2)]) | set(EXTRA[2: 2 + min(n, 2)])
+    assert len(access.team_roles) == n
+
+
+def test_effective_permissions_are_the_union_of_org_custom_and_team_roles(org):
+    member = MemberFactory(org=org, role="viewer")
+    RoleAssignment.objects.create(membership=member,
+                                  role=RoleFactory(org=org, permissions=["audit:read"]))
+    team = TeamFactory(org=org)
+    team.roles.add(RoleFactory(org=org, permissions=["sso:read", "no-longer:in-catalogue"]))
+    TeamMembership.objects.create(team=team, membership=member, role="admin")
+    access = access_for_user(user=member.user, org_slug=org.slug)
+    assert access.perms == BUILTIN_ROLES["viewer"] | {Perm.AUDIT_READ, Perm.SSO_READ}
+    assert access.can_manage_team(team.pk)
+    assert not access.can_manage_team(TeamFactory(org=org).pk)
+
+
+def test_roles_of_other_orgs_and_inactive_members_grant_nothing(org):
+    member = MemberFactory(org=org, role="viewer")
+    other = OrgFactory()
+    foreign_team = Team.objects.create(org=other, name="x")
+    foreign_team.roles.add(RoleFactory(org=other, permissions=["org:delete"]))
+    assert Perm.ORG_DELETE not in access_for_user(user=member.user, org_slug=org.slug).perms
+    assert access_for_user(user=member.user, org_slug=other.slug) is None
+    member.status = "suspended"
+    member.save()
+    assert access_for_user(user=member.user, org_slug=org.slug) is None

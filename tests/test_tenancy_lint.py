@@ -1,0 +1,50 @@
+"""Org-scoped models are reached through `.for_org(org)`; `.unscoped()` is allowed only where a
+credential or a system job legitimately crosses orgs. This test reads the source and fails on any
+other use of an org-scoped model's manager, so a forgotten scope cannot be merged."""
+
+import re
+from pathlib import Path
+
+from django.apps import apps
+
+from accounts.tenancy import OrgScopedModel
+
+ROOT = Path(__file__).resolve().parent.parent
+SKIP_DIRS = {".venv", "tests", "migrations", "bench", "node_modules"}
+# file -> why it may call .unscoped()
+UNSCOPED_ALLOWED = {
+    "rbac/guard.py": "finds the caller's membership by the URL's org slug in the same query",
+    "rbac/authentication.py": "an API key names its own org; the guard then checks the URL's",
+    "audit/selectors.py": "the verifier walks whole chains, platform chain included",
+    "audit/services.py": "appends go through the chain head, not a scoped read",
+}
+
+
+def _scoped_model_names() -> list[str]:
+    return [m.__name__ for m in apps.get_models() if issubclass(m, OrgScopedModel)] + ["AuditEntry"]
+
+
+def _sources():
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT)
+        if not SKIP_DIRS.intersection(rel.parts):
+            yield str(rel), path.read_text()
+
+
+def test_org_scoped_models_are_only_reached_through_the_scoped_manager():
+    assert {"Membership", "ApiKey", "Role", "Team"} <= set(_scoped_model_names())
+    names = "|".join(_scoped_model_names())
+    call = re.compile(rf"\b({names})\.objects\.(\w+)")
+    problems = []
+    for rel, text in _sources():
+        for match in call.finditer(text):
+            model, method = match.groups()
+            if method == "for_org" or method == "none":
+                continue
+            if method == "unscoped" and rel in UNSCOPED_ALLOWED:
+                continue
+            if method == "create" and "org=" in text[match.end(): match.end() + 80]:
+                continue
+            line = text[: match.start()].count("\n") + 1
+            problems.append(f"{rel}:{line}: {model}.objects.{method}(...)")
+    assert not problems, "unscoped access to org-scoped models:\n" + "\n".join(problems)
