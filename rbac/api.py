@@ -29,6 +29,18 @@ class RoleWriteSerializer(serializers.Serializer):
     permissions = serializers.ListField(child=serializers.CharField(max_length=64))
 
 
+class CatalogueEntrySerializer(serializers.Serializer):
+    id = serializers.CharField()
+    category = serializers.CharField()
+    description = serializers.CharField()
+
+
+class BuiltinRoleSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    permissions = serializers.ListField(child=serializers.CharField())
+
+
 class _Crud(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     def _valid(self, serializer_class, data, partial=False) -> dict:
         serializer = serializer_class(data=data, partial=partial)
@@ -66,7 +78,7 @@ class RoleViewSet(_Crud):
         services.role_delete(access=self.access, role=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(responses={200: serializers.DictField()})
+    @extend_schema(responses={200: BuiltinRoleSerializer(many=True)})
     @action(detail=False, methods=["get"])
     def builtin(self, request, org):
         """The built-in roles and the permissions each grants."""
@@ -79,7 +91,7 @@ class RoleViewSet(_Crud):
 class PermissionCatalogueView(OrgScopedAPIView):
     required = {"get": Perm.ROLE_READ}
 
-    @extend_schema(responses={200: serializers.ListField(child=serializers.DictField())})
+    @extend_schema(responses={200: CatalogueEntrySerializer(many=True)})
     def get(self, request, org):
         """Every permission in the catalogue, with its category and description."""
         return Response(

@@ -27,6 +27,9 @@ class OrgAccessPermission(permissions.BasePermission):
         if access is None:
             raise exceptions.NotFound()
         request.access = access
+        method = request.method.lower()
+        if method not in view.http_method_names or getattr(view, method, None) is None:
+            raise exceptions.MethodNotAllowed(request.method)
         perm = view.required_permission()
         if perm is None:
             logger.error("%s declares no permission for %r", type(view).__name__, view.action_name())

@@ -1,0 +1,138 @@
+import csv
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from audit.actors import Actor
+from audit.events import AuditEvent
+from audit.models import AuditEntry
+from audit.services import audit_record
+from rbac.models import RoleAssignment, TeamMembership
+from rbac.permissions import Perm
+from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _fill(org, n):
+    for i in range(n):
+        audit_record(org=org, actor=Actor("human", f"u{i % 3}", "x"), event=AuditEvent.TEAM_CREATED,
+                     data={"name": f"t{i}"})
+
+
+def test_events_are_newest_first_with_cursor_pagination(org, key_client):
+    _fill(org, 7)
+    client = key_client(Perm.AUDIT_READ)
+    page = client.get(f"/api/v1/orgs/{org.slug}/audit/events?page_size=3").json()
+    seqs = [e["seq"] for e in page["results"]]
+    assert seqs == [7, 6, 5]
+    following = client.get(page["next"]).json()
+    assert [e["seq"] for e in following["results"]] == [4, 3, 2]
+    entry = page["results"][0]
+    assert set(entry) == {"id", "seq", "ts", "org", "actor", "event", "outcome", "ip", "user_agent",
+                          "correlation_id", "target", "data", "prev_hash", "hash"}
+    assert entry["event"] == {"code": 220, "name": "team.created"}
+    assert entry["ts"].endswith("Z")
+
+
+def test_events_filter_by_actor_event_and_time(org, key_client):
+    _fill(org, 6)
+    audit_record(org=org, actor=Actor.system(), event=AuditEvent.ORG_UPDATED, data={"fields": ["name"]})
+    client = key_client(Perm.AUDIT_READ)
+    base = f"/api/v1/orgs/{org.slug}/audit/events"
+    by_actor = client.get(f"{base}?actor=human:u1").json()["results"]
+    assert {e["actor"]["id"] for e in by_actor} == {"u1"} and len(by_actor) == 2
+    assert len(client.get(f"{base}?event=org.updated").json()["results"]) == 1
+    assert len(client.get(f"{base}?event=220").json()["results"]) == 6
+    assert client.get(f"{base}?event=no.such").json()["results"] == []
+    assert client.get(f"{base}?since=2999-01-01T00:00:00Z").json()["results"] == []
+    assert client.get(f"{base}?since=yesterday").status_code == 400
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete", "post"])
+def test_the_audit_log_cannot_be_changed_through_the_api_even_by_an_owner(org, key_client, method):
+    _fill(org, 1)
+    entry = AuditEntry.objects.for_org(org).get()
+    client = key_client(*Perm)
+    url = f"/api/v1/orgs/{org.slug}/audit/events" + ("" if method == "post" else f"/{entry.pk}")
+    assert getattr(client, method)(url, {"outcome": "x"}, format="json").status_code == 405
+    assert AuditEntry.objects.for_org(org).get().hash == entry.hash
+
+
+def test_reading_another_orgs_audit_is_a_404(org, key_client):
+    other = OrgFactory()
+    _fill(other, 1)
+    entry = AuditEntry.objects.for_org(other).get()
+    assert key_client(*Perm).get(f"/api/v1/orgs/{org.slug}/audit/events/{entry.pk}").status_code == 404
+
+
+def _tamper(entry_id):
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE audit_auditentry DISABLE TRIGGER audit_entry_immutable")
+        cursor.execute("UPDATE audit_auditentry SET outcome = 'failure' WHERE id = %s", [entry_id])
+
+
+def test_verify_endpoint_and_command_name_the_first_tampered_entry(org, key_client, capsys):
+    _fill(org, 5)
+    client = key_client(Perm.AUDIT_READ)
+    url = f"/api/v1/orgs/{org.slug}/audit/verify"
+    assert client.get(url).json()["ok"] is True
+    third = AuditEntry.objects.for_org(org).get(seq=3)
+    _tamper(third.pk)
+    verdict = client.get(url).json()
+    assert verdict["ok"] is False
+    assert verdict["first_bad"]["seq"] == 3 and verdict["first_bad"]["id"] == third.pk
+    assert "altered" in verdict["first_bad"]["reason"]
+    with pytest.raises(CommandError) as failure:
+        call_command("audit_verify", "--org", org.slug)
+    assert failure.value.returncode == 1
+    assert f"BROKEN at seq 3 (entry id {third.pk})" in capsys.readouterr().out
+
+
+def test_audit_verify_command_exits_zero_when_intact(org, capsys):
+    _fill(org, 2)
+    call_command("audit_verify", "--org", org.slug)
+    assert "ok (" in capsys.readouterr().out
+
+
+def _export(client, org):
+    response = client.get(f"/api/v1/orgs/{org.slug}/exports/access-review.csv")
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content).decode()
+    return response, list(csv.DictReader(io.StringIO(body)))
+
+
+NASTY = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\0=1"]
+
+
+def test_access_review_export_lists_every_human_safely(org, key_client):
+    members = [MemberFactory(org=org, user=UserFactory(display_name=name)) for name in NASTY]
+    quoted = MemberFactory(org=org, user=UserFactory(display_name='Doe, "Jo"\nSr'))
+    role = RoleFactory(org=org, name="Auditor", permissions=["audit:read"])
+    RoleAssignment.objects.create(membership=quoted, role=role)
+    team = TeamFactory(org=org, name="Ops")
+    team.roles.add(RoleFactory(org=org, permissions=["sso:read"]))
+    TeamMembership.objects.create(team=team, membership=quoted, role="admin")
+    MemberFactory(org=OrgFactory())  # another org's member must not appear
+    response, rows = _export(key_client(Perm.ACCESS_REVIEW_EXPORT), org)
+    assert response["Content-Disposition"].startswith("attachment; filename=")
+    assert response["Content-Type"] == "text/csv"
+    assert len(rows) == len(members) + 1
+    names = {row["name"] for row in rows}
+    assert {"'" + n.replace("\0", "") if n[0] != "\0" else "'=1" for n in NASTY} <= names
+    row = next(r for r in rows if r["principal_id"] == str(quoted.user.pk))
+    assert row["name"] == 'Doe, "Jo"\nSr'
+    assert row["custom_roles"] == "Auditor" and row["teams"] == "Ops (admin)"
+    assert {"audit:read", "sso:read", "agent:write"} <= set(row["effective_permissions"].split())
+    assert row["principal_type"] == "human" and row["mfa_enrolled"] == "no"
+    entry = AuditEntry.objects.for_org(org).latest("seq")
+    assert entry.event_name == "export.access_review" and entry.data == {"rows": 7}
+
+
+def test_export_needs_its_permission(org, key_client):
+    response = key_client(Perm.AUDIT_READ).get(f"/api/v1/orgs/{org.slug}/exports/access-review.csv")
+    assert response.status_code == 403
+    assert not AuditEntry.objects.for_org(org).filter(event_name="export.access_review").exists()
