@@ -1,0 +1,135 @@
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import ApiKey, User
+from audit.models import AuditEntry
+from rbac.permissions import Perm
+from tests.factories import UserFactory, api_key_for
+
+pytestmark = pytest.mark.django_db
+
+
+def test_email_is_unique_case_insensitively_after_unicode_normalisation():
+    User.objects.create_user("Ａlice@Example.COM")  # fullwidth A normalises to A under NFKC
+    assert User.objects.get().email == "alice@example.com"
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create_user("ALICE@example.com")
+
+
+def test_the_database_refuses_an_unnormalised_email():
+    user = UserFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.filter(pk=user.pk).update(email="Mixed@Example.com")
+
+
+def test_scim_id_is_set_from_the_primary_key():
+    user = UserFactory()
+    assert user.scim_id == str(user.pk)
+
+
+def _members(client, org):
+    return client.get(f"/api/v1/orgs/{org.slug}/members")
+
+
+def test_api_key_secret_is_stored_as_a_keyed_hash_only(org, key_client):
+    key, secret = api_key_for(org, [Perm.MEMBER_READ])
+    stored = ApiKey.objects.for_org(org).values().get(pk=key.pk)
+    assert secret.split("_", 2)[2] not in json.dumps(stored, default=str)
+    assert len(stored["secret_hash"]) == 64
+
+
+@pytest.mark.parametrize("reason", ["bad_secret", "revoked", "expired"])
+def test_a_rejected_api_key_gets_401_and_an_audit_entry(org, api, reason):
+    key, secret = api_key_for(org, [Perm.MEMBER_READ])
+    if reason == "bad_secret":
+        secret = secret[:-4] + "AAAA"
+    elif reason == "revoked":
+        ApiKey.objects.for_org(org).filter(pk=key.pk).update(revoked_at=timezone.now())
+    else:  # expiry holds by timestamp alone: no job has to run
+        ApiKey.objects.for_org(org).filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    response = _members(api, org)
+    assert response.status_code == 401
+    assert response.json() == {"error": "authentication_failed", "detail": "Invalid API key."}
+    entry = AuditEntry.objects.for_org(org).latest("seq")
+    assert (entry.event_name, entry.data) == ("api_key.rejected", {"reason": reason})
+
+
+@pytest.mark.parametrize("header", ["Bearer garbage", "Bearer iamk_zz_x", "Bearer iamk_0123456789abcdef_x"])
+def test_malformed_or_unknown_keys_get_401(org, api, header):
+    api.credentials(HTTP_AUTHORIZATION=header)
+    assert _members(api, org).status_code == 401
+
+
+def test_last_used_is_recorded_at_most_once_a_minute(org, api, django_assert_num_queries):
+    key, secret = api_key_for(org, [Perm.MEMBER_READ])
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert _members(api, org).status_code == 200
+    first = ApiKey.objects.for_org(org).get(pk=key.pk).last_used_at
+    assert first is not None
+    assert _members(api, org).status_code == 200
+    assert ApiKey.objects.for_org(org).get(pk=key.pk).last_used_at == first
+
+
+def test_api_key_request_costs_a_constant_number_of_queries(org, api, django_assert_num_queries):
+    from tests.factories import MemberFactory
+
+    key, secret = api_key_for(org, [Perm.MEMBER_READ])
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    _members(api, org)  # records last_used
+    for _ in range(3):
+        MemberFactory(org=org)
+    # key lookup, members, their custom roles, their teams
+    with django_assert_num_queries(4):
+        assert len(_members(api, org).json()) == 3
+
+
+def test_api_key_create_shows_the_secret_once(org, key_client):
+    client = key_client(*Perm)
+    created = client.post(f"/api/v1/orgs/{org.slug}/api-keys",
+                          {"name": "deploy", "permissions": ["member:read"]}, format="json")
+    assert created.status_code == 201 and created["Cache-Control"] == "no-store"
+    secret = created.json()["secret"]
+    listed = client.get(f"/api/v1/orgs/{org.slug}/api-keys/{created.json()['id']}").json()
+    assert "secret" not in listed and secret not in json.dumps(listed)
+    assert not AuditEntry.objects.for_org(org).filter(data__icontains=secret.split("_", 2)[2]).exists()
+
+
+def test_bootstrap_org_prints_json_with_a_working_owner_key(capsys, api):
+    call_command("bootstrap_org", "--slug", "acme", "--name", "Acme", "--owner-email", "Root@Acme.test",
+                 "--api-key", "--json")
+    result = json.loads(capsys.readouterr().out)
+    assert result["org"] == "acme" and result["owner"] == "root@acme.test"
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {result['api_key']}")
+    members = _members_by_slug(api, "acme")
+    assert [m["role"] for m in members] == ["owner"]
+
+
+def _members_by_slug(client, slug):
+    response = client.get(f"/api/v1/orgs/{slug}/members")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_seed_demo_is_idempotent(capsys, settings):
+    settings.DEBUG = True
+    call_command("seed_demo")
+    call_command("seed_demo")
+    out = capsys.readouterr().out
+    assert "owner@demo.example" in out
+    assert User.objects.filter(email__endswith="@demo.example").count() == 5
+    settings.DEBUG = False
+    with pytest.raises(CommandError):
+        call_command("seed_demo")
+
+
+def test_openapi_schema_and_docs_are_served(client):
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/orgs/{org}/members" in schema.content
+    assert client.get("/api/docs/").status_code == 200
