@@ -136,3 +136,13 @@ def test_export_needs_its_permission(org, key_client):
     response = key_client(Perm.AUDIT_READ).get(f"/api/v1/orgs/{org.slug}/exports/access-review.csv")
     assert response.status_code == 403
     assert not AuditEntry.objects.for_org(org).filter(event_name="export.access_review").exists()
+
+
+def test_the_hourly_task_reports_a_broken_chain(org):
+    from audit.tasks import audit_verify_all_task
+
+    _fill(org, 3)
+    assert audit_verify_all_task.apply().get() == {"broken": {}}
+    second = AuditEntry.objects.for_org(org).get(seq=2)
+    _tamper(second.pk)
+    assert audit_verify_all_task.apply().get()["broken"][str(org.pk)]["seq"] == 2
