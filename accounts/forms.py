@@ -4,7 +4,7 @@ from django import forms
 from django.contrib.auth import authenticate
 
 from accounts.models import MembershipStatus
-from rbac.forms import PermissionsField, org_roles_field
+from rbac.forms import PageForm, PermissionsField, org_roles_field
 from rbac.roles import BuiltinRole
 
 LOGIN_ERROR = "Email or password is incorrect."
@@ -12,7 +12,7 @@ LOGIN_ERROR = "Email or password is incorrect."
 PASSWORD_MAX_LENGTH = 1024
 
 
-class LoginForm(forms.Form):
+class LoginForm(PageForm):
     """Fields are `email` and `password` (the public contract), not Django's `username`."""
 
     email = forms.CharField(max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
@@ -44,7 +44,7 @@ class LoginForm(forms.Form):
         return self.cleaned_data
 
 
-class MemberAddForm(forms.Form):
+class MemberAddForm(PageForm):
     email = forms.EmailField(max_length=254)
     role = forms.ChoiceField(choices=BuiltinRole.choices, initial=BuiltinRole.MEMBER)
 
@@ -53,7 +53,7 @@ class MemberAddForm(forms.Form):
         self.fields["custom_roles"] = org_roles_field(org, label="Custom roles")
 
 
-class MemberEditForm(forms.Form):
+class MemberEditForm(PageForm):
     role = forms.ChoiceField(choices=BuiltinRole.choices)
     status = forms.ChoiceField()
 
@@ -66,7 +66,7 @@ class MemberEditForm(forms.Form):
         self.fields["custom_roles"] = org_roles_field(org, label="Custom roles")
 
 
-class ApiKeyCreateForm(forms.Form):
+class ApiKeyCreateForm(PageForm):
     name = forms.CharField(max_length=100)
     permissions = PermissionsField()
     expires_at = forms.DateTimeField(

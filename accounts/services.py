@@ -15,7 +15,7 @@ from accounts.models import (
 )
 from accounts.secrets import credential_mint
 from audit.actors import Actor
-from audit.events import AuditEvent
+from audit.events import AuditEvent, Outcome
 from audit.models import AuditChain, chain_key
 from audit.services import Target, audit_record, records_denials
 from iam_project.errors import Conflict, DenialAudit, Invalid
@@ -171,3 +171,29 @@ def api_key_revoke(*, access: Access, key: ApiKey) -> ApiKey:
         audit_record(org=access.org, actor=access.actor, event=AuditEvent.API_KEY_REVOKED,
                      target=Target.of(key), data={"name": key.name})
     return key
+
+
+@transaction.atomic
+def login_record_success(*, user: User, method: str = "password") -> None:
+    """A completed login: invited memberships become active, and the login is audited."""
+    invited = list(
+        user.memberships.select_for_update().select_related("org").filter(status=MembershipStatus.INVITED)
+    )
+    for membership in invited:
+        membership.status = MembershipStatus.ACTIVE
+        membership.save(update_fields=["status"])
+        audit_record(org=membership.org, actor=Actor.for_user(user), event=AuditEvent.MEMBER_UPDATED,
+                     target=Target.of(membership),
+                     data={"status": MembershipStatus.ACTIVE, "previous_status": MembershipStatus.INVITED})
+    audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.LOGIN_SUCCEEDED,
+                 data={"method": method})
+
+
+def login_record_failure(*, reason: str, method: str = "password") -> None:
+    # Login events belong to no org (the platform chain); data never holds the email or password.
+    audit_record(org=None, actor=Actor.anonymous(), event=AuditEvent.LOGIN_FAILED,
+                 outcome=Outcome.FAILURE, data={"reason": reason, "method": method})
+
+
+def logout_record(*, user: User) -> None:
+    audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.LOGOUT)

@@ -14,9 +14,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import services
 from accounts.forms import ApiKeyCreateForm, LoginForm, MemberAddForm, MemberEditForm
 from accounts.models import ApiKey, Membership
-from audit.actors import Actor
-from audit.events import AuditEvent, Outcome
-from audit.services import audit_record
 from iam_project.errors import ServiceError
 from rbac.forms import permission_groups
 from rbac.models import Role
@@ -35,15 +32,10 @@ def _safe_next(request) -> str | None:
     return None
 
 
-def _record_login(form: LoginForm) -> None:
-    # Login events belong to no org (the platform chain). Data never holds the email or password.
-    if form.user is not None:
-        audit_record(org=None, actor=Actor.for_user(form.user), event=AuditEvent.LOGIN_SUCCEEDED,
-                     data={"method": "password"})
-    else:
-        audit_record(org=None, actor=Actor.anonymous(), event=AuditEvent.LOGIN_FAILED,
-                     outcome=Outcome.FAILURE,
-                     data={"reason": form.failure_reason or "bad_credentials", "method": "password"})
+def _landing(request):
+    """Where a signed-in user goes by default: their first org's members, else the no-org page."""
+    orgs = orgs_for_user(request.user)
+    return redirect("accounts:members", org=orgs[0].slug) if orgs else redirect("accounts:home")
 
 
 @never_cache
@@ -52,15 +44,17 @@ def _record_login(form: LoginForm) -> None:
 def login_view(request):
     if request.method == "POST":
         form = LoginForm(request, data=request.POST)
-        valid = form.is_valid()
-        _record_login(form)
-        if valid:
+        if form.is_valid():
             login(request, form.user)  # rotates the session key and the CSRF token
-            return redirect(_safe_next(request) or "accounts:home")
+            services.login_record_success(user=form.user)
+            target = _safe_next(request)
+            return redirect(target) if target else _landing(request)
+        services.login_record_failure(reason=form.failure_reason or "bad_credentials")
         status = 400
     else:
         if request.user.is_authenticated:
-            return redirect(_safe_next(request) or "accounts:home")
+            target = _safe_next(request)
+            return redirect(target) if target else _landing(request)
         form, status = LoginForm(request), 200
     context = {"form": form, "next": _safe_next(request) or ""}
     return render(request, "accounts/login.html", context, status=status)
@@ -69,17 +63,16 @@ def login_view(request):
 @require_POST
 def logout_view(request):
     if request.user.is_authenticated:
-        audit_record(org=None, actor=Actor.for_user(request.user), event=AuditEvent.LOGOUT)
+        services.logout_record(user=request.user)
     logout(request)
     return redirect("accounts:login")
 
 
 @login_required
 def home(request):
-    orgs = orgs_for_user(request.user)
-    if not orgs:
+    if not orgs_for_user(request.user):
         return render(request, "accounts/no_org.html", {"user_orgs": []})
-    return redirect("accounts:members", org=orgs[0].slug)
+    return _landing(request)
 
 
 @login_required

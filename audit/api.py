@@ -9,11 +9,9 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from audit.chain import format_ts
-from audit.events import AuditEvent
-from audit.exports import access_review_count, access_review_csv
 from audit.models import AuditEntry
-from audit.selectors import audit_filter, audit_verify_org
-from audit.services import Target, audit_record
+from audit.selectors import audit_filter
+from audit.services import access_review_export, audit_verify_recorded
 from rbac.api_base import OrgScopedAPIView, OrgScopedViewSet
 from rbac.permissions import Perm
 
@@ -94,10 +92,7 @@ class AuditVerifyView(OrgScopedAPIView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, org):
         """Walk this org's hash chain and name the first entry that breaks it, if any."""
-        verdict = audit_verify_org(org=self.org)
-        audit_record(org=self.org, actor=self.access.actor, event=AuditEvent.AUDIT_VERIFIED,
-                     data={"ok": verdict.ok, "checked": verdict.checked,
-                           "first_bad_seq": verdict.first_bad_seq})
+        verdict = audit_verify_recorded(org=self.org, actor=self.access.actor)
         return Response(verdict.as_dict())
 
 
@@ -107,11 +102,9 @@ class AccessReviewExportView(OrgScopedAPIView):
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     def get(self, request, org):
         """Every principal with its roles, teams and effective permissions, as RFC 4180 CSV."""
-        audit_record(org=self.org, actor=self.access.actor,
-                     event=AuditEvent.ACCESS_REVIEW_EXPORTED, target=Target.of(self.org),
-                     data={"rows": access_review_count(self.org)})
+        rows = access_review_export(org=self.org, actor=self.access.actor)
         filename = f"access-review-{self.org.slug}-{timezone.now():%Y%m%dT%H%M%SZ}.csv"
-        response = StreamingHttpResponse(access_review_csv(self.org), content_type="text/csv")
+        response = StreamingHttpResponse(rows, content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         response["Cache-Control"] = "no-store"
         return response

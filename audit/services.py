@@ -18,7 +18,9 @@ from audit.actors import Actor
 from audit.chain import canonical_json, entry_document, entry_hash, hash_frame
 from audit.context import current_context
 from audit.events import AuditEvent, Outcome
+from audit.exports import access_review_count, access_review_csv
 from audit.models import AuditChain, AuditEntry, chain_key
+from audit.selectors import audit_verify_org
 from iam_project.errors import ServiceError
 
 
@@ -161,3 +163,18 @@ def records_denials(service):
             raise
 
     return wrapper
+
+
+def audit_verify_recorded(*, org, actor: Actor):
+    """Verify an org's chain and record who checked it and what they saw."""
+    verdict = audit_verify_org(org=org)
+    audit_record(org=org, actor=actor, event=AuditEvent.AUDIT_VERIFIED,
+                 data={"ok": verdict.ok, "checked": verdict.checked, "first_bad_seq": verdict.first_bad_seq})
+    return verdict
+
+
+def access_review_export(*, org, actor: Actor):
+    """Record the export (with its row count) and return the CSV stream."""
+    audit_record(org=org, actor=actor, event=AuditEvent.ACCESS_REVIEW_EXPORTED, target=Target.of(org),
+                 data={"rows": access_review_count(org)})
+    return access_review_csv(org)

@@ -11,6 +11,14 @@ from rbac.permissions import Perm, catalogue_by_category
 from rbac.roles import TeamRole
 
 
+class PageForm(forms.Form):
+    """Labels read "Email", not "Email:", which also keeps them exact for assistive tech."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
 class PermissionsField(forms.MultipleChoiceField):
     """Catalogue permissions by value. Rendered by templates/includes/permission_picker.html."""
 
@@ -45,18 +53,18 @@ def org_roles_field(org, **kwargs) -> forms.ModelMultipleChoiceField:
     )
 
 
-class RoleForm(forms.Form):
+class RoleForm(PageForm):
     name = forms.CharField(max_length=100)
     description = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
     permissions = PermissionsField(required=False)
 
 
-class TeamCreateForm(forms.Form):
+class TeamCreateForm(PageForm):
     name = forms.CharField(max_length=100)
     description = forms.CharField(max_length=500, required=False)
 
 
-class TeamMemberAddForm(forms.Form):
+class TeamMemberAddForm(PageForm):
     membership = forms.ModelChoiceField(queryset=Membership.objects.none(), label="Member")
     role = forms.ChoiceField(choices=TeamRole.choices, initial=TeamRole.MEMBER, label="Team role")
 
@@ -71,11 +79,11 @@ class TeamMemberAddForm(forms.Form):
         self.fields["membership"].label_from_instance = lambda m: m.user.email
 
 
-class TeamMemberRoleForm(forms.Form):
+class TeamMemberRoleForm(PageForm):
     role = forms.ChoiceField(choices=TeamRole.choices, label="Team role")
 
 
-class TeamRolesForm(forms.Form):
+class TeamRolesForm(PageForm):
     def __init__(self, *args, org, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["roles"] = org_roles_field(org, label="Roles granted to every team member")

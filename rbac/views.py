@@ -106,14 +106,15 @@ class TeamDetailView(OrgPageMixin, View):
             team=team, pk=request.POST.get("team_membership") or 0,
         )
 
-    def run(self, team, success: str, service, **kwargs):
+    def run(self, page_team, success: str, service, **kwargs):
+        """Call one service; its refusal is shown on the team page with the service's status."""
         try:
             service(access=self.access, **kwargs)
         except ServiceError as exc:
             messages.error(self.request, exc.detail)
-            return self.page(team, status=exc.status)
+            return self.page(page_team, status=exc.status)
         messages.success(self.request, success)
-        return redirect("accounts:team-detail", org=self.org.slug, pk=team.pk)
+        return redirect("accounts:team-detail", org=self.org.slug, pk=page_team.pk)
 
     def page(self, team, status=200, add_form=None, roles_form=None):
         team_members = (
@@ -181,7 +182,7 @@ class RoleEditView(OrgPageMixin, View):
     def post(self, request, org, pk):
         role = self.scoped(Role, pk=pk)
         if request.POST.get("action") == "delete":
-            return self.delete(role)
+            return self.delete_role(role)
         form = RoleForm(request.POST)
         if not form.is_valid():
             return self.page(role, form, status=400)
@@ -194,7 +195,7 @@ class RoleEditView(OrgPageMixin, View):
         messages.success(request, f"Saved role {role.name}.")
         return redirect("accounts:roles", org=self.org.slug)
 
-    def delete(self, role):
+    def delete_role(self, role):
         name = role.name
         try:
             services.role_delete(access=self.access, role=role)

@@ -133,3 +133,15 @@ def test_openapi_schema_and_docs_are_served(client):
     assert schema.status_code == 200
     assert b"/api/v1/orgs/{org}/members" in schema.content
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_an_invited_member_becomes_active_on_first_login(client, org):
+    from tests.factories import PASSWORD, MemberFactory
+
+    invited = MemberFactory(org=org, status="invited", user=UserFactory(password=PASSWORD))
+    response = client.post("/login/", {"email": invited.user.email, "password": PASSWORD})
+    assert response.status_code == 302
+    invited.refresh_from_db()
+    assert invited.status == "active"
+    entry = AuditEntry.objects.for_org(org).latest("seq")
+    assert (entry.event_name, entry.data["previous_status"]) == ("member.updated", "invited")

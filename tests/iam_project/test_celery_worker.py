@@ -8,6 +8,7 @@ demands services (IAM_REQUIRE_SERVICES=1, as CI does), where a missing Redis is 
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
@@ -68,6 +69,17 @@ def worker(queue, tmp_path):
         process.wait()
 
 
+def _wait_for(result, process, log, timeout=30.0):
+    """The task's value, failing at once (with the worker's log) if the worker dies first."""
+    deadline = time.monotonic() + timeout
+    while not result.ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            state = f"exited with {process.returncode}" if process.poll() is not None else "timed out"
+            pytest.fail(f"no answer from the worker ({state}):\n{log.read_text(errors='replace')}")
+        time.sleep(0.05)
+    return result.get(timeout=1)
+
+
 def test_worker_runs_ping_from_the_broker(queue, worker):
     process, log = worker
     app = Celery("iam-test", broker=BROKER_URL, backend=RESULT_BACKEND)
@@ -75,10 +87,7 @@ def test_worker_runs_ping_from_the_broker(queue, worker):
 
     result = app.send_task("iam.ping", queue=queue)
     try:
-        value = result.get(timeout=30)
-    except Exception as exc:
-        output = log.read_text(errors="replace")
-        pytest.fail(f"no answer from the worker (exit code {process.poll()}): {exc!r}\n{output}")
+        value = _wait_for(result, process, log)
     finally:
         result.forget()
         app.close()

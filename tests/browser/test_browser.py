@@ -1,0 +1,150 @@
+"""Each page family driven through a real browser: log in on the login page, then use the page."""
+
+import csv
+import io
+import re
+import urllib.request
+
+import pytest
+
+from accounts.models import ApiKey, Membership
+from rbac.guard import access_for_user
+from rbac.models import Role, Team, TeamMembership
+from rbac.services import team_create
+from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory
+
+# Skips (or, under IAM_REQUIRE_BROWSER=1, conftest fails the run) when Playwright is absent.
+expect = pytest.importorskip("playwright.sync_api").expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def owner(db):
+    org = OrgFactory(name="Acme Robotics")
+    return MemberFactory(org=org, role="owner", user=UserFactory(password=PASSWORD))
+
+
+def log_in(page, base, email, path="/login/"):
+    page.goto(base + path)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def nav(page, name):
+    page.get_by_role("navigation", name="Organization").get_by_role("link", name=name).click()
+
+
+def test_login_page_is_keyboard_friendly(page, live_server, owner):
+    page.goto(live_server.url + "/login/")
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("Skip to main content")
+    page.get_by_label("Email").fill(owner.user.email)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("Email or password is incorrect.")
+
+
+def test_add_a_member(page, live_server, owner):
+    org = owner.org
+    members_path = f"/orgs/{org.slug}/members/"
+    page.goto(live_server.url + members_path)
+    expect(page).to_have_url(re.compile(r"/login/\?next="))
+    page.get_by_label("Email").fill(owner.user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(live_server.url + members_path)
+    expect(page.get_by_role("heading", name="Members")).to_be_visible()
+    page.get_by_label("Email").fill("grace@example.com")
+    page.get_by_label("Role").select_option("viewer")
+    page.get_by_role("button", name="Add member").click()
+    expect(page.get_by_role("status")).to_contain_text("Added grace@example.com")
+    expect(page.get_by_role("cell", name="grace@example.com", exact=True)).to_be_visible()
+    assert Membership.objects.for_org(org).get(user__email="grace@example.com").role == "viewer"
+
+
+def test_create_a_team_and_add_a_member(page, live_server, owner):
+    org = owner.org
+    colleague = MemberFactory(org=org, user=UserFactory(email="ada@example.com"))
+    log_in(page, live_server.url, owner.user.email)
+    nav(page, "Teams")
+    page.get_by_label("Name", exact=True).fill("Platform")
+    page.get_by_role("button", name="Create team").click()
+    expect(page.get_by_role("heading", name="Platform")).to_be_visible()
+    page.get_by_label("Member", exact=True).select_option(label="ada@example.com")
+    page.get_by_label("Team role").select_option("admin")
+    page.get_by_role("button", name="Add to team").click()
+    expect(page.get_by_role("cell", name="ada@example.com", exact=True)).to_be_visible()
+    team = Team.objects.for_org(org).get(name="Platform")
+    assert TeamMembership.objects.get(team=team, membership=colleague).role == "admin"
+
+
+def test_create_a_role_with_two_permissions(page, live_server, owner):
+    log_in(page, live_server.url, owner.user.email)
+    nav(page, "Roles")
+    page.get_by_role("link", name="New custom role").click()
+    page.get_by_label("Name", exact=True).fill("Agent operators")
+    page.get_by_role("checkbox", name=re.compile(r"^agent:read ")).check()
+    page.get_by_role("checkbox", name=re.compile(r"^run:write ")).check()
+    page.get_by_role("button", name="Create role").click()
+    expect(page.get_by_role("link", name="Agent operators")).to_be_visible()
+    role = Role.objects.for_org(owner.org).get(name="Agent operators")
+    assert sorted(role.permissions) == ["agent:read", "run:write"]
+
+
+def test_create_an_api_key_and_read_the_secret_once(page, live_server, owner):
+    org = owner.org
+    log_in(page, live_server.url, owner.user.email)
+    nav(page, "API keys")
+    page.get_by_label("Name", exact=True).fill("Deploy bot")
+    page.get_by_role("checkbox", name=re.compile(r"^member:read ")).check()
+    page.get_by_role("checkbox", name=re.compile(r"^team:read ")).check()
+    page.get_by_role("button", name="Create API key").click()
+    secret = page.get_by_label("Secret", exact=True).input_value()
+    key = ApiKey.objects.for_org(org).get(name="Deploy bot")
+    assert secret.startswith(f"iamk_{key.lookup_id}_") and secret not in key.secret_hash
+    request = urllib.request.Request(f"{live_server.url}/api/v1/orgs/{org.slug}/members",
+                                     headers={"Authorization": f"Bearer {secret}"})
+    with urllib.request.urlopen(request) as response:  # the key works against the API
+        assert response.status == 200
+    page.get_by_role("link", name="Done").click()
+    expect(page.get_by_role("cell", name=f"iamk_{key.lookup_id}_…")).to_be_visible()
+    assert secret not in page.content()
+
+
+def test_filter_the_audit_log_and_verify_the_chain(page, live_server, owner):
+    org = owner.org
+    access = access_for_user(user=owner.user, org_slug=org.slug)
+    team_create(access=access, name="Red")
+    team_create(access=access, name="Blue")
+    MemberFactory(org=org)
+    log_in(page, live_server.url, owner.user.email)
+    nav(page, "Audit log")
+    page.get_by_label("Event (code or name)").fill("team.created")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("table.audit tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("team.created")
+    page.get_by_role("button", name="Verify chain").click()
+    expect(page.get_by_test_id("verdict")).to_contain_text("Chain intact")
+
+
+def test_download_the_access_review(page, live_server, owner):
+    log_in(page, live_server.url, owner.user.email)
+    nav(page, "Access review")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download access review (CSV)").click()
+    download = download_info.value
+    assert download.suggested_filename.startswith(f"access-review-{owner.org.slug}-")
+    with open(download.path(), newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(io.StringIO(f.read())))
+    assert rows[0][:6] == ["principal_type", "principal_id", "name", "email", "status", "source"]
+    assert [owner.user.email] == [r[3] for r in rows[1:]]
+
+
+def test_member_of_another_org_gets_not_found(page, live_server, owner):
+    stranger = MemberFactory(org=OrgFactory(), role="owner", user=UserFactory(password=PASSWORD))
+    log_in(page, live_server.url, stranger.user.email)
+    response = page.goto(f"{live_server.url}/orgs/{owner.org.slug}/members/")
+    assert response.status == 404
