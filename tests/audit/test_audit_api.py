@@ -146,3 +146,21 @@ def test_the_hourly_task_reports_a_broken_chain(org):
     second = AuditEntry.objects.for_org(org).get(seq=2)
     _tamper(second.pk)
     assert audit_verify_all_task.apply().get()["broken"][str(org.pk)]["seq"] == 2
+
+
+def test_no_secret_ever_reaches_the_audit_log(client, org, owner):
+    from django.core import serializers
+
+    from tests.factories import PASSWORD
+
+    client.post("/login/", {"email": owner.user.email, "password": PASSWORD + "x"})
+    client.post("/login/", {"email": owner.user.email, "password": PASSWORD})
+    created = client.post(f"/api/v1/orgs/{org.slug}/api-keys",
+                          {"name": "deploy", "permissions": ["member:read"]},
+                          content_type="application/json")
+    assert created.status_code == 201, created.content
+    secret = created.json()["secret"]
+    dump = serializers.serialize("json", AuditEntry.objects.unscoped().all())
+    assert AuditEntry.objects.unscoped().filter(event_name="api_key.created").exists()
+    for needle in (PASSWORD, secret, secret.split("_", 2)[2]):
+        assert needle not in dump
