@@ -79,10 +79,16 @@ def _verify_entries(chain: str, entries, head: AuditChain | None) -> ChainVerdic
 
 
 def audit_verify_chain(*, chain: str) -> ChainVerdict:
-    """Walk one chain in order and name the first entry that breaks it."""
-    entries = AuditEntry.objects.unscoped().filter(chain=chain).order_by("seq").iterator(2000)
+    """Walk one chain in order and name the first entry that breaks it.
+
+    The head is read first and only entries up to it are walked, so appends that land while the
+    walk runs are neither missed as a break nor counted.
+    """
     head = AuditChain.objects.filter(pk=chain).first()
-    return _verify_entries(chain, entries, head)
+    entries = AuditEntry.objects.unscoped().filter(chain=chain).order_by("seq")
+    if head is not None:
+        entries = entries.filter(seq__lte=head.last_seq)
+    return _verify_entries(chain, entries.iterator(2000), head)
 
 
 def audit_verify_org(*, org) -> ChainVerdict:

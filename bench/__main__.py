@@ -1,0 +1,33 @@
+"""`python -m bench` runs every benchmark; `python -m bench audit|guard|export` runs one."""
+
+import argparse
+import os
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "iam_project.settings")
+django.setup()
+
+from bench import access_export, audit_append, guard_access  # noqa: E402 (needs Django set up)
+
+BENCHMARKS = {"audit": audit_append.main, "guard": guard_access.main, "export": access_export.main}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="audit|guard|export")
+    parser.add_argument("--rows", type=int, default=access_export.DEFAULT_ROWS,
+                        help="memberships in the export benchmark (default %(default)s)")
+    args = parser.parse_args()
+    unknown = set(args.names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(sorted(unknown))}; choose from {', '.join(BENCHMARKS)}")
+    for name in args.names or list(BENCHMARKS):
+        if name == "export":
+            access_export.main(rows=args.rows)
+        else:
+            BENCHMARKS[name]()
+
+
+if __name__ == "__main__":
+    main()
