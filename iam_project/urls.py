@@ -14,3 +14,7 @@ urlpatterns = [
     path("api/v1/orgs/<str:org>/", include("iam_project.api_urls")),
     path("", include("accounts.urls")),
 ]
+
+handler400 = "iam_project.error_views.bad_request"
+handler404 = "iam_project.error_views.not_found"
+handler500 = "iam_project.error_views.server_error"

@@ -50,3 +50,26 @@ def test_check_deploy_is_clean_in_production_mode():
     result = _manage("check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_unknown_api_routes_answer_json_in_the_contract_shape(client, db):
+    response = client.get("/api/v1/orgs/acme/no-such-resource")
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found", "detail": "Not found."}
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and b"Not found" in page.content
+
+
+def test_an_unexpected_error_in_the_api_shows_no_internals(key_client, org, monkeypatch):
+    from accounts import services
+    from rbac.permissions import Perm
+
+    def broken(**kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(services, "api_key_create", broken)
+    response = key_client(*Perm).post(f"/api/v1/orgs/{org.slug}/api-keys",
+                                      {"name": "x", "permissions": ["member:read"]}, format="json")
+    assert response.status_code == 500
+    assert response.json() == {"error": "server_error",
+                               "detail": "The server could not complete the request."}
