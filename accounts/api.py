@@ -72,7 +72,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
 
     @extend_schema(request=MemberCreateSerializer, responses={201: MemberSerializer})
     def create(self, request, org):
-        data = self._valid(MemberCreateSerializer, request.data)
+        data = self.validated(MemberCreateSerializer, request.data)
         roles = roles_in_org(self.org, data.get("custom_roles", []))
         membership = services.member_add(
             access=self.access, email=data["email"], role=data["role"], custom_roles=roles
@@ -82,7 +82,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
     @extend_schema(request=MemberUpdateSerializer, responses={200: MemberSerializer})
     def partial_update(self, request, org, pk):
         membership = self.get_object()
-        data = self._valid(MemberUpdateSerializer, request.data)
+        data = self.validated(MemberUpdateSerializer, request.data)
         roles = roles_in_org(self.org, data["custom_roles"]) if "custom_roles" in data else None
         services.member_update(
             access=self.access, membership=membership, role=data.get("role"),
@@ -93,11 +93,6 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
     def destroy(self, request, org, pk):
         services.member_remove(access=self.access, membership=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-    def _valid(self, serializer_class, data) -> dict:
-        serializer = serializer_class(data=data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
 
     def _out(self, pk) -> dict:
         return MemberSerializer(self.get_queryset().get(pk=pk)).data
@@ -145,9 +140,8 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
 
     @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
     def create(self, request, org):
-        serializer = ApiKeyCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        key, secret = services.api_key_create(access=self.access, **serializer.validated_data)
+        data = self.validated(ApiKeyCreateSerializer, request.data)
+        key, secret = services.api_key_create(access=self.access, **data)
         body = ApiKeySerializer(key).data
         body["secret"] = secret
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})

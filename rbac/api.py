@@ -41,14 +41,7 @@ class BuiltinRoleSerializer(serializers.Serializer):
     permissions = serializers.ListField(child=serializers.CharField())
 
 
-class _Crud(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
-    def _valid(self, serializer_class, data, partial=False) -> dict:
-        serializer = serializer_class(data=data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
-
-class RoleViewSet(_Crud):
+class RoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = Role
     serializer_class = RoleSerializer
     required = {
@@ -65,12 +58,12 @@ class RoleViewSet(_Crud):
 
     @extend_schema(request=RoleWriteSerializer, responses={201: RoleSerializer})
     def create(self, request, org):
-        role = services.role_create(access=self.access, **self._valid(RoleWriteSerializer, request.data))
+        role = services.role_create(access=self.access, **self.validated(RoleWriteSerializer, request.data))
         return Response(RoleSerializer(role).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RoleWriteSerializer, responses={200: RoleSerializer})
     def partial_update(self, request, org, pk):
-        data = self._valid(RoleWriteSerializer, request.data, partial=True)
+        data = self.validated(RoleWriteSerializer, request.data, partial=True)
         role = services.role_update(access=self.access, role=self.get_object(), **data)
         return Response(RoleSerializer(role).data)
 
@@ -132,7 +125,7 @@ class TeamMemberAddSerializer(TeamMemberWriteSerializer):
     member = serializers.UUIDField()
 
 
-class TeamViewSet(_Crud):
+class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = Team
     serializer_class = TeamSerializer
     # Team admins manage their own team without TEAM_WRITE: the services check their standing.
@@ -151,7 +144,7 @@ class TeamViewSet(_Crud):
 
     @extend_schema(request=TeamWriteSerializer, responses={201: TeamSerializer})
     def create(self, request, org):
-        data = self._valid(TeamWriteSerializer, request.data)
+        data = self.validated(TeamWriteSerializer, request.data)
         data["roles"] = roles_in_org(self.org, data.get("roles", []))
         team = services.team_create(access=self.access, **data)
         return Response(self._out(team.pk), status=status.HTTP_201_CREATED)
@@ -159,7 +152,7 @@ class TeamViewSet(_Crud):
     @extend_schema(request=TeamWriteSerializer, responses={200: TeamSerializer})
     def partial_update(self, request, org, pk):
         team = self.get_object()
-        data = self._valid(TeamWriteSerializer, request.data, partial=True)
+        data = self.validated(TeamWriteSerializer, request.data, partial=True)
         if "roles" in data:
             data["roles"] = roles_in_org(self.org, data["roles"])
         services.team_update(access=self.access, team=team, **data)
@@ -173,7 +166,7 @@ class TeamViewSet(_Crud):
     @action(detail=True, methods=["post"], url_path="members")
     def add_member(self, request, org, pk):
         team = self.get_object()
-        data = self._valid(TeamMemberAddSerializer, request.data)
+        data = self.validated(TeamMemberAddSerializer, request.data)
         membership = get_object_or_404(Membership.objects.for_org(self.org), pk=data["member"])
         services.team_member_add(access=self.access, team=team, membership=membership,
                                  role=data["role"])
@@ -190,7 +183,7 @@ class TeamViewSet(_Crud):
         if request.method == "DELETE":
             services.team_member_remove(access=self.access, team_membership=team_membership)
             return Response(status=status.HTTP_204_NO_CONTENT)
-        data = self._valid(TeamMemberWriteSerializer, request.data)
+        data = self.validated(TeamMemberWriteSerializer, request.data)
         services.team_member_update(access=self.access, team_membership=team_membership,
                                     role=data["role"])
         return Response(self._out(team.pk))

@@ -33,6 +33,13 @@ class OrgScopedMixin:
     def required_permission(self) -> Perm | None:
         return self.required.get(self.action_name())
 
+    @staticmethod
+    def validated(serializer_class, data, partial: bool = False) -> dict:
+        """Input through a serializer; invalid input raises (400 with per-field errors)."""
+        serializer = serializer_class(data=data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
     @property
     def org(self):
         return self.request.access.org
