@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1:8000
 PG_URL ?= postgres://postgres@127.0.0.1:5432/iam
 REDIS ?= redis://127.0.0.1:6379
 
-.PHONY: install run test test-services lint check bench clean
+.PHONY: install run test test-services lint check bench lock clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ check: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# After changing dependencies in pyproject.toml: re-pin every version into requirements.lock.
+lock: install
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url --no-emit-find-links \
+		-o requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache
