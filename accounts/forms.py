@@ -1,47 +1,46 @@
 """Forms of the login, member and API-key pages. Rules live in the services, not here."""
 
 from django import forms
-from django.contrib.auth import authenticate
 
 from accounts.models import MembershipStatus
 from rbac.forms import PageForm, PermissionsField, org_roles_field
 from rbac.roles import BuiltinRole
 
 LOGIN_ERROR = "Email or password is incorrect."
-# Argon2 would happily hash megabytes; refusing long bodies first keeps login cheap to serve.
-PASSWORD_MAX_LENGTH = 1024
 
 
 class LoginForm(PageForm):
-    """Fields are `email` and `password` (the public contract), not Django's `username`."""
+    """Fields are `email` and `password` (the public contract), not Django's `username`.
 
-    email = forms.CharField(max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    Only the shape is checked here; the password itself is checked by accounts.login_flow under
+    the lockout and throttle rules. Password fields have no max_length: an over-long one must reach
+    the flow, which refuses it before any hashing and audits it.
+    """
+
+    email = forms.CharField(widget=forms.EmailInput(attrs={"autocomplete": "username"}))
     password = forms.CharField(
         strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
     )
 
-    def __init__(self, request, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.request = request
-        self.user = None
-        self.failure_reason = ""
 
-    def clean(self):
-        email = self.cleaned_data.get("email")
-        password = self.cleaned_data.get("password")
-        if email is None or password is None:
-            self.failure_reason = "missing_fields"
-        elif len(password) > PASSWORD_MAX_LENGTH:
-            self.failure_reason = "password_too_long"  # refused before any hashing
-        else:
-            self.user = authenticate(self.request, email=email, password=password)
-            if self.user is None:
-                self.failure_reason = "bad_credentials"
-        if self.user is None:
-            # One message for every failure, so the page never says which part was wrong.
-            self.errors.clear()
-            raise forms.ValidationError(LOGIN_ERROR, code="invalid_login")
-        return self.cleaned_data
+class ReauthForm(PageForm):
+    password = forms.CharField(
+        strip=False, required=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+    code = forms.CharField(
+        required=False, max_length=64, label="Or a code from your authenticator app",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+
+class PasswordChangeForm(PageForm):
+    current_password = forms.CharField(
+        strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+    new_password = forms.CharField(
+        strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
 
 
 class MemberAddForm(PageForm):

@@ -2,13 +2,14 @@ import unicodedata
 import uuid
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django_scim.models import AbstractSCIMUserMixin
 
-from accounts.tenancy import OrgScopedModel
+from accounts.tenancy import OrgScopedManager, OrgScopedModel
 from rbac.permissions import perms_from_strings
 from rbac.roles import BuiltinRole
 
@@ -43,6 +44,7 @@ class User(AbstractSCIMUserMixin, AbstractBaseUser):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
+    password_changed_at = models.DateTimeField(null=True, blank=True)
 
     objects = UserManager()
 
@@ -168,3 +170,69 @@ class ApiKey(OrgScopedModel):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > now
+
+
+class SecurityPolicy(models.Model):
+    """An org's authentication policy. Enforced at login and on every request to the org."""
+
+    org = models.OneToOneField(
+        Organization, primary_key=True, on_delete=models.CASCADE, related_name="security_policy"
+    )
+    session_absolute_minutes = models.PositiveIntegerField(default=12 * 60)
+    session_idle_minutes = models.PositiveIntegerField(default=60)
+    password_min_length = models.PositiveSmallIntegerField(default=12)
+    password_require_lower = models.BooleanField(default=False)
+    password_require_upper = models.BooleanField(default=False)
+    password_require_digit = models.BooleanField(default=False)
+    password_require_symbol = models.BooleanField(default=False)
+    password_history = models.PositiveSmallIntegerField(default=0)
+    password_max_age_days = models.PositiveIntegerField(default=0)  # 0: never expires
+    mfa_required = models.BooleanField(default=False)
+    lockout_threshold = models.PositiveSmallIntegerField(default=5)
+    lockout_minutes = models.PositiveIntegerField(default=15)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrgScopedManager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(password_min_length__gte=8, password_min_length__lte=128),
+                name="policy_password_length_range",
+            ),
+            models.CheckConstraint(condition=models.Q(lockout_threshold__gte=1, lockout_threshold__lte=100),
+                                   name="policy_lockout_threshold_range"),
+            models.CheckConstraint(condition=models.Q(session_absolute_minutes__gte=5),
+                                   name="policy_session_absolute_min"),
+            models.CheckConstraint(condition=models.Q(session_idle_minutes__gte=5),
+                                   name="policy_session_idle_min"),
+        ]
+
+
+class PasswordHistory(models.Model):
+    """Earlier password hashes (Argon2id, like the live one), for the org's no-reuse rule."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="password_history")
+    password = models.CharField(max_length=256)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-created_at"])]
+
+
+class UserSession(AbstractBaseSession):
+    """A server-side session that knows its user, so it can be listed and revoked one by one.
+
+    Django's documented way to extend the database session engine (AbstractBaseSession).
+    django-user-sessions does the same but targets Django <= 4, takes the IP from REMOTE_ADDR rather
+    than through our trusted proxies, and writes on every request; this model is small enough to own.
+    """
+
+    user = models.ForeignKey(User, null=True, on_delete=models.CASCADE, related_name="sessions")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-last_seen_at"])]

@@ -5,10 +5,53 @@ is ~30 ms and still within OWASP's recommendation. Changing these numbers makes 
 password on the user's next successful login.
 """
 
-from django.contrib.auth.hashers import Argon2PasswordHasher
+from django.contrib.auth.hashers import Argon2PasswordHasher, check_password
+from django.core.exceptions import ValidationError
+
+from accounts.policy import missing_classes, user_policy
+
+PASSWORD_MAX_LENGTH = 1024
 
 
 class IamArgon2Hasher(Argon2PasswordHasher):
     time_cost = 2
     memory_cost = 19 * 1024  # KiB
     parallelism = 1
+
+
+class PolicyPasswordValidator:
+    """The org policies' password rules (strictest across the user's orgs), as a Django validator.
+
+    Each failure carries a reason code (`code`), so the API and the pages can say exactly why.
+    """
+
+    def validate(self, password, user=None):
+        policy = user_policy(user)
+        errors = []
+        if len(password) < policy.min_length:
+            errors.append(ValidationError(
+                f"Use at least {policy.min_length} characters.", code="password_too_short"))
+        if len(password) > PASSWORD_MAX_LENGTH:
+            errors.append(ValidationError("That password is too long.", code="password_too_long"))
+        for missing in missing_classes(password, policy.classes):
+            errors.append(ValidationError(f"Include {missing}.", code="password_missing_class"))
+        folded = password.casefold()
+        if any(len(name) >= 3 and name.casefold() in folded for name in policy.org_names):
+            errors.append(ValidationError("Do not use your organization's name.",
+                                          code="password_contains_org_name"))
+        if user is not None and policy.history and _recently_used(user, password, policy.history):
+            errors.append(ValidationError(
+                f"Choose a password you have not used for your last {policy.history} changes.",
+                code="password_reused"))
+        if errors:
+            raise ValidationError(errors)
+
+    def get_help_text(self) -> str:
+        return "Your organizations' security policies set the length and character rules."
+
+
+def _recently_used(user, password: str, depth: int) -> bool:
+    if user.pk and user.check_password(password):
+        return True
+    previous = user.password_history.order_by("-created_at").values_list("password", flat=True)
+    return any(check_password(password, encoded) for encoded in previous[: max(depth - 1, 0)])

@@ -1,5 +1,7 @@
 """Writes to users, organizations, memberships and org API keys. Each one is audited."""
 
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -10,6 +12,7 @@ from accounts.models import (
     MembershipSource,
     MembershipStatus,
     Organization,
+    PasswordHistory,
     User,
     normalize_email,
 )
@@ -197,3 +200,50 @@ def login_record_failure(*, reason: str, method: str = "password") -> None:
 
 def logout_record(*, user: User) -> None:
     audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.LOGOUT)
+
+
+HISTORY_KEPT = 24  # the most any policy may ask for
+
+
+def sessions_revoke(*, user: User, reason: str, except_key: str | None = None,
+                    actor: Actor | None = None) -> int:
+    """End the user's sessions (all, or all but one). They fail on their very next request."""
+    sessions = user.sessions.all()
+    if except_key:
+        sessions = sessions.exclude(session_key=except_key)
+    count, _ = sessions.delete()
+    if count:
+        audit_record(org=None, actor=actor or Actor.for_user(user), event=AuditEvent.SESSION_REVOKED,
+                     target=Target.of(user), data={"reason": reason, "count": count})
+    return count
+
+
+@records_denials
+@transaction.atomic
+def password_set(*, user: User, new_password: str, reason: str,
+                 keep_session_key: str | None = None) -> int:
+    """Set a new password under the strictest org policy; ends every other session.
+
+    Returns the number of sessions ended. The previous hash joins the history (for no-reuse).
+    """
+    try:
+        validate_password(new_password, user)
+    except ValidationError as exc:
+        codes = sorted({e.code or "invalid" for e in exc.error_list})
+        raise Invalid(
+            "Choose a different password.", code=codes[0] if len(codes) == 1 else "password_rejected",
+            fields={"new_password": list(exc.messages)},
+            audit=DenialAudit(org=None, actor=Actor.for_user(user), event=AuditEvent.PASSWORD_REJECTED,
+                              target=Target.of(user), data={"reasons": codes}),
+        )
+    if user.has_usable_password():
+        PasswordHistory.objects.create(user=user, password=user.password)
+        stale = user.password_history.order_by("-created_at").values_list("pk", flat=True)[HISTORY_KEPT:]
+        PasswordHistory.objects.filter(pk__in=list(stale)).delete()
+    user.set_password(new_password)
+    user.password_changed_at = timezone.now()
+    user.save(update_fields=["password", "password_changed_at"])
+    revoked = sessions_revoke(user=user, reason=reason, except_key=keep_session_key)
+    audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.PASSWORD_CHANGED,
+                 target=Target.of(user), data={"sessions_revoked": revoked, "reason": reason})
+    return revoked

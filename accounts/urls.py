@@ -3,7 +3,7 @@ the navigation and the tests name them the same way (`accounts:members`, `accoun
 
 from django.urls import include, path
 
-from accounts import views
+from accounts import login_views, mfa_views, views
 from audit import views as audit_views
 from rbac import views as rbac_views
 
@@ -25,8 +25,11 @@ org_pages = [
 app_name = "accounts"
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", views.login_view, name="login"),
-    path("logout/", views.logout_view, name="logout"),
+    path("login/", login_views.login_view, name="login"),
+    path("logout/", login_views.logout_view, name="logout"),
+    path("reauth/", login_views.reauth_view, name="reauth"),
+    path("account/password/", login_views.password_change_view, name="password-change"),
+    *mfa_views.urlpatterns,
     path("orgs/switch/", views.org_switch, name="org-switch"),
     path("orgs/<str:org>/", include(org_pages)),
 ]

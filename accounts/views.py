@@ -1,18 +1,15 @@
 """Pages: login, logout, home and the org switcher; org members and org API keys."""
 
 from django.contrib import messages
-from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
-from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET
 
 from accounts import services
-from accounts.forms import ApiKeyCreateForm, LoginForm, MemberAddForm, MemberEditForm
+from accounts.forms import ApiKeyCreateForm, MemberAddForm, MemberEditForm
+from accounts.login_views import landing
 from accounts.models import ApiKey, Membership
 from iam_project.errors import ServiceError
 from rbac.forms import permission_groups
@@ -23,56 +20,11 @@ from rbac.permissions import Perm
 # --- Login, logout, home ----------------------------------------------------------------------
 
 
-def _safe_next(request) -> str | None:
-    target = request.POST.get("next") or request.GET.get("next")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return None
-
-
-def _landing(request):
-    """Where a signed-in user goes by default: their first org's members, else the no-org page."""
-    orgs = orgs_for_user(request.user)
-    return redirect("accounts:members", org=orgs[0].slug) if orgs else redirect("accounts:home")
-
-
-@never_cache
-@csrf_protect
-@require_http_methods(["GET", "HEAD", "POST"])
-def login_view(request):
-    if request.method == "POST":
-        form = LoginForm(request, data=request.POST)
-        if form.is_valid():
-            login(request, form.user)  # rotates the session key and the CSRF token
-            services.login_record_success(user=form.user)
-            target = _safe_next(request)
-            return redirect(target) if target else _landing(request)
-        services.login_record_failure(reason=form.failure_reason or "bad_credentials")
-        status = 400
-    else:
-        if request.user.is_authenticated:
-            target = _safe_next(request)
-            return redirect(target) if target else _landing(request)
-        form, status = LoginForm(request), 200
-    context = {"form": form, "next": _safe_next(request) or ""}
-    return render(request, "accounts/login.html", context, status=status)
-
-
-@require_POST
-def logout_view(request):
-    if request.user.is_authenticated:
-        services.logout_record(user=request.user)
-    logout(request)
-    return redirect("accounts:login")
-
-
 @login_required
 def home(request):
     if not orgs_for_user(request.user):
         return render(request, "accounts/no_org.html", {"user_orgs": []})
-    return _landing(request)
+    return landing(request)
 
 
 @login_required

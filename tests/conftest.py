@@ -9,8 +9,10 @@ from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory, ap
 
 
 @pytest.fixture(autouse=True)
-def _clear_cache():
+def _clear_cache(settings):
     cache.clear()
+    # Login back-off sleeps are real time; tests that exercise it turn it back on themselves.
+    settings.IAM_LOGIN_BACKOFF_BASE_SECONDS = 0
     yield
     cache.clear()
 

@@ -55,7 +55,7 @@ def test_login_sets_a_new_session_and_records_success(owner, org):
 def test_login_wrong_password_is_generic_and_leaves_no_session(owner):
     client = Client()
     response = client.post("/login/", {"email": owner.user.email, "password": "wrong"})
-    assert response.status_code == 400
+    assert response.status_code == 401
     assert "Email or password is incorrect." in response.content.decode()
     assert "_auth_user_id" not in client.session
     entry = events(None, "login.failure").get()
@@ -65,7 +65,7 @@ def test_login_wrong_password_is_generic_and_leaves_no_session(owner):
 
 def test_login_unknown_email_gives_the_same_error(db):
     response = Client().post("/login/", {"email": "nobody@example.com", "password": "x"})
-    assert response.status_code == 400
+    assert response.status_code == 401
     assert "Email or password is incorrect." in response.content.decode()
 
 

@@ -1,0 +1,208 @@
+"""The human login pipeline: password step, optional second-factor step, completion.
+
+A password that verifies for a user with a second factor does not log anyone in: the session only
+holds a short-lived *pending* marker, so `request.user` stays anonymous and every API, admin page
+and token endpoint refuses it. Only `complete_login` calls Django's `login()` (which issues a new
+session key), clears the lockout counters and records the session.
+
+Every outcome is audited with a reason code; no email, password or code goes into the record.
+"""
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.contrib.auth import login
+from django.utils import timezone
+from django_otp import devices_for_user, user_has_device
+
+from accounts import lockout, mfa
+from accounts.models import User, normalize_email
+from accounts.passwords import PASSWORD_MAX_LENGTH
+from accounts.policy import password_expired, user_policy
+from accounts.services import login_record_failure, login_record_success
+from accounts.sessions import KEY_CREATED, KEY_IP, KEY_USER_AGENT
+from audit.actors import Actor
+from audit.events import AuditEvent, Outcome
+from audit.services import audit_record
+
+PENDING_KEY = "iam_pending_login"
+AUTH_TIME_KEY = "iam_auth_time"  # last password or second-factor proof (re-auth gate, org timeouts)
+MFA_TIME_KEY = "iam_mfa_at"  # when this session last proved a second factor
+LAST_SEEN_KEY = "iam_last_seen"
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    status: str  # complete | mfa | refused
+    reason: str = ""
+    http_status: int = 200
+    retry_after: int | None = None
+    user: User | None = None
+
+
+def _refused(reason: str, http_status: int = 401, retry_after: int | None = None) -> LoginOutcome:
+    return LoginOutcome("refused", reason, http_status, retry_after)
+
+
+def _well_formed(email: str, password: str) -> str:
+    if not email or not password:
+        return "missing_fields"
+    if len(password) > PASSWORD_MAX_LENGTH:
+        return "password_too_long"
+    if len(email) > 254:
+        return "email_too_long"
+    if "\x00" in email or "\x00" in password:
+        return "invalid_characters"
+    return ""
+
+
+def password_login(request, *, email: str, password: str) -> LoginOutcome:
+    """Check a password under the lockout and throttle rules. May raise lockout.LoginUnavailable."""
+    problem = _well_formed(email, password)
+    if problem:
+        login_record_failure(reason=problem)
+        return _refused(problem, 400)
+    ip = request.audit_context.ip
+    refusal = lockout.check_ip(ip)
+    if refusal:
+        _record_throttle("ip", refusal.retry_after)
+        return _refused(refusal.reason, 429, refusal.retry_after)
+    user = User.objects.filter(email=normalize_email(email)).first()
+    policy = user_policy(user)
+    refusal = lockout.reserve_attempt(email, policy.lockout_threshold, policy.lockout_minutes)
+    if refusal:
+        login_record_failure(reason=refusal.reason)
+        if refusal.reason == "backoff":
+            return _refused("backoff", 429, refusal.retry_after)
+        return _refused("locked")
+    reason = _verify(user, password)
+    if reason:
+        lockout.register_ip_failure(ip)
+        locked = lockout.register_failure(email, policy.lockout_threshold, policy.lockout_minutes)
+        _record_failure(user, reason, locked)
+        return _refused(reason)
+    if user_has_device(user, confirmed=True):
+        pending_start(request, user, method="password")
+        return LoginOutcome("mfa", user=user)
+    complete_login(request, user, method="password")
+    return LoginOutcome("complete", user=user)
+
+
+def _verify(user: User | None, password: str) -> str:
+    """A reason code, or "" when the password is right for an active user. Constant cost: an
+    unknown email still pays one Argon2 hash, so timing does not tell who has an account."""
+    if user is None:
+        User().set_password(password)
+        return "bad_credentials"
+    if not user.check_password(password):  # also rehashes when our Argon2 parameters changed
+        return "bad_credentials"
+    if not user.is_active:
+        return "inactive"
+    return ""
+
+
+def _record_failure(user, reason: str, locked) -> None:
+    login_record_failure(reason=reason)
+    if locked is not None:
+        actor = Actor.for_user(user) if user else Actor.anonymous()
+        audit_record(org=None, actor=actor, event=AuditEvent.LOGIN_LOCKED, outcome=Outcome.DENIED,
+                     data={"reason": "threshold", "locked_until": timezone.now().timestamp()
+                           + locked.retry_after})
+
+
+def _record_throttle(scope: str, retry_after: int) -> None:
+    audit_record(org=None, actor=Actor.anonymous(), event=AuditEvent.LOGIN_THROTTLED,
+                 outcome=Outcome.DENIED, data={"scope": scope, "retry_after": retry_after})
+
+
+# --- the pending (password verified, second factor due) state -------------------------------
+
+
+def pending_start(request, user: User, *, method: str) -> None:
+    request.session.cycle_key()
+    request.session[PENDING_KEY] = {"user": str(user.pk), "at": time.time(), "method": method}
+    audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.MFA_CHALLENGE,
+                 data={"methods": mfa_methods(user)})
+
+
+def pending_user(request) -> User | None:
+    """The user whose password step passed in this session, while the second factor is due."""
+    pending = request.session.get(PENDING_KEY)
+    if not pending or time.time() - pending["at"] > settings.IAM_MFA_PENDING_SECONDS:
+        return None
+    return User.objects.filter(pk=pending["user"], is_active=True).first()
+
+
+def mfa_methods(user: User) -> list[str]:
+    return sorted({type(d).__name__ for d in devices_for_user(user, confirmed=True)})
+
+
+# --- completion -----------------------------------------------------------------------------
+
+
+def complete_login(request, user: User, *, method: str, mfa_method: str | None = None) -> None:
+    """Log the user in: new session key, session metadata, counters cleared, audited."""
+    request.session.pop(PENDING_KEY, None)
+    login(request, user, backend="accounts.backends.EmailBackend")
+    now = timezone.now()
+    context = request.audit_context
+    request.session[KEY_CREATED] = now.isoformat()
+    request.session[KEY_IP] = context.ip
+    request.session[KEY_USER_AGENT] = context.user_agent[:512]
+    request.session[AUTH_TIME_KEY] = now.timestamp()
+    request.session[LAST_SEEN_KEY] = now.timestamp()
+    request.session[MFA_TIME_KEY] = now.timestamp() if mfa_method else None
+    lockout.clear(user.email)
+    login_record_success(user=user, method=method if not mfa_method else f"{method}+{mfa_method}")
+    request.session.save()
+    audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.SESSION_CREATED,
+                 data={"session": session_label(request.session.session_key)})
+
+
+def session_label(session_key: str | None) -> str:
+    """A short, non-secret name for a session in audit records (never the key itself)."""
+    return hashlib.sha256((session_key or "").encode()).hexdigest()[:12]
+
+
+def auth_time(request) -> datetime | None:
+    value = request.session.get(AUTH_TIME_KEY)
+    return datetime.fromtimestamp(value, tz=UTC) if value else None
+
+
+def password_change_due(user) -> bool:
+    return user.is_authenticated and password_expired(user)
+
+
+def reauthenticate(request, *, password: str = "", code: str = "") -> str | None:
+    """Prove the password or a second factor again inside a session. Returns the method or None.
+
+    Failures count against the account's lockout like login failures. Success issues a new
+    session key (so a key observed before the sensitive step is worthless after it)."""
+    user = request.user
+    policy = user_policy(user)
+    method = None
+    if password:
+        refusal = lockout.reserve_attempt(user.email, policy.lockout_threshold, policy.lockout_minutes)
+        if refusal is None and len(password) <= PASSWORD_MAX_LENGTH and user.check_password(password):
+            method = "password"
+        elif refusal is None:
+            lockout.register_failure(user.email, policy.lockout_threshold, policy.lockout_minutes)
+    elif code:
+        method = mfa.verify_code(user, code, purpose="reauth")
+    if method is None:
+        audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.REAUTH_FAILED,
+                     outcome=Outcome.FAILURE,
+                     data={"method": "password" if password else "code", "reason": "mismatch"})
+        return None
+    request.session.cycle_key()
+    now = time.time()
+    request.session[AUTH_TIME_KEY] = now
+    if method != "password":
+        request.session[MFA_TIME_KEY] = now
+    lockout.clear(user.email)
+    audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.REAUTH_SUCCEEDED,
+                 data={"method": method})
+    return method

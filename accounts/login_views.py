@@ -1,0 +1,146 @@
+"""Pages: sign in, sign out, re-authentication and password change. The rules live in
+accounts.login_flow, accounts.lockout and the services; these views only translate."""
+
+import time
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts import lockout, login_flow, services
+from accounts.forms import LOGIN_ERROR, LoginForm, PasswordChangeForm, ReauthForm
+from accounts.passwords import PASSWORD_MAX_LENGTH
+from audit.actors import Actor
+from audit.events import AuditEvent, Outcome
+from audit.services import audit_record
+from iam_project.errors import ServiceError
+from rbac.pages import form_apply_service_error, orgs_for_user
+
+UNAVAILABLE = "Sign-in is temporarily unavailable. Please try again in a minute."
+
+
+def safe_next(request) -> str | None:
+    target = request.POST.get("next") or request.GET.get("next")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return None
+
+
+def landing(request):
+    """Where a signed-in user goes: `next`, else their first org's members, else the no-org page."""
+    target = safe_next(request)
+    if target:
+        return redirect(target)
+    orgs = orgs_for_user(request.user)
+    return redirect("accounts:members", org=orgs[0].slug) if orgs else redirect("accounts:home")
+
+
+def _render_login(request, form, status, retry_after=None, error=None):
+    if error:
+        form.add_error(None, error)
+    response = render(request, "accounts/login.html", {"form": form, "next": safe_next(request) or ""},
+                      status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "HEAD", "POST"])
+def login_view(request):
+    if request.method != "POST":
+        if request.user.is_authenticated:
+            return landing(request)
+        return _render_login(request, LoginForm(), 200)
+    form = LoginForm(request.POST)
+    email, password = request.POST.get("email", ""), request.POST.get("password", "")
+    try:
+        outcome = login_flow.password_login(request, email=email, password=password)
+    except lockout.LoginUnavailable:
+        audit_record(org=None, actor=Actor.anonymous(), event=AuditEvent.LOGIN_UNAVAILABLE,
+                     outcome=Outcome.FAILURE, data={"reason": "lockout_store_unreachable"})
+        return _render_login(request, form, 503, error=UNAVAILABLE)
+    if outcome.status == "mfa":
+        return redirect(_with_next("accounts:mfa-verify", request))
+    if outcome.status == "complete":
+        if login_flow.password_change_due(request.user):
+            return redirect(_with_next("accounts:password-change", request))
+        return landing(request)
+    if outcome.http_status == 429:
+        error = "Too many attempts. Wait a moment before trying again."
+        return _render_login(request, form, 429, retry_after=outcome.retry_after, error=error)
+    # One message for every other failure: the page never says which part was wrong.
+    return _render_login(request, form, outcome.http_status, error=LOGIN_ERROR)
+
+
+def _with_next(url_name: str, request) -> str:
+    target = safe_next(request)
+    return reverse(url_name) + (f"?{urlencode({'next': target})}" if target else "")
+
+
+@require_POST
+def logout_view(request):
+    if request.user.is_authenticated:
+        services.logout_record(user=request.user)
+    logout(request)
+    return redirect("accounts:login")
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def reauth_view(request):
+    """Prove the password (or a second factor) again; issues a new session key on success."""
+    form = ReauthForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            method = login_flow.reauthenticate(request, password=form.cleaned_data["password"],
+                                               code=form.cleaned_data["code"])
+        except lockout.LoginUnavailable:
+            form.add_error(None, UNAVAILABLE)
+            status = 503
+        else:
+            if method:
+                return landing(request)
+            form.add_error(None, "That did not match. Try again.")
+            status = 401
+    return render(request, "accounts/reauth.html",
+                  {"form": form, "next": safe_next(request) or "", "user_orgs": orgs_for_user(request.user)},
+                  status=status)
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def password_change_view(request):
+    form = PasswordChangeForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        current = form.cleaned_data["current_password"]
+        if len(current) > PASSWORD_MAX_LENGTH or not request.user.check_password(current):
+            form.add_error("current_password", "That is not your current password.")
+            status = 400
+        else:
+            try:
+                services.password_set(user=request.user, new_password=form.cleaned_data["new_password"],
+                                      reason="changed", keep_session_key=request.session.session_key)
+            except ServiceError as exc:
+                form_apply_service_error(form, exc)
+                status = exc.status
+            else:
+                request.session[login_flow.AUTH_TIME_KEY] = time.time()
+                messages.success(request, "Your password has been changed. Other sessions were ended.")
+                return landing(request)
+    context = {"form": form, "next": safe_next(request) or "", "user_orgs": orgs_for_user(request.user),
+               "expired": login_flow.password_change_due(request.user)}
+    return render(request, "accounts/password_change.html", context, status=status)

@@ -1,0 +1,82 @@
+"""Reading security policies: one org's, and the strictest across every org a person belongs to.
+
+Login and password rules are about a person, not an org, so where a user belongs to several orgs
+they take the strictest value of each setting. Session timeouts and the MFA mandate are checked per
+org, on every request to that org's resources (`org_session_denial`).
+"""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.utils import timezone
+
+from accounts.models import ACTING_STATUSES, SecurityPolicy
+
+
+def policy_for_org(org) -> SecurityPolicy:
+    """The org's policy row, or the defaults when the owner has never changed it."""
+    try:
+        return org.security_policy
+    except SecurityPolicy.DoesNotExist:
+        return SecurityPolicy(org=org)
+
+
+CLASS_CHECKS = {
+    "lower": (str.islower, "a lower-case letter"),
+    "upper": (str.isupper, "an upper-case letter"),
+    "digit": (str.isdigit, "a digit"),
+    "symbol": (lambda c: not c.isalnum(), "a symbol"),
+}
+
+
+@dataclass(frozen=True)
+class UserPolicy:
+    min_length: int = 12
+    classes: frozenset = field(default_factory=frozenset)
+    history: int = 0
+    max_age_days: int = 0
+    lockout_threshold: int = 5
+    lockout_minutes: int = 15
+    org_names: tuple = ()
+
+    @classmethod
+    def from_policies(cls, policies) -> "UserPolicy":
+        policies = list(policies)
+        if not policies:
+            return cls()
+        ages = [p.password_max_age_days for p in policies if p.password_max_age_days]
+        classes = set()
+        for p in policies:
+            classes |= {name for name in CLASS_CHECKS if getattr(p, f"password_require_{name}")}
+        return cls(
+            min_length=max(p.password_min_length for p in policies),
+            classes=frozenset(classes),
+            history=max(p.password_history for p in policies),
+            max_age_days=min(ages) if ages else 0,
+            lockout_threshold=min(p.lockout_threshold for p in policies),
+            lockout_minutes=max(p.lockout_minutes for p in policies),
+            org_names=tuple(p.org.name for p in policies if p.org_id),
+        )
+
+
+def user_policy(user) -> UserPolicy:
+    """The strictest of the policies of every org the user may act in (defaults for the rest)."""
+    if user is None or not user.pk:
+        return UserPolicy()
+    memberships = list(user.memberships.filter(status__in=ACTING_STATUSES).select_related(
+        "org", "org__security_policy"))
+    return UserPolicy.from_policies(policy_for_org(m.org) for m in memberships)
+
+
+def password_expired(user, policy: UserPolicy | None = None) -> bool:
+    policy = policy or user_policy(user)
+    if not policy.max_age_days or not user.has_usable_password():
+        return False
+    changed = user.password_changed_at or user.created_at
+    return timezone.now() - changed > timedelta(days=policy.max_age_days)
+
+
+def missing_classes(password: str, classes) -> list[str]:
+    return [CLASS_CHECKS[name][1] for name in sorted(classes)
+            if not any(CLASS_CHECKS[name][0](c) for c in password)]
+

@@ -1,0 +1,54 @@
+"""The re-authentication gate ("sudo") for sensitive mutations.
+
+Inside a valid session, changing security policy or SSO/SCIM settings, creating API keys and agent
+secrets, changing roles, exporting access reviews and deleting the org need a password or second
+factor proven within `IAM_REAUTH_WINDOW_SECONDS` (default 10 minutes). Pages send a stale session to
+`/reauth/`; the API answers 403 `reauth_required`. API keys are not sessions: the gate does not apply
+to them (they carry exactly their declared permissions and no interactive proof is possible).
+"""
+
+import functools
+import time
+
+from django.conf import settings
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from accounts.login_flow import AUTH_TIME_KEY
+
+REAUTH_URL_NAME = "accounts:reauth"
+
+
+def auth_is_fresh(request) -> bool:
+    proven = request.session.get(AUTH_TIME_KEY)
+    return bool(proven) and time.time() - proven <= settings.IAM_REAUTH_WINDOW_SECONDS
+
+
+def reauth_redirect(request):
+    # After a POST the browser comes back to the same page with a GET and submits again.
+    target = request.get_full_path()
+    return redirect(f"{reverse(REAUTH_URL_NAME)}?{urlencode({'next': target})}")
+
+
+def reauth_required(view):
+    """For function views: a stale session is sent to prove itself again first."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not auth_is_fresh(request):
+            return reauth_redirect(request)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+class ReauthRequiredMixin:
+    """For class-based pages: `reauth_methods` lists the HTTP methods that need a fresh proof."""
+
+    reauth_methods = ("post",)
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method.lower() in self.reauth_methods and not auth_is_fresh(request):
+            return reauth_redirect(request)
+        return super().dispatch(request, *args, **kwargs)
