@@ -21,7 +21,7 @@ from django_otp import devices_for_user, user_has_device
 from accounts import lockout, mfa
 from accounts.models import User, normalize_email
 from accounts.passwords import PASSWORD_MAX_LENGTH
-from accounts.policy import password_expired, user_policy
+from accounts.policy import AUTH_TIME_KEY, LAST_SEEN_KEY, MFA_TIME_KEY, password_expired, user_policy
 from accounts.services import login_record_failure, login_record_success
 from accounts.sessions import KEY_CREATED, KEY_IP, KEY_USER_AGENT
 from audit.actors import Actor
@@ -29,9 +29,6 @@ from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
 
 PENDING_KEY = "iam_pending_login"
-AUTH_TIME_KEY = "iam_auth_time"  # last password or second-factor proof (re-auth gate, org timeouts)
-MFA_TIME_KEY = "iam_mfa_at"  # when this session last proved a second factor
-LAST_SEEN_KEY = "iam_last_seen"
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,18 @@ they take the strictest value of each setting. Session timeouts and the MFA mand
 org, on every request to that org's resources (`org_session_denial`).
 """
 
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.utils import timezone
 
 from accounts.models import ACTING_STATUSES, SecurityPolicy
+
+# Session keys written by accounts.login_flow (kept here, the lower layer, so both can read them).
+AUTH_TIME_KEY = "iam_auth_time"  # last password or second-factor proof (re-auth gate, org timeouts)
+MFA_TIME_KEY = "iam_mfa_at"  # when this session last proved a second factor
+LAST_SEEN_KEY = "iam_last_seen"
 
 
 def policy_for_org(org) -> SecurityPolicy:
@@ -80,3 +86,35 @@ def missing_classes(password: str, classes) -> list[str]:
     return [CLASS_CHECKS[name][1] for name in sorted(classes)
             if not any(CLASS_CHECKS[name][0](c) for c in password)]
 
+
+
+# Reasons a valid session may not use one org's resources right now, and where a page sends it.
+SESSION_DENIALS = {
+    "session_expired": "accounts:reauth",
+    "session_idle": "accounts:reauth",
+    "mfa_required": "accounts:reauth",
+    "mfa_enrollment_required": "accounts:mfa-setup",
+    "password_change_required": "accounts:password-change",
+}
+
+
+def org_session_denial(*, org, user, session, idle_seconds: float | None, has_factor) -> str | None:
+    """Why this session may not act in `org` under the org's policy, or None.
+
+    Checked on every request to the org's resources (by the guard), so a policy change or the
+    passing of time takes effect on the next request. `has_factor` is called only when needed.
+    """
+    policy = policy_for_org(org)
+    now = time.time()
+    proven = session.get(AUTH_TIME_KEY) or 0
+    if now - proven > policy.session_absolute_minutes * 60:
+        return "session_expired"
+    if idle_seconds is not None and idle_seconds > policy.session_idle_minutes * 60:
+        return "session_idle"
+    if policy.mfa_required and not session.get(MFA_TIME_KEY):
+        return "mfa_required" if has_factor() else "mfa_enrollment_required"
+    if policy.password_max_age_days and password_expired(
+        user, UserPolicy(max_age_days=policy.password_max_age_days)
+    ):
+        return "password_change_required"
+    return None

@@ -55,7 +55,9 @@ def exception_handler(exc, context):
             headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None):
             headers["Retry-After"] = str(int(exc.wait))
-        code = next((c for klass, c in _CODES.items() if isinstance(exc, klass)), "error")
+        code = getattr(exc, "error_code", None) or next(
+            (c for klass, c in _CODES.items() if isinstance(exc, klass)), "error"
+        )
         if isinstance(exc, exceptions.ValidationError):
             fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
             return error_response(code, "Invalid input.", exc.status_code, _flatten(fields), headers)

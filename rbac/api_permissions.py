@@ -7,9 +7,30 @@ from rest_framework import exceptions, permissions
 
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
-from rbac.guard import access_for_request
+from rbac.guard import SessionPolicyDenied, access_for_request
 
 logger = logging.getLogger("iam.guard")
+
+
+class SessionRefused(exceptions.APIException):
+    """The org's policy refuses this session now: log in again (401) or complete a step (403)."""
+
+    def __init__(self, reason: str):
+        expired = reason in ("session_expired", "session_idle")
+        self.status_code = 401 if expired else 403
+        super().__init__(detail=_SESSION_MESSAGES[reason], code=reason)
+        self.error_code = reason
+        if expired:
+            self.auth_header = 'Bearer realm="api"'  # RFC 7235: a 401 names a scheme
+
+
+_SESSION_MESSAGES = {
+    "session_expired": "Your session is older than this organization allows. Sign in again.",
+    "session_idle": "Your session was idle longer than this organization allows. Sign in again.",
+    "mfa_required": "This organization requires two-step verification for this session.",
+    "mfa_enrollment_required": "This organization requires two-step verification. Set it up first.",
+    "password_change_required": "Your password is older than this organization allows. Change it.",
+}
 
 
 class DenyAll(permissions.BasePermission):
@@ -23,7 +44,10 @@ class OrgAccessPermission(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
         if not request.user or not request.user.is_authenticated:
             return False  # DRF answers 401 with WWW-Authenticate
-        access = access_for_request(request, view.kwargs.get("org", ""))
+        try:
+            access = access_for_request(request, view.kwargs.get("org", ""))
+        except SessionPolicyDenied as denied:
+            raise SessionRefused(denied.reason)
         if access is None:
             raise exceptions.NotFound()
         request.access = access

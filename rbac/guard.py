@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 from django.db.models import Q
 
+from accounts.mfa import has_second_factor
 from accounts.models import ACTING_STATUSES, ApiKey, Membership, Organization, User
+from accounts.policy import org_session_denial
 from audit.actors import Actor
 from rbac.models import Role, RoleAssignment, Team, TeamMembership
 from rbac.permissions import Perm, perms_from_strings
@@ -80,7 +82,7 @@ def access_for_user(*, user: User, org_slug: str) -> Access | None:
         return None
     membership = (
         Membership.objects.unscoped()  # scoped by the org slug in the same query
-        .select_related("org")
+        .select_related("org", "org__security_policy")
         .filter(org__slug=org_slug, user=user, status__in=ACTING_STATUSES)
         .first()
     )
@@ -105,8 +107,20 @@ def access_for_api_key(*, api_key: ApiKey, org_slug: str) -> Access | None:
     return Access(org=api_key.org, perms=api_key.perms, api_key=api_key)
 
 
+class SessionPolicyDenied(Exception):
+    """A member's session may not act in this org right now (see accounts.policy.SESSION_DENIALS)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 def access_for_request(request, org_slug: str) -> Access | None:
-    """Resolve once per request (API key or session user) and keep the answer on the request."""
+    """Resolve once per request (API key or session user) and keep the answer on the request.
+
+    For a browser session the org's security policy is applied here too (session age and idle
+    time, MFA mandate, password age), so no org resource is reachable without it.
+    """
     cache = request.__dict__.setdefault("_iam_access", {})
     if org_slug not in cache:
         key = getattr(request, "auth", None)
@@ -114,4 +128,13 @@ def access_for_request(request, org_slug: str) -> Access | None:
             cache[org_slug] = access_for_api_key(api_key=key, org_slug=org_slug)
         else:
             cache[org_slug] = access_for_user(user=request.user, org_slug=org_slug)
-    return cache[org_slug]
+    access = cache[org_slug]
+    if access is not None and access.api_key is None:
+        denial = org_session_denial(
+            org=access.org, user=access.user, session=request.session,
+            idle_seconds=getattr(request, "iam_idle_seconds", None),
+            has_factor=lambda: has_second_factor(access.user),
+        )
+        if denial:
+            raise SessionPolicyDenied(denial)
+    return access

@@ -11,12 +11,16 @@ import logging
 
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from accounts.models import ACTING_STATUSES
+from accounts.policy import SESSION_DENIALS
+from accounts.reauth import auth_is_fresh, reauth_redirect
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
-from rbac.guard import access_for_request
+from rbac.guard import SessionPolicyDenied, access_for_request
 from rbac.permissions import Perm
 
 logger = logging.getLogger("iam.guard")
@@ -36,6 +40,8 @@ class OrgPageMixin:
     """`required` maps each HTTP method (lower case) to the catalogue Perm it needs."""
 
     required: dict[str, Perm] = {}
+    # HTTP methods that change security-sensitive state and so need a fresh re-authentication.
+    reauth_methods: tuple[str, ...] = ()
     forbidden_template = "pages/forbidden.html"
 
     def __init_subclass__(cls, **kwargs):
@@ -47,7 +53,12 @@ class OrgPageMixin:
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        access = access_for_request(request, kwargs.get("org", ""))
+        try:
+            access = access_for_request(request, kwargs.get("org", ""))
+        except SessionPolicyDenied as denied:
+            # The org's policy wants a fresh login, a second factor, or a new password first.
+            target = reverse(SESSION_DENIALS[denied.reason])
+            return redirect(f"{target}?{urlencode({'next': request.get_full_path()})}")
         if access is None:
             raise Http404("No such organization.")
         self.access = access
@@ -58,6 +69,8 @@ class OrgPageMixin:
             return self.forbidden(None)
         if not access.has(perm):
             return self.forbidden(perm)
+        if request.method.lower() in self.reauth_methods and not auth_is_fresh(request):
+            return reauth_redirect(request)
         return super().dispatch(request, *args, **kwargs)
 
     def required_permission(self, method: str) -> Perm | None:

@@ -1,6 +1,9 @@
+import time
+
 import factory
 
 from accounts.models import ApiKey, Membership, Organization, User
+from accounts.policy import AUTH_TIME_KEY, LAST_SEEN_KEY, MFA_TIME_KEY
 from accounts.secrets import credential_mint
 from audit.models import AuditChain
 from rbac.models import Role, Team, TeamMembership
@@ -85,3 +88,18 @@ def api_key_for(org, permissions, **fields) -> tuple[ApiKey, str]:
         permissions=[str(p) for p in permissions], **fields,
     )
     return key, minted.display
+
+
+def sign_in(client, user, *, mfa: bool = False, auth_age: float = 0.0):
+    """Log `client` in as a completed login would: fresh proof time, optionally a second factor.
+
+    `auth_age` backdates the last proof (seconds), to test re-authentication and org timeouts.
+    """
+    client.force_login(user)
+    session = client.session
+    now = time.time()
+    session[AUTH_TIME_KEY] = now - auth_age
+    session[LAST_SEEN_KEY] = now
+    session[MFA_TIME_KEY] = now if mfa else None
+    session.save()
+    return client

@@ -6,14 +6,22 @@ from accounts.models import ApiKey, Membership
 from accounts.secrets import secret_hash
 from audit.models import AuditEntry
 from rbac.models import Role, Team, TeamMembership
-from tests.factories import PASSWORD, MemberFactory, OrgFactory, RoleFactory, TeamFactory, UserFactory
+from tests.factories import (
+    PASSWORD,
+    MemberFactory,
+    OrgFactory,
+    RoleFactory,
+    TeamFactory,
+    UserFactory,
+    sign_in,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 def as_user(user) -> Client:
     client = Client()
-    client.force_login(user)
+    sign_in(client, user)
     return client
 
 

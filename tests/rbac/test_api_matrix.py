@@ -10,7 +10,7 @@ from audit.models import AuditEntry
 from audit.services import audit_record
 from rbac.models import Role, Team
 from rbac.permissions import Perm
-from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, api_key_for
+from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, api_key_for, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -119,7 +119,7 @@ def test_session_auth_works_and_requires_csrf(org, owner):
     from rest_framework.test import APIClient
 
     client = APIClient(enforce_csrf_checks=True)
-    client.force_login(owner.user)
+    sign_in(client, owner.user)
     assert client.get(f"/api/v1/orgs/{org.slug}/members").status_code == 200
     response = client.post(f"/api/v1/orgs/{org.slug}/teams", {"name": "x"}, format="json")
     assert response.status_code == 403
@@ -132,6 +132,6 @@ def test_member_of_another_org_gets_404_through_the_session(org):
 
     stranger = MemberFactory(org=OrgFactory(), role="owner")
     client = APIClient()
-    client.force_login(stranger.user)
+    sign_in(client, stranger.user)
     assert client.get(f"/api/v1/orgs/{org.slug}/members").status_code == 404
     assert client.get("/api/v1/orgs/no-such-org/members").status_code == 404

@@ -7,14 +7,14 @@ from accounts.models import ApiKey, Membership
 from audit.models import AuditEntry
 from rbac.models import Role, RoleAssignment, TeamMembership
 from rbac.permissions import Perm
-from tests.factories import MemberFactory, RoleFactory, TeamFactory
+from tests.factories import MemberFactory, RoleFactory, TeamFactory, sign_in
 
 pytestmark = pytest.mark.django_db
 
 
 def _client_for(member):
     client = APIClient()
-    client.force_login(member.user)
+    sign_in(client, member.user)
     return client
 
 
