@@ -1,12 +1,16 @@
 """Admin API: members and org API keys. Thin views: validate, call one service, serialize."""
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts import services
-from accounts.models import ApiKey, Membership, MembershipStatus
-from rbac.api_base import OrgScopedViewSet
+from accounts.models import ApiKey, Membership, MembershipStatus, SecurityPolicy
+from accounts.policy import policy_for_org
+from accounts.services import POLICY_FIELDS
+from rbac.api_base import OrgScopedAPIView, OrgScopedViewSet
 from rbac.permissions import Perm
 from rbac.roles import BuiltinRole
 from rbac.selectors import roles_in_org
@@ -55,12 +59,14 @@ class MemberUpdateSerializer(serializers.Serializer):
 class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = Membership
     serializer_class = MemberSerializer
+    reauth_actions = frozenset({"create", "partial_update", "destroy", "revoke_sessions"})
     required = {
         "list": Perm.MEMBER_READ,
         "retrieve": Perm.MEMBER_READ,
         "create": Perm.MEMBER_WRITE,
         "partial_update": Perm.MEMBER_WRITE,
         "destroy": Perm.MEMBER_WRITE,
+        "revoke_sessions": Perm.MEMBER_WRITE,
     }
 
     def scope(self, queryset):
@@ -93,6 +99,13 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
     def destroy(self, request, org, pk):
         services.member_remove(access=self.access, membership=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"], url_path="revoke-sessions")
+    def revoke_sessions(self, request, org, pk):
+        """End every browser session of this member; they must sign in again."""
+        count = services.member_sessions_revoke(access=self.access, membership=self.get_object())
+        return Response({"revoked": count})
 
     def _out(self, pk) -> dict:
         return MemberSerializer(self.get_queryset().get(pk=pk)).data
@@ -128,6 +141,7 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = ApiKey
     serializer_class = ApiKeySerializer
+    reauth_actions = frozenset({"create"})
     required = {
         "list": Perm.API_KEY_READ,
         "retrieve": Perm.API_KEY_READ,
@@ -151,3 +165,28 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
         services.api_key_revoke(access=self.access, key=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+
+
+class SecurityPolicySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SecurityPolicy
+        fields = [*POLICY_FIELDS, "updated_at"]
+        read_only_fields = ["updated_at"]
+
+
+class SecurityPolicyView(OrgScopedAPIView):
+    """The org's authentication policy. Changes apply at each member's next request or login."""
+
+    required = {"get": Perm.POLICY_READ, "patch": Perm.POLICY_WRITE}
+    reauth_actions = frozenset({"patch"})
+
+    @extend_schema(responses={200: SecurityPolicySerializer})
+    def get(self, request, org):
+        return Response(SecurityPolicySerializer(policy_for_org(self.org)).data)
+
+    @extend_schema(request=SecurityPolicySerializer, responses={200: SecurityPolicySerializer})
+    def patch(self, request, org):
+        serializer = SecurityPolicySerializer(policy_for_org(self.org), data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        policy = services.policy_update(access=self.access, **serializer.validated_data)
+        return Response(SecurityPolicySerializer(policy).data)

@@ -2,7 +2,8 @@
 
 from django import forms
 
-from accounts.models import MembershipStatus
+from accounts.models import MembershipStatus, SecurityPolicy
+from accounts.services import POLICY_FIELDS
 from rbac.forms import PageForm, PermissionsField, org_roles_field
 from rbac.roles import BuiltinRole
 
@@ -73,3 +74,27 @@ class ApiKeyCreateForm(PageForm):
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
+
+
+class SecurityPolicyForm(forms.ModelForm):
+    """Only shape and ranges; accounts.services.policy_update applies and audits the change."""
+
+    label_suffix = ""
+
+    class Meta:
+        model = SecurityPolicy
+        fields = list(POLICY_FIELDS)
+        labels = {
+            "session_absolute_minutes": "Session lifetime (minutes)",
+            "session_idle_minutes": "Idle timeout (minutes)",
+            "password_min_length": "Minimum password length",
+            "password_require_lower": "Require a lower-case letter",
+            "password_require_upper": "Require an upper-case letter",
+            "password_require_digit": "Require a digit",
+            "password_require_symbol": "Require a symbol",
+            "password_history": "Remember previous passwords (no reuse)",
+            "password_max_age_days": "Maximum password age in days (0: never)",
+            "mfa_required": "Require two-step verification for every member",
+            "lockout_threshold": "Failed sign-ins before lockout",
+            "lockout_minutes": "Lockout duration (minutes)",
+        }

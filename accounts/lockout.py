@@ -30,6 +30,7 @@ class LoginUnavailable(Exception):
 class Refusal:
     reason: str  # locked | backoff | ip_throttled
     retry_after: int
+    newly_locked: bool = False  # this very call locked the account (audit it once)
 
 
 def _account_key(email: str) -> str:
@@ -89,8 +90,7 @@ def reserve_attempt(email: str, threshold: int, lockout_minutes: int) -> Refusal
             return Refusal("backoff", backoff)
         attempts = _incr(f"{key}:attempts", lockout_minutes * 60)
         if attempts > threshold:
-            _lock(key, lockout_minutes)
-            return Refusal("locked", lockout_minutes * 60)
+            return Refusal("locked", lockout_minutes * 60, newly_locked=_lock(key, lockout_minutes))
         return None
 
     return _guard(run)
@@ -103,9 +103,9 @@ def register_failure(email: str, threshold: int, lockout_minutes: int) -> Refusa
     def run():
         failures = _incr(f"{key}:failures", lockout_minutes * 60)
         if failures >= threshold:
-            _lock(key, lockout_minutes)
-            return Refusal("locked", lockout_minutes * 60)
-        delay = settings.IAM_LOGIN_BACKOFF_BASE_SECONDS * 2 ** (failures - 1)
+            return Refusal("locked", lockout_minutes * 60, newly_locked=_lock(key, lockout_minutes))
+        # The first failure is free (typos happen); then 1 s, 2 s, 4 s ... before the next try.
+        delay = settings.IAM_LOGIN_BACKOFF_BASE_SECONDS * 2 ** (failures - 2) if failures >= 2 else 0
         if delay > 0:
             cache.set(f"{key}:backoff", time.time() + delay, int(delay) + 1)
         return None
@@ -113,9 +113,12 @@ def register_failure(email: str, threshold: int, lockout_minutes: int) -> Refusa
     return _guard(run)
 
 
-def _lock(key: str, minutes: int) -> None:
+def _lock(key: str, minutes: int) -> bool:
+    """Lock the account; True only for the call that actually locked it."""
     if cache.add(f"{key}:locked", time.time() + minutes * 60, minutes * 60):
         cache.delete(f"{key}:backoff")
+        return True
+    return False
 
 
 def is_locked(email: str) -> int:

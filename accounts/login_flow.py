@@ -51,7 +51,8 @@ def _well_formed(email: str, password: str) -> str:
         return "password_too_long"
     if len(email) > 254:
         return "email_too_long"
-    if "\x00" in email or "\x00" in password:
+    # NUL, or U+FFFD from bytes that were not valid UTF-8, never belongs in a credential.
+    if any(bad in email or bad in password for bad in ("\x00", "\ufffd")):
         return "invalid_characters"
     return ""
 
@@ -72,6 +73,8 @@ def password_login(request, *, email: str, password: str) -> LoginOutcome:
     refusal = lockout.reserve_attempt(email, policy.lockout_threshold, policy.lockout_minutes)
     if refusal:
         login_record_failure(reason=refusal.reason)
+        if refusal.newly_locked:
+            _record_lock(user, refusal)
         if refusal.reason == "backoff":
             return _refused("backoff", 429, refusal.retry_after)
         return _refused("locked")
@@ -103,11 +106,15 @@ def _verify(user: User | None, password: str) -> str:
 
 def _record_failure(user, reason: str, locked) -> None:
     login_record_failure(reason=reason)
-    if locked is not None:
-        actor = Actor.for_user(user) if user else Actor.anonymous()
-        audit_record(org=None, actor=actor, event=AuditEvent.LOGIN_LOCKED, outcome=Outcome.DENIED,
-                     data={"reason": "threshold", "locked_until": timezone.now().timestamp()
-                           + locked.retry_after})
+    if locked is not None and locked.newly_locked:
+        _record_lock(user, locked)
+
+
+def _record_lock(user, refusal) -> None:
+    actor = Actor.for_user(user) if user else Actor.anonymous()
+    until = timezone.now().timestamp() + refusal.retry_after
+    audit_record(org=None, actor=actor, event=AuditEvent.LOGIN_LOCKED, outcome=Outcome.DENIED,
+                 data={"reason": "threshold", "locked_until": int(until)})
 
 
 def _record_throttle(scope: str, retry_after: int) -> None:

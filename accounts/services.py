@@ -13,6 +13,7 @@ from accounts.models import (
     MembershipStatus,
     Organization,
     PasswordHistory,
+    SecurityPolicy,
     User,
     normalize_email,
 )
@@ -247,3 +248,42 @@ def password_set(*, user: User, new_password: str, reason: str,
     audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.PASSWORD_CHANGED,
                  target=Target.of(user), data={"sessions_revoked": revoked, "reason": reason})
     return revoked
+
+
+POLICY_FIELDS = (
+    "session_absolute_minutes", "session_idle_minutes", "password_min_length", "password_require_lower",
+    "password_require_upper", "password_require_digit", "password_require_symbol", "password_history",
+    "password_max_age_days", "mfa_required", "lockout_threshold", "lockout_minutes",
+)
+
+
+@records_denials
+@transaction.atomic
+def policy_update(*, access: Access, **changes) -> SecurityPolicy:
+    """Change the org's security policy; takes effect on each member's next request or login."""
+    unknown = set(changes) - set(POLICY_FIELDS)
+    if unknown:
+        raise Invalid("Unknown policy settings.", fields={k: ["Unknown setting."] for k in sorted(unknown)})
+    policy = SecurityPolicy.objects.select_for_update().filter(org=access.org).first()
+    policy = policy or SecurityPolicy(org=access.org)
+    previous = {name: getattr(policy, name) for name in changes}
+    for name, value in changes.items():
+        setattr(policy, name, value)
+    try:
+        policy.full_clean(exclude=["org"])
+    except ValidationError as exc:
+        raise Invalid("Invalid policy.", fields=exc.message_dict)
+    policy.updated_at = timezone.now()
+    policy.save()
+    changed = sorted(name for name in changes if previous[name] != changes[name])
+    audit_record(org=access.org, actor=access.actor, event=AuditEvent.POLICY_CHANGED,
+                 target=Target.of(access.org),
+                 data={"fields": changed, "previous": {k: previous[k] for k in changed}})
+    return policy
+
+
+@records_denials
+def member_sessions_revoke(*, access: Access, membership: Membership) -> int:
+    """An admin ends every session of a member (e.g. a lost laptop). Only within one's own power."""
+    assert_can_manage_member(access, membership)
+    return sessions_revoke(user=membership.user, reason="admin_revoke", actor=access.actor)

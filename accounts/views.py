@@ -8,9 +8,10 @@ from django.views import View
 from django.views.decorators.http import require_GET
 
 from accounts import services
-from accounts.forms import ApiKeyCreateForm, MemberAddForm, MemberEditForm
+from accounts.forms import ApiKeyCreateForm, MemberAddForm, MemberEditForm, SecurityPolicyForm
 from accounts.login_views import landing
 from accounts.models import ApiKey, Membership
+from accounts.policy import policy_for_org
 from iam_project.errors import ServiceError
 from rbac.forms import permission_groups
 from rbac.models import Role
@@ -42,6 +43,7 @@ def org_switch(request):
 
 class MemberListView(OrgPageMixin, View):
     required = {"get": Perm.MEMBER_READ, "post": Perm.MEMBER_WRITE}
+    reauth_methods = ("post",)
     template = "accounts/members.html"
 
     def get(self, request, org):
@@ -73,6 +75,7 @@ class MemberListView(OrgPageMixin, View):
 
 class MemberEditView(OrgPageMixin, View):
     required = {"get": Perm.MEMBER_READ, "post": Perm.MEMBER_WRITE}
+    reauth_methods = ("post",)
     template = "accounts/member_edit.html"
 
     def get(self, request, org, pk):
@@ -101,6 +104,7 @@ class MemberEditView(OrgPageMixin, View):
 
 class MemberRemoveView(OrgPageMixin, View):
     required = {"get": Perm.MEMBER_WRITE, "post": Perm.MEMBER_WRITE}
+    reauth_methods = ("post",)
     template = "accounts/member_remove.html"
 
     def get(self, request, org, pk):
@@ -123,6 +127,7 @@ class MemberRemoveView(OrgPageMixin, View):
 
 class ApiKeyListView(OrgPageMixin, View):
     required = {"get": Perm.API_KEY_READ, "post": Perm.API_KEY_WRITE}
+    reauth_methods = ("post",)
     template = "accounts/api_keys.html"
 
     def get(self, request, org):
@@ -168,3 +173,37 @@ class ApiKeyRevokeView(OrgPageMixin, View):
             return self.render_page(self.template, status=exc.status, key=key)
         messages.success(request, f"Revoked {key.name}.")
         return redirect("accounts:api-keys", org=self.org.slug)
+
+
+# --- Security policy --------------------------------------------------------------------------
+
+
+class SecurityPolicyPageView(OrgPageMixin, View):
+    required = {"get": Perm.POLICY_READ, "post": Perm.POLICY_WRITE}
+    reauth_methods = ("post",)
+    template = "accounts/security_policy.html"
+    groups = [
+        ("Sessions", ("session_absolute_minutes", "session_idle_minutes")),
+        ("Passwords", ("password_min_length", "password_require_lower", "password_require_upper",
+                       "password_require_digit", "password_require_symbol", "password_history",
+                       "password_max_age_days")),
+        ("Two-step verification", ("mfa_required",)),
+        ("Lockout", ("lockout_threshold", "lockout_minutes")),
+    ]
+
+    def get(self, request, org):
+        form = SecurityPolicyForm(instance=policy_for_org(self.org))
+        return self.render_page(self.template, form=form, groups=self.groups)
+
+    def post(self, request, org):
+        form = SecurityPolicyForm(request.POST, instance=policy_for_org(self.org))
+        if not form.is_valid():
+            return self.render_page(self.template, status=400, form=form, groups=self.groups)
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        try:
+            services.policy_update(access=self.access, **changes)
+        except ServiceError as exc:
+            form_apply_service_error(form, exc)
+            return self.render_page(self.template, status=exc.status, form=form, groups=self.groups)
+        messages.success(request, "Security policy saved." if changes else "Nothing changed.")
+        return redirect("accounts:security-policy", org=self.org.slug)

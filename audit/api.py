@@ -97,6 +97,7 @@ class AuditVerifyView(OrgScopedAPIView):
 
 
 class AccessReviewExportView(OrgScopedAPIView):
+    reauth_actions = frozenset({"get"})
     required = {"get": Perm.ACCESS_REVIEW_EXPORT}
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})

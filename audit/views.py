@@ -57,6 +57,7 @@ class AuditLogView(OrgPageMixin, View):
 
 class AccessReviewView(OrgPageMixin, View):
     required = {"get": Perm.ACCESS_REVIEW_EXPORT}
+    reauth_methods = ("get",)
     template = "audit/access_review.html"
 
     def get(self, request, org):

@@ -3,7 +3,7 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from accounts.api import ApiKeyViewSet, MemberViewSet
+from accounts.api import ApiKeyViewSet, MemberViewSet, SecurityPolicyView
 from audit.api import AccessReviewExportView, AuditEventViewSet, AuditVerifyView
 from rbac.api import PermissionCatalogueView, RoleViewSet, TeamViewSet
 
@@ -20,5 +20,6 @@ urlpatterns = [
     re_path(r"^audit/verify/?$", AuditVerifyView.as_view(), name="audit-verify"),
     re_path(r"^exports/access-review\.csv$", AccessReviewExportView.as_view(), name="access-review"),
     re_path(r"^permissions/?$", PermissionCatalogueView.as_view(), name="permissions"),
+    re_path(r"^security-policy/?$", SecurityPolicyView.as_view(), name="security-policy"),
     *router.urls,
 ]

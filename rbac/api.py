@@ -44,6 +44,7 @@ class BuiltinRoleSerializer(serializers.Serializer):
 class RoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = Role
     serializer_class = RoleSerializer
+    reauth_actions = frozenset({"create", "partial_update", "destroy"})
     required = {
         "list": Perm.ROLE_READ,
         "retrieve": Perm.ROLE_READ,
@@ -129,6 +130,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVie
     model = Team
     serializer_class = TeamSerializer
     # Team admins manage their own team without TEAM_WRITE: the services check their standing.
+    reauth_actions = frozenset({"partial_update", "add_member"})
     required = {
         "list": Perm.TEAM_READ,
         "retrieve": Perm.TEAM_READ,

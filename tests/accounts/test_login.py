@@ -1,0 +1,220 @@
+"""Password login and lockout (SECURITY_CASES A1-A11, Q93): response, no change, audit event."""
+
+import re
+import threading
+import time
+
+import pytest
+from django.db import connection
+from django.test import Client, override_settings
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.passwords import IamArgon2Hasher
+from audit.models import AuditEntry
+from tests.factories import PASSWORD, MemberFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _login(client, email, password, **extra):
+    return client.post("/login/", {"email": email, "password": password}, **extra)
+
+
+def _platform(name):
+    return AuditEntry.objects.unscoped().filter(org=None, event_name=name)
+
+
+def _page(response, email):
+    """The page without what legitimately differs: the CSRF token and the echoed email."""
+    body = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())
+    return body.replace(email, "EMAIL")
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory(password=PASSWORD)
+
+
+@pytest.fixture
+def hash_calls(monkeypatch):
+    """Counts Argon2 work (verify and hash) without changing it."""
+    calls = []
+    verify, encode = IamArgon2Hasher.verify, IamArgon2Hasher.encode
+
+    def counting_verify(self, password, encoded):
+        calls.append("verify")
+        return verify(self, password, encoded)
+
+    def counting_encode(self, password, salt):
+        calls.append("encode")
+        return encode(self, password, salt)
+
+    monkeypatch.setattr(IamArgon2Hasher, "verify", counting_verify)
+    monkeypatch.setattr(IamArgon2Hasher, "encode", counting_encode)
+    return calls
+
+
+def test_threshold_wrong_passwords_lock_the_account_even_for_the_right_one(client, user):
+    for _ in range(5):
+        assert _login(client, user.email, "wrong password").status_code == 401
+    response = _login(client, user.email, PASSWORD)
+    assert response.status_code == 401
+    assert "Email or password is incorrect." in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert _platform("login.locked").count() == 1
+    assert _platform("login.failure").latest("seq").data == {"reason": "locked", "method": "password"}
+
+
+def test_unknown_and_known_users_get_the_same_answer_at_the_same_cost(client, user, hash_calls):
+    known = _login(client, user.email, "wrong password")
+    unknown = _login(Client(), "nobody@example.com", "wrong password")
+    assert (known.status_code, unknown.status_code) == (401, 401)
+    assert _page(known, user.email) == _page(unknown, "nobody@example.com")
+    assert hash_calls == ["verify", "encode"]  # one Argon2 operation each
+    timings = {}
+    for label, email in (("known", user.email), ("unknown", "nobody2@example.com")):
+        started = time.perf_counter()
+        for _ in range(3):
+            _login(Client(), email, "another wrong one")
+        timings[label] = (time.perf_counter() - started) / 3
+    assert abs(timings["known"] - timings["unknown"]) < 0.05
+
+
+def test_forwarded_for_from_an_untrusted_peer_does_not_escape_the_account_counter(client, user):
+    for i in range(5):
+        _login(Client(), user.email, "wrong", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}")
+    assert _login(client, user.email, PASSWORD, HTTP_X_FORWARDED_FOR="203.0.113.1").status_code == 401
+    assert _platform("login.locked").exists()
+
+
+@override_settings(IAM_LOGIN_IP_LIMIT=20)
+def test_spraying_one_password_over_many_accounts_is_throttled_per_ip(client):
+    users = [UserFactory(password=PASSWORD) for _ in range(20)]
+    statuses = [_login(Client(), u.email, "Winter2026!").status_code for u in users]
+    assert statuses == [401] * 20
+    response = _login(client, "sprayed-next@example.com", "Winter2026!")
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert _platform("login.throttled").latest("seq").data["scope"] == "ip"
+    # The accounts themselves are not locked: from another address the right password works.
+    other_ip = Client(REMOTE_ADDR="192.0.2.55")
+    assert _login(other_ip, users[0].email, PASSWORD).status_code == 302
+
+
+def test_a_right_password_with_failed_second_factor_does_not_reset_the_counter(client, user):
+    TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    for _ in range(2):
+        assert _login(Client(), user.email, PASSWORD).status_code == 302  # to the MFA step
+    mfa = Client()
+    assert _login(mfa, user.email, PASSWORD)["Location"].startswith("/login/mfa/")
+    for _ in range(2):
+        assert mfa.post("/login/mfa/", {"code": "000000"}).status_code == 401
+    # 3 password steps + 2 bad codes = threshold: now even the right password is refused.
+    assert _login(client, user.email, PASSWORD).status_code == 401
+    assert _platform("login.locked").exists()
+
+
+def test_a_64_character_password_works_and_a_huge_one_is_refused_before_hashing(hash_calls):
+    long_password = "correct horse battery staple " * 2 + "abcdef"
+    assert len(long_password) == 64
+    user = UserFactory(password=long_password)
+    hash_calls.clear()
+    assert _login(Client(), user.email, long_password).status_code == 302
+    hash_calls.clear()
+    started = time.perf_counter()
+    response = _login(Client(), user.email, "x" * 1_000_000)
+    assert response.status_code == 400
+    assert time.perf_counter() - started < 1.0
+    assert hash_calls == []
+    assert _platform("login.failure").latest("seq").data["reason"] == "password_too_long"
+
+
+@pytest.mark.parametrize("email,password", [("a\x00@example.com", "x"), ("a@example.com", "pa\x00ss")])
+def test_nul_bytes_are_refused_with_400(client, email, password):
+    response = _login(client, email, password)
+    assert response.status_code == 400
+    assert "_auth_user_id" not in client.session
+
+
+def test_invalid_utf8_is_refused_without_a_traceback(client, user):
+    body = b"email=" + user.email.encode() + b"&password=%FF%FE"
+    response = client.post("/login/", body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert b"Traceback" not in response.content
+
+
+def test_an_inactive_users_right_password_gets_the_generic_answer(client, user):
+    user.is_active = False
+    user.save()
+    response = _login(client, user.email, PASSWORD)
+    assert response.status_code == 401
+    assert "Email or password is incorrect." in response.content.decode()
+    assert _platform("login.failure").latest("seq").data["reason"] == "inactive"
+
+
+def test_login_without_csrf_or_from_a_foreign_origin_is_refused(user):
+    strict = Client(enforce_csrf_checks=True)
+    assert _login(strict, user.email, PASSWORD).status_code == 403
+    strict.get("/login/")
+    token = strict.cookies["csrftoken"].value
+    foreign = strict.post("/login/", {"email": user.email, "password": PASSWORD,
+                                      "csrfmiddlewaretoken": token},
+                          HTTP_ORIGIN="https://evil.example", HTTP_HOST="127.0.0.1:8000")
+    assert foreign.status_code == 403
+    assert "_auth_user_id" not in strict.session
+
+
+@override_settings(CACHES={"default": {
+    "BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
+    "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2}}})
+def test_an_unreachable_lockout_store_fails_closed(client, user):
+    response = _login(client, user.email, PASSWORD)
+    assert response.status_code == 503
+    assert "_auth_user_id" not in client.session
+    assert _platform("login.unavailable").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_parallel_wrong_passwords_verify_at_most_the_threshold(hash_calls):
+    if connection.vendor != "postgresql":
+        pytest.skip("race cases run on PostgreSQL (SQLite serialises every writer)")
+    user = UserFactory(password=PASSWORD)
+    MemberFactory(user=user)  # default policy: threshold 5
+    barrier = threading.Barrier(50)
+    statuses = []
+
+    def attempt():
+        try:
+            barrier.wait(timeout=30)
+            statuses.append(_login(Client(), user.email, "wrong password").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(statuses) == 50
+    assert hash_calls.count("verify") <= 5
+    assert _login(Client(), user.email, PASSWORD).status_code == 401  # locked
+
+
+def test_backoff_makes_quick_retries_wait(client, user, settings):
+    settings.IAM_LOGIN_BACKOFF_BASE_SECONDS = 1
+    assert _login(client, user.email, "wrong").status_code == 401
+    assert _login(client, user.email, "wrong").status_code == 401  # first failure: no wait
+    response = _login(client, user.email, PASSWORD)
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+    time.sleep(2.1)
+    assert _login(client, user.email, PASSWORD).status_code == 302
+
+
+def test_a_completed_login_clears_the_counter(client, user):
+    for _ in range(4):
+        _login(Client(), user.email, "wrong")
+    assert _login(client, user.email, PASSWORD).status_code == 302
+    for _ in range(4):
+        _login(Client(), user.email, "wrong")
+    assert _login(Client(), user.email, PASSWORD).status_code == 302
