@@ -4,7 +4,7 @@ accounts.login_flow, accounts.lockout and the services; these views only transla
 import time
 
 from django.contrib import messages
-from django.contrib.auth import logout
+from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -138,6 +138,7 @@ def password_change_view(request):
                 form_apply_service_error(form, exc)
                 status = exc.status
             else:
+                update_session_auth_hash(request, request.user)  # keep this session, new key
                 request.session[login_flow.AUTH_TIME_KEY] = time.time()
                 messages.success(request, "Your password has been changed. Other sessions were ended.")
                 return landing(request)
