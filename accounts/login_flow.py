@@ -38,6 +38,7 @@ class LoginOutcome:
     http_status: int = 200
     retry_after: int | None = None
     user: User | None = None
+    password_change_due: bool = False
 
 
 def _refused(reason: str, http_status: int = 401, retry_after: int | None = None) -> LoginOutcome:
@@ -88,7 +89,7 @@ def password_login(request, *, email: str, password: str) -> LoginOutcome:
         pending_start(request, user, method="password")
         return LoginOutcome("mfa", user=user)
     complete_login(request, user, method="password")
-    return LoginOutcome("complete", user=user)
+    return LoginOutcome("complete", user=user, password_change_due=password_expired(user, policy))
 
 
 def _verify(user: User | None, password: str) -> str:
@@ -161,7 +162,7 @@ def complete_login(request, user: User, *, method: str, mfa_method: str | None =
     request.session[MFA_TIME_KEY] = now.timestamp() if mfa_method else None
     lockout.clear(user.email)
     login_record_success(user=user, method=method if not mfa_method else f"{method}+{mfa_method}")
-    request.session.save()
+    # login() already stored the session under its new key; the middleware saves the rest.
     audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.SESSION_CREATED,
                  data={"session": session_label(request.session.session_key)})
 

@@ -72,7 +72,7 @@ def login_view(request):
     if outcome.status == "mfa":
         return redirect(_with_next("accounts:mfa-verify", request))
     if outcome.status == "complete":
-        if login_flow.password_change_due(request.user):
+        if outcome.password_change_due:
             return redirect(_with_next("accounts:password-change", request))
         return landing(request)
     if outcome.http_status == 429:

@@ -12,6 +12,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import lockout
+from accounts.models import WebAuthnCredential
 from accounts.policy import user_policy
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
@@ -20,17 +21,20 @@ from audit.services import audit_record
 CODE_MAX_LENGTH = 64
 
 
-def _method(device) -> str:
+def method_name(device) -> str:
     if isinstance(device, TOTPDevice):
         return "totp"
     if isinstance(device, StaticDevice):
         return "recovery_code"
+    if isinstance(device, WebAuthnCredential):
+        return "webauthn"
     return type(device).__name__.lower()
 
 
 def verify_code(user, code: str, *, purpose: str = "login") -> str | None:
     """The method that accepted `code` ("totp" or "recovery_code"), or None. Counts towards lockout."""
-    code = (code or "").strip().replace(" ", "")
+    # Recovery codes are shown in lower case; people retype them with spaces, dashes or capitals.
+    code = (code or "").strip().replace(" ", "").replace("-", "").lower()
     if not code or len(code) > CODE_MAX_LENGTH:
         return None
     policy = user_policy(user)
@@ -43,8 +47,8 @@ def verify_code(user, code: str, *, purpose: str = "login") -> str | None:
             continue
         if device.verify_token(code):
             audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.MFA_SUCCEEDED,
-                         data={"method": _method(device)})
-            return _method(device)
+                         data={"method": method_name(device)})
+            return method_name(device)
         if isinstance(device, TOTPDevice) and _is_replay(device, code):
             audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.MFA_REPLAY,
                          outcome=Outcome.DENIED, data={"method": "totp"})

@@ -3,10 +3,11 @@ import uuid
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.sessions.base_session import AbstractBaseSession
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django_otp.models import Device
 from django_scim.models import AbstractSCIMUserMixin
 
 from accounts.tenancy import OrgScopedManager, OrgScopedModel
@@ -178,18 +179,24 @@ class SecurityPolicy(models.Model):
     org = models.OneToOneField(
         Organization, primary_key=True, on_delete=models.CASCADE, related_name="security_policy"
     )
-    session_absolute_minutes = models.PositiveIntegerField(default=12 * 60)
-    session_idle_minutes = models.PositiveIntegerField(default=60)
-    password_min_length = models.PositiveSmallIntegerField(default=12)
+    session_absolute_minutes = models.PositiveIntegerField(
+        default=12 * 60, validators=[MinValueValidator(5), MaxValueValidator(30 * 24 * 60)])
+    session_idle_minutes = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(5), MaxValueValidator(30 * 24 * 60)])
+    password_min_length = models.PositiveSmallIntegerField(
+        default=12, validators=[MinValueValidator(8), MaxValueValidator(128)])
     password_require_lower = models.BooleanField(default=False)
     password_require_upper = models.BooleanField(default=False)
     password_require_digit = models.BooleanField(default=False)
     password_require_symbol = models.BooleanField(default=False)
-    password_history = models.PositiveSmallIntegerField(default=0)
-    password_max_age_days = models.PositiveIntegerField(default=0)  # 0: never expires
+    password_history = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(24)])
+    password_max_age_days = models.PositiveIntegerField(  # 0: never expires
+        default=0, validators=[MaxValueValidator(3650)])
     mfa_required = models.BooleanField(default=False)
-    lockout_threshold = models.PositiveSmallIntegerField(default=5)
-    lockout_minutes = models.PositiveIntegerField(default=15)
+    lockout_threshold = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(100)])
+    lockout_minutes = models.PositiveIntegerField(
+        default=15, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)])
     updated_at = models.DateTimeField(default=timezone.now)
 
     objects = OrgScopedManager()
@@ -236,3 +243,40 @@ class UserSession(AbstractBaseSession):
 
     class Meta:
         indexes = [models.Index(fields=["user", "-last_seen_at"])]
+
+
+class PasswordResetToken(models.Model):
+    """One emailed reset link. Only the SHA-256 of its 32 random bytes is stored: the secret is
+    high-entropy, so a fast hash cannot be brute-forced, and a leaked table yields no usable link.
+    Validity is decided by timestamps (`expires_at`, `used_at`), whether or not any cleanup has run.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="password_reset_tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-created_at"])]
+
+
+class WebAuthnCredential(Device):
+    """A passkey (WebAuthn public-key credential) used as a second factor.
+
+    A django-otp Device, so `user_has_device` counts it and a password login for its owner goes to
+    the second-factor step. It is verified by a signed assertion (accounts.passkeys), never a code:
+    the inherited `verify_token` stays False. Only the public key is stored; `sign_count` is the
+    authenticator's counter, kept so a cloned authenticator replaying an older count is refused.
+    """
+
+    credential_id = models.CharField(max_length=1400, unique=True)  # base64url, at most 1023 bytes
+    public_key = models.BinaryField()  # COSE_Key, as registered
+    sign_count = models.PositiveBigIntegerField(default=0)
+    transports = models.JSONField(default=list, blank=True)
+    aaguid = models.CharField(max_length=36, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "confirmed"])]

@@ -3,7 +3,7 @@ the navigation and the tests name them the same way (`accounts:members`, `accoun
 
 from django.urls import include, path
 
-from accounts import login_views, mfa_views, views
+from accounts import login_views, mfa_views, reset_views, session_views, views
 from audit import views as audit_views
 from rbac import views as rbac_views
 
@@ -20,6 +20,7 @@ org_pages = [
     path("api-keys/<uuid:pk>/revoke/", views.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
     path("audit/", audit_views.AuditLogView.as_view(), name="audit-log"),
     path("access-review/", audit_views.AccessReviewView.as_view(), name="access-review"),
+    path("security/", views.SecurityPolicyPageView.as_view(), name="security-policy"),
 ]
 
 app_name = "accounts"
@@ -30,6 +31,7 @@ urlpatterns = [
     path("reauth/", login_views.reauth_view, name="reauth"),
     path("account/password/", login_views.password_change_view, name="password-change"),
     *mfa_views.urlpatterns,
+    *reset_views.urlpatterns, *session_views.urlpatterns,
     path("orgs/switch/", views.org_switch, name="org-switch"),
     path("orgs/<str:org>/", include(org_pages)),
 ]

@@ -23,7 +23,7 @@ class AuditEvent(Enum):
     MFA_ENROLLED = (114, "mfa.enrolled", ("method", "device"))
     MFA_REMOVED = (115, "mfa.removed", ("method", "device"))
     RECOVERY_CODES_GENERATED = (116, "mfa.recovery_codes_generated", ("count",))
-    PASSWORD_RESET_REQUESTED = (120, "password.reset_requested", ("delivered",))
+    PASSWORD_RESET_REQUESTED = (120, "password.reset_requested", ("delivered", "reason"))
     PASSWORD_RESET_COMPLETED = (121, "password.reset_completed", ("sessions_revoked",))
     PASSWORD_RESET_REJECTED = (122, "password.reset_rejected", ("reason",))
     PASSWORD_CHANGED = (123, "password.changed", ("sessions_revoked", "reason"))

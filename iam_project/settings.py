@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -226,6 +227,11 @@ IAM_LOGIN_IP_WINDOW_SECONDS = int(env("IAM_LOGIN_IP_WINDOW_SECONDS", "600"))
 IAM_LOGIN_BACKOFF_BASE_SECONDS = float(env("IAM_LOGIN_BACKOFF_BASE_SECONDS", "1"))
 IAM_REAUTH_WINDOW_SECONDS = int(env("IAM_REAUTH_WINDOW_SECONDS", "600"))
 IAM_MFA_PENDING_SECONDS = 300  # how long a password-verified login may wait for its second factor
+# WebAuthn relying party: the host name passkeys are bound to, and the exact origin pages are served
+# from. Both default to the canonical origin.
+IAM_WEBAUTHN_RP_ID = env("IAM_WEBAUTHN_RP_ID", urlparse(IAM_CANONICAL_ORIGIN).hostname)
+IAM_WEBAUTHN_ORIGIN = env("IAM_WEBAUTHN_ORIGIN", IAM_CANONICAL_ORIGIN)
+OTP_TOTP_ISSUER = env("IAM_TOTP_ISSUER", "Agent IAM")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 60 * 60 * 12

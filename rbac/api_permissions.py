@@ -7,7 +7,6 @@ from rest_framework import exceptions, permissions
 
 from accounts.models import ApiKey
 from accounts.reauth import auth_is_fresh
-
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
 from rbac.guard import SessionPolicyDenied, access_for_request

@@ -1,0 +1,116 @@
+"""Pages: "forgot your password" (request a link) and the link's own page (choose a new password).
+The rules live in accounts.reset; these views only translate."""
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_http_methods
+
+from accounts import reset
+from accounts.passwords import PASSWORD_MAX_LENGTH
+from audit.actors import Actor
+from audit.events import AuditEvent, Outcome
+from audit.services import audit_record
+from iam_project.errors import ServiceError
+from rbac.forms import PageForm
+from rbac.pages import form_apply_service_error
+
+UNAVAILABLE = "Password reset is temporarily unavailable. Please try again in a minute."
+THROTTLED = "Too many reset requests from your network. Wait a while before trying again."
+
+
+class ResetRequestForm(PageForm):
+    email = forms.EmailField(max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+
+
+class ResetConfirmForm(PageForm):
+    # No max_length on the field: an over-long password reaches the policy validator, which says why.
+    new_password = forms.CharField(
+        strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    new_password_again = forms.CharField(
+        strip=False, label="New password, again",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        first, second = data.get("new_password"), data.get("new_password_again")
+        if first and len(first) > PASSWORD_MAX_LENGTH:
+            self.add_error("new_password", "That password is too long.")
+        elif first and second and first != second:
+            self.add_error("new_password_again", "The two passwords differ.")
+        return data
+
+
+def _no_referrer(response):
+    # The link's secret is in the URL: never hand it on to another page, even on our own origin.
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "HEAD", "POST"])
+def reset_request_view(request):
+    form = ResetRequestForm(request.POST or None)
+    if request.method != "POST" or not form.is_valid():
+        status = 400 if request.method == "POST" else 200
+        return render(request, "accounts/reset_request.html", {"form": form}, status=status)
+    try:
+        outcome = reset.reset_request(email=form.cleaned_data["email"], ip=request.audit_context.ip)
+    except reset.ResetUnavailable:
+        audit_record(org=None, actor=Actor.anonymous(), event=AuditEvent.LOGIN_UNAVAILABLE,
+                     outcome=Outcome.FAILURE, data={"reason": "reset_store_unreachable"})
+        form.add_error(None, UNAVAILABLE)
+        return render(request, "accounts/reset_request.html", {"form": form}, status=503)
+    if outcome.status == "ip_throttled":
+        form.add_error(None, THROTTLED)
+        response = render(request, "accounts/reset_request.html", {"form": form}, status=429)
+        response["Retry-After"] = str(outcome.retry_after)
+        return response
+    # The same page whether or not the address has an account, and whether or not a mail went out.
+    return render(request, "accounts/reset_sent.html", {"ttl_minutes": reset.ttl_seconds() // 60})
+
+
+def _invalid_link(request):
+    return _no_referrer(render(request, "accounts/reset_invalid.html", status=400))
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "HEAD", "POST"])
+def reset_confirm_view(request, token: str):
+    if request.method != "POST":
+        try:
+            reset.reset_token_check(raw=token)
+        except reset.ResetRejected:
+            return _invalid_link(request)
+        return _no_referrer(render(request, "accounts/reset_confirm.html", {"form": ResetConfirmForm()}))
+    form = ResetConfirmForm(request.POST)
+    status = 400
+    if form.is_valid():
+        try:
+            reset.reset_complete(raw=token, new_password=form.cleaned_data["new_password"])
+        except reset.ResetRejected:
+            return _invalid_link(request)
+        except ServiceError as exc:  # the policy refused the password; the link stays usable
+            form_apply_service_error(form, exc)
+            status = exc.status
+        else:
+            if request.user.is_authenticated:
+                logout(request)  # its session row is already gone; drop the cookie too
+            # Not logged in on purpose: the next login asks for the second factor as usual.
+            messages.success(request, "Your password has been changed. Sign in with the new one.")
+            return redirect("accounts:login")
+    return _no_referrer(render(request, "accounts/reset_confirm.html", {"form": form}, status=status))
+
+
+urlpatterns = [
+    path("password/reset/", reset_request_view, name="password-reset"),
+    path("password/reset/<str:token>/", reset_confirm_view, name="password-reset-confirm"),
+]
