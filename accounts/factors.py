@@ -8,16 +8,17 @@ or a recovery code never reaches an audit record or a log line.
 up: they are offered once a primary factor exists, and they go when the last primary factor goes.
 """
 
+import secrets
 from dataclasses import dataclass
 from typing import Literal
 
 from django.db import transaction
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.mfa import method_name
-from accounts.models import WebAuthnCredential
+from accounts.models import RecoveryCode, RecoveryCodeDevice, WebAuthnCredential
 from accounts.policy import policy_for_org
+from accounts.secrets import secret_hash
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record, records_denials
@@ -28,14 +29,16 @@ RECOVERY_CODE_COUNT = 10
 TOTP_NAME = "Authenticator app"
 RECOVERY_NAME = "Recovery codes"
 FactorKind = Literal["totp", "passkey", "recovery"]
-MODELS = {"totp": TOTPDevice, "passkey": WebAuthnCredential, "recovery": StaticDevice}
+MODELS = {"totp": TOTPDevice, "passkey": WebAuthnCredential, "recovery": RecoveryCodeDevice}
+# No 0/o, 1/l/i: codes are read off paper and typed by hand.
+CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 
 @dataclass(frozen=True)
 class Factors:
     totp: list
     passkeys: list
-    recovery: StaticDevice | None
+    recovery: RecoveryCodeDevice | None
     recovery_remaining: int
 
     @property
@@ -45,12 +48,12 @@ class Factors:
 
 def factors_for_user(user) -> Factors:
     """The confirmed factors of a user, for the security page and the removal rule."""
-    recovery = StaticDevice.objects.filter(user=user, confirmed=True).first()
+    recovery = RecoveryCodeDevice.objects.filter(user=user, confirmed=True).first()
     return Factors(
         totp=list(TOTPDevice.objects.filter(user=user, confirmed=True).order_by("id")),
         passkeys=list(WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("created_at")),
         recovery=recovery,
-        recovery_remaining=recovery.token_set.count() if recovery else 0,
+        recovery_remaining=recovery.remaining if recovery else 0,
     )
 
 
@@ -102,14 +105,18 @@ def recovery_codes_generate(*, user) -> list[str]:
     if not factors_for_user(user).primary:
         raise Invalid("Set up an authenticator app or a passkey before recovery codes.",
                       code="no_primary_factor")
-    StaticDevice.objects.filter(user=user).delete()
-    device = StaticDevice.objects.create(user=user, name=RECOVERY_NAME, confirmed=True)
+    RecoveryCodeDevice.objects.filter(user=user).delete()
+    device = RecoveryCodeDevice.objects.create(user=user, name=RECOVERY_NAME, confirmed=True)
     codes = []
     while len(codes) < RECOVERY_CODE_COUNT:
-        token = StaticToken.random_token()
-        if token not in codes:
-            codes.append(token)
-    StaticToken.objects.bulk_create(StaticToken(device=device, token=token) for token in codes)
+        raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))  # ~49 bits each
+        if raw not in codes:
+            codes.append(raw)
+    RecoveryCode.objects.bulk_create(
+        RecoveryCode(device=device, code_hash=digest, hash_kid=kid)
+        for digest, kid in (secret_hash(raw) for raw in codes)
+    )
+    codes = [f"{raw[:5]}-{raw[5:]}" for raw in codes]
     audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.RECOVERY_CODES_GENERATED,
                  data={"count": len(codes)})
     return codes
@@ -142,7 +149,7 @@ def factor_remove(*, user, device) -> None:
     removed = [device]
     if not remaining:
         # Recovery codes back up a factor; with none left they would be a lone, printed secret.
-        removed += [d for d in StaticDevice.objects.filter(user=user) if d != device]
+        removed += [d for d in RecoveryCodeDevice.objects.filter(user=user) if d != device]
     for item in removed:
         audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.MFA_REMOVED,
                      outcome=Outcome.SUCCESS, data={"method": method_name(item), "device": item.pk})

@@ -1,18 +1,17 @@
 """Second factors: checking a code (TOTP or a recovery code) for a user.
 
 django-otp's devices do the cryptography; `TOTPDevice.verify_token` refuses a code whose time step
-was already used (replay), and `StaticDevice` deletes a recovery code once used. django-otp's own
+was already used (replay), and `RecoveryCodeDevice` deletes a recovery code once used. django-otp's own
 throttling slows guessing per device; every failure here also counts against the account's lockout
 counter (accounts.lockout), so guessing codes cannot outlast the login lockout.
 """
 
 from django_otp import devices_for_user
 from django_otp.oath import hotp
-from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import lockout
-from accounts.models import WebAuthnCredential
+from accounts.models import RecoveryCodeDevice, WebAuthnCredential
 from accounts.policy import user_policy
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
@@ -24,7 +23,7 @@ CODE_MAX_LENGTH = 64
 def method_name(device) -> str:
     if isinstance(device, TOTPDevice):
         return "totp"
-    if isinstance(device, StaticDevice):
+    if isinstance(device, RecoveryCodeDevice):
         return "recovery_code"
     if isinstance(device, WebAuthnCredential):
         return "webauthn"

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django_otp.models import Device
 from django_scim.models import AbstractSCIMUserMixin
 
+from accounts.secrets import secret_matches
 from accounts.tenancy import OrgScopedManager, OrgScopedModel
 from rbac.permissions import perms_from_strings
 from rbac.roles import BuiltinRole
@@ -280,3 +281,29 @@ class WebAuthnCredential(Device):
 
     class Meta:
         indexes = [models.Index(fields=["user", "confirmed"])]
+
+
+class RecoveryCodeDevice(Device):
+    """A set of single-use recovery codes, stored as keyed hashes (like every other secret here).
+
+    django-otp's StaticDevice keeps its codes in plain text; these are HMAC-SHA256 under the
+    server key (accounts.secrets), so a copy of the database yields no usable code.
+    """
+
+    def verify_token(self, token) -> bool:
+        candidate = "".join(ch for ch in str(token).lower() if ch.isalnum())
+        for code in self.codes.all():
+            if secret_matches(candidate, code.code_hash, code.hash_kid):
+                # Deleting by primary key is the race: of two parallel redemptions one deletes it.
+                return RecoveryCode.objects.filter(pk=code.pk).delete()[0] == 1
+        return False
+
+    @property
+    def remaining(self) -> int:
+        return self.codes.count()
+
+
+class RecoveryCode(models.Model):
+    device = models.ForeignKey(RecoveryCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    code_hash = models.CharField(max_length=64)
+    hash_kid = models.CharField(max_length=32)

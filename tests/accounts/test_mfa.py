@@ -1,18 +1,19 @@
 """Second factors: TOTP and recovery codes at login, enrollment and removal (SECURITY_CASES C18-C22).
 Passkeys (C24) are in test_passkeys.py."""
 
+import re
 import time
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import lockout
 from accounts.login_flow import AUTH_TIME_KEY
-from accounts.models import SecurityPolicy, WebAuthnCredential
+from accounts.models import RecoveryCode, RecoveryCodeDevice, SecurityPolicy, WebAuthnCredential
+from accounts.secrets import secret_hash
 from audit.models import AuditEntry
 from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory
 
@@ -119,12 +120,13 @@ def test_c20_a_pending_session_reaches_neither_the_api_nor_the_pages(user, membe
 
 def test_a_recovery_code_works_once(user):
     totp_device(user)
-    recovery = StaticDevice.objects.create(user=user, name="Recovery codes")
-    StaticToken.objects.create(device=recovery, token="abcd2345")
+    recovery = RecoveryCodeDevice.objects.create(user=user, name="Recovery codes")
+    digest, kid = secret_hash("abcd23456x")
+    RecoveryCode.objects.create(device=recovery, code_hash=digest, hash_kid=kid)
     client = password_step(user)
-    assert client.post("/login/mfa/", {"code": "ABCD-2345"}).status_code == 302
+    assert client.post("/login/mfa/", {"code": "ABCD2-3456X"}).status_code == 302
     again = password_step(user)
-    assert again.post("/login/mfa/", {"code": "abcd2345"}).status_code == 401
+    assert again.post("/login/mfa/", {"code": "abcd23456x"}).status_code == 401
     assert not logged_in(again)
     assert [e.data for e in events("mfa.success")] == [{"method": "recovery_code"}]
 
@@ -182,12 +184,13 @@ def test_recovery_codes_are_shown_once_and_replace_the_previous_set(user):
     client = signed_in(user)
     first = client.post("/account/mfa/recovery-codes/")
     assert first.status_code == 200 and "no-store" in first["Cache-Control"]
-    old = set(StaticToken.objects.values_list("token", flat=True))
+    old = set(RecoveryCode.objects.values_list("code_hash", flat=True))
     second = client.post("/account/mfa/recovery-codes/")
-    new = set(StaticToken.objects.values_list("token", flat=True))
+    new = set(RecoveryCode.objects.values_list("code_hash", flat=True))
     assert len(old) == len(new) == 10 and not old & new
-    assert all(code in second.content.decode() for code in new)
-    assert StaticDevice.objects.filter(user=user).count() == 1
+    shown = re.findall(r"<li>([a-z2-9]{5}-[a-z2-9]{5})</li>", second.content.decode())
+    assert {secret_hash(code.replace("-", ""))[0] for code in shown} == new  # only hashes are stored
+    assert RecoveryCodeDevice.objects.filter(user=user).count() == 1
     assert [e.data for e in events("mfa.recovery_codes_generated")] == [{"count": 10}] * 2
     assert "no-store" in client.get("/account/mfa/recovery-codes/")["Cache-Control"]
 
@@ -197,7 +200,7 @@ def test_recovery_codes_need_a_first_factor_and_a_fresh_proof(user):
     totp_device(user)
     stale = signed_in(user, fresh=False).post("/account/mfa/recovery-codes/")
     assert stale.status_code == 302 and stale["Location"].startswith(reverse("accounts:reauth"))
-    assert not StaticToken.objects.exists()
+    assert not RecoveryCode.objects.exists()
     assert not events("mfa.recovery_codes_generated").exists()
 
 
@@ -244,9 +247,9 @@ def test_c22_a_factor_can_go_when_another_remains_or_no_org_mandates_mfa(user, m
     assert not TOTPDevice.objects.filter(pk=device.pk).exists()
     assert client.post(remove_url("passkey", passkey)).status_code == 409
     SecurityPolicy.objects.filter(org=member.org).update(mfa_required=False)
-    StaticDevice.objects.create(user=user, name="Recovery codes")
+    RecoveryCodeDevice.objects.create(user=user, name="Recovery codes")
     assert client.post(remove_url("passkey", passkey)).status_code == 302
-    assert not WebAuthnCredential.objects.exists() and not StaticDevice.objects.exists()
+    assert not WebAuthnCredential.objects.exists() and not RecoveryCodeDevice.objects.exists()
     removed = [(e.outcome, e.data["method"]) for e in events("mfa.removed").order_by("seq")]
     assert removed == [("success", "totp"), ("denied", "webauthn"), ("success", "webauthn"),
                        ("success", "recovery_code")]
