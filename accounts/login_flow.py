@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.contrib.auth import login
 from django.utils import timezone
-from django_otp import devices_for_user, user_has_device
+from django_otp import devices_for_user
 
 from accounts import lockout, mfa
 from accounts.models import User, normalize_email
@@ -85,7 +85,7 @@ def password_login(request, *, email: str, password: str) -> LoginOutcome:
         locked = lockout.register_failure(email, policy.lockout_threshold, policy.lockout_minutes)
         _record_failure(user, reason, locked)
         return _refused(reason)
-    if user_has_device(user, confirmed=True):
+    if mfa.has_second_factor(user):
         pending_start(request, user, method="password")
         return LoginOutcome("mfa", user=user)
     complete_login(request, user, method="password")

@@ -20,13 +20,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services
 from accounts.models import PasswordResetToken, User, normalize_email
+from accounts.tasks import account_mail_send
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record, records_denials
@@ -146,7 +146,7 @@ def _mail_link(user: User, raw: str) -> None:
         "The link works once. If you did not ask for this, ignore this mail: your password stays as "
         "it is.\n"
     )
-    send_mail("Reset your Agent IAM password", body, None, [user.email])
+    account_mail_send.delay(user.email, "Reset your Agent IAM password", body)
 
 
 # --- using a link -----------------------------------------------------------------------------
@@ -211,5 +211,5 @@ def _mail_changed(user: User) -> None:
         "session signed in to your account was ended.\n\n"
         "If this was not you, contact your organization's administrator at once.\n"
     )
-    send_mail("Your Agent IAM password was changed", body, None, [user.email])
+    account_mail_send.delay(user.email, "Your Agent IAM password was changed", body)
 

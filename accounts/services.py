@@ -177,20 +177,26 @@ def api_key_revoke(*, access: Access, key: ApiKey) -> ApiKey:
     return key
 
 
-@transaction.atomic
 def login_record_success(*, user: User, method: str = "password") -> None:
     """A completed login: invited memberships become active, and the login is audited."""
-    invited = list(
-        user.memberships.select_for_update().select_related("org").filter(status=MembershipStatus.INVITED)
-    )
+    # Most logins have nothing to activate: a plain read answers that in one round trip, and only
+    # then is a transaction with row locks opened.
+    if user.memberships.filter(status=MembershipStatus.INVITED).exists():
+        _memberships_activate(user)
+    audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.LOGIN_SUCCEEDED,
+                 data={"method": method})
+
+
+@transaction.atomic
+def _memberships_activate(user: User) -> None:
+    invited = user.memberships.select_for_update().select_related("org").filter(
+        status=MembershipStatus.INVITED)
     for membership in invited:
         membership.status = MembershipStatus.ACTIVE
         membership.save(update_fields=["status"])
         audit_record(org=membership.org, actor=Actor.for_user(user), event=AuditEvent.MEMBER_UPDATED,
                      target=Target.of(membership),
                      data={"status": MembershipStatus.ACTIVE, "previous_status": MembershipStatus.INVITED})
-    audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.LOGIN_SUCCEEDED,
-                 data={"method": method})
 
 
 def login_record_failure(*, reason: str, method: str = "password") -> None:

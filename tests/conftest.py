@@ -5,7 +5,17 @@ from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
+from iam_project.celery import app as celery_app
 from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory, api_key_for
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _celery_in_process():
+    # Tasks run in the test process so their effects are visible to assertions, also when
+    # CELERY_BROKER_URL points at a real broker; tests/iam_project/test_celery_worker.py drives a real
+    # worker through its own app instance.
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
 
 
 @pytest.fixture(autouse=True)
