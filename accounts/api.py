@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from accounts import services
 from accounts.models import ApiKey, Membership, MembershipStatus, SecurityPolicy
 from accounts.policy import policy_for_org
+from accounts.reset import reset_send_for_member
 from accounts.services import POLICY_FIELDS
 from rbac.api_base import OrgScopedAPIView, OrgScopedViewSet
 from rbac.permissions import Perm
@@ -59,7 +60,9 @@ class MemberUpdateSerializer(serializers.Serializer):
 class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = Membership
     serializer_class = MemberSerializer
-    reauth_actions = frozenset({"create", "partial_update", "destroy", "revoke_sessions"})
+    reauth_actions = frozenset(
+        {"create", "partial_update", "destroy", "revoke_sessions", "send_password_reset"}
+    )
     required = {
         "list": Perm.MEMBER_READ,
         "retrieve": Perm.MEMBER_READ,
@@ -67,6 +70,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
         "partial_update": Perm.MEMBER_WRITE,
         "destroy": Perm.MEMBER_WRITE,
         "revoke_sessions": Perm.MEMBER_WRITE,
+        "send_password_reset": Perm.MEMBER_WRITE,
     }
 
     def scope(self, queryset):
@@ -106,6 +110,13 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
         """End every browser session of this member; they must sign in again."""
         count = services.member_sessions_revoke(access=self.access, membership=self.get_object())
         return Response({"revoked": count})
+
+    @extend_schema(request=None, responses={202: None})
+    @action(detail=True, methods=["post"], url_path="send-password-reset")
+    def send_password_reset(self, request, org, pk):
+        """Mail the member a single-use reset link. Nobody but the member sees it."""
+        reset_send_for_member(access=self.access, membership=self.get_object())
+        return Response(status=status.HTTP_202_ACCEPTED)
 
     def _out(self, pk) -> dict:
         return MemberSerializer(self.get_queryset().get(pk=pk)).data

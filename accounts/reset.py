@@ -30,7 +30,8 @@ from accounts.tasks import account_mail_send
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record, records_denials
-from iam_project.errors import DenialAudit, ServiceError
+from iam_project.errors import DenialAudit, Invalid, ServiceError
+from rbac.services import assert_can_manage_member
 
 ACCOUNT_WINDOW_SECONDS = 3600
 
@@ -213,3 +214,18 @@ def _mail_changed(user: User) -> None:
     )
     account_mail_send.delay(user.email, "Your Agent IAM password was changed", body)
 
+
+
+@records_denials
+def reset_send_for_member(*, access, membership) -> None:
+    """An admin sends a member a reset link. The admin never sees the link or the new password
+    (ASVS 6.4.6): it goes to the member's own address, exactly like a self-service request."""
+    assert_can_manage_member(access, membership)
+    user = membership.user
+    if not user.is_active:
+        raise Invalid("This account is deactivated.", code="inactive")
+    raw = secrets.token_urlsafe(32)
+    _token_store(user, token_hash(raw))
+    audit_record(org=access.org, actor=access.actor, event=AuditEvent.PASSWORD_RESET_REQUESTED,
+                 target=Target.of(membership), data={"delivered": True, "reason": "admin"})
+    _mail_link(user, raw)

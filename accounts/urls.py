@@ -11,6 +11,7 @@ org_pages = [
     path("members/", views.MemberListView.as_view(), name="members"),
     path("members/<uuid:pk>/", views.MemberEditView.as_view(), name="member-edit"),
     path("members/<uuid:pk>/remove/", views.MemberRemoveView.as_view(), name="member-remove"),
+    path("members/<uuid:pk>/security/", views.MemberSecurityView.as_view(), name="member-security"),
     path("teams/", rbac_views.TeamListView.as_view(), name="teams"),
     path("teams/<uuid:pk>/", rbac_views.TeamDetailView.as_view(), name="team-detail"),
     path("roles/", rbac_views.RoleListView.as_view(), name="roles"),

@@ -12,6 +12,7 @@ from accounts.forms import ApiKeyCreateForm, MemberAddForm, MemberEditForm, Secu
 from accounts.login_views import landing
 from accounts.models import ApiKey, Membership
 from accounts.policy import policy_for_org
+from accounts.reset import reset_send_for_member
 from iam_project.errors import ServiceError
 from rbac.forms import permission_groups
 from rbac.models import Role
@@ -207,3 +208,26 @@ class SecurityPolicyPageView(OrgPageMixin, View):
             return self.render_page(self.template, status=exc.status, form=form, groups=self.groups)
         messages.success(request, "Security policy saved." if changes else "Nothing changed.")
         return redirect("accounts:security-policy", org=self.org.slug)
+
+
+class MemberSecurityView(OrgPageMixin, View):
+    """Buttons on a member's page: sign them out everywhere, or mail them a reset link."""
+
+    required = {"post": Perm.MEMBER_WRITE}
+    reauth_methods = ("post",)
+
+    def post(self, request, org, pk):
+        member = self.scoped(Membership, pk=pk)
+        action = request.POST.get("action")
+        try:
+            if action == "revoke_sessions":
+                count = services.member_sessions_revoke(access=self.access, membership=member)
+                messages.success(request, f"Ended {count} session(s) of {member.user.email}.")
+            elif action == "send_reset":
+                reset_send_for_member(access=self.access, membership=member)
+                messages.success(request, f"Sent a password reset link to {member.user.email}.")
+            else:
+                messages.error(request, "Unknown action.")
+        except ServiceError as exc:
+            messages.error(request, exc.detail)
+        return redirect("accounts:member-edit", org=self.org.slug, pk=member.pk)

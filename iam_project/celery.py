@@ -11,6 +11,10 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
+    "auth-records-cleanup": {
+        "task": "accounts.tasks.auth_records_cleanup",
+        "schedule": 60 * 60,
+    },
     "audit-verify-chains": {
         "task": "audit.tasks.audit_verify_all_task",
         "schedule": 60 * 60,
