@@ -254,6 +254,18 @@ if not DEBUG:
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
+# --- Mail (password reset links, security notices) ----------------------------------------
+# Development prints mails to the console; production sends through SMTP.
+_MAIL_BACKENDS = "django.core.mail.backends."
+EMAIL_BACKEND = env("IAM_EMAIL_BACKEND", _MAIL_BACKENDS + ("console" if DEBUG else "smtp") + ".EmailBackend")
+EMAIL_HOST = env("IAM_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(env("IAM_EMAIL_PORT", "587"))
+EMAIL_HOST_USER = env("IAM_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = env("IAM_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("IAM_EMAIL_TLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env("IAM_EMAIL_FROM", "Agent IAM <no-reply@localhost>")
+
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
