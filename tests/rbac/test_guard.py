@@ -57,3 +57,18 @@ def test_roles_of_other_orgs_and_inactive_members_grant_nothing(org):
     member.status = "suspended"
     member.save()
     assert access_for_user(user=member.user, org_slug=org.slug) is None
+
+
+@pytest.mark.parametrize("n", [1, 10, 100])
+def test_a_whole_session_request_costs_the_same_whatever_the_roles(org, n, django_assert_num_queries):
+    from django.test import Client
+
+    from tests.factories import sign_in
+
+    member = _member_with(org, n)
+    client = sign_in(Client(), member.user)
+    client.get(f"/api/v1/orgs/{org.slug}/teams")  # first request may refresh "last seen"
+    # The guard's five (session, user, membership+org+policy, team standings, roles), then the
+    # list's own five (teams, their roles, team memberships, memberships, users).
+    with django_assert_num_queries(10):
+        assert client.get(f"/api/v1/orgs/{org.slug}/teams").status_code == 200
