@@ -97,4 +97,7 @@ class SecurityPolicyForm(forms.ModelForm):
             "mfa_required": "Require two-step verification for every member",
             "lockout_threshold": "Failed sign-ins before lockout",
             "lockout_minutes": "Lockout duration (minutes)",
+            "agent_token_ttl_seconds": "Longest agent token lifetime (seconds)",
+            "secret_overlap_max_seconds": "Longest secret rotation overlap (seconds)",
+            "token_alg": "Token signing algorithm",
         }

@@ -198,6 +198,13 @@ class SecurityPolicy(models.Model):
         default=5, validators=[MinValueValidator(1), MaxValueValidator(100)])
     lockout_minutes = models.PositiveIntegerField(
         default=15, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)])
+    # Agents: capability-token lifetime cap, longest secret-rotation overlap, signing algorithm.
+    agent_token_ttl_seconds = models.PositiveIntegerField(
+        default=300, validators=[MinValueValidator(30), MaxValueValidator(3600)])
+    secret_overlap_max_seconds = models.PositiveIntegerField(
+        default=24 * 3600, validators=[MinValueValidator(0), MaxValueValidator(7 * 24 * 3600)])
+    token_alg = models.CharField(max_length=10, default="ES256",
+                                 choices=[("ES256", "ES256"), ("EdDSA", "EdDSA"), ("RS256", "RS256")])
     updated_at = models.DateTimeField(default=timezone.now)
 
     objects = OrgScopedManager()

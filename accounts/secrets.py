@@ -6,11 +6,13 @@ each hash). A stolen database therefore yields no usable credential, and because
 bits of entropy a fast keyed hash is the right tool (Argon2 is for low-entropy human passwords).
 """
 
+import base64
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
 LOOKUP_ID_BYTES = 8
@@ -57,3 +59,28 @@ def credential_parse(raw: str, prefix: str) -> tuple[str, str] | None:
     if len(lookup_id) != LOOKUP_ID_BYTES * 2 or not all(c in "0123456789abcdef" for c in lookup_id):
         return None
     return lookup_id, secret
+
+
+def seal(plaintext: bytes, *, context: str) -> str:
+    """Encrypt a secret for storage (AES-256-GCM under the current `IAM_ENCRYPTION_KEYS` key).
+
+    `context` is bound as associated data, so a sealed value copied into another row or column
+    (say, one org's signing key into another org's) fails to open. Returns `kid.nonce.ciphertext`.
+    """
+    kid = settings.IAM_ENCRYPTION_CURRENT_KID
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(settings.IAM_ENCRYPTION_KEYS[kid]).encrypt(nonce, plaintext, context.encode())
+    return ".".join([kid, _b64(nonce), _b64(sealed)])
+
+
+def unseal(value: str, *, context: str) -> bytes:
+    kid, nonce, sealed = value.split(".")
+    return AESGCM(settings.IAM_ENCRYPTION_KEYS[kid]).decrypt(_unb64(nonce), _unb64(sealed), context.encode())
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

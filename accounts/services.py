@@ -260,6 +260,7 @@ POLICY_FIELDS = (
     "session_absolute_minutes", "session_idle_minutes", "password_min_length", "password_require_lower",
     "password_require_upper", "password_require_digit", "password_require_symbol", "password_history",
     "password_max_age_days", "mfa_required", "lockout_threshold", "lockout_minutes",
+    "agent_token_ttl_seconds", "secret_overlap_max_seconds", "token_alg",
 )
 
 

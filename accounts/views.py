@@ -190,6 +190,7 @@ class SecurityPolicyPageView(OrgPageMixin, View):
                        "password_max_age_days")),
         ("Two-step verification", ("mfa_required",)),
         ("Lockout", ("lockout_threshold", "lockout_minutes")),
+        ("Agents", ("agent_token_ttl_seconds", "secret_overlap_max_seconds", "token_alg")),
     ]
 
     def get(self, request, org):

@@ -1,1 +1,132 @@
-"""Populated by its own issue; the app exists so the layout is fixed from day one."""
+"""Agents (non-human principals), their client secrets, the downstream services they call
+(connections), the task runs they perform, and each org's token-signing keys."""
+
+import secrets
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from accounts.tenancy import OrgScopedModel
+
+
+def new_client_id(prefix: str) -> str:
+    # Server-minted and typed by its prefix, so a client id can never be mistaken for a user id.
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+class AgentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+    REVOKED = "revoked", "Revoked"
+
+
+class Agent(OrgScopedModel):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    client_id = models.CharField(max_length=40, unique=True)
+    status = models.CharField(max_length=10, choices=AgentStatus.choices, default=AgentStatus.ACTIVE)
+    # The grant: what this agent may ask for. Checked against its owners at grant time and again at
+    # every token issuance.
+    scopes = models.JSONField(default=list)
+    audiences = models.JSONField(default=list)
+    owners = models.ManyToManyField("accounts.Membership", related_name="owned_agents")
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "name"], name="agent_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def subject(self) -> str:
+        return f"agent:{self.pk}"
+
+
+class AgentSecret(models.Model):
+    """A client secret. At most two are live: the current one and, during a rotation window, the
+    previous one, whose `expires_at` ends it at authentication time whether or not a worker runs."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="secrets")
+    lookup_id = models.CharField(max_length=32, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    hash_kid = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    window_closed_audited = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["agent", "-created_at"])]
+
+    def is_live(self, now) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class Connection(OrgScopedModel):
+    """A downstream service (resource server): its audience, the scopes it accepts, and its own
+    credentials for the introspection endpoint."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    audience = models.URLField(max_length=500)
+    scopes = models.JSONField(default=list)
+    client_id = models.CharField(max_length=40, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    hash_kid = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["org", "audience"], name="connection_unique_audience"),
+            models.UniqueConstraint(fields=["org", "name"], name="connection_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.audience
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    TERMINATED = "terminated", "Terminated"
+
+
+class Run(OrgScopedModel):
+    """One task an agent performs. Tokens bound to it (`run` claim) die when it ends."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="runs")
+    description = models.CharField(max_length=500, blank=True)
+    started_by_type = models.CharField(max_length=16)  # human | api_key | agent | workflow
+    started_by_id = models.CharField(max_length=64, blank=True)
+    started_by_display = models.CharField(max_length=254, blank=True)
+    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    cancel_requested = models.BooleanField(default=False)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["org", "-started_at"])]
+
+
+class SigningKey(OrgScopedModel):
+    """One of an org's token-signing keys. Published from `created_at`, signs from `activates_at`
+    (after resource servers have had time to fetch the new JWKS), stops signing at `retired_at`, and
+    is unpublished at `unpublish_at` (when every token it signed has expired)."""
+
+    kid = models.CharField(max_length=64, primary_key=True)
+    alg = models.CharField(max_length=10)
+    private_key = models.TextField()  # PEM, sealed with AES-256-GCM (accounts.secrets.seal)
+    public_jwk = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    activates_at = models.DateTimeField(default=timezone.now)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    unpublish_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["org", "activates_at"])]

@@ -18,6 +18,14 @@ class Actor:
         return cls("api_key", str(key.pk), key.name)
 
     @classmethod
+    def for_agent(cls, agent) -> "Actor":
+        return cls("agent", str(agent.pk), agent.name)
+
+    @classmethod
+    def for_connection(cls, connection) -> "Actor":
+        return cls("connection", str(connection.pk), connection.name)
+
+    @classmethod
     def system(cls, display: str = "system") -> "Actor":
         return cls("system", "", display)
 

@@ -60,6 +60,27 @@ class AuditEvent(Enum):
     POLICY_CHANGED = (260, "policy.changed", ("fields", "previous"))
     POLICY_DENIED = (261, "policy.denied", ("reason",))
 
+    # 5xx agents, credentials and tokens
+    AGENT_CREATED = (501, "agent.created", ("name", "scopes", "audiences", "owners"))
+    AGENT_GRANT_CHANGED = (502, "agent.grant_changed", ("scopes", "audiences", "previous_scopes",
+                                                        "previous_audiences", "owners"))
+    AGENT_SUSPENDED = (503, "agent.suspended", ())
+    AGENT_RESUMED = (504, "agent.resumed", ())
+    AGENT_REVOKED = (505, "agent.revoked", ("runs_cancelled",))
+    SECRET_ISSUED = (510, "agent.secret_issued", ("secret",))
+    SECRET_ROTATED = (511, "agent.secret_rotated", ("secret", "previous", "previous_expires_at"))
+    SECRET_WINDOW_ENDED = (512, "agent.secret_window_ended", ("secret", "how"))
+    CONNECTION_CREATED = (520, "connection.created", ("name", "audience", "scopes"))
+    CONNECTION_UPDATED = (521, "connection.updated", ("scopes", "previous_scopes"))
+    TOKEN_ISSUED = (530, "token.issued", ("jti", "run", "scope", "audience", "expires_in"))
+    TOKEN_DENIED = (531, "token.denied", ("reason", "client_id"))
+    TOKEN_INTROSPECTED = (532, "token.introspected", ("jti", "active", "connection"))
+    TOKEN_REVOKED = (533, "token.revoked", ("jti",))
+    RUN_STARTED = (540, "run.started", ("agent", "description"))
+    RUN_TERMINATED = (541, "run.terminated", ("agent", "reason"))
+    SIGNING_KEY_CREATED = (550, "signing_key.created", ("kid", "alg", "activates_at"))
+    SIGNING_KEY_RETIRED = (551, "signing_key.retired", ("kid", "unpublish_at"))
+
     # 7xx audit and exports
     ACCESS_REVIEW_EXPORTED = (701, "export.access_review", ("rows",))
     AUDIT_VERIFIED = (710, "audit.verified", ("ok", "checked", "first_bad_seq"))

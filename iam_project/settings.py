@@ -43,13 +43,14 @@ TESTING = env_bool("IAM_TESTING", False)
 def _development_secrets() -> dict[str, str]:
     """Generate the development secrets once and keep them in an ignored local file."""
     path = BASE_DIR / ".local" / "dev-secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    values = {
-        "secret_key": secrets.token_urlsafe(50),
-        "hmac_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-    }
+    values = json.loads(path.read_text()) if path.exists() else {}
+    for name, make in (
+        ("secret_key", lambda: secrets.token_urlsafe(50)),
+        ("hmac_key", lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()),
+        ("encryption_key", lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()),
+    ):
+        values.setdefault(name, make())
     path.write_text(json.dumps(values))
     path.chmod(0o600)
     return values
@@ -68,6 +69,7 @@ if DEBUG:
     _dev = _development_secrets()
     SECRET_KEY = env("DJANGO_SECRET_KEY", _dev["secret_key"])
     _hmac_spec = env("IAM_HMAC_KEYS", f"dev:{_dev['hmac_key']}")
+    _encryption_spec = env("IAM_ENCRYPTION_KEYS", f"dev:{_dev['encryption_key']}")
     ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS") or ["127.0.0.1", "localhost", "[::1]"]
 else:
     SECRET_KEY = _required("DJANGO_SECRET_KEY", "It signs sessions and CSRF tokens.")
@@ -77,6 +79,10 @@ else:
         "IAM_HMAC_KEYS",
         "It keys the hashes of API keys and agent secrets ('kid:base64key[,kid:oldkey...]').",
     )
+    _encryption_spec = _required(
+        "IAM_ENCRYPTION_KEYS",
+        "It encrypts signing keys and IdP secrets at rest, AES-256-GCM ('kid:base64key[,...]').",
+    )
     ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured(
@@ -85,8 +91,8 @@ else:
         )
 
 
-def _parse_hmac_keys(spec: str) -> dict[str, bytes]:
-    """`kid:base64url-key,...`; the first key is current, the rest verify older hashes."""
+def _parse_keys(spec: str, name: str) -> dict[str, bytes]:
+    """`kid:base64url-key,...`; the first key is current, the rest still read older data."""
     keys: dict[str, bytes] = {}
     for item in spec.split(","):
         kid, _, encoded = item.strip().partition(":")
@@ -96,14 +102,19 @@ def _parse_hmac_keys(spec: str) -> dict[str, bytes]:
             key = b""
         if not kid or len(key) < 32:
             raise ImproperlyConfigured(
-                "IAM_HMAC_KEYS entries must look like 'kid:<base64url of at least 32 bytes>'."
+                f"{name} entries must look like 'kid:<base64url of at least 32 bytes>'."
             )
         keys[kid] = key
     return keys
 
 
-IAM_HMAC_KEYS = _parse_hmac_keys(_hmac_spec)
+IAM_HMAC_KEYS = _parse_keys(_hmac_spec, "IAM_HMAC_KEYS")
 IAM_HMAC_CURRENT_KID = next(iter(IAM_HMAC_KEYS))
+# AES-256 takes exactly 32 bytes; longer keys are cut to that length.
+IAM_ENCRYPTION_KEYS = {
+    kid: key[:32] for kid, key in _parse_keys(_encryption_spec, "IAM_ENCRYPTION_KEYS").items()
+}
+IAM_ENCRYPTION_CURRENT_KID = next(iter(IAM_ENCRYPTION_KEYS))
 
 # The origin used to build links in mails and metadata; never taken from request headers.
 IAM_CANONICAL_ORIGIN = env("IAM_CANONICAL_ORIGIN", "http://127.0.0.1:8000")
@@ -231,6 +242,13 @@ IAM_MFA_PENDING_SECONDS = 300  # how long a password-verified login may wait for
 IAM_WEBAUTHN_RP_ID = env("IAM_WEBAUTHN_RP_ID", urlparse(IAM_CANONICAL_ORIGIN).hostname)
 IAM_WEBAUTHN_ORIGIN = env("IAM_WEBAUTHN_ORIGIN", IAM_CANONICAL_ORIGIN)
 OTP_TOTP_ISSUER = env("IAM_TOTP_ISSUER", "Agent IAM")
+# Agent tokens. A new signing key is published this long before it signs (resource servers cache
+# the JWKS); keys older than the rotation age are rotated by the beat task.
+IAM_SIGNING_KEY_PUBLISH_LEAD_SECONDS = int(env("IAM_SIGNING_KEY_PUBLISH_LEAD_SECONDS", "3600"))
+IAM_SIGNING_KEY_ROTATE_DAYS = int(env("IAM_SIGNING_KEY_ROTATE_DAYS", "30"))
+IAM_TOKEN_CLIENT_LIMIT = int(env("IAM_TOKEN_CLIENT_LIMIT", "600"))  # token requests per client per minute
+IAM_TOKEN_IP_LIMIT = int(env("IAM_TOKEN_IP_LIMIT", "3000"))  # token requests per client IP per minute
+IAM_CLOCK_SKEW_SECONDS = 30
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 60 * 60 * 12

@@ -42,6 +42,9 @@ class Perm(StrEnum):
 
     CONNECTION_READ = "connection:read", "Connections", "List downstream services (audiences)."
     CONNECTION_WRITE = "connection:write", "Connections", "Register and change downstream services."
+    CONNECTION_USE = (
+        "connection:use", "Connections", "Give agents you own the scopes of registered downstream services.",
+    )
 
     RUN_READ = "run:read", "Runs", "See agent task runs."
     RUN_WRITE = "run:write", "Runs", "Start and terminate agent task runs."

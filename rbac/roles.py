@@ -28,6 +28,7 @@ BUILTIN_ROLES: dict[str, frozenset[Perm]] = {
             Perm.AGENT_READ,
             Perm.AGENT_WRITE,
             Perm.CONNECTION_READ,
+            Perm.CONNECTION_USE,
             Perm.RUN_READ,
             Perm.RUN_WRITE,
             Perm.TRUST_READ,

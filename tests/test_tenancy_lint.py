@@ -17,6 +17,9 @@ UNSCOPED_ALLOWED = {
     "rbac/authentication.py": "an API key names its own org; the guard then checks the URL's",
     "audit/selectors.py": "the verifier walks whole chains, platform chain included",
     "audit/services.py": "appends go through the chain head, not a scoped read",
+    "agents/issuance.py": "a client id names its agent; the URL's org is matched in the same query",
+    "agents/oauth.py": "a connection's client id names it; the URL's org is matched in the same query",
+    "agents/keys.py": "a token's kid names its signing key and so its org",
 }
 
 

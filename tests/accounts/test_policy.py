@@ -72,7 +72,8 @@ def test_the_policy_page_saves_with_reauth(org, owner):
     assert client.get(page).status_code == 200
     form = {"session_absolute_minutes": 600, "session_idle_minutes": 30, "password_min_length": 14,
             "password_history": 3, "password_max_age_days": 0, "lockout_threshold": 4,
-            "lockout_minutes": 20}
+            "lockout_minutes": 20, "agent_token_ttl_seconds": 300, "secret_overlap_max_seconds": 3600,
+            "token_alg": "ES256"}
     assert client.post(page, form).status_code == 302
     assert SecurityPolicy.objects.for_org(org).get().password_min_length == 14
     stale = sign_in(Client(), owner.user, auth_age=3600)

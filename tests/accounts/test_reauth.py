@@ -39,7 +39,7 @@ def test_a_planted_session_key_is_replaced_at_login(owner):
 def test_production_cookies_are_host_prefixed_secure_httponly_and_lax():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "IAM_"))}
     env.update(DJANGO_DEBUG="0", DJANGO_SECRET_KEY="s" * 20 + "x8Yq!" * 8, DJANGO_ALLOWED_HOSTS="iam.example",
-               IAM_HMAC_KEYS="k:" + "a" * 43)
+               IAM_HMAC_KEYS="k:" + "a" * 43, IAM_ENCRYPTION_KEYS="e:" + "b" * 43)
     code = ("from django.conf import settings as s; import json; print(json.dumps([s.SESSION_COOKIE_NAME, "
             "s.SESSION_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY, s.SESSION_COOKIE_SAMESITE, "
             "s.CSRF_COOKIE_NAME, s.CSRF_COOKIE_SECURE]))")

@@ -12,6 +12,7 @@ PROD = {
     "DJANGO_DEBUG": "0",
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "IAM_HMAC_KEYS": "k1:" + base64.urlsafe_b64encode(b"k" * 32).decode(),
+    "IAM_ENCRYPTION_KEYS": "e1:" + base64.urlsafe_b64encode(b"e" * 32).decode(),
     "DJANGO_ALLOWED_HOSTS": "iam.example.com",
 }
 

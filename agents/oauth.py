@@ -1,0 +1,200 @@
+"""The OAuth 2.0 authorization server endpoints, one issuer per org (`/oauth/<org>`).
+
+Plain Django views rather than DRF: these are hot paths, their wire formats are fixed by RFCs
+(6749 §5.2 errors, 7662, 7009, 8414, 7517), and they authenticate clients themselves.
+"""
+
+import base64
+import binascii
+from urllib.parse import unquote_plus
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.cache import cache_control
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.models import Organization
+from accounts.secrets import credential_parse, secret_hash, secret_matches
+from agents import revocation
+from agents.issuance import GrantRequest, OAuthError, agent_authenticate, token_grant
+from agents.keys import ALGORITHMS, published_keys
+from agents.models import Connection
+from agents.services import CONNECTION_SECRET_PREFIX
+from agents.tokens import TokenInvalid, issuer_for, token_verify
+from audit.actors import Actor
+from audit.events import AuditEvent
+from audit.services import Target, audit_record
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _error(exc: OAuthError) -> JsonResponse:
+    headers = dict(NO_STORE)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="oauth", charset="UTF-8"'
+    return JsonResponse({"error": exc.error, "error_description": exc.description},
+                        status=exc.status, headers=headers)
+
+
+def _client_credentials(request) -> tuple[str, str]:
+    """HTTP Basic (RFC 6749 §2.3.1: form-urlencoded then base64) or the form body, never both."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    form_id, form_secret = request.POST.get("client_id"), request.POST.get("client_secret")
+    if header.lower().startswith("basic "):
+        if form_secret is not None:
+            raise OAuthError("invalid_request", "Use one client authentication method.")
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise OAuthError("invalid_client", "Malformed Basic credentials.", 401)
+        client_id, sep, secret = decoded.partition(":")
+        if not sep:
+            raise OAuthError("invalid_client", "Malformed Basic credentials.", 401)
+        return unquote_plus(client_id), unquote_plus(secret)
+    if form_id and form_secret:
+        return form_id, form_secret
+    raise OAuthError("invalid_client", "Client authentication is required.", 401)
+
+
+def _form_only(request) -> None:
+    if request.GET:
+        # RFC 6749 §3.2: parameters travel in the body; a secret in a URL ends up in logs.
+        raise OAuthError("invalid_request", "Send parameters in the request body, not the URL.")
+    if not request.content_type == "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request", "Use application/x-www-form-urlencoded.")
+
+
+def _throttle(kind: str, value: str, limit: int) -> None:
+    key = f"oauth:{kind}:{value}"
+    try:
+        cache.add(key, 0, 60)
+        count = cache.incr(key)
+    except ValueError:
+        count = 1
+    except Exception:
+        raise OAuthError("temporarily_unavailable", "Try again shortly.", 503)
+    if count > limit:
+        raise OAuthError("slow_down", "Too many requests.", 429)
+
+
+@csrf_exempt
+@require_POST
+def token_endpoint(request, org):
+    try:
+        _form_only(request)
+        if request.POST.get("grant_type") != "client_credentials":
+            raise OAuthError("unsupported_grant_type", "Only client_credentials is supported here.")
+        client_id, client_secret = _client_credentials(request)
+        _throttle("ip", request.audit_context.ip or "unknown", settings.IAM_TOKEN_IP_LIMIT)
+        _throttle("client", client_id[:64], settings.IAM_TOKEN_CLIENT_LIMIT)
+        issued = token_grant(GrantRequest(
+            org_slug=org, client_id=client_id, client_secret=client_secret,
+            scope=request.POST.get("scope"), resource=request.POST.get("resource"),
+            run_id=request.POST.get("run"),
+        ))
+    except OAuthError as exc:
+        response = _error(exc)
+        if exc.status == 429:
+            response["Retry-After"] = "60"
+        return response
+    body = {"access_token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in,
+            "scope": issued.claims["scope"]}
+    return JsonResponse(body, headers=NO_STORE)
+
+
+def _connection(request, org) -> Connection:
+    client_id, secret = _client_credentials(request)
+    parsed = credential_parse(secret, CONNECTION_SECRET_PREFIX)
+    connection = parsed and (Connection.objects.unscoped().select_related("org")
+                             .filter(client_id=client_id, org__slug=org).first())
+    if not connection:
+        secret_hash(secret)  # the same work as a real check
+        raise OAuthError("invalid_client", "Client authentication failed.", 401)
+    if not secret_matches(parsed[1], connection.secret_hash, connection.hash_kid):
+        raise OAuthError("invalid_client", "Client authentication failed.", 401)
+    return connection
+
+
+@csrf_exempt
+@require_POST
+def introspection_endpoint(request, org):
+    """RFC 7662. A connection learns about tokens for its own audience in its own org; anything
+    else (another org's token, another audience, revoked, expired, garbage) is just inactive."""
+    try:
+        _form_only(request)
+        connection = _connection(request, org)
+    except OAuthError as exc:
+        return _error(exc)
+    try:
+        claims = token_verify(request.POST.get("token", ""), org_slug=org, audience=connection.audience)
+    except (TokenInvalid, revocation.RevocationUnavailable):
+        claims = None
+    audit_record(org=connection.org, actor=Actor.for_connection(connection),
+                 event=AuditEvent.TOKEN_INTROSPECTED, target=Target.of(connection),
+                 data={"jti": claims["jti"] if claims else None, "active": claims is not None,
+                       "connection": str(connection.pk)})
+    if claims is None:
+        return JsonResponse({"active": False}, headers=NO_STORE)
+    body = {"active": True, "token_type": "Bearer", **{k: claims[k] for k in (
+        "scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti", "org") if k in claims}}
+    for optional in ("run", "act"):
+        if optional in claims:
+            body[optional] = claims[optional]
+    return JsonResponse(body, headers=NO_STORE)
+
+
+@csrf_exempt
+@require_POST
+def revocation_endpoint(request, org):
+    """RFC 7009. An agent revokes its own tokens; an unknown or foreign token still gets 200."""
+    try:
+        _form_only(request)
+        client_id, secret = _client_credentials(request)
+        agent, _ = agent_authenticate(org, client_id, secret)
+    except OAuthError as exc:
+        return _error(exc)
+    try:
+        claims = token_verify(request.POST.get("token", ""), org_slug=org)
+    except TokenInvalid:
+        claims = None
+    except revocation.RevocationUnavailable:
+        return _error(OAuthError("temporarily_unavailable", "Try again shortly.", 503))
+    if claims is not None and claims["client_id"] == agent.client_id:
+        revocation.revoke_jti(claims["jti"], claims["exp"])
+        audit_record(org=agent.org, actor=Actor.for_agent(agent), event=AuditEvent.TOKEN_REVOKED,
+                     target=Target.of(agent), data={"jti": claims["jti"]})
+    return JsonResponse({}, headers=NO_STORE)
+
+
+@require_GET
+@cache_control(max_age=300, public=True)
+def metadata(request, org):
+    """RFC 8414 authorization server metadata."""
+    get_object_or_404(Organization, slug=org)
+    issuer = issuer_for(org)
+    return JsonResponse({
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/token",
+        "jwks_uri": f"{issuer}/jwks.json",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "response_types_supported": [],
+        "scopes_supported": [],
+        "token_endpoint_auth_signing_alg_values_supported": list(ALGORITHMS),
+    })
+
+
+@require_GET
+@cache_control(max_age=300, public=True)
+def jwks(request, org):
+    organization = Organization.objects.filter(slug=org).first()
+    if organization is None:
+        raise Http404
+    return JsonResponse({"keys": published_keys(organization)})
