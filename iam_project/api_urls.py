@@ -4,6 +4,7 @@ from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
 from accounts.api import ApiKeyViewSet, MemberViewSet, SecurityPolicyView
+from agents.api import AgentViewSet, ConnectionViewSet, RunViewSet
 from audit.api import AccessReviewExportView, AuditEventViewSet, AuditVerifyView
 from rbac.api import PermissionCatalogueView, RoleViewSet, TeamViewSet
 
@@ -14,6 +15,9 @@ router.register("teams", TeamViewSet, basename="team")
 router.register("roles", RoleViewSet, basename="role")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("audit/events", AuditEventViewSet, basename="audit-event")
+router.register("agents", AgentViewSet, basename="agent")
+router.register("connections", ConnectionViewSet, basename="connection")
+router.register("runs", RunViewSet, basename="run")
 
 app_name = "api"
 urlpatterns = [

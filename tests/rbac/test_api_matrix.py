@@ -4,6 +4,7 @@ another org's URL or object 404, allowed 2xx. Each refused call also changes not
 import pytest
 
 from accounts.models import ApiKey, Membership
+from agents.models import Agent, Connection, Run, new_client_id
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.models import AuditEntry
@@ -20,7 +21,15 @@ def _objects(org):
     member = MemberFactory(org=org)
     MemberFactory(org=org, role="owner")
     entry = audit_record(org=org, actor=Actor.system(), event=AuditEvent.ORG_UPDATED)
+    connection = Connection.objects.create(org=org, name="tickets", audience=AUDIENCE, scopes=["t:read"],
+                                           client_id=new_client_id("cnc"), secret_hash="0" * 64, hash_kid="x")
+    agent = Agent.objects.create(org=org, name="bot", client_id=new_client_id("agt"), scopes=["t:read"],
+                                 audiences=[AUDIENCE])
+    agent.owners.add(member)
     return {
+        "agent": agent.pk,
+        "connection": connection.pk,
+        "run": Run.objects.create(org=org, agent=agent, started_by_type="human").pk,
         "member": member.pk,
         "team": TeamFactory(org=org).pk,
         "role": RoleFactory(org=org, permissions=["agent:read"]).pk,
@@ -28,6 +37,8 @@ def _objects(org):
         "audit": entry.pk,
     }
 
+
+AUDIENCE = "https://tickets.example/api"
 
 # (method, path, permission, body, allowed status, model whose rows must not change when refused)
 CASES = [
@@ -54,12 +65,37 @@ CASES = [
     ("get", "audit/events/{audit}", Perm.AUDIT_READ, None, 200, None),
     ("get", "audit/verify", Perm.AUDIT_READ, None, 200, None),
     ("get", "exports/access-review.csv", Perm.ACCESS_REVIEW_EXPORT, None, 200, None),
+    ("get", "agents", Perm.AGENT_READ, None, 200, None),
+    ("get", "agents/{agent}", Perm.AGENT_READ, None, 200, None),
+    ("post", "agents", Perm.AGENT_WRITE,
+     {"name": "new bot", "scopes": ["t:read"], "audiences": [AUDIENCE], "owner": "{member}"}, 201, Agent),
+    ("patch", "agents/{agent}", Perm.AGENT_WRITE, {"scopes": []}, 200, None),
+    ("post", "agents/{agent}/rotate-secret", Perm.AGENT_CREDENTIALS, {"overlap_seconds": 60}, 200, None),
+    ("post", "agents/{agent}/suspend", Perm.AGENT_WRITE, None, 200, None),
+    ("post", "agents/{agent}/revoke", Perm.AGENT_WRITE, None, 200, None),
+    ("get", "connections", Perm.CONNECTION_READ, None, 200, None),
+    ("get", "connections/{connection}", Perm.CONNECTION_READ, None, 200, None),
+    ("post", "connections", Perm.CONNECTION_WRITE,
+     {"name": "crm", "audience": "https://crm.example/api", "scopes": ["crm:read"]}, 201, Connection),
+    ("get", "runs", Perm.RUN_READ, None, 200, None),
+    ("get", "runs/{run}", Perm.RUN_READ, None, 200, None),
+    ("post", "runs", Perm.RUN_WRITE, {"agent": "{agent}", "description": "x"}, 201, Run),
+    ("post", "runs/{run}/terminate", Perm.RUN_WRITE, None, 200, None),
 ]
 IDS = [f"{m} {p}" for m, p, *_ in CASES]
 
 
+def _fill(value, objects):
+    if isinstance(value, str):
+        return value.format(**objects)
+    if isinstance(value, list):
+        return [_fill(v, objects) for v in value]
+    return value
+
+
 def _call(client, method, org, path, objects, body):
     url = f"/api/v1/orgs/{org.slug}/{path.format(**objects)}"
+    body = {k: _fill(v, objects) for k, v in body.items()} if body else body
     return getattr(client, method)(url, body, format="json") if body else getattr(client, method)(url)
 
 

@@ -1,0 +1,213 @@
+"""Admin API: agents (with their secrets), connections and runs. Thin views over agents.services."""
+
+from django.db.models import Q
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from accounts.models import Membership
+from agents import services
+from agents.models import Agent, Connection, Run
+from iam_project.errors import NotFound
+from rbac.api_base import OrgScopedViewSet
+from rbac.permissions import Perm
+
+
+class SecretSummarySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    last_used_at = serializers.DateTimeField(allow_null=True)
+
+
+class AgentSerializer(serializers.ModelSerializer):
+    owners = serializers.SerializerMethodField()
+    secrets = SecretSummarySerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Agent
+        fields = ["id", "name", "client_id", "status", "scopes", "audiences", "owners", "secrets",
+                  "created_at", "revoked_at"]
+        read_only_fields = fields
+
+    def get_owners(self, agent) -> list[dict]:
+        return [{"member": str(m.pk), "email": m.user.email} for m in agent.owners.all()]
+
+
+class AgentWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    scopes = serializers.ListField(child=serializers.CharField(max_length=200), allow_empty=True)
+    audiences = serializers.ListField(child=serializers.URLField(max_length=500), min_length=1)
+    owner = serializers.UUIDField(required=False, help_text="A member id; defaults to the caller.")
+
+
+class AgentGrantSerializer(serializers.Serializer):
+    scopes = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
+    audiences = serializers.ListField(child=serializers.URLField(max_length=500), required=False)
+    owners = serializers.ListField(child=serializers.UUIDField(), required=False, min_length=1)
+
+
+class RotateSerializer(serializers.Serializer):
+    overlap_seconds = serializers.IntegerField(required=False, min_value=0)
+
+
+def _members(org, ids) -> list[Membership]:
+    """Members named in a body; one from another org is a 404, like one in the path."""
+    wanted = set(ids)
+    found = list(Membership.objects.for_org(org).filter(Q(pk__in=wanted)).select_related("user"))
+    if len(found) != len(wanted):
+        raise NotFound("Member not found.")
+    return found
+
+
+class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    model = Agent
+    serializer_class = AgentSerializer
+    required = {
+        "list": Perm.AGENT_READ,
+        "retrieve": Perm.AGENT_READ,
+        "create": Perm.AGENT_WRITE,
+        "partial_update": Perm.AGENT_WRITE,
+        "suspend": Perm.AGENT_WRITE,
+        "resume": Perm.AGENT_WRITE,
+        "revoke": Perm.AGENT_WRITE,
+        "rotate_secret": Perm.AGENT_CREDENTIALS,
+        "end_previous_secret": Perm.AGENT_CREDENTIALS,
+    }
+    reauth_actions = frozenset({"create", "rotate_secret", "end_previous_secret", "revoke"})
+
+    def scope(self, queryset):
+        return queryset.prefetch_related("owners__user", "secrets").order_by("name")
+
+    @extend_schema(request=AgentWriteSerializer, responses={201: AgentSerializer})
+    def create(self, request, org):
+        data = self.validated(AgentWriteSerializer, request.data)
+        owner = _members(self.org, [data["owner"]])[0] if data.get("owner") else None
+        agent, secret = services.agent_create(access=self.access, name=data["name"], scopes=data["scopes"],
+                                              audiences=data["audiences"], owner=owner)
+        body = {**self._out(agent.pk), "client_secret": secret}
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
+
+    @extend_schema(request=AgentGrantSerializer, responses={200: AgentSerializer})
+    def partial_update(self, request, org, pk):
+        data = self.validated(AgentGrantSerializer, request.data)
+        owners = _members(self.org, data["owners"]) if "owners" in data else None
+        services.agent_grant_update(access=self.access, agent=self.get_object(), scopes=data.get("scopes"),
+                                    audiences=data.get("audiences"), owners=owners)
+        return Response(self._out(pk))
+
+    @extend_schema(request=RotateSerializer, responses={200: serializers.DictField()})
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, org, pk):
+        """A new client secret (only in this response); the previous one works until the time given."""
+        data = self.validated(RotateSerializer, request.data)
+        secret, previous_end = services.agent_secret_rotate(
+            access=self.access, agent=self.get_object(), overlap_seconds=data.get("overlap_seconds"))
+        return Response({"client_secret": secret, "previous_secret_expires_at": previous_end},
+                        headers={"Cache-Control": "no-store"})
+
+    @extend_schema(request=None, responses={200: serializers.DictField()})
+    @action(detail=True, methods=["post"], url_path="end-previous-secret")
+    def end_previous_secret(self, request, org, pk):
+        ended = services.agent_secret_end_previous(access=self.access, agent=self.get_object())
+        return Response({"ended": ended})
+
+    @extend_schema(request=None, responses={200: AgentSerializer})
+    @action(detail=True, methods=["post"])
+    def suspend(self, request, org, pk):
+        services.agent_set_status(access=self.access, agent=self.get_object(), status="suspended")
+        return Response(self._out(pk))
+
+    @extend_schema(request=None, responses={200: AgentSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, org, pk):
+        services.agent_set_status(access=self.access, agent=self.get_object(), status="active")
+        return Response(self._out(pk))
+
+    @extend_schema(request=None, responses={200: AgentSerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, org, pk):
+        """Revoke the agent and everything issued under it (secrets, tokens, runs)."""
+        services.agent_revoke(access=self.access, agent=self.get_object())
+        return Response(self._out(pk))
+
+    def _out(self, pk) -> dict:
+        return AgentSerializer(self.get_queryset().get(pk=pk)).data
+
+
+class ConnectionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Connection
+        fields = ["id", "name", "audience", "scopes", "client_id", "created_at"]
+        read_only_fields = fields
+
+
+class ConnectionWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    audience = serializers.URLField(max_length=500)
+    scopes = serializers.ListField(child=serializers.RegexField(r"^[\x21\x23-\x5B\x5D-\x7E]{1,200}$"),
+                                   min_length=1)
+
+
+class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    model = Connection
+    serializer_class = ConnectionSerializer
+    required = {"list": Perm.CONNECTION_READ, "retrieve": Perm.CONNECTION_READ,
+                "create": Perm.CONNECTION_WRITE}
+    reauth_actions = frozenset({"create"})
+
+    def scope(self, queryset):
+        return queryset.order_by("name")
+
+    @extend_schema(request=ConnectionWriteSerializer, responses={201: ConnectionSerializer})
+    def create(self, request, org):
+        data = self.validated(ConnectionWriteSerializer, request.data)
+        connection, secret = services.connection_create(access=self.access, **data)
+        body = {**ConnectionSerializer(connection).data, "client_secret": secret}
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
+
+
+class RunSerializer(serializers.ModelSerializer):
+    started_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = ["id", "agent", "description", "status", "started_by", "cancel_requested", "started_at",
+                  "ended_at"]
+        read_only_fields = fields
+
+    def get_started_by(self, run) -> dict:
+        return {"type": run.started_by_type, "id": run.started_by_id, "display": run.started_by_display}
+
+
+class RunWriteSerializer(serializers.Serializer):
+    agent = serializers.UUIDField()
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    model = Run
+    serializer_class = RunSerializer
+    required = {"list": Perm.RUN_READ, "retrieve": Perm.RUN_READ, "create": Perm.RUN_WRITE,
+                "terminate": Perm.RUN_WRITE}
+
+    def scope(self, queryset):
+        return queryset.order_by("-started_at")
+
+    @extend_schema(request=RunWriteSerializer, responses={201: RunSerializer})
+    def create(self, request, org):
+        data = self.validated(RunWriteSerializer, request.data)
+        agent = Agent.objects.for_org(self.org).filter(pk=data["agent"]).first()
+        if agent is None:
+            raise NotFound("Agent not found.")
+        run = services.run_start(access=self.access, agent=agent, description=data.get("description", ""))
+        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def terminate(self, request, org, pk):
+        """End the run: tokens bound to it stop working on their next use."""
+        run = services.run_terminate(access=self.access, run=self.get_object())
+        return Response(RunSerializer(run).data)
