@@ -11,6 +11,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
+    "rotation-windows-close": {"task": "agents.tasks.rotation_windows_close", "schedule": 60},
+    "signing-keys-maintain": {"task": "agents.tasks.signing_keys_maintain", "schedule": 60 * 60},
     "auth-records-cleanup": {
         "task": "accounts.tasks.auth_records_cleanup",
         "schedule": 60 * 60,
