@@ -90,9 +90,12 @@ def format_table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def report(name: str, title: str, table: str, notes: list[str]) -> str:
-    """Print the report and keep a copy in bench/results/<name>.txt."""
-    text = "\n".join([f"{title} ({vendor_label()})", "", table, "", *notes]).rstrip() + "\n"
+def report(name: str, title: str, table: str, notes: list[str], label: str | None = None) -> str:
+    """Print the report and keep a copy in bench/results/<name>.txt.
+
+    `label` names the database when it is not this process's own (servers in other processes).
+    """
+    text = "\n".join([f"{title} ({label or vendor_label()})", "", table, "", *notes]).rstrip() + "\n"
     print(text)
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / f"{name}.txt").write_text(text)
