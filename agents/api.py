@@ -53,6 +53,15 @@ class RotateSerializer(serializers.Serializer):
     overlap_seconds = serializers.IntegerField(required=False, min_value=0)
 
 
+class RotatedSerializer(serializers.Serializer):
+    client_secret = serializers.CharField(help_text="Shown only in this response.")
+    previous_secret_expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class EndedSerializer(serializers.Serializer):
+    ended = serializers.IntegerField(help_text="How many previous secrets stopped working.")
+
+
 def _members(org, ids) -> list[Membership]:
     """Members named in a body; one from another org is a 404, like one in the path."""
     wanted = set(ids)
@@ -98,7 +107,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
                                     audiences=data.get("audiences"), owners=owners)
         return Response(self._out(pk))
 
-    @extend_schema(request=RotateSerializer, responses={200: serializers.DictField()})
+    @extend_schema(request=RotateSerializer, responses={200: RotatedSerializer})
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request, org, pk):
         """A new client secret (only in this response); the previous one works until the time given."""
@@ -108,7 +117,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
         return Response({"client_secret": secret, "previous_secret_expires_at": previous_end},
                         headers={"Cache-Control": "no-store"})
 
-    @extend_schema(request=None, responses={200: serializers.DictField()})
+    @extend_schema(request=None, responses={200: EndedSerializer})
     @action(detail=True, methods=["post"], url_path="end-previous-secret")
     def end_previous_secret(self, request, org, pk):
         ended = services.agent_secret_end_previous(access=self.access, agent=self.get_object())

@@ -100,6 +100,7 @@ class Signer:
 @dataclass(frozen=True)
 class Verifier:
     org_id: object
+    org_slug: str
     alg: str
     key: object
     unpublish_at: float | None
@@ -131,12 +132,12 @@ def verifier_for(kid: str) -> Verifier | None:
     cached = _verifiers.get(kid)
     if cached and time.monotonic() - cached.fetched < CACHE_SECONDS:
         return cached
-    key = SigningKey.objects.unscoped().filter(kid=kid).first()  # the kid names its org
+    key = SigningKey.objects.unscoped().select_related("org").filter(kid=kid).first()  # the kid names its org
     if key is None:
         _verifiers.pop(kid, None)
         return None
     algorithm = jwt.get_algorithm_by_name(key.alg)
-    verifier = Verifier(key.org_id, key.alg, algorithm.from_jwk(key.public_jwk),
+    verifier = Verifier(key.org_id, key.org.slug, key.alg, algorithm.from_jwk(key.public_jwk),
                         key.unpublish_at.timestamp() if key.unpublish_at else None, time.monotonic())
     _verifiers[kid] = verifier
     return verifier

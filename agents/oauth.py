@@ -89,7 +89,10 @@ def token_endpoint(request, org):
             raise OAuthError("unsupported_grant_type", "Only client_credentials is supported here.")
         client_id, client_secret = _client_credentials(request)
         _throttle("ip", request.audit_context.ip or "unknown", settings.IAM_TOKEN_IP_LIMIT)
-        _throttle("client", client_id[:64], settings.IAM_TOKEN_CLIENT_LIMIT)
+        # Per client *and* IP: client ids are not secret, so a limit keyed on the id alone would let
+        # anyone lock a real agent out with bad requests.
+        _throttle("client", f"{request.audit_context.ip or 'unknown'}:{client_id[:64]}",
+                  settings.IAM_TOKEN_CLIENT_LIMIT)
         issued = token_grant(GrantRequest(
             org_slug=org, client_id=client_id, client_secret=client_secret,
             scope=request.POST.get("scope"), resource=request.POST.get("resource"),

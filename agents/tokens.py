@@ -73,7 +73,8 @@ def token_verify(token: str, *, org_slug: str | None = None, audience: str | Non
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
         raise TokenInvalid("malformed")
-    if header.get("typ", "").lower() not in ("at+jwt", "application/at+jwt"):
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in ("at+jwt", "application/at+jwt"):
         raise TokenInvalid("wrong_type")
     if header.get("alg") not in ALGORITHMS:
         raise TokenInvalid("algorithm_not_allowed")
@@ -83,6 +84,8 @@ def token_verify(token: str, *, org_slug: str | None = None, audience: str | Non
     if verifier.unpublish_at is not None and verifier.unpublish_at <= time.time():
         raise TokenInvalid("unknown_key")
     claims = _decode(token, verifier, audience)
+    if claims["org"] != verifier.org_slug:  # a key vouches for its own org only
+        raise TokenInvalid("wrong_issuer")
     if org_slug is not None and (claims["org"] != org_slug or claims["iss"] != issuer_for(org_slug)):
         raise TokenInvalid("wrong_issuer")
     if claims["iss"] != issuer_for(claims["org"]):
