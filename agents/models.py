@@ -130,3 +130,12 @@ class SigningKey(OrgScopedModel):
 
     class Meta:
         indexes = [models.Index(fields=["org", "activates_at"])]
+
+
+class RevokedToken(models.Model):
+    """A revoked token id, kept in the database as well as the fast store, so the store can be
+    rebuilt after losing its data (see agents.revocation)."""
+
+    jti = models.CharField(max_length=64, primary_key=True)
+    org = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField(db_index=True)

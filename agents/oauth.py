@@ -166,7 +166,7 @@ def revocation_endpoint(request, org):
     except revocation.RevocationUnavailable:
         return _error(OAuthError("temporarily_unavailable", "Try again shortly.", 503))
     if claims is not None and claims["client_id"] == agent.client_id:
-        revocation.revoke_jti(claims["jti"], claims["exp"])
+        revocation.revoke_jti(claims["jti"], claims["exp"], org=agent.org)
         audit_record(org=agent.org, actor=Actor.for_agent(agent), event=AuditEvent.TOKEN_REVOKED,
                      target=Target.of(agent), data={"jti": claims["jti"]})
     return JsonResponse({}, headers=NO_STORE)

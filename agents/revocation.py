@@ -4,11 +4,21 @@ Revoked `jti`s stay listed until the token would have expired. Revoking an agent
 ending a secret writes one *cutoff* (a time) for that agent, run or credential: every token issued
 at or before it is dead. So whatever the number of tokens, revocation is one write and verification
 one round trip (`get_many`). If the store cannot be reached, verification fails closed.
+
+The store is a cache, and a cache can lose its data (a restart without persistence, an eviction).
+A marker key says the store holds the complete revocation state; when it is missing, the state is
+rebuilt from the database (revoked agents, suspended agents, ended runs and secrets, revoked token
+ids) before any answer is given, so lost data never brings a revoked token back.
 """
 
 import time
+from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
+from django.db.models import Q
+from django.utils import timezone
+
+from agents.models import Agent, AgentSecret, AgentStatus, RevokedToken, Run
 
 # Longer than any token may live (the policy caps lifetimes at one hour), plus clock skew.
 CUTOFF_TTL = 3600 + 300
@@ -18,8 +28,11 @@ class RevocationUnavailable(Exception):
     pass
 
 
+READY_KEY = "rv:ready"
+
+
 def _keys(claims: dict) -> dict[str, str]:
-    keys = {"jti": f"rv:jti:{claims['jti']}", "agent": f"rv:agent:{claims['sub']}"}
+    keys = {"ready": READY_KEY, "jti": f"rv:jti:{claims['jti']}", "agent": f"rv:agent:{claims['sub']}"}
     if claims.get("run"):
         keys["run"] = f"rv:run:{claims['run']}"
     if claims.get("cred"):
@@ -32,6 +45,11 @@ def revoked_reason(claims: dict) -> str | None:
     keys = _keys(claims)
     try:
         found = cache.get_many(list(keys.values()))
+        if READY_KEY not in found:
+            store_rebuild()
+            found = cache.get_many(list(keys.values()))
+    except RevocationUnavailable:
+        raise
     except Exception as exc:  # any store error: refuse, never accept unchecked
         raise RevocationUnavailable(type(exc).__name__) from exc
     if keys["jti"] in found:
@@ -51,7 +69,9 @@ def _write(operation):
         raise RevocationUnavailable(type(exc).__name__) from exc
 
 
-def revoke_jti(jti: str, expires_at: float) -> None:
+def revoke_jti(jti: str, expires_at: float, *, org) -> None:
+    RevokedToken.objects.get_or_create(
+        jti=jti, defaults={"org": org, "expires_at": datetime.fromtimestamp(expires_at, tz=UTC)})
     ttl = max(1, int(expires_at - time.time()) + 60)
     _write(lambda: cache.set(f"rv:jti:{jti}", 1, ttl))
 
@@ -59,3 +79,30 @@ def revoke_jti(jti: str, expires_at: float) -> None:
 def cut_off(kind: str, ident: str) -> None:
     """Kill every token issued so far under one agent (`agent:<id>`), run or credential."""
     _write(lambda: cache.set(f"rv:{kind}:{ident}", time.time(), CUTOFF_TTL))
+
+
+def store_rebuild() -> None:
+    """Write every revocation that may still matter (the last CUTOFF_TTL seconds) from the database
+    into the store, then mark it complete. Cutoffs are set to now: tokens issued before a lost cutoff
+    die, and so, harmlessly, do any issued since (none can be for a revoked agent or ended run).
+    """
+    recent = timezone.now() - timedelta(seconds=CUTOFF_TTL)
+    now = time.time()
+    entries = {}
+    for pk in Agent.objects.unscoped().filter(  # a system job over every org
+            Q(status=AgentStatus.SUSPENDED) | Q(revoked_at__gte=recent)).values_list("pk", flat=True):
+        entries[f"rv:agent:agent:{pk}"] = now
+    for pk in Run.objects.unscoped().filter(ended_at__gte=recent).values_list("pk", flat=True):
+        entries[f"rv:run:{pk}"] = now
+    ended = AgentSecret.objects.filter(
+        Q(revoked_at__gte=recent) | Q(expires_at__range=(recent, timezone.now())))
+    for pk in ended.values_list("pk", flat=True):
+        entries[f"rv:cred:{pk}"] = now
+    try:
+        cache.set_many(entries, CUTOFF_TTL)
+        for jti, expires_at in RevokedToken.objects.filter(expires_at__gt=timezone.now()).values_list(
+                "jti", "expires_at"):
+            cache.set(f"rv:jti:{jti}", 1, max(1, int(expires_at.timestamp() - now) + 60))
+        cache.set(READY_KEY, 1, None)
+    except Exception as exc:
+        raise RevocationUnavailable(type(exc).__name__) from exc

@@ -21,6 +21,7 @@ UNSCOPED_ALLOWED = {
     "agents/oauth.py": "a connection's client id names it; the URL's org is matched in the same query",
     "agents/keys.py": "a token's kid names its signing key and so its org",
     "agents/tasks.py": "a system job that rotates every org's signing keys",
+    "agents/revocation.py": "rebuilding the revocation store covers every org",
 }
 
 
