@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, User
+from agents.models import Agent, AgentSecret, Connection
 from audit.models import AuditEntry
 from rbac.permissions import Perm
 from tests.factories import UserFactory, api_key_for
@@ -123,6 +124,13 @@ def test_seed_demo_is_idempotent(capsys, settings):
     out = capsys.readouterr().out
     assert "owner@demo.example" in out
     assert User.objects.filter(email__endswith="@demo.example").count() == 5
+    agent = Agent.objects.unscoped().get(name="Triage bot")
+    assert (agent.scopes, agent.owners.get().user.email) == (["tickets:read"], "alice@demo.example")
+    connection = Connection.objects.unscoped().get(audience="https://tickets.demo.example/api")
+    assert connection.scopes == ["tickets:read", "tickets:write"]
+    # Neither secret is printed: only their lookup ids exist outside the hash, and not in the output.
+    assert AgentSecret.objects.get(agent=agent).lookup_id not in out
+    assert "ags_" not in out and "cns_" not in out and "rotate" in out
     settings.DEBUG = False
     with pytest.raises(CommandError):
         call_command("seed_demo")

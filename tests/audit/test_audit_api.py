@@ -4,11 +4,15 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from agents.services import agent_create, agent_delegable_now, agent_secret_rotate, connection_create
 from audit.actors import Actor
 from audit.events import AuditEvent
+from audit.exports import access_review_rows, safe_cell
 from audit.models import AuditEntry
 from audit.services import audit_record
+from rbac.guard import access_for_user
 from rbac.models import RoleAssignment, TeamMembership
 from rbac.permissions import Perm
 from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, UserFactory
@@ -113,8 +117,6 @@ NASTY = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1
 @pytest.mark.parametrize("raw,cell", [("\0=1", "'=1"), ("=1", "'=1"), ("a=1", "a=1"), (None, "")])
 def test_safe_cell(raw, cell):
     # NUL cannot be stored in PostgreSQL text, so it is checked here rather than through a row.
-    from audit.exports import safe_cell
-
     assert safe_cell(raw) == cell
 
 
@@ -140,6 +142,57 @@ def test_access_review_export_lists_every_human_safely(org, key_client):
     assert row["principal_type"] == "human" and row["mfa_enrolled"] == "no"
     entry = AuditEntry.objects.for_org(org).latest("seq")
     assert entry.event_name == "export.access_review" and entry.data == {"rows": 7}
+
+
+AUDIENCE = "https://svc.example.test/api"
+
+
+def _agents(org, n, scopes=("svc:read",)):
+    """`n` agents each owned by a new member (a team role on the last), with a rotated secret."""
+    owner = MemberFactory(org=org, role="owner")
+    access = access_for_user(user=owner.user, org_slug=org.slug)
+    connection_create(access=access, name="Svc", audience=AUDIENCE, scopes=["svc:read", "svc:write"])
+    agents = []
+    for i in range(n):
+        member = MemberFactory(org=org, role="member", user=UserFactory(email=f"=own{i}.{org.pk}@x.test"))
+        agent, _ = agent_create(access=access, name=f"=bot {org.pk} {i}", scopes=list(scopes),
+                                audiences=[AUDIENCE], owner=member)
+        agents.append(agent)
+    agent_secret_rotate(access=access, agent=agents[-1], overlap_seconds=60)
+    return agents
+
+
+def test_access_review_export_lists_agents_after_humans(org, key_client):
+    MemberFactory(org=org)
+    agent, idle = _agents(org, 2)
+    # An owner who can no longer delegate: the grant stays, the effective permissions empty.
+    idle.owners.update(role="viewer")
+    response, rows = _export(key_client(Perm.ACCESS_REVIEW_EXPORT), org)
+    assert [r["principal_type"] for r in rows] == ["human"] * 4 + ["agent"] * 2
+    row, idle_row = rows[-2:]
+    owner_email = agent.owners.get().user.email
+    assert row == {
+        "principal_type": "agent", "principal_id": str(agent.pk), "name": "'" + agent.name, "email": "",
+        "status": "active", "source": "", "org_role": "", "custom_roles": "", "teams": "",
+        "effective_permissions": "svc:read", "mfa_enrolled": "", "last_login_at": "",
+        "created_at": agent.created_at.isoformat(), "owner": "'" + owner_email, "scopes": "svc:read",
+        "audiences": AUDIENCE, "secret_rotated_at": agent.secrets.get().created_at.isoformat(),
+    }
+    assert set(row["effective_permissions"].split()) == agent_delegable_now(agent)
+    assert idle_row["effective_permissions"] == "" and agent_delegable_now(idle) == set()
+    assert idle_row["secret_rotated_at"] == idle.secrets.latest("created_at").created_at.isoformat()
+    entry = AuditEntry.objects.for_org(org).latest("seq")
+    assert entry.data == {"rows": 6}
+
+
+def test_agent_rows_cost_the_same_queries_however_many_agents(org, django_assert_num_queries):
+    _agents(org, 1)  # its owner and the agent's owner, then the agent
+    with CaptureQueriesContext(connection) as one:
+        assert len(list(access_review_rows(org))) == 1 + 2 + 1
+    other = OrgFactory()
+    _agents(other, 6, scopes=("svc:read", "svc:write"))
+    with django_assert_num_queries(len(one.captured_queries)):
+        assert len(list(access_review_rows(other))) == 1 + 7 + 6
 
 
 def test_export_needs_its_permission(org, key_client):

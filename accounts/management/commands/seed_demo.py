@@ -4,6 +4,8 @@ from django.db import transaction
 
 from accounts.models import Membership, Organization
 from accounts.services import member_add, org_create, user_get_or_create
+from agents.models import Agent, Connection
+from agents.services import agent_create, connection_create
 from audit.actors import Actor
 from rbac.guard import access_for_user
 from rbac.models import Role, Team
@@ -20,10 +22,13 @@ PEOPLE = [
     ("carol@demo.example", "Carol Billing", BuiltinRole.BILLING_ADMIN),
     ("dan@demo.example", "Dan Auditor", BuiltinRole.VIEWER),
 ]
+DEMO_CONNECTION = ("Ticket service", "https://tickets.demo.example/api", ["tickets:read", "tickets:write"])
+DEMO_AGENT = ("Triage bot", ["tickets:read"])
 
 
 class Command(BaseCommand):
-    help = "Create (idempotently) a demo organization with members, a team and a custom role."
+    help = ("Create (idempotently) a demo organization with members, a team, a custom role, a connection "
+            "and an agent.")
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="allow in production mode")
@@ -40,10 +45,14 @@ class Command(BaseCommand):
             self._people(access)
             self._auditor_role(access)
             self._team(access)
+            self._agent(access)
         self.stdout.write(self.style.SUCCESS("Demo organization ready."))
         self.stdout.write(f"  Sign in at {settings.IAM_CANONICAL_ORIGIN}/login/")
         self.stdout.write(f"  email:    {DEMO_OWNER}")
         self.stdout.write(f"  password: {DEMO_PASSWORD}")
+        self.stdout.write(f"  agent:    {DEMO_AGENT[0]}, calling {DEMO_CONNECTION[1]}")
+        self.stdout.write("  Client secrets are shown only at creation; rotate one on the agent's page "
+                          f"({settings.IAM_CANONICAL_ORIGIN}/orgs/{DEMO_SLUG}/agents/) to get a usable one.")
 
     @staticmethod
     def _user(email, name):
@@ -75,3 +84,16 @@ class Command(BaseCommand):
         team = team_create(access=access, name="Platform", description="Runs the agent fleet.")
         alice = Membership.objects.for_org(access.org).get(user__email="alice@demo.example")
         team_member_add(access=access, team=team, membership=alice, role="admin")
+
+    @staticmethod
+    def _agent(access):
+        # The secrets these calls return are dropped on purpose: printing them would leave them in
+        # terminal scrollback and CI logs. The agent page's rotation shows a fresh one once.
+        name, audience, scopes = DEMO_CONNECTION
+        if not Connection.objects.for_org(access.org).filter(audience=audience).exists():
+            connection_create(access=access, name=name, audience=audience, scopes=scopes)
+        agent_name, agent_scopes = DEMO_AGENT
+        if Agent.objects.for_org(access.org).filter(name=agent_name).exists():
+            return
+        alice = Membership.objects.for_org(access.org).get(user__email="alice@demo.example")
+        agent_create(access=access, name=agent_name, scopes=agent_scopes, audiences=[audience], owner=alice)

@@ -1,0 +1,92 @@
+"""Forms of the agent, connection and run pages. They shape input; agents.services holds the rules
+(grant within the owners' permissions, known audiences and scopes, policy-bounded overlap)."""
+
+import re
+
+from django import forms
+
+from accounts.models import ACTING_STATUSES, Membership
+from agents.models import Agent, AgentStatus, Connection
+from rbac.forms import PageForm
+
+DEFAULT_OVERLAP_SECONDS = 3600
+
+
+def _acting_members(org):
+    return (Membership.objects.for_org(org).filter(status__in=ACTING_STATUSES)
+            .select_related("user").order_by("user__email"))
+
+
+def _grant_choices(org) -> tuple[list, list]:
+    """Audiences, and scopes grouped under the connection that accepts them (Django renders the
+    groups as nested lists, so two connections may offer the same scope name without clashing ids)."""
+    connections = list(Connection.objects.for_org(org).order_by("name"))
+    audiences = [(c.audience, f"{c.name} ({c.audience})") for c in connections]
+    scopes = [(c.name, [(s, s) for s in c.scopes]) for c in connections if c.scopes]
+    return audiences, scopes
+
+
+class _GrantFields(PageForm):
+    def __init__(self, *args, org, **kwargs):
+        super().__init__(*args, **kwargs)
+        audiences, scopes = _grant_choices(org)
+        self.fields["audiences"] = forms.MultipleChoiceField(
+            choices=audiences, widget=forms.CheckboxSelectMultiple, label="Audiences",
+            help_text="The downstream services this agent may get tokens for.")
+        self.fields["scopes"] = forms.MultipleChoiceField(
+            choices=scopes, required=False, widget=forms.CheckboxSelectMultiple, label="Scopes",
+            help_text="Only scopes that you and every owner may hand out are accepted.")
+
+
+class AgentCreateForm(_GrantFields):
+    name = forms.CharField(max_length=100)
+
+    def __init__(self, *args, org, membership=None, **kwargs):
+        super().__init__(*args, org=org, **kwargs)
+        self.order_fields(["name", "audiences", "scopes"])
+        self.fields["owner"] = forms.ModelChoiceField(
+            queryset=_acting_members(org), initial=membership, label="Owner",
+            help_text="Accountable for the agent; its grant can never exceed what they hold.")
+        self.fields["owner"].label_from_instance = lambda m: m.user.email
+
+
+class AgentGrantForm(_GrantFields):
+    def __init__(self, *args, org, **kwargs):
+        super().__init__(*args, org=org, **kwargs)
+        self.fields["owners"] = forms.ModelMultipleChoiceField(
+            queryset=_acting_members(org), widget=forms.CheckboxSelectMultiple, label="Owners")
+        self.fields["owners"].label_from_instance = lambda m: m.user.email
+
+    @classmethod
+    def for_agent(cls, agent: Agent, org):
+        initial = {"scopes": agent.scopes, "audiences": agent.audiences,
+                   "owners": list(agent.owners.all())}
+        return cls(initial=initial, org=org)
+
+
+class SecretRotateForm(PageForm):
+    overlap_seconds = forms.IntegerField(
+        min_value=0, initial=DEFAULT_OVERLAP_SECONDS, label="Overlap window (seconds)",
+        help_text="How long the current secret keeps working alongside the new one (0 ends it now).")
+
+
+class ConnectionCreateForm(PageForm):
+    name = forms.CharField(max_length=100)
+    audience = forms.URLField(max_length=500, label="Audience URL", assume_scheme="https",
+                              help_text="The absolute URI agents name as `resource` to get tokens for it.")
+    scopes = forms.CharField(max_length=2000, required=False,
+                             help_text="Separated by spaces or commas, e.g. tickets:read tickets:write")
+
+    def clean_scopes(self) -> list[str]:
+        return sorted({s for s in re.split(r"[\s,]+", self.cleaned_data["scopes"]) if s})
+
+
+class RunStartForm(PageForm):
+    agent = forms.ModelChoiceField(queryset=Agent.objects.none())
+    description = forms.CharField(max_length=500, required=False)
+
+    def __init__(self, *args, org, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only this org's active agents: another org's id, or a suspended agent, is an invalid choice.
+        self.fields["agent"].queryset = (
+            Agent.objects.for_org(org).filter(status=AgentStatus.ACTIVE).order_by("name"))

@@ -1,0 +1,90 @@
+"""The agent pages through a real browser: connection, agent, its secret shown once, rotation, a run."""
+
+import re
+
+import pytest
+from django.utils import timezone
+
+from accounts.secrets import credential_parse, secret_matches
+from agents.models import Agent, AgentSecret, Connection, Run, RunStatus
+from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory
+
+# Skips (or, under IAM_REQUIRE_BROWSER=1, conftest fails the run) when Playwright is absent.
+expect = pytest.importorskip("playwright.sync_api").expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+AUDIENCE = "https://tickets.acme.test/api"
+
+
+@pytest.fixture
+def owner(db):
+    org = OrgFactory(name="Acme Robotics")
+    return MemberFactory(org=org, role="owner", user=UserFactory(password=PASSWORD))
+
+
+def nav(page, name):
+    page.get_by_role("navigation", name="Organization").get_by_role("link", name=name).click()
+
+
+def stored_secret(agent, shown: str) -> AgentSecret:
+    """The row behind a secret the page showed, proving the page's value is the real credential."""
+    lookup_id, raw = credential_parse(shown, "ags")
+    row = AgentSecret.objects.get(agent=agent, lookup_id=lookup_id)
+    assert secret_matches(raw, row.secret_hash, row.hash_kid) and raw not in row.secret_hash
+    return row
+
+
+def test_connection_agent_rotation_and_run(page, live_server, owner):
+    org = owner.org
+    page.goto(live_server.url + "/login/")
+    page.get_by_label("Email").fill(owner.user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    nav(page, "Connections")
+    page.get_by_label("Name", exact=True).fill("Ticket service")
+    page.get_by_label("Audience URL").fill(AUDIENCE)
+    page.get_by_label("Scopes").fill("tickets:read, tickets:write")
+    page.get_by_role("button", name="Register connection").click()
+    expect(page.get_by_role("heading", name="Connection “Ticket service” registered")).to_be_visible()
+    assert page.get_by_test_id("connection-secret").input_value().startswith("cns_")
+    page.get_by_role("link", name="Done").click()
+    expect(page.get_by_role("cell", name=AUDIENCE, exact=True)).to_be_visible()
+    assert Connection.objects.for_org(org).get().scopes == ["tickets:read", "tickets:write"]
+
+    nav(page, "Agents")
+    page.get_by_label("Name", exact=True).fill("Triage bot")
+    page.get_by_role("checkbox", name=f"Ticket service ({AUDIENCE})").check()
+    page.get_by_role("checkbox", name="tickets:read").check()
+    expect(page.get_by_label("Owner")).to_have_value(str(owner.pk))
+    page.get_by_role("button", name="Register agent").click()
+    expect(page.get_by_role("heading", name="Agent “Triage bot” registered")).to_be_visible()
+    agent = Agent.objects.for_org(org).get(name="Triage bot")
+    expect(page.get_by_test_id("agent-client-id")).to_have_value(agent.client_id)
+    shown = page.get_by_test_id("agent-secret").input_value()
+    first = stored_secret(agent, shown)
+
+    page.get_by_role("link", name="Done").click()
+    expect(page.get_by_role("heading", name=re.compile("^Triage bot"))).to_be_visible()
+    assert shown not in page.content()  # shown once: the agent's page has only the lookup id
+    page.get_by_label("Overlap window (seconds)").fill("600")
+    page.get_by_role("button", name="Rotate secret").click()
+    expect(page.get_by_role("heading", name="New secret for “Triage bot”")).to_be_visible()
+    second = stored_secret(agent, page.get_by_test_id("agent-secret").input_value())
+    now = timezone.now()
+    live = [s for s in AgentSecret.objects.filter(agent=agent) if s.is_live(now)]
+    assert {s.pk for s in live} == {first.pk, second.pk}
+    page.get_by_role("link", name="Done").click()
+    expect(page.get_by_role("button", name="End the previous secret now")).to_be_visible()
+
+    nav(page, "Runs")
+    page.get_by_label("Agent").select_option(label="Triage bot")
+    page.get_by_label("Description").fill("Nightly triage")
+    page.get_by_role("button", name="Start run").click()
+    expect(page.get_by_role("status")).to_contain_text("Started run")
+    expect(page.get_by_role("cell", name="Nightly triage", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Terminate run Nightly triage").click()
+    expect(page.get_by_role("status")).to_contain_text("Terminated run")
+    run = Run.objects.for_org(org).get()
+    assert run.status == RunStatus.TERMINATED and run.ended_at is not None
