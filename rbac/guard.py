@@ -15,6 +15,7 @@ from accounts.mfa import has_second_factor
 from accounts.models import ACTING_STATUSES, ApiKey, Membership, Organization, User
 from accounts.policy import org_session_denial
 from audit.actors import Actor
+from rbac.authentication import AgentToken
 from rbac.models import Role, RoleAssignment, Team, TeamMembership
 from rbac.permissions import Perm, perms_from_strings
 from rbac.roles import BUILTIN_ROLES, TeamRole
@@ -27,6 +28,7 @@ class Access:
     user: User | None = None
     membership: Membership | None = None
     api_key: ApiKey | None = None
+    agent_claims: dict | None = None
     team_roles: Mapping = field(default_factory=dict)
 
     def has(self, perm: Perm) -> bool:
@@ -45,11 +47,16 @@ class Access:
     def actor(self) -> Actor:
         if self.api_key is not None:
             return Actor.for_api_key(self.api_key)
+        if self.agent_claims is not None:
+            claims = self.agent_claims
+            return Actor("agent", claims["sub"].removeprefix("agent:"), claims["client_id"])
         return Actor.for_user(self.user)
 
     @property
     def creator_user(self) -> User | None:
         """The human behind this principal: the user, or the user who minted the API key."""
+        if self.agent_claims is not None:
+            return None  # an agent names owners explicitly
         return self.user if self.api_key is None else self.api_key.created_by
 
 
@@ -107,6 +114,14 @@ def access_for_api_key(*, api_key: ApiKey, org_slug: str) -> Access | None:
     return Access(org=api_key.org, perms=api_key.perms, api_key=api_key)
 
 
+def _access_for_agent_token(token: AgentToken, org_slug: str) -> Access | None:
+    # The token was verified for this org's API audience; one query resolves the org row.
+    if token.claims["org"] != org_slug:
+        return None
+    org = Organization.objects.filter(slug=org_slug).first()
+    return Access(org=org, perms=token.perms, agent_claims=token.claims) if org else None
+
+
 class SessionPolicyDenied(Exception):
     """A member's session may not act in this org right now (see accounts.policy.SESSION_DENIALS)."""
 
@@ -126,10 +141,12 @@ def access_for_request(request, org_slug: str) -> Access | None:
         key = getattr(request, "auth", None)
         if isinstance(key, ApiKey):
             cache[org_slug] = access_for_api_key(api_key=key, org_slug=org_slug)
+        elif isinstance(key, AgentToken):
+            cache[org_slug] = _access_for_agent_token(key, org_slug)
         else:
             cache[org_slug] = access_for_user(user=request.user, org_slug=org_slug)
     access = cache[org_slug]
-    if access is not None and access.api_key is None:
+    if access is not None and access.api_key is None and access.agent_claims is None:
         denial = org_session_denial(
             org=access.org, user=access.user, session=request.session,
             idle_seconds=getattr(request, "iam_idle_seconds", None),
