@@ -1,27 +1,27 @@
 """The client_credentials grant: authenticate the agent, decide what it gets, sign, audit.
 
-This is the product's hottest write. It reads the agent with its org and policy in one query, its
-live secrets in one, its owners' permissions in two, the connection in one (and the run when one is
-named), signs with a cached parsed key, and appends one audit entry (one round trip on PostgreSQL).
+This is the product's hottest write. It costs two reads (agents.selectors: the secret with its
+agent, org, policy and connection; the owners' permissions), one more only when a run is named,
+a signature with a cached parsed key, and one audit append (one round trip on PostgreSQL).
 """
 
-import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.utils import timezone
 
-from accounts.policy import policy_for_org
 from accounts.secrets import credential_parse, secret_hash, secret_matches
-from agents.grants import delegable_scopes, owners_permissions
-from agents.models import Agent, AgentSecret, AgentStatus, Connection, Run, RunStatus
+from agents.grants import delegable_scopes
+from agents.models import AgentSecret, AgentStatus, Run, RunStatus
+from agents.selectors import AgentRef, GrantContext, grant_context, owners_permissions
 from agents.services import SECRET_PREFIX
 from agents.tokens import IssuedToken, token_sign
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
 
-LAST_USED_RESOLUTION = 60
+LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
 class OAuthError(Exception):
@@ -42,54 +42,57 @@ class GrantRequest:
     run_id: str | None
 
 
-def _refuse(agent, error: str, description: str, reason: str, status: int = 400):
-    if agent is not None:
-        audit_record(org=agent.org, actor=Actor.for_agent(agent), event=AuditEvent.TOKEN_DENIED,
-                     outcome=Outcome.DENIED, target=Target.of(agent),
-                     data={"reason": reason, "client_id": agent.client_id})
+def _target(agent: AgentRef) -> Target:
+    return Target("agent", str(agent.pk))
+
+
+def _refuse(agent: AgentRef, error: str, description: str, reason: str, status: int = 400):
+    audit_record(org=agent.org, actor=Actor.for_agent(agent), event=AuditEvent.TOKEN_DENIED,
+                 outcome=Outcome.DENIED, target=_target(agent),
+                 data={"reason": reason, "client_id": agent.client_id})
     raise OAuthError(error, description, status)
 
 
-def agent_authenticate(org_slug: str, client_id: str, client_secret: str) -> tuple[Agent, AgentSecret]:
-    """The active agent these credentials belong to in this org, and the secret that matched.
+def agent_authenticate(org_slug: str, client_id: str, client_secret: str,
+                       resource: str | None = None) -> GrantContext:
+    """The grant context of the active agent these credentials belong to in this org.
 
-    One query: the secret's lookup id finds its row, joined to the agent, org and policy; the
-    client id and the URL's org must match the same row.
+    The secret's lookup id finds its row; the client id and the URL's org must match the same row.
+    The secret is compared in constant time, and an expired rotation window ends the old secret
+    right here, by its timestamp, whether or not any background job has run.
     """
+    now = timezone.now()
     parsed = credential_parse(client_secret, SECRET_PREFIX)
-    secret = parsed and (
-        AgentSecret.objects.select_related("agent__org__security_policy")
-        .filter(lookup_id=parsed[0], agent__client_id=client_id, agent__org__slug=org_slug).first()
-    )
-    if not secret:
+    context = parsed and grant_context(org_slug=org_slug, client_id=client_id, lookup_id=parsed[0],
+                                       resource=resource, now=now, use_resolution=now - LAST_USED_RESOLUTION)
+    if not context:
         secret_hash(client_secret)  # the same work as a real check: timing tells nothing
         raise OAuthError("invalid_client", "Client authentication failed.", 401)
-    agent = secret.agent
-    # Compared in constant time; an expired rotation window ends the old secret right here, by its
-    # timestamp, whether or not any background job has run.
-    matches = secret_matches(parsed[1], secret.secret_hash, secret.hash_kid)
-    if not matches or not secret.is_live(timezone.now()):
-        _refuse(agent, "invalid_client", "Client authentication failed.", "bad_secret", 401)
-    if agent.status != AgentStatus.ACTIVE:
-        _refuse(agent, "invalid_client", "Client authentication failed.", f"agent_{agent.status}", 401)
-    return agent, secret
+    matches = secret_matches(parsed[1], context.secret_hash, context.hash_kid)
+    if not matches or not context.secret_live:
+        _refuse(context.agent, "invalid_client", "Client authentication failed.", "bad_secret", 401)
+    if context.agent.status != AgentStatus.ACTIVE:
+        _refuse(context.agent, "invalid_client", "Client authentication failed.",
+                f"agent_{context.agent.status}", 401)
+    return context
 
 
-def _audience(agent: Agent, resource: str | None) -> Connection:
+def _audience(context: GrantContext, resource: str | None) -> tuple[str, list]:
+    agent = context.agent
     if resource is None:
         if len(agent.audiences) != 1:
             _refuse(agent, "invalid_target", "Name the resource (RFC 8707).", "resource_missing")
         resource = agent.audiences[0]
+    scopes = context.audience_scopes if context.audience == resource else None
     if resource not in agent.audiences:
         _refuse(agent, "invalid_target", "This client may not ask for that resource.", "resource_not_granted")
-    connection = Connection.objects.for_org(agent.org).filter(audience=resource).first()
-    if connection is None:
+    if scopes is None:
         _refuse(agent, "invalid_target", "Unknown resource.", "resource_unknown")
-    return connection
+    return resource, scopes
 
 
-def _scope(agent: Agent, connection: Connection, requested: str | None) -> str:
-    allowed = delegable_scopes(set(agent.scopes) & set(connection.scopes), owners_permissions(agent))
+def _scope(agent: AgentRef, connection_scopes_: list, requested: str | None) -> str:
+    allowed = delegable_scopes(set(agent.scopes) & set(connection_scopes_), owners_permissions(agent.pk))
     wanted = set(requested.split()) if requested else allowed
     # Never silently widened: anything outside the grant, the connection or the owners' power is
     # refused as a whole rather than quietly trimmed.
@@ -98,10 +101,10 @@ def _scope(agent: Agent, connection: Connection, requested: str | None) -> str:
     return " ".join(sorted(wanted))
 
 
-def _run(agent: Agent, run_id: str | None) -> Run | None:
+def _run(agent: AgentRef, run_id: str | None) -> Run | None:
     if not run_id:
         return None
-    run = Run.objects.for_org(agent.org).filter(pk=_uuid_or_none(run_id), agent=agent).first()
+    run = Run.objects.for_org(agent.org.pk).filter(pk=_uuid_or_none(run_id), agent_id=agent.pk).first()
     if run is None or run.status != RunStatus.RUNNING:
         _refuse(agent, "invalid_request", "Unknown or finished run.", "run_not_running")
     return run
@@ -115,22 +118,17 @@ def _uuid_or_none(value: str):
 
 
 def token_grant(request: GrantRequest) -> IssuedToken:
-    agent, secret = agent_authenticate(request.org_slug, request.client_id, request.client_secret)
-    connection = _audience(agent, request.resource)
-    scope = _scope(agent, connection, request.scope)
+    context = agent_authenticate(request.org_slug, request.client_id, request.client_secret, request.resource)
+    agent = context.agent
+    audience, scopes = _audience(context, request.resource)
+    scope = _scope(agent, scopes, request.scope)
     run = _run(agent, request.run_id)
-    policy = policy_for_org(agent.org)
-    issued = token_sign(org=agent.org, alg=policy.token_alg, agent=agent, audience=connection.audience,
-                        scope=scope, ttl=policy.agent_token_ttl_seconds, run=run, credential_id=secret.pk)
+    issued = token_sign(org=agent.org, alg=context.token_alg, agent=agent, audience=audience, scope=scope,
+                        ttl=context.token_ttl, run=run, credential_id=context.secret_id)
     audit_record(org=agent.org, actor=Actor.for_agent(agent), event=AuditEvent.TOKEN_ISSUED,
-                 target=Target.of(agent),
+                 target=_target(agent),
                  data={"jti": issued.claims["jti"], "run": str(run.pk) if run else None, "scope": scope,
-                       "audience": connection.audience, "expires_in": issued.expires_in})
-    _touch(secret)
+                       "audience": audience, "expires_in": issued.expires_in})
+    if context.secret_use_stale:  # "last used" is kept to the minute, not written on every grant
+        AgentSecret.objects.filter(pk=context.secret_id).update(last_used_at=timezone.now())
     return issued
-
-
-def _touch(secret: AgentSecret) -> None:
-    now = time.time()
-    if secret.last_used_at is None or now - secret.last_used_at.timestamp() > LAST_USED_RESOLUTION:
-        AgentSecret.objects.filter(pk=secret.pk).update(last_used_at=timezone.now())

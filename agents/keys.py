@@ -59,7 +59,7 @@ def signing_key_create(*, org, alg: str, activates_at: datetime | None = None) -
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     key = SigningKey.objects.create(
-        org=org, kid=kid, alg=alg, private_key=seal(pem, context=_context(org.pk, kid)),
+        org_id=org.pk, kid=kid, alg=alg, private_key=seal(pem, context=_context(org.pk, kid)),
         public_jwk=_public_jwk(alg, private_key, kid), activates_at=activates_at or timezone.now(),
     )
     audit_record(org=org, actor=Actor.system("signing keys"), event=AuditEvent.SIGNING_KEY_CREATED,
@@ -117,7 +117,7 @@ def signer_for(org, alg: str) -> Signer:
     if cached and cached.alg == alg and time.monotonic() - cached.fetched < CACHE_SECONDS:
         return cached
     now = timezone.now()
-    key = (SigningKey.objects.for_org(org).filter(alg=alg, activates_at__lte=now)
+    key = (SigningKey.objects.for_org(org.pk).filter(alg=alg, activates_at__lte=now)
            .exclude(retired_at__lte=now).order_by("-activates_at").first())
     if key is None:
         key = signing_key_create(org=org, alg=alg)

@@ -21,7 +21,7 @@ from accounts.secrets import credential_parse, secret_hash, secret_matches
 from agents import revocation
 from agents.issuance import GrantRequest, OAuthError, agent_authenticate, token_grant
 from agents.keys import ALGORITHMS, published_keys
-from agents.models import Connection
+from agents.selectors import ConnectionRef, connection_for_client
 from agents.services import CONNECTION_SECRET_PREFIX
 from agents.tokens import TokenInvalid, issuer_for, token_verify
 from audit.actors import Actor
@@ -67,16 +67,37 @@ def _form_only(request) -> None:
         raise OAuthError("invalid_request", "Use application/x-www-form-urlencoded.")
 
 
-def _throttle(kind: str, value: str, limit: int) -> None:
-    key = f"oauth:{kind}:{value}"
+def _counters_incr(keys: list[str], window: int) -> list[int]:
+    """Atomically count one request against each key; one round trip on Redis."""
+    client = getattr(getattr(cache, "client", None), "get_client", None)
+    if client is None:  # the in-process cache of the embedded default
+        counts = []
+        for key in keys:
+            cache.add(key, 0, window)
+            try:
+                counts.append(cache.incr(key))
+            except ValueError:  # expired between add and incr
+                cache.add(key, 1, window)
+                counts.append(1)
+        return counts
+    pipe = client(write=True).pipeline(transaction=False)
+    for key in keys:
+        full = cache.make_key(key)
+        pipe.incr(full)
+        pipe.expire(full, window, nx=True)
+    return pipe.execute()[0::2]
+
+
+def _throttle(ip: str, client_id: str) -> None:
+    # Per IP, and per client *and* IP: client ids are not secret, so a limit keyed on the id alone
+    # would let anyone lock a real agent out with bad requests.
+    limits = {f"oauth:ip:{ip}": settings.IAM_TOKEN_IP_LIMIT,
+              f"oauth:client:{ip}:{client_id[:64]}": settings.IAM_TOKEN_CLIENT_LIMIT}
     try:
-        cache.add(key, 0, 60)
-        count = cache.incr(key)
-    except ValueError:
-        count = 1
+        counts = _counters_incr(list(limits), 60)
     except Exception:
         raise OAuthError("temporarily_unavailable", "Try again shortly.", 503)
-    if count > limit:
+    if any(count > limit for count, limit in zip(counts, limits.values(), strict=True)):
         raise OAuthError("slow_down", "Too many requests.", 429)
 
 
@@ -88,11 +109,7 @@ def token_endpoint(request, org):
         if request.POST.get("grant_type") != "client_credentials":
             raise OAuthError("unsupported_grant_type", "Only client_credentials is supported here.")
         client_id, client_secret = _client_credentials(request)
-        _throttle("ip", request.audit_context.ip or "unknown", settings.IAM_TOKEN_IP_LIMIT)
-        # Per client *and* IP: client ids are not secret, so a limit keyed on the id alone would let
-        # anyone lock a real agent out with bad requests.
-        _throttle("client", f"{request.audit_context.ip or 'unknown'}:{client_id[:64]}",
-                  settings.IAM_TOKEN_CLIENT_LIMIT)
+        _throttle(request.audit_context.ip or "unknown", client_id)
         issued = token_grant(GrantRequest(
             org_slug=org, client_id=client_id, client_secret=client_secret,
             scope=request.POST.get("scope"), resource=request.POST.get("resource"),
@@ -108,11 +125,10 @@ def token_endpoint(request, org):
     return JsonResponse(body, headers=NO_STORE)
 
 
-def _connection(request, org) -> Connection:
+def _connection(request, org) -> ConnectionRef:
     client_id, secret = _client_credentials(request)
     parsed = credential_parse(secret, CONNECTION_SECRET_PREFIX)
-    connection = parsed and (Connection.objects.unscoped().select_related("org")
-                             .filter(client_id=client_id, org__slug=org).first())
+    connection = parsed and connection_for_client(org_slug=org, client_id=client_id)
     if not connection:
         secret_hash(secret)  # the same work as a real check
         raise OAuthError("invalid_client", "Client authentication failed.", 401)
@@ -136,7 +152,7 @@ def introspection_endpoint(request, org):
     except (TokenInvalid, revocation.RevocationUnavailable):
         claims = None
     audit_record(org=connection.org, actor=Actor.for_connection(connection),
-                 event=AuditEvent.TOKEN_INTROSPECTED, target=Target.of(connection),
+                 event=AuditEvent.TOKEN_INTROSPECTED, target=Target("connection", str(connection.pk)),
                  data={"jti": claims["jti"] if claims else None, "active": claims is not None,
                        "connection": str(connection.pk)})
     if claims is None:
@@ -156,7 +172,7 @@ def revocation_endpoint(request, org):
     try:
         _form_only(request)
         client_id, secret = _client_credentials(request)
-        agent, _ = agent_authenticate(org, client_id, secret)
+        agent = agent_authenticate(org, client_id, secret).agent
     except OAuthError as exc:
         return _error(exc)
     try:
@@ -168,7 +184,7 @@ def revocation_endpoint(request, org):
     if claims is not None and claims["client_id"] == agent.client_id:
         revocation.revoke_jti(claims["jti"], claims["exp"], org=agent.org)
         audit_record(org=agent.org, actor=Actor.for_agent(agent), event=AuditEvent.TOKEN_REVOKED,
-                     target=Target.of(agent), data={"jti": claims["jti"]})
+                     target=Target("agent", str(agent.pk)), data={"jti": claims["jti"]})
     return JsonResponse({}, headers=NO_STORE)
 
 

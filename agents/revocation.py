@@ -71,7 +71,7 @@ def _write(operation):
 
 def revoke_jti(jti: str, expires_at: float, *, org) -> None:
     RevokedToken.objects.get_or_create(
-        jti=jti, defaults={"org": org, "expires_at": datetime.fromtimestamp(expires_at, tz=UTC)})
+        jti=jti, defaults={"org_id": org.pk, "expires_at": datetime.fromtimestamp(expires_at, tz=UTC)})
     ttl = max(1, int(expires_at - time.time()) + 60)
     _write(lambda: cache.set(f"rv:jti:{jti}", 1, ttl))
 

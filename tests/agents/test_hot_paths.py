@@ -14,7 +14,7 @@ from tests.factories import RoleFactory, TeamFactory, TeamMemberFactory
 # then the audit append. The append is one `audit_append()` call on PostgreSQL; on SQLite it is a
 # savepoint, the locked chain head, the insert, the head update and the release (five).
 AUDIT_APPEND = {"postgresql": 1, "sqlite": 5}
-TOKEN_QUERIES = 4
+TOKEN_QUERIES = 2  # the secret with agent, org, policy and connection; the owners' permissions
 INTROSPECTION_QUERIES = 1
 
 

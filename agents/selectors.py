@@ -1,0 +1,166 @@
+"""Reads for the token endpoint, in hand-written SQL.
+
+The token endpoint is the hottest path in the product. Measured on our hardware, compiling one ORM
+query costs about 0.45 ms of CPU against 0.02 ms for sending ready SQL, and the ORM version of this
+path (six queries) capped a core at about 120 grants/s. These two statements fetch everything a
+grant needs: the secret with its agent, org, policy and the requested connection in one round trip,
+and every owner's role-derived permissions in another. They use only portable SQL and the tables
+the models define, and tests run them on SQLite and PostgreSQL.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass
+
+from django.db import connection
+
+from accounts.models import ACTING_STATUSES, SecurityPolicy
+from agents.models import Agent
+from rbac.permissions import perms_from_strings
+from rbac.roles import BUILTIN_ROLES
+
+_POLICY_DEFAULTS = SecurityPolicy()
+
+
+@dataclass(frozen=True)
+class OrgRef:
+    pk: uuid.UUID
+    slug: str
+
+
+@dataclass(frozen=True)
+class AgentRef:
+    pk: uuid.UUID
+    name: str
+    client_id: str
+    status: str
+    scopes: list
+    audiences: list
+    org: OrgRef
+
+    @property
+    def subject(self) -> str:
+        return f"agent:{self.pk}"
+
+
+@dataclass(frozen=True)
+class GrantContext:
+    agent: AgentRef
+    secret_id: uuid.UUID
+    secret_hash: str
+    hash_kid: str
+    secret_live: bool
+    secret_use_stale: bool
+    token_ttl: int
+    token_alg: str
+    audience: str | None  # the connection matching the requested resource, if any
+    audience_scopes: list
+
+
+def _json(value) -> list:
+    return json.loads(value) if isinstance(value, str | bytes) else (value or [])
+
+
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _db_uuid(value):
+    return Agent._meta.pk.get_db_prep_value(value, connection)
+
+
+def _db_time(value):
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def grant_context(*, org_slug: str, client_id: str, lookup_id: str, resource: str | None, now,
+                  use_resolution) -> GrantContext | None:
+    """Everything the grant needs, or None when no secret matches these identifiers. One query."""
+    sql = """
+        SELECT s.id, s.secret_hash, s.hash_kid,
+               CASE WHEN s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > %s)
+                    THEN 1 ELSE 0 END,
+               CASE WHEN s.last_used_at IS NULL OR s.last_used_at < %s THEN 1 ELSE 0 END,
+               a.id, a.name, a.client_id, a.status, a.scopes, a.audiences, o.id, o.slug,
+               p.agent_token_ttl_seconds, p.token_alg, c.audience, c.scopes
+          FROM agents_agentsecret s
+          JOIN agents_agent a ON a.id = s.agent_id
+          JOIN accounts_organization o ON o.id = a.org_id
+          LEFT JOIN accounts_securitypolicy p ON p.org_id = o.id
+          LEFT JOIN agents_connection c ON c.org_id = o.id AND (c.audience = %s OR %s = '')
+         WHERE s.lookup_id = %s AND a.client_id = %s AND o.slug = %s
+    """
+    # Without a named resource every connection of the org comes back (a handful of rows) and the
+    # agent's only audience picks its own, so the default costs no second query.
+    params = [_db_time(now), _db_time(use_resolution), resource or "", resource or "", lookup_id, client_id,
+              org_slug]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    row = rows[0]
+    if not resource:
+        wanted = _json(row[10])[:1]
+        row = next((r for r in rows if [r[15]] == wanted), (*row[:15], None, None))
+    org = OrgRef(_uuid(row[11]), row[12])
+    agent = AgentRef(_uuid(row[5]), row[6], row[7], row[8], _json(row[9]), _json(row[10]), org)
+    return GrantContext(
+        agent=agent, secret_id=_uuid(row[0]), secret_hash=row[1], hash_kid=row[2],
+        secret_live=bool(row[3]), secret_use_stale=bool(row[4]),
+        token_ttl=row[13] if row[13] is not None else _POLICY_DEFAULTS.agent_token_ttl_seconds,
+        token_alg=row[14] or _POLICY_DEFAULTS.token_alg,
+        audience=row[15], audience_scopes=_json(row[16]),
+    )
+
+
+def owners_permissions(agent_id) -> list[frozenset]:
+    """Each acting owner's effective permissions (built-in role, custom roles, team roles). One query."""
+    sql = """
+        SELECT m.id, m.role, r.permissions
+          FROM agents_agent_owners ao
+          JOIN accounts_membership m ON m.id = ao.membership_id
+          LEFT JOIN (
+                SELECT ra.membership_id AS membership_id, rr.permissions AS permissions
+                  FROM rbac_roleassignment ra JOIN rbac_role rr ON rr.id = ra.role_id
+                UNION ALL
+                SELECT tm.membership_id, rr.permissions
+                  FROM rbac_teammembership tm
+                  JOIN rbac_team_roles tr ON tr.team_id = tm.team_id
+                  JOIN rbac_role rr ON rr.id = tr.role_id
+          ) r ON r.membership_id = m.id
+         WHERE ao.agent_id = %s AND m.status IN (%s, %s)
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_db_uuid(agent_id), *[str(s) for s in ACTING_STATUSES]])
+        rows = cursor.fetchall()
+    granted: dict = {}
+    for membership_id, role, permissions in rows:
+        perms = granted.setdefault(membership_id, set(BUILTIN_ROLES.get(role, ())))
+        perms |= perms_from_strings(_json(permissions))
+    return [frozenset(p) for p in granted.values()]
+
+
+@dataclass(frozen=True)
+class ConnectionRef:
+    pk: uuid.UUID
+    name: str
+    audience: str
+    secret_hash: str
+    hash_kid: str
+    org: OrgRef
+
+
+def connection_for_client(*, org_slug: str, client_id: str) -> ConnectionRef | None:
+    """A connection by its client id within the URL's org (introspection's authentication). One query."""
+    sql = """
+        SELECT c.id, c.name, c.audience, c.secret_hash, c.hash_kid, o.id, o.slug
+          FROM agents_connection c JOIN accounts_organization o ON o.id = c.org_id
+         WHERE c.client_id = %s AND o.slug = %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [client_id, org_slug])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return ConnectionRef(_uuid(row[0]), row[1], row[2], row[3], row[4], OrgRef(_uuid(row[5]), row[6]))
