@@ -32,7 +32,7 @@ CACHE_SECONDS = 30
 MAX_TOKEN_SECONDS = 3600  # the policy's upper bound for token lifetimes
 
 
-def _generate(alg: str):
+def key_generate(alg: str):
     if alg == "ES256":
         return ec.generate_private_key(ec.SECP256R1())
     if alg == "EdDSA":
@@ -54,7 +54,7 @@ def _context(org_id, kid: str) -> str:
 
 def signing_key_create(*, org, alg: str, activates_at: datetime | None = None) -> SigningKey:
     kid = secrets.token_urlsafe(12)
-    private_key = _generate(alg)
+    private_key = key_generate(alg)
     pem = private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

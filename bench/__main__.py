@@ -1,4 +1,4 @@
-"""`python -m bench` runs every benchmark; `python -m bench audit|guard|export|login|oauth` runs one."""
+"""`python -m bench` runs every benchmark; `python -m bench audit|guard|export|login|oauth|jwt` runs one."""
 
 import argparse
 import os
@@ -12,17 +12,18 @@ from bench import (  # noqa: E402 (needs Django set up)
     access_export,
     audit_append,
     guard_access,
+    jwt_algorithms,
     oauth_compare,
     password_login,
 )
 
 BENCHMARKS = {"audit": audit_append.main, "guard": guard_access.main, "export": access_export.main,
-              "login": password_login.main, "oauth": oauth_compare.main}
+              "login": password_login.main, "oauth": oauth_compare.main, "jwt": jwt_algorithms.main}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("names", nargs="*", metavar="audit|guard|export|login|oauth")
+    parser.add_argument("names", nargs="*", metavar="audit|guard|export|login|oauth|jwt")
     parser.add_argument("--rows", type=int, default=access_export.DEFAULT_ROWS,
                         help="memberships in the export benchmark (default %(default)s)")
     args = parser.parse_args()
