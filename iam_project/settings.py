@@ -176,6 +176,15 @@ _database_url = env("DATABASE_URL")
 if _database_url:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # psycopg prepares a statement on the server after it has run this many times, so the hot
+        # paths (token grant, introspection, audit append) stop paying for planning on every call.
+        # Set IAM_DB_PREPARE_THRESHOLD=off behind a transaction-pooling PgBouncer older than 1.21.
+        _prepare = env("IAM_DB_PREPARE_THRESHOLD", "5")
+        if _prepare != "off":
+            # Preparing needs server-side parameter binding (Django's default binds on the client).
+            DATABASES["default"].setdefault("OPTIONS", {}).update(
+                server_side_binding=True, prepare_threshold=int(_prepare))
 else:
     DATABASES = {
         "default": {
