@@ -11,7 +11,6 @@ Every outcome is audited with a reason code; no email, password or code goes int
 import hashlib
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.auth import login
@@ -171,10 +170,6 @@ def session_label(session_key: str | None) -> str:
     """A short, non-secret name for a session in audit records (never the key itself)."""
     return hashlib.sha256((session_key or "").encode()).hexdigest()[:12]
 
-
-def auth_time(request) -> datetime | None:
-    value = request.session.get(AUTH_TIME_KEY)
-    return datetime.fromtimestamp(value, tz=UTC) if value else None
 
 
 def password_change_due(user) -> bool:

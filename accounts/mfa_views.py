@@ -22,7 +22,8 @@ from qrcode.image.svg import SvgPathImage
 from accounts import factors, lockout, login_flow, mfa, passkey_views
 from accounts.forms import ReauthForm
 from accounts.login_views import UNAVAILABLE, landing, safe_next
-from accounts.passkey_views import after_enrollment_url, fresh_proof_required, with_next
+from accounts.passkey_views import after_enrollment_url, with_next
+from accounts.reauth import reauth_required
 from iam_project.errors import ServiceError
 from rbac.pages import orgs_for_user
 
@@ -81,7 +82,7 @@ def _render_security(request, status: int, error: str = ""):
 
 @never_cache
 @login_required
-@fresh_proof_required("mfa.enroll_totp")
+@reauth_required("mfa.enroll_totp")
 @require_http_methods(["GET", "HEAD", "POST"])
 def totp_enroll_view(request):
     user = request.user
@@ -122,7 +123,7 @@ def _base32(device) -> str:
 
 @never_cache
 @login_required
-@fresh_proof_required("mfa.recovery_codes")
+@reauth_required("mfa.recovery_codes")
 @require_http_methods(["GET", "HEAD", "POST"])
 def recovery_codes_view(request):
     user = request.user
@@ -144,7 +145,7 @@ def recovery_codes_view(request):
 
 @never_cache
 @login_required
-@fresh_proof_required("mfa.remove")
+@reauth_required("mfa.remove")
 @require_http_methods(["GET", "HEAD", "POST"])
 def factor_remove_view(request, kind: str, pk: int):
     """GET asks for confirmation (it is also where re-authentication returns to); POST removes."""

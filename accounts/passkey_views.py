@@ -5,7 +5,6 @@ another site can neither start a ceremony in the victim's session nor read its o
 are `{"error": code, "detail": ...}` like the admin API. Rules live in accounts.passkeys.
 """
 
-import functools
 import json
 
 from django.contrib.auth.decorators import login_required
@@ -19,10 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import factors, lockout, login_flow, passkeys
 from accounts.login_views import UNAVAILABLE, landing, safe_next
-from accounts.reauth import auth_is_fresh, reauth_redirect
-from audit.actors import Actor
-from audit.events import AuditEvent, Outcome
-from audit.services import audit_record
+from accounts.reauth import auth_is_fresh, reauth_record_refusal, reauth_required
 from rbac.pages import orgs_for_user
 
 REJECTED = "That passkey could not be verified. Try again, or use a code instead."
@@ -55,33 +51,12 @@ def after_enrollment_url(next_url: str, was_first: bool) -> str:
     return next_url or reverse("accounts:mfa-setup")
 
 
-def _reauth_denied(request, action: str) -> None:
-    audit_record(org=None, actor=Actor.for_user(request.user), event=AuditEvent.REAUTH_REQUIRED,
-                 outcome=Outcome.DENIED, data={"action": action})
-
-
-def fresh_proof_required(action: str):
-    """accounts.reauth's gate for these pages, plus an audit entry naming the refused action."""
-
-    def decorate(view):
-        @functools.wraps(view)
-        def wrapper(request, *args, **kwargs):
-            if not auth_is_fresh(request):
-                _reauth_denied(request, action)
-                return reauth_redirect(request)
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
 def _enrollment_refusal(request) -> JsonResponse | None:
     """Adding a passkey needs a signed-in session that proved itself recently (accounts.reauth)."""
     if not request.user.is_authenticated:
         return _error("not_authenticated", "Sign in first.", 401)
     if not auth_is_fresh(request):
-        _reauth_denied(request, "mfa.enroll_webauthn")
+        reauth_record_refusal(request, "mfa.enroll_webauthn")
         return _error("reauth_required", "Confirm it's you again before adding a passkey.", 403)
     return None
 
@@ -91,7 +66,7 @@ def _enrollment_refusal(request) -> JsonResponse | None:
 
 @never_cache
 @login_required
-@fresh_proof_required("mfa.enroll_webauthn")
+@reauth_required("mfa.enroll_webauthn")
 @require_http_methods(["GET", "HEAD"])
 def passkey_enroll_view(request):
     context = {"next": safe_next(request) or "", "user_orgs": orgs_for_user(request.user)}

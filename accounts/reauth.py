@@ -15,7 +15,10 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from accounts.login_flow import AUTH_TIME_KEY
+from accounts.policy import AUTH_TIME_KEY
+from audit.actors import Actor
+from audit.events import AuditEvent, Outcome
+from audit.services import audit_record
 
 REAUTH_URL_NAME = "accounts:reauth"
 
@@ -31,24 +34,22 @@ def reauth_redirect(request):
     return redirect(f"{reverse(REAUTH_URL_NAME)}?{urlencode({'next': target})}")
 
 
-def reauth_required(view):
-    """For function views: a stale session is sent to prove itself again first."""
-
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not auth_is_fresh(request):
-            return reauth_redirect(request)
-        return view(request, *args, **kwargs)
-
-    return wrapper
+def reauth_record_refusal(request, action: str) -> None:
+    audit_record(org=None, actor=Actor.for_user(request.user), event=AuditEvent.REAUTH_REQUIRED,
+                 outcome=Outcome.DENIED, data={"action": action})
 
 
-class ReauthRequiredMixin:
-    """For class-based pages: `reauth_methods` lists the HTTP methods that need a fresh proof."""
+def reauth_required(action: str):
+    """For function views: a stale session is sent to prove itself again first (audited)."""
 
-    reauth_methods = ("post",)
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not auth_is_fresh(request):
+                reauth_record_refusal(request, action)
+                return reauth_redirect(request)
+            return view(request, *args, **kwargs)
 
-    def dispatch(self, request, *args, **kwargs):
-        if request.method.lower() in self.reauth_methods and not auth_is_fresh(request):
-            return reauth_redirect(request)
-        return super().dispatch(request, *args, **kwargs)
+        return wrapper
+
+    return decorate

@@ -7,31 +7,12 @@ intersection over owners), checked when the grant is set and again at every toke
 owner who loses a permission narrows the agent at once.
 """
 
-from django.db.models import F
 
-from accounts.models import ACTING_STATUSES
-from rbac.models import RoleAssignment, TeamMembership
-from rbac.permissions import Perm, perms_from_strings
-from rbac.roles import BUILTIN_ROLES
+from rbac.permissions import Perm
 
 
 def scope_needs(scope: str) -> Perm:
     return Perm._value2member_map_.get(scope) or Perm.CONNECTION_USE
-
-
-def owners_permissions(agent) -> list[frozenset]:
-    """Each acting owner's effective permissions: two queries however many owners and roles."""
-    owners = list(agent.owners.filter(status__in=ACTING_STATUSES).values_list("id", "role"))
-    if not owners:
-        return []
-    granted = {pk: set(BUILTIN_ROLES[role]) for pk, role in owners}
-    direct = RoleAssignment.objects.filter(membership_id__in=granted).values_list(
-        "membership_id", F("role__permissions"))
-    via_teams = TeamMembership.objects.filter(membership_id__in=granted).exclude(
-        team__roles=None).values_list("membership_id", F("team__roles__permissions"))
-    for membership_id, permissions in direct.union(via_teams, all=True):
-        granted[membership_id] |= perms_from_strings(permissions or [])
-    return [frozenset(p) for p in granted.values()]
 
 
 def delegable_scopes(scopes, owner_perms: list[frozenset]) -> set[str]:

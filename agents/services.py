@@ -9,8 +9,9 @@ from accounts.models import ACTING_STATUSES, Membership
 from accounts.policy import policy_for_org
 from accounts.secrets import credential_mint
 from agents import revocation
-from agents.grants import delegable_scopes, owners_permissions, scope_needs
+from agents.grants import delegable_scopes, scope_needs
 from agents.models import Agent, AgentSecret, AgentStatus, Connection, Run, RunStatus, new_client_id
+from agents.selectors import owners_permissions
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record, records_denials
@@ -263,4 +264,4 @@ def run_terminate(*, access: Access, run: Run) -> Run:
 
 def agent_delegable_now(agent) -> set[str]:
     """The agent's scopes its owners can still hand out (for pages and the access review)."""
-    return delegable_scopes(agent.scopes, owners_permissions(agent))
+    return delegable_scopes(agent.scopes, owners_permissions(agent.pk))

@@ -9,15 +9,16 @@ tab or a carriage return is prefixed with ').
 import csv
 from itertools import islice
 
-from django.db.models import F, OuterRef, Prefetch, Subquery
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django.db.models import OuterRef, Prefetch, Subquery
+from django_otp import device_classes
 
-from accounts.models import ACTING_STATUSES, Membership
+from accounts.models import ACTING_STATUSES, Membership, RecoveryCodeDevice
 from agents.grants import delegable_scopes
 from agents.models import Agent, AgentSecret
-from rbac.models import Role, RoleAssignment, TeamMembership
+from rbac.models import Role, TeamMembership
 from rbac.permissions import perms_from_strings
 from rbac.roles import BUILTIN_ROLES
+from rbac.selectors import memberships_permissions
 
 COLUMNS = [
     "principal_type", "principal_id", "name", "email", "status", "source", "org_role",
@@ -59,27 +60,9 @@ def _human_row(membership: Membership, mfa_users: set) -> list:
     ]
 
 
-def _owners_permissions_bulk(owner_ids: dict) -> dict:
-    """Effective permissions of many acting owners ({membership id: role}) in one query.
-
-    The same sources as agents.grants.owners_permissions (built-in role, roles held directly, roles
-    of their teams), for a whole chunk at once; tests check the two agree row by row.
-    """
-    granted = {pk: set(BUILTIN_ROLES[role]) for pk, role in owner_ids.items()}
-    if not granted:
-        return {}
-    direct = RoleAssignment.objects.filter(membership_id__in=granted).values_list(
-        "membership_id", F("role__permissions"))
-    via_teams = TeamMembership.objects.filter(membership_id__in=granted).exclude(
-        team__roles=None).values_list("membership_id", F("team__roles__permissions"))
-    for membership_id, permissions in direct.union(via_teams, all=True):
-        granted[membership_id] |= perms_from_strings(permissions or [])
-    return {pk: frozenset(perms) for pk, perms in granted.items()}
-
-
 def _agent_rows(chunk: list) -> list:
     acting = {o.pk: o.role for agent in chunk for o in agent.owners.all() if o.status in ACTING_STATUSES}
-    perms = _owners_permissions_bulk(acting)
+    perms = memberships_permissions(org_id=chunk[0].org_id, roles=acting) if chunk else {}
     rows = []
     for agent in chunk:
         owners = list(agent.owners.all())
@@ -107,14 +90,20 @@ def _agent_chunks(org):
         yield chunk
 
 
+def _mfa_enrolled_users(org) -> set:
+    """Members with a confirmed authenticator app or passkey (recovery codes alone are a backup)."""
+    users = set()
+    for model in device_classes():
+        if model is not RecoveryCodeDevice:
+            users |= set(model.objects.filter(confirmed=True, user__memberships__org=org)
+                         .values_list("user_id", flat=True))
+    return users
+
+
 def access_review_rows(org):
     """Yield the header, then one list per principal: every human, then every agent."""
     yield COLUMNS
-    mfa_users = set(
-        TOTPDevice.objects.filter(
-            confirmed=True, user__memberships__org=org
-        ).values_list("user_id", flat=True)
-    )
+    mfa_users = _mfa_enrolled_users(org)
     memberships = (
         Membership.objects.for_org(org)
         .select_related("user")

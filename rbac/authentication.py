@@ -21,13 +21,17 @@ from rbac.permissions import perms_from_strings
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-class ApiKeyPrincipal:
-    """`request.user` for a request made with an API key; the key itself is `request.auth`."""
+class _ServicePrincipal:
+    """`request.user` for a non-human caller: authenticated, but never a User row."""
 
     is_authenticated = True
     is_anonymous = False
     is_active = True
     pk = None
+
+
+class ApiKeyPrincipal(_ServicePrincipal):
+    """An API key's request; the key itself is `request.auth`."""
 
     def __init__(self, key: ApiKey):
         self.key = key
@@ -99,11 +103,8 @@ class AgentToken:
         return perms_from_strings(self.claims["scope"].split())
 
 
-class AgentPrincipal:
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    pk = None
+class AgentPrincipal(_ServicePrincipal):
+    """An agent's request; its verified token is `request.auth`."""
 
     def __init__(self, claims: dict):
         self.claims = claims

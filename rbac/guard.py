@@ -9,16 +9,15 @@ its authentication. Views ask `access.has(...)`; they never compute permissions 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from django.db.models import Q
-
 from accounts.mfa import has_second_factor
 from accounts.models import ACTING_STATUSES, ApiKey, Membership, Organization, User
 from accounts.policy import org_session_denial
 from audit.actors import Actor
 from rbac.authentication import AgentToken
-from rbac.models import Role, RoleAssignment, Team, TeamMembership
-from rbac.permissions import Perm, perms_from_strings
-from rbac.roles import BUILTIN_ROLES, TeamRole
+from rbac.models import TeamMembership
+from rbac.permissions import Perm
+from rbac.roles import TeamRole
+from rbac.selectors import memberships_permissions
 
 
 @dataclass(frozen=True)
@@ -61,19 +60,8 @@ class Access:
 
 
 def _role_perms(membership: Membership) -> frozenset[Perm]:
-    # Two IN-subqueries rather than an OR across two joins: the joins would multiply rows by the
-    # number of holders of each role and members of each team.
-    direct = RoleAssignment.objects.filter(membership=membership).values("role_id")
-    via_teams = Team.roles.through.objects.filter(team__memberships__membership=membership).values("role_id")
-    rows = (
-        Role.objects.for_org(membership.org_id)
-        .filter(Q(pk__in=direct) | Q(pk__in=via_teams))
-        .values_list("permissions", flat=True)
-    )
-    granted: set[Perm] = set(BUILTIN_ROLES[membership.role])
-    for permissions in rows:
-        granted |= perms_from_strings(permissions)
-    return frozenset(granted)
+    return memberships_permissions(org_id=membership.org_id, roles={membership.pk: membership.role})[
+        membership.pk]
 
 
 def membership_permissions(membership: Membership) -> frozenset[Perm]:

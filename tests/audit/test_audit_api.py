@@ -227,3 +227,16 @@ def test_no_secret_ever_reaches_the_audit_log(client, org, owner):
     assert AuditEntry.objects.unscoped().filter(event_name="api_key.created").exists()
     for needle in (PASSWORD, secret, secret.split("_", 2)[2]):
         assert needle not in dump
+
+
+def test_the_export_counts_passkeys_and_apps_as_mfa_but_not_recovery_codes_alone(org, key_client):
+    from accounts.models import RecoveryCodeDevice, WebAuthnCredential
+
+    with_passkey, with_codes_only = MemberFactory(org=org), MemberFactory(org=org)
+    WebAuthnCredential.objects.create(user=with_passkey.user, name="key", confirmed=True,
+                                      credential_id="AAAA", public_key=b"k")
+    RecoveryCodeDevice.objects.create(user=with_codes_only.user, name="codes", confirmed=True)
+    _, rows = _export(key_client(Perm.ACCESS_REVIEW_EXPORT), org)
+    enrolled = {row["principal_id"]: row["mfa_enrolled"] for row in rows}
+    assert enrolled[str(with_passkey.user.pk)] == "yes"
+    assert enrolled[str(with_codes_only.user.pk)] == "no"
