@@ -1,7 +1,7 @@
 """The client_credentials grant: authenticate the agent, decide what it gets, sign, audit.
 
-This is the product's hottest write. It costs two reads (agents.selectors: the secret with its
-agent, org, policy and connection; the owners' permissions), one more only when a run is named,
+This is the product's hottest write. It costs one read (agents.selectors: the secret with its
+agent, org, policy and connection, and the owners' permissions), one more only when a run is named,
 a signature with a cached parsed key, and one audit append (one round trip on PostgreSQL).
 """
 
@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.secrets import credential_parse, secret_hash, secret_matches
 from agents.grants import delegable_scopes
 from agents.models import AgentSecret, AgentStatus, Run, RunStatus
-from agents.selectors import AgentRef, GrantContext, grant_context, owners_permissions
+from agents.selectors import AgentRef, GrantContext, grant_context
 from agents.services import SECRET_PREFIX
 from agents.tokens import IssuedToken, token_sign
 from audit.actors import Actor
@@ -91,8 +91,9 @@ def _audience(context: GrantContext, resource: str | None) -> tuple[str, list]:
     return resource, scopes
 
 
-def _scope(agent: AgentRef, connection_scopes_: list, requested: str | None) -> str:
-    allowed = delegable_scopes(set(agent.scopes) & set(connection_scopes_), owners_permissions(agent.pk))
+def _scope(context: GrantContext, connection_scopes_: list, requested: str | None) -> str:
+    agent = context.agent
+    allowed = delegable_scopes(set(agent.scopes) & set(connection_scopes_), context.owners)
     wanted = set(requested.split()) if requested else allowed
     # Never silently widened: anything outside the grant, the connection or the owners' power is
     # refused as a whole rather than quietly trimmed.
@@ -121,7 +122,7 @@ def token_grant(request: GrantRequest) -> IssuedToken:
     context = agent_authenticate(request.org_slug, request.client_id, request.client_secret, request.resource)
     agent = context.agent
     audience, scopes = _audience(context, request.resource)
-    scope = _scope(agent, scopes, request.scope)
+    scope = _scope(context, scopes, request.scope)
     run = _run(agent, request.run_id)
     issued = token_sign(org=agent.org, alg=context.token_alg, agent=agent, audience=audience, scope=scope,
                         ttl=context.token_ttl, run=run, credential_id=context.secret_id)

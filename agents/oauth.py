@@ -17,12 +17,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Organization
-from accounts.secrets import credential_parse, secret_hash, secret_matches
 from agents import revocation
+from agents.introspection import introspect
 from agents.issuance import GrantRequest, OAuthError, agent_authenticate, token_grant
 from agents.keys import ALGORITHMS, published_keys
-from agents.selectors import ConnectionRef, connection_for_client
-from agents.services import CONNECTION_SECRET_PREFIX
 from agents.tokens import TokenInvalid, issuer_for, token_verify
 from audit.actors import Actor
 from audit.events import AuditEvent
@@ -125,18 +123,6 @@ def token_endpoint(request, org):
     return JsonResponse(body, headers=NO_STORE)
 
 
-def _connection(request, org) -> ConnectionRef:
-    client_id, secret = _client_credentials(request)
-    parsed = credential_parse(secret, CONNECTION_SECRET_PREFIX)
-    connection = parsed and connection_for_client(org_slug=org, client_id=client_id)
-    if not connection:
-        secret_hash(secret)  # the same work as a real check
-        raise OAuthError("invalid_client", "Client authentication failed.", 401)
-    if not secret_matches(parsed[1], connection.secret_hash, connection.hash_kid):
-        raise OAuthError("invalid_client", "Client authentication failed.", 401)
-    return connection
-
-
 @csrf_exempt
 @require_POST
 def introspection_endpoint(request, org):
@@ -144,17 +130,11 @@ def introspection_endpoint(request, org):
     else (another org's token, another audience, revoked, expired, garbage) is just inactive."""
     try:
         _form_only(request)
-        connection = _connection(request, org)
+        client_id, secret = _client_credentials(request)
+        claims = introspect(org_slug=org, client_id=client_id, secret=secret,
+                            token=request.POST.get("token", "")).claims
     except OAuthError as exc:
         return _error(exc)
-    try:
-        claims = token_verify(request.POST.get("token", ""), org_slug=org, audience=connection.audience)
-    except (TokenInvalid, revocation.RevocationUnavailable):
-        claims = None
-    audit_record(org=connection.org, actor=Actor.for_connection(connection),
-                 event=AuditEvent.TOKEN_INTROSPECTED, target=Target("connection", str(connection.pk)),
-                 data={"jti": claims["jti"] if claims else None, "active": claims is not None,
-                       "connection": str(connection.pk)})
     if claims is None:
         return JsonResponse({"active": False}, headers=NO_STORE)
     body = {"active": True, "token_type": "Bearer", **{k: claims[k] for k in (

@@ -31,7 +31,8 @@ class RevocationUnavailable(Exception):
 READY_KEY = "rv:ready"
 
 
-def _keys(claims: dict) -> dict[str, str]:
+def revocation_keys(claims: dict) -> dict[str, str]:
+    """The store keys that can say this token is revoked (plus the completeness marker)."""
     keys = {"ready": READY_KEY, "jti": f"rv:jti:{claims['jti']}", "agent": f"rv:agent:{claims['sub']}"}
     if claims.get("run"):
         keys["run"] = f"rv:run:{claims['run']}"
@@ -40,18 +41,23 @@ def _keys(claims: dict) -> dict[str, str]:
     return keys
 
 
-def revoked_reason(claims: dict) -> str | None:
-    """Why this (signature-verified) token is revoked, or None. One store round trip."""
-    keys = _keys(claims)
+def store_read(keys: list[str]) -> dict:
+    """One round trip for `keys`, which must include READY_KEY; rebuilds a store that lost its
+    state first. Any store error is RevocationUnavailable: callers refuse, never accept unchecked."""
     try:
-        found = cache.get_many(list(keys.values()))
+        found = cache.get_many(keys)
         if READY_KEY not in found:
             store_rebuild()
-            found = cache.get_many(list(keys.values()))
+            found = cache.get_many(keys)
     except RevocationUnavailable:
         raise
-    except Exception as exc:  # any store error: refuse, never accept unchecked
+    except Exception as exc:
         raise RevocationUnavailable(type(exc).__name__) from exc
+    return found
+
+
+def reason_in(claims: dict, keys: dict[str, str], found: dict) -> str | None:
+    """Why this token is revoked according to what `store_read` found for `keys`, or None."""
     if keys["jti"] in found:
         return "token_revoked"
     issued = claims["iat"]
@@ -60,6 +66,12 @@ def revoked_reason(claims: dict) -> str | None:
         if cutoff is not None and issued <= cutoff:
             return f"{kind}_revoked"
     return None
+
+
+def revoked_reason(claims: dict) -> str | None:
+    """Why this (signature-verified) token is revoked, or None. One store round trip."""
+    keys = revocation_keys(claims)
+    return reason_in(claims, keys, store_read(list(keys.values())))
 
 
 def _write(operation):

@@ -6,11 +6,16 @@ with `token_verify`: a fixed algorithm allow-list, `typ: at+jwt`, a key we publi
 with a small skew, required claims, then revocation in the fast store.
 """
 
+import base64
+import binascii
+import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 
 import jwt
+from cachetools import TLRUCache
 from django.conf import settings
 
 from agents import revocation
@@ -67,46 +72,118 @@ def token_verify(token: str, *, org_slug: str | None = None, audience: str | Non
 
     May raise revocation.RevocationUnavailable: callers must treat that as invalid (fail closed).
     """
-    if not token or len(token) > 8192:
-        raise TokenInvalid("malformed")
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise TokenInvalid("malformed")
-    typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in ("at+jwt", "application/at+jwt"):
-        raise TokenInvalid("wrong_type")
-    if header.get("alg") not in ALGORITHMS:
-        raise TokenInvalid("algorithm_not_allowed")
-    verifier = verifier_for(str(header.get("kid", "")))
-    if verifier is None or verifier.alg != header["alg"]:
-        raise TokenInvalid("unknown_key")
-    if verifier.unpublish_at is not None and verifier.unpublish_at <= time.time():
-        raise TokenInvalid("unknown_key")
-    claims = _decode(token, verifier, audience)
-    if claims["org"] != verifier.org_slug:  # a key vouches for its own org only
-        raise TokenInvalid("wrong_issuer")
-    if org_slug is not None and (claims["org"] != org_slug or claims["iss"] != issuer_for(org_slug)):
-        raise TokenInvalid("wrong_issuer")
-    if claims["iss"] != issuer_for(claims["org"]):
-        raise TokenInvalid("wrong_issuer")
+    claims = token_decode(token, org_slug=org_slug, audience=audience)
     reason = revocation.revoked_reason(claims)
     if reason:
         raise TokenInvalid(reason)
     return claims
 
 
-def _decode(token: str, verifier, audience: str | None) -> dict:
-    options = {"require": REQUIRED_CLAIMS, "verify_aud": audience is not None}
+def token_decode(token: str, *, org_slug: str | None = None, audience: str | None = None) -> dict:
+    """Every check but revocation, all local (no I/O): the claims, or TokenInvalid(reason).
+
+    Only for callers that then read the revocation state themselves in a round trip they already
+    make (introspection); everything else calls `token_verify`.
+    """
+    if not token or len(token) > 8192:
+        raise TokenInvalid("malformed")
+    with _verified_lock:
+        hit = _verified.get(token)
+    if hit is None:
+        kid, claims = _verify_signed(token)
+        with _verified_lock:
+            _verified[token] = (kid, claims)
+    else:
+        kid, claims = hit
+        _check_key(verifier_for(kid), claims["org"])  # a key that stopped being published ends its tokens
+        _check_times(claims)
+    if org_slug is not None and (claims["org"] != org_slug or claims["iss"] != issuer_for(org_slug)):
+        raise TokenInvalid("wrong_issuer")
+    if audience is not None and not audience_matches(claims, audience):
+        raise TokenInvalid("wrong_audience")
+    return claims
+
+
+# Tokens whose signature and claims this process has already verified, until they expire. Agents
+# present the same token on every call for its few minutes of life, so resource servers introspect
+# it again and again: a repeat skips the signature and the parsing, never the key, time and
+# revocation checks. Bounded, and only successes are kept, so garbage cannot fill it.
+_verified = TLRUCache(maxsize=4096, ttu=lambda _token, hit, _now: hit[1]["exp"] + _skew(), timer=time.time)
+_verified_lock = threading.Lock()
+
+
+def _skew() -> int:
+    return settings.IAM_CLOCK_SKEW_SECONDS
+
+
+def verified_forget() -> None:
+    with _verified_lock:
+        _verified.clear()
+
+
+def _unverified_header(token: str) -> dict:
+    # Only to pick the key; PyJWT validates the whole token again, header included. Read here
+    # because PyJWT's own reader costs as much as a third of the signature check.
+    head = token.partition(".")[0]
     try:
-        return jwt.decode(token, verifier.key, algorithms=[verifier.alg], audience=audience,
-                          options=options, leeway=settings.IAM_CLOCK_SKEW_SECONDS)
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise TokenInvalid("malformed")
+    if not isinstance(header, dict):
+        raise TokenInvalid("malformed")
+    return header
+
+
+def _verify_signed(token: str) -> tuple[str, dict]:
+    header = _unverified_header(token)
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in ("at+jwt", "application/at+jwt"):
+        raise TokenInvalid("wrong_type")
+    if header.get("alg") not in ALGORITHMS:
+        raise TokenInvalid("algorithm_not_allowed")
+    kid = str(header.get("kid", ""))
+    verifier = verifier_for(kid)
+    if verifier is None or verifier.alg != header["alg"]:
+        raise TokenInvalid("unknown_key")
+    claims = _decode(token, verifier)
+    _check_key(verifier, claims["org"])
+    if claims["iss"] != issuer_for(claims["org"]):
+        raise TokenInvalid("wrong_issuer")
+    return kid, claims
+
+
+def _check_key(verifier, org_slug: str) -> None:
+    if verifier is None or (verifier.unpublish_at is not None and verifier.unpublish_at <= time.time()):
+        raise TokenInvalid("unknown_key")
+    if org_slug != verifier.org_slug:  # a key vouches for its own org only
+        raise TokenInvalid("wrong_issuer")
+
+
+def _check_times(claims: dict) -> None:
+    """PyJWT's time checks, for a token verified earlier: expiry, then not-before and issued-at."""
+    now = time.time()
+    if claims["exp"] <= now - _skew():
+        raise TokenInvalid("expired")
+    if max(claims.get("nbf", 0), claims["iat"]) > now + _skew():
+        raise TokenInvalid("not_yet_valid")
+
+
+def audience_matches(claims: dict, audience: str) -> bool:
+    """RFC 7519 §4.1.3: `aud` is one string or a list of them."""
+    aud = claims.get("aud")
+    return aud == audience or (isinstance(aud, list) and audience in aud)
+
+
+def _decode(token: str, verifier) -> dict:
+    # The audience is checked by the caller (`audience_matches`), so a verified token can be reused.
+    options = {"require": REQUIRED_CLAIMS, "verify_aud": False}
+    try:
+        return jwt.decode(token, verifier.key, algorithms=[verifier.alg], options=options,
+                          leeway=settings.IAM_CLOCK_SKEW_SECONDS)
     except jwt.ExpiredSignatureError:
         raise TokenInvalid("expired")
     except jwt.ImmatureSignatureError:
         raise TokenInvalid("not_yet_valid")
-    except jwt.InvalidAudienceError:
-        raise TokenInvalid("wrong_audience")
     except jwt.MissingRequiredClaimError:
         raise TokenInvalid("missing_claim")
     except jwt.PyJWTError:

@@ -43,6 +43,13 @@ function done(summary, latency, requests)
     e.connect + e.read + e.write + e.status + e.timeout))
 end
 """
+BODIES_LUA = """\
+local bodies, next_body = {{}}, 0
+for line in io.lines({path}) do bodies[#bodies + 1] = line end
+function request()
+  next_body = next_body % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[next_body])
+end"""
 RESULT_LINE = re.compile(r"BENCH requests=(\d+) duration_us=(\d+) p50_us=(\d+) p99_us=(\d+) errors=(\d+)")
 
 
@@ -59,9 +66,14 @@ class Endpoint:
     method: str = "GET"
     body: str = ""
     headers: dict = field(default_factory=dict)
+    # A file of bodies, one per line, sent in turn instead of `body` (each at most once if the run's
+    # limit is the number of lines).
+    bodies_file: str | None = None
 
     def lua(self, limit: int) -> str:
         lines = [f"wrk.headers[{_lua_str(k)}] = {_lua_str(v)}" for k, v in self.headers.items()]
+        if self.bodies_file:
+            lines.append(BODIES_LUA.format(path=_lua_str(self.bodies_file)))
         return LUA.format(method=_lua_str(self.method), body=_lua_str(self.body),
                           headers="\n".join(lines), limit=limit)
 

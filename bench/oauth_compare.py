@@ -78,6 +78,23 @@ agent, agent_secret = agent_create(access=access, name="bench-agent", scopes=[{S
 print(json.dumps({{"agent": [agent.client_id, agent_secret],
                   "connection": [connection.client_id, connection_secret]}}))
 """
+# Signs `count` tokens with the org's current key (the server's, read from the same database) and
+# writes one introspection body per line.
+OURS_MINT = f"""\
+from urllib.parse import urlencode
+from accounts.models import Organization
+from agents.models import Agent
+from agents.tokens import token_sign
+org = Organization.objects.get(slug={ORG!r})
+agent = Agent.objects.for_org(org).get(name="bench-agent")
+with open({{path!r}}, "w") as out:
+    for _ in range({{count}}):
+        issued = token_sign(org=org, alg="ES256", agent=agent, audience={AUDIENCE!r}, scope={SCOPE!r},
+                            ttl=300)
+        out.write(urlencode({{{{"token": issued.token}}}}) + "\\n")
+"""
+FRESH_TOKENS = 6000  # per run: more than a run of SECONDS can use, so no token is sent twice
+
 OURS_AUDIT_COUNT = """\
 import json
 from audit.events import AuditEvent
@@ -96,6 +113,8 @@ class Case:
     endpoint: Endpoint
     expect: str  # a key the JSON answer must hold (with a truthy value)
     target: float | None = None  # requests/s per core quoted in the issue
+    # Called before every run for a fresh endpoint (new tokens), with the most responses it allows.
+    refresh: Callable[[], tuple[Endpoint, int]] | None = None
     latency: LoadResult | None = None
     throughput: LoadResult | None = None
 
@@ -154,19 +173,25 @@ def _check(case: Case) -> dict:
     return body
 
 
+def _run(case: Case, *, connections: int, seconds: float) -> LoadResult:
+    limit = LIMIT
+    if case.refresh is not None:
+        case.endpoint, limit = case.refresh()
+    return wrk_run(case.server, case.endpoint, connections=connections, seconds=seconds, limit=limit)
+
+
 def _measure(cases: list[Case]) -> None:
     for case in cases:
-        wrk_run(case.server, case.endpoint, connections=1, seconds=WARMUP_SECONDS, limit=LIMIT)
+        _run(case, connections=1, seconds=WARMUP_SECONDS)
     for round_ in range(ROUNDS):  # alternate the order so a burst of outside load hits every case
         for case in cases if round_ % 2 == 0 else cases[::-1]:
             print(f"  round {round_ + 1}: {case.label}", flush=True)
             wait_for_quiet()
-            latency = wrk_run(case.server, case.endpoint, connections=1, seconds=SECONDS, limit=LIMIT)
+            latency = _run(case, connections=1, seconds=SECONDS)
             if case.latency is None or latency.p50_ms < case.latency.p50_ms:
                 case.latency = latency
             wait_for_quiet()
-            throughput = wrk_run(case.server, case.endpoint, connections=THROUGHPUT_CONNECTIONS,
-                                 seconds=SECONDS, limit=LIMIT)
+            throughput = _run(case, connections=THROUGHPUT_CONNECTIONS, seconds=SECONDS)
             if case.throughput is None or throughput.rate > case.throughput.rate:
                 case.throughput = throughput
 
@@ -203,7 +228,12 @@ def _report(cases: dict[str, Case], versions: str, audit: dict, pg_version: str,
         f"targets per core: token >= {TARGETS['token']:.0f}/s, "
         f"introspection >= {TARGETS['introspect']:,.0f}/s; "
         f"token grant = {floor / ours:.1f} floor requests, introspection = "
-        f"{floor / cases['introspect'].throughput.rate:.1f}",
+        f"{floor / cases['introspect'].throughput.rate:.1f} (same token), "
+        f"{floor / cases['introspect-fresh'].throughput.rate:.1f} (new token)",
+        "introspection (same token): one token asked about again and again, as a resource server does "
+        "for each call an agent makes with it: the signature check is remembered, the audit entry "
+        "written once; (new token): a token never seen before on every request, each signature checked "
+        "and each answer audited.",
         f"audit entries written by the servers: {audit}",
         versions,
     ]
@@ -242,8 +272,25 @@ def _introspection(ours: GunicornServer, creds: dict, token_case: Case) -> Case:
     form = _form(token=jwt)
     form["headers"]["Authorization"] = basic_auth(*creds["connection"])
     endpoint = Endpoint(path=f"/oauth/{ORG}/introspect", **form)
-    return Case("introspect", f"ours: POST /oauth/{ORG}/introspect", ours, endpoint, "active",
+    return Case("introspect", f"ours: POST /oauth/{ORG}/introspect (same token)", ours, endpoint, "active",
                 TARGETS["introspect"])
+
+
+def _introspection_fresh(ours: GunicornServer, creds: dict, env: dict, workdir: Path) -> Case:
+    """Every request a token the server has never seen: the signature check and the audit entry
+    each time (the worst case; resource servers mostly ask again about tokens they have seen)."""
+    path = workdir / "fresh-tokens.txt"
+    auth = basic_auth(*creds["connection"])
+
+    def refresh() -> tuple[Endpoint, int]:
+        _manage(env, "shell", "-c", OURS_MINT.format(path=str(path), count=FRESH_TOKENS))
+        form = _form(token=path.read_text().split("\n", 1)[0].removeprefix("token="))
+        form["headers"]["Authorization"] = auth
+        return Endpoint(path=f"/oauth/{ORG}/introspect", bodies_file=str(path), **form), FRESH_TOKENS
+
+    endpoint, _ = refresh()
+    return Case("introspect-fresh", f"ours: POST /oauth/{ORG}/introspect (new token)", ours, endpoint,
+                "active", TARGETS["introspect"], refresh=refresh)
 
 
 def main() -> str:
@@ -275,6 +322,7 @@ def main() -> str:
                 env=dot_env, log_dir=log_dir, backing=_backends(admin, databases[1])))
             cases = _cases(ours, dot, creds, dot_ids, dot_secret)
             cases.append(_introspection(ours, creds, cases[1]))
+            cases.append(_introspection_fresh(ours, creds, our_env, Path(tmp)))
             for case in cases:
                 _check(case)
             _measure(cases)

@@ -5,6 +5,8 @@ from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
+from agents.introspection import forget_seen
+from agents.tokens import verified_forget
 from iam_project.celery import app as celery_app
 from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory, api_key_for
 
@@ -21,6 +23,8 @@ def _celery_in_process():
 @pytest.fixture(autouse=True)
 def _clear_cache(settings):
     cache.clear()
+    forget_seen()
+    verified_forget()
     # Login back-off sleeps are real time; tests that exercise it turn it back on themselves.
     settings.IAM_LOGIN_BACKOFF_BASE_SECONDS = 0
     yield

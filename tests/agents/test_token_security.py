@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import UTC, datetime
 
 import jwt as pyjwt
 import pytest
@@ -14,13 +15,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.cache import cache
 from django.db import connection as db_connection
 from django.test import override_settings
+from django.utils import timezone
+from freezegun import freeze_time
 
 from accounts.policy import policy_for_org
 from accounts.secrets import secret_hash
 from accounts.services import member_update, policy_update
 from agents import revocation
-from agents.keys import signer_for
-from agents.models import Agent, AgentSecret, RunStatus
+from agents.keys import caches_clear, signer_for
+from agents.models import Agent, AgentSecret, RunStatus, SigningKey
 from agents.services import (
     agent_create,
     agent_revoke,
@@ -368,3 +371,43 @@ def test_a_non_string_typ_header_is_inactive_not_a_500(world, introspect):
     token = pyjwt.encode(_claims(world), signer.key, algorithm="ES256", headers={"kid": signer.kid, "typ": 1})
     with pytest.raises(TokenInvalid, match="wrong_type"):
         token_verify(token)
+
+
+# --- a token verified once is remembered, never trusted blindly ------------------------------------
+
+def test_a_remembered_token_still_expires(world, get_token):
+    token = get_token(world)["access_token"]
+    claims = token_verify(token, org_slug=world.slug)  # verified, and remembered by this process
+    with freeze_time(datetime.fromtimestamp(claims["exp"] + 31, tz=UTC)):  # past the 30 s skew
+        with pytest.raises(TokenInvalid, match="expired"):
+            token_verify(token, org_slug=world.slug)
+    with freeze_time(datetime.fromtimestamp(claims["exp"] + 29, tz=UTC)):
+        assert token_verify(token, org_slug=world.slug)["jti"] == claims["jti"]
+
+
+def test_a_remembered_token_dies_with_its_key(world, get_token):
+    token = get_token(world)["access_token"]
+    kid = pyjwt.get_unverified_header(token)["kid"]
+    token_verify(token, org_slug=world.slug)
+    SigningKey.objects.for_org(world.org).filter(kid=kid).update(unpublish_at=timezone.now())
+    caches_clear()  # what every process does within CACHE_SECONDS
+    with pytest.raises(TokenInvalid, match="unknown_key"):
+        token_verify(token, org_slug=world.slug)
+
+
+def test_a_remembered_token_is_checked_for_each_callers_audience_and_org(world, get_token):
+    token = get_token(world)["access_token"]
+    token_verify(token, org_slug=world.slug, audience=AUDIENCE)
+    with pytest.raises(TokenInvalid, match="wrong_audience"):
+        token_verify(token, org_slug=world.slug, audience="https://other.example.com")
+    with pytest.raises(TokenInvalid, match="wrong_issuer"):
+        token_verify(token, org_slug=build_world().slug, audience=AUDIENCE)
+
+
+def test_a_token_with_a_changed_byte_is_verified_afresh(world, get_token):
+    token = get_token(world)["access_token"]
+    token_verify(token, org_slug=world.slug)
+    head, payload, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    with pytest.raises(TokenInvalid, match="bad_signature"):
+        token_verify(f"{head}.{payload}.{flipped}", org_slug=world.slug)
