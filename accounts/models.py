@@ -205,6 +205,14 @@ class SecurityPolicy(models.Model):
         default=24 * 3600, validators=[MinValueValidator(0), MaxValueValidator(7 * 24 * 3600)])
     token_alg = models.CharField(max_length=10, default="ES256",
                                  choices=[("ES256", "ES256"), ("EdDSA", "EdDSA"), ("RS256", "RS256")])
+    # Deprovisioning: what happens to agents whose only acting owner leaves. "reassign" hands them
+    # to the fallback owner (when that member can still act); otherwise they are suspended and
+    # their credentials revoked.
+    deprovision_agents = models.CharField(
+        max_length=10, default="suspend", choices=[("suspend", "Suspend them and revoke their credentials"),
+                                                   ("reassign", "Hand them to the fallback owner")])
+    deprovision_fallback_owner = models.ForeignKey(
+        "accounts.Membership", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     updated_at = models.DateTimeField(default=timezone.now)
 
     objects = OrgScopedManager()

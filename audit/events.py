@@ -60,6 +60,29 @@ class AuditEvent(Enum):
     POLICY_CHANGED = (260, "policy.changed", ("fields", "previous"))
     POLICY_DENIED = (261, "policy.denied", ("reason",))
 
+    # 4xx SCIM provisioning
+    SCIM_TOKEN_CREATED = (401, "scim.token_created", ("name",))
+    SCIM_TOKEN_REVOKED = (402, "scim.token_revoked", ("name", "grace_seconds"))
+    SCIM_AUTH_FAILED = (403, "scim.auth_failed", ("reason",))
+    SCIM_USER_CREATED = (410, "scim.user_created", ("user_name", "external_id", "email", "linked"))
+    SCIM_USER_UPDATED = (411, "scim.user_updated", ("user_name", "fields", "method"))
+    SCIM_USER_DEACTIVATED = (412, "scim.user_deactivated", ("user_name", "how"))
+    SCIM_USER_REACTIVATED = (413, "scim.user_reactivated", ("user_name",))
+    SCIM_USER_DELETED = (414, "scim.user_deleted", ("user_name",))
+    SCIM_GROUP_CREATED = (420, "scim.group_created", ("display_name", "members"))
+    SCIM_GROUP_UPDATED = (421, "scim.group_updated", ("display_name", "added", "removed", "fields", "method"))
+    SCIM_GROUP_DELETED = (422, "scim.group_deleted", ("display_name", "members"))
+    SCIM_REQUEST_REJECTED = (430, "scim.request_rejected",
+                             ("method", "resource", "status", "scim_type", "detail"))
+    SCIM_CROSS_TENANT_DENIED = (431, "scim.cross_tenant_denied", ("method", "resource", "id"))
+    GROUP_MAPPING_CREATED = (440, "scim.mapping_created", ("group", "kind", "target", "team_role"))
+    GROUP_MAPPING_DELETED = (441, "scim.mapping_deleted", ("group", "kind", "target"))
+    MAPPING_GRANTED = (442, "scim.mapping_granted", ("member", "group", "kind", "target", "team_role"))
+    MAPPING_REVOKED = (443, "scim.mapping_revoked", ("member", "group", "kind", "target"))
+    DEPROVISIONED = (450, "member.deprovisioned",
+                     ("member", "how", "sessions_revoked", "api_keys_revoked", "agents_reassigned",
+                      "agents_suspended", "account_deactivated"))
+
     # 5xx agents, credentials and tokens
     AGENT_CREATED = (501, "agent.created", ("name", "scopes", "audiences", "owners"))
     AGENT_GRANT_CHANGED = (502, "agent.grant_changed", ("scopes", "audiences", "previous_scopes",

@@ -34,6 +34,9 @@ class Role(OrgScopedModel):
 class RoleAssignment(models.Model):
     membership = models.ForeignKey("accounts.Membership", on_delete=models.CASCADE)
     role = models.ForeignKey(Role, on_delete=models.CASCADE)
+    # Set when a SCIM group mapping made this grant; only such grants are taken back by the mapping.
+    mapping = models.ForeignKey("scim.GroupMapping", null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="role_assignments")
 
     class Meta:
         constraints = [
@@ -63,6 +66,9 @@ class TeamMembership(models.Model):
     )
     role = models.CharField(max_length=10, choices=TeamRole.choices, default=TeamRole.MEMBER)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set when a SCIM group mapping made this standing; only such standings are taken back by it.
+    mapping = models.ForeignKey("scim.GroupMapping", null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="team_memberships")
 
     class Meta:
         constraints = [

@@ -1,1 +1,164 @@
-"""Populated by its own issue; the app exists so the layout is fixed from day one."""
+"""SCIM 2.0 provisioning state, per org.
+
+A SCIM User is one person *in one org*: `ScimUser` hangs off the org's `Membership`, so two orgs
+provisioning the same person (the same `accounts.User`, found by email) each keep their own
+`userName`, `externalId` and attributes, and neither IdP can read or change the other's. Groups
+(`ScimGroup`) hold ScimUsers of the same org; `GroupMapping` turns membership of a group into a
+built-in role, a custom role or a team standing, and the grants it made are tagged with it so
+that they can be taken back exactly.
+"""
+
+import uuid
+
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from accounts.models import Membership
+from accounts.tenancy import OrgScopedModel
+from rbac.roles import BuiltinRole, TeamRole
+
+
+class ScimToken(OrgScopedModel):
+    """An IdP's bearer token: `scim_<lookup id>_<secret>`, shown once, stored as a keyed hash."""
+
+    PREFIX = "scim"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    lookup_id = models.CharField(max_length=32, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    hash_kid = models.CharField(max_length=32)
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    # Revoking may leave a grace period (rotation): the token works until this time.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_live(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class ScimUser(OrgScopedModel):
+    """The SCIM User resource: core schema and enterprise extension, for one membership."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    membership = models.OneToOneField(Membership, on_delete=models.CASCADE, related_name="scim")
+    user_name = models.CharField(max_length=254)
+    external_id = models.CharField(max_length=254, blank=True)
+    active = models.BooleanField(default=True)
+    display_name = models.CharField(max_length=254, blank=True)
+    nick_name = models.CharField(max_length=254, blank=True)
+    profile_url = models.CharField(max_length=500, blank=True)
+    title = models.CharField(max_length=254, blank=True)
+    user_type = models.CharField(max_length=100, blank=True)
+    preferred_language = models.CharField(max_length=35, blank=True)
+    locale = models.CharField(max_length=35, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True)  # SCIM "timezone"
+    # name: formatted, familyName, givenName, middleName, honorificPrefix, honorificSuffix
+    name = models.JSONField(default=dict, blank=True)
+    # Multi-valued complex attributes, stored as the SCIM lists they are.
+    emails = models.JSONField(default=list, blank=True)
+    phone_numbers = models.JSONField(default=list, blank=True)
+    addresses = models.JSONField(default=list, blank=True)
+    # urn:ietf:params:scim:schemas:extension:enterprise:2.0:User
+    enterprise = models.JSONField(default=dict, blank=True)
+    # The built-in role a group mapping gave the membership, and the one it had before, restored
+    # when no mapped group grants one any more.
+    mapped_role = models.CharField(max_length=20, blank=True)
+    role_before_mapping = models.CharField(max_length=20, blank=True)
+    version = models.PositiveIntegerField(default=1)  # meta.version (W/"<n>")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("user_name"), "org", name="scim_user_name_unique_ci"),
+        ]
+        indexes = [
+            models.Index(fields=["org", "external_id"]),
+            models.Index(fields=["org", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.user_name
+
+
+class ScimGroup(OrgScopedModel):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    display_name = models.CharField(max_length=254)
+    external_id = models.CharField(max_length=254, blank=True)
+    members = models.ManyToManyField(ScimUser, through="ScimGroupMember", related_name="groups")
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("display_name"), "org", name="scim_group_name_unique_ci"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class ScimGroupMember(models.Model):
+    group = models.ForeignKey(ScimGroup, on_delete=models.CASCADE)
+    user = models.ForeignKey(ScimUser, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["group", "user"], name="scim_group_member_unique")]
+
+
+class MappingKind(models.TextChoices):
+    BUILTIN_ROLE = "builtin_role", "Built-in role"
+    CUSTOM_ROLE = "custom_role", "Custom role"
+    TEAM = "team", "Team membership"
+
+
+# A group can never make someone an owner: ownership is granted by a person, not by a directory.
+# When several mapped groups grant built-in roles, the first in this order wins.
+MAPPABLE_BUILTIN_ROLES = [BuiltinRole.BILLING_ADMIN, BuiltinRole.MEMBER, BuiltinRole.VIEWER]
+
+
+class GroupMapping(OrgScopedModel):
+    """Membership of `group` grants one thing: a built-in role, a custom role, or a team standing."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    group = models.ForeignKey(ScimGroup, on_delete=models.CASCADE, related_name="mappings")
+    kind = models.CharField(max_length=20, choices=MappingKind.choices)
+    builtin_role = models.CharField(max_length=20, blank=True,
+                                    choices=[(r.value, r.label) for r in MAPPABLE_BUILTIN_ROLES])
+    role = models.ForeignKey("rbac.Role", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey("rbac.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    team_role = models.CharField(max_length=10, choices=TeamRole.choices, blank=True)
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="scim_mapping_shape",
+                condition=(
+                    models.Q(kind="builtin_role", role__isnull=True, team__isnull=True)
+                    & ~models.Q(builtin_role="")
+                    | models.Q(kind="custom_role", role__isnull=False, team__isnull=True, builtin_role="")
+                    | models.Q(kind="team", role__isnull=True, team__isnull=False, builtin_role="")
+                    & ~models.Q(team_role="")
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = self.builtin_role or (self.role and self.role.name) or (self.team and self.team.name)
+        return f"{self.group} → {self.get_kind_display()} {target}"

@@ -1,0 +1,102 @@
+"""SCIM bearer tokens: issue (shown once), revoke (optionally after a grace period), authenticate.
+
+A token is `scim_<lookup id>_<secret>` (accounts.secrets): the lookup id finds one row, the secret is
+compared in constant time against its keyed hash, and the row alone decides the org. Several tokens
+may be live at once, so an IdP can be moved to a new token before the old one is revoked.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.secrets import credential_mint, credential_parse, secret_hash, secret_matches
+from audit.actors import Actor
+from audit.events import AuditEvent, Outcome
+from audit.services import Target, audit_record, records_denials
+from iam_project.errors import Invalid
+from rbac.guard import Access
+from rbac.permissions import Perm
+from rbac.services import assert_can_grant
+from scim.models import ScimToken
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+MAX_GRACE_SECONDS = 7 * 24 * 3600
+
+
+def actor_for(token: ScimToken) -> Actor:
+    return Actor("scim", str(token.pk), token.name)
+
+
+@records_denials
+@transaction.atomic
+def scim_token_create(*, access: Access, name: str) -> tuple[ScimToken, str]:
+    """Mint a SCIM token for the org. Returns it with its secret, which is never available again."""
+    name = (name or "").strip()
+    if not name:
+        raise Invalid("Name the token.", fields={"name": ["Name the token (for example the IdP)."]})
+    assert_can_grant(access, [Perm.SCIM_WRITE], reason="scim_token_create")
+    minted = credential_mint(ScimToken.PREFIX)
+    token = ScimToken.objects.create(org=access.org, name=name[:100], lookup_id=minted.lookup_id,
+                                     secret_hash=minted.secret_hash, hash_kid=minted.hash_kid,
+                                     created_by=access.creator_user)
+    audit_record(org=access.org, actor=access.actor, event=AuditEvent.SCIM_TOKEN_CREATED,
+                 target=Target.of(token), data={"name": token.name})
+    return token, minted.display
+
+
+@records_denials
+@transaction.atomic
+def scim_token_revoke(*, access: Access, token: ScimToken, grace_seconds: int = 0) -> ScimToken:
+    """End a token now, or after `grace_seconds` (at most a week) while the IdP moves to a new one."""
+    if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+        raise Invalid("The grace period is 0 to 604800 seconds.",
+                      fields={"grace_seconds": ["Use 0 to 604800 seconds."]})
+    token = ScimToken.objects.for_org(access.org).select_for_update().get(pk=token.pk)
+    if not token.is_live():
+        return token
+    now = timezone.now()
+    if grace_seconds:
+        token.expires_at = now + timedelta(seconds=grace_seconds)
+    else:
+        token.revoked_at = now
+    token.save(update_fields=["expires_at", "revoked_at"])
+    audit_record(org=access.org, actor=access.actor, event=AuditEvent.SCIM_TOKEN_REVOKED,
+                 target=Target.of(token), data={"name": token.name, "grace_seconds": grace_seconds})
+    return token
+
+
+def scim_token_authenticate(raw: str) -> ScimToken | None:
+    """The live token these credentials are, with its org; None otherwise (the caller answers 401).
+
+    A known token presented with a wrong secret, or after it ended, is audited in its org.
+    """
+    parsed = credential_parse(raw, ScimToken.PREFIX)
+    token = None
+    if parsed is not None:
+        token = (ScimToken.objects.unscoped()  # the credential names its org
+                 .select_related("org").filter(lookup_id=parsed[0]).first())
+    if token is None:
+        secret_hash(raw or "")  # the same work as a real check
+        return None
+    if not secret_matches(parsed[1], token.secret_hash, token.hash_kid):
+        _reject(token, "bad_secret")
+        return None
+    now = timezone.now()
+    if not token.is_live(now):
+        _reject(token, "revoked" if token.revoked_at else "expired")
+        return None
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ScimToken.objects.unscoped().filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+def _reject(token: ScimToken, reason: str) -> None:
+    audit_record(org=token.org, actor=actor_for(token), event=AuditEvent.SCIM_AUTH_FAILED,
+                 outcome=Outcome.FAILURE, target=Target.of(token), data={"reason": reason})
+
+
+def request_limit() -> int:
+    return settings.IAM_SCIM_RATE_LIMIT
