@@ -9,7 +9,6 @@ import binascii
 from urllib.parse import unquote_plus
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.cache import cache_control
@@ -25,6 +24,7 @@ from agents.tokens import TokenInvalid, issuer_for, token_verify
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record
+from iam_project.ratelimit import counters_incr
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -65,34 +65,13 @@ def _form_only(request) -> None:
         raise OAuthError("invalid_request", "Use application/x-www-form-urlencoded.")
 
 
-def _counters_incr(keys: list[str], window: int) -> list[int]:
-    """Atomically count one request against each key; one round trip on Redis."""
-    client = getattr(getattr(cache, "client", None), "get_client", None)
-    if client is None:  # the in-process cache of the embedded default
-        counts = []
-        for key in keys:
-            cache.add(key, 0, window)
-            try:
-                counts.append(cache.incr(key))
-            except ValueError:  # expired between add and incr
-                cache.add(key, 1, window)
-                counts.append(1)
-        return counts
-    pipe = client(write=True).pipeline(transaction=False)
-    for key in keys:
-        full = cache.make_key(key)
-        pipe.incr(full)
-        pipe.expire(full, window, nx=True)
-    return pipe.execute()[0::2]
-
-
 def _throttle(ip: str, client_id: str) -> None:
     # Per IP, and per client *and* IP: client ids are not secret, so a limit keyed on the id alone
     # would let anyone lock a real agent out with bad requests.
     limits = {f"oauth:ip:{ip}": settings.IAM_TOKEN_IP_LIMIT,
               f"oauth:client:{ip}:{client_id[:64]}": settings.IAM_TOKEN_CLIENT_LIMIT}
     try:
-        counts = _counters_incr(list(limits), 60)
+        counts = counters_incr(list(limits), 60)
     except Exception:
         raise OAuthError("temporarily_unavailable", "Try again shortly.", 503)
     if any(count > limit for count, limit in zip(counts, limits.values(), strict=True)):

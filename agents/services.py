@@ -131,14 +131,14 @@ def agent_secret_rotate(*, access: Access, agent: Agent, overlap_seconds: int | 
     live = [s for s in agent.secrets.order_by("-created_at") if s.is_live(now)]
     current, older = (live[0], live[1:]) if live else (None, [])
     for stale in older:  # a previous window still open ends now: never three live secrets
-        _secret_end(access, stale, now, how="superseded")
+        _secret_end(access.actor, stale, now, how="superseded")
     previous_end = None
     if current is not None:
         previous_end = now + overlap
         current.expires_at = previous_end
         current.save(update_fields=["expires_at"])
         if overlap == timedelta(0):
-            _secret_end(access, current, now, how="immediate")
+            _secret_end(access.actor, current, now, how="immediate")
     secret, display = _secret_create(agent)
     audit_record(org=access.org, actor=access.actor, event=AuditEvent.SECRET_ROTATED, target=Target.of(agent),
                  data={"secret": str(secret.pk), "previous": str(current.pk) if current else None,
@@ -146,12 +146,12 @@ def agent_secret_rotate(*, access: Access, agent: Agent, overlap_seconds: int | 
     return display, previous_end
 
 
-def _secret_end(access, secret: AgentSecret, now, *, how: str) -> None:
+def _secret_end(actor: Actor | None, secret: AgentSecret, now, *, how: str) -> None:
     secret.expires_at = min(secret.expires_at or now, now)
     secret.window_closed_audited = True
     secret.save(update_fields=["expires_at", "window_closed_audited"])
     revocation.cut_off("cred", str(secret.pk))
-    audit_record(org=secret.agent.org, actor=access.actor if access else Actor.system("rotation"),
+    audit_record(org=secret.agent.org, actor=actor or Actor.system("rotation"),
                  event=AuditEvent.SECRET_WINDOW_ENDED, target=Target.of(secret.agent),
                  data={"secret": str(secret.pk), "how": how})
 
@@ -164,7 +164,7 @@ def agent_secret_end_previous(*, access: Access, agent: Agent) -> int:
     now = timezone.now()
     live = [s for s in agent.secrets.order_by("-created_at") if s.is_live(now)]
     for secret in live[1:]:
-        _secret_end(access, secret, now, how="ended_early")
+        _secret_end(access.actor, secret, now, how="ended_early")
     return len(live[1:])
 
 
@@ -188,6 +188,47 @@ def agent_set_status(*, access: Access, agent: Agent, status: str) -> Agent:
         revocation.cut_off("agent", agent.subject)
     event = AuditEvent.AGENT_SUSPENDED if status == AgentStatus.SUSPENDED else AuditEvent.AGENT_RESUMED
     audit_record(org=access.org, actor=access.actor, event=event, target=Target.of(agent))
+    return agent
+
+
+# The next two act for the org's deprovisioning policy (scim.provisioning): the caller holds an
+# actor (the SCIM token, or the human deprovisioning), not an Access to check.
+
+
+@transaction.atomic
+def agent_suspend_orphaned(*, agent: Agent, actor: Actor) -> Agent:
+    """Suspend an agent nobody can answer for any more: its tokens die at once, every live secret
+    ends, and new tokens are refused until an owner resumes it and rotates in a new secret."""
+    agent = Agent.objects.for_org(agent.org).select_for_update().get(pk=agent.pk)
+    if agent.status == AgentStatus.REVOKED:
+        return agent
+    now = timezone.now()
+    if agent.status != AgentStatus.SUSPENDED:
+        agent.status = AgentStatus.SUSPENDED
+        agent.save(update_fields=["status"])
+        audit_record(org=agent.org, actor=actor, event=AuditEvent.AGENT_SUSPENDED, target=Target.of(agent))
+    revocation.cut_off("agent", agent.subject)
+    for secret in agent.secrets.order_by("created_at"):
+        if secret.is_live(now):
+            _secret_end(actor, secret, now, how="owner_deprovisioned")
+    return agent
+
+
+@transaction.atomic
+def agent_owner_replace(*, agent: Agent, leaving: Membership, actor: Actor,
+                        successor: Membership | None = None) -> Agent:
+    """Take `leaving` off the agent's owners, adding `successor` (the org's fallback owner) if given.
+
+    No escalation check against the successor: the org's policy named them, and every issuance
+    checks the grant against the owners' permissions of the moment anyway.
+    """
+    agent.owners.remove(leaving)
+    if successor is not None:
+        agent.owners.add(successor)
+    owners = sorted(str(pk) for pk in agent.owners.values_list("pk", flat=True))
+    audit_record(org=agent.org, actor=actor, event=AuditEvent.AGENT_GRANT_CHANGED, target=Target.of(agent),
+                 data={"scopes": agent.scopes, "audiences": agent.audiences, "previous_scopes": agent.scopes,
+                       "previous_audiences": agent.audiences, "owners": owners})
     return agent
 
 

@@ -77,8 +77,9 @@ class AuditEvent(Enum):
     SCIM_CROSS_TENANT_DENIED = (431, "scim.cross_tenant_denied", ("method", "resource", "id"))
     GROUP_MAPPING_CREATED = (440, "scim.mapping_created", ("group", "kind", "target", "team_role"))
     GROUP_MAPPING_DELETED = (441, "scim.mapping_deleted", ("group", "kind", "target"))
-    MAPPING_GRANTED = (442, "scim.mapping_granted", ("member", "group", "kind", "target", "team_role"))
-    MAPPING_REVOKED = (443, "scim.mapping_revoked", ("member", "group", "kind", "target"))
+    MAPPING_GRANTED = (442, "scim.mapping_granted",
+                       ("member", "group", "kind", "target", "team_role", "previous_role"))
+    MAPPING_REVOKED = (443, "scim.mapping_revoked", ("member", "group", "kind", "target", "restored_role"))
     DEPROVISIONED = (450, "member.deprovisioned",
                      ("member", "how", "sessions_revoked", "api_keys_revoked", "agents_reassigned",
                       "agents_suspended", "account_deactivated"))

@@ -7,6 +7,7 @@ from accounts.api import ApiKeyViewSet, MemberViewSet, SecurityPolicyView
 from agents.api import AgentViewSet, ConnectionViewSet, RunViewSet
 from audit.api import AccessReviewExportView, AuditEventViewSet, AuditVerifyView
 from rbac.api import PermissionCatalogueView, RoleViewSet, TeamViewSet
+from scim.api import GroupMappingViewSet, ScimTokenViewSet
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # integrators write both; neither should be a redirect
@@ -18,6 +19,8 @@ router.register("audit/events", AuditEventViewSet, basename="audit-event")
 router.register("agents", AgentViewSet, basename="agent")
 router.register("connections", ConnectionViewSet, basename="connection")
 router.register("runs", RunViewSet, basename="run")
+router.register("scim-tokens", ScimTokenViewSet, basename="scim-token")
+router.register("scim-mappings", GroupMappingViewSet, basename="scim-mapping")
 
 app_name = "api"
 urlpatterns = [

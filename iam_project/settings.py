@@ -239,7 +239,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "accounts.passwords.PolicyPasswordValidator"},
     # Django's list of 20,000 common passwords (covers every top-3000 list).
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "accounts.passwords.UserAttributeSimilarityValidator"},
 ]
 
 SESSION_ENGINE = "accounts.sessions"

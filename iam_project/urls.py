@@ -12,7 +12,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/orgs/<str:org>/", include("iam_project.api_urls")),
+    path("scim/v2/", include("scim.protocol.urls")),
     path("", include("agents.urls")),
+    path("orgs/<str:org>/provisioning/", include("scim.urls")),
     path("", include("accounts.urls")),
 ]
 

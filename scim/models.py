@@ -53,15 +53,16 @@ class ScimUser(OrgScopedModel):
     membership = models.OneToOneField(Membership, on_delete=models.CASCADE, related_name="scim")
     user_name = models.CharField(max_length=254)
     external_id = models.CharField(max_length=254, blank=True)
-    active = models.BooleanField(default=True)
+    active = models.BooleanField(null=True, default=True)  # None: unassigned, which counts as active
     display_name = models.CharField(max_length=254, blank=True)
     nick_name = models.CharField(max_length=254, blank=True)
     profile_url = models.CharField(max_length=500, blank=True)
     title = models.CharField(max_length=254, blank=True)
-    user_type = models.CharField(max_length=100, blank=True)
-    preferred_language = models.CharField(max_length=35, blank=True)
-    locale = models.CharField(max_length=35, blank=True)
-    time_zone = models.CharField(max_length=64, blank=True)  # SCIM "timezone"
+    # Free text to SCIM (RFC 7643 §4.1.1 only recommends formats), so as long as the other strings.
+    user_type = models.CharField(max_length=254, blank=True)
+    preferred_language = models.CharField(max_length=254, blank=True)
+    locale = models.CharField(max_length=254, blank=True)
+    time_zone = models.CharField(max_length=254, blank=True)  # SCIM "timezone"
     # name: formatted, familyName, givenName, middleName, honorificPrefix, honorificSuffix
     name = models.JSONField(default=dict, blank=True)
     # Multi-valued complex attributes, stored as the SCIM lists they are.
@@ -70,6 +71,10 @@ class ScimUser(OrgScopedModel):
     addresses = models.JSONField(default=list, blank=True)
     # urn:ietf:params:scim:schemas:extension:enterprise:2.0:User
     enterprise = models.JSONField(default=dict, blank=True)
+    # Filter indexes of the multi-valued attributes, one "<type>\t<value>" line each, lower-cased
+    # (scim.protocol.filters), kept in step by the one function that writes a ScimUser.
+    email_index = models.TextField(blank=True, editable=False)
+    phone_index = models.TextField(blank=True, editable=False)
     # The built-in role a group mapping gave the membership, and the one it had before, restored
     # when no mapped group grants one any more.
     mapped_role = models.CharField(max_length=20, blank=True)
@@ -89,6 +94,10 @@ class ScimUser(OrgScopedModel):
 
     def __str__(self) -> str:
         return self.user_name
+
+    @property
+    def is_active(self) -> bool:
+        return self.active is not False
 
 
 class ScimGroup(OrgScopedModel):
@@ -112,6 +121,7 @@ class ScimGroup(OrgScopedModel):
 class ScimGroupMember(models.Model):
     group = models.ForeignKey(ScimGroup, on_delete=models.CASCADE)
     user = models.ForeignKey(ScimUser, on_delete=models.CASCADE)
+    display = models.CharField(max_length=254, blank=True)  # as the IdP labelled the member, if it did
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

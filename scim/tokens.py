@@ -58,7 +58,9 @@ def scim_token_revoke(*, access: Access, token: ScimToken, grace_seconds: int = 
         return token
     now = timezone.now()
     if grace_seconds:
-        token.expires_at = now + timedelta(seconds=grace_seconds)
+        ends = now + timedelta(seconds=grace_seconds)
+        # A grace period can only shorten a token's life, never extend one already running out.
+        token.expires_at = min(ends, token.expires_at) if token.expires_at else ends
     else:
         token.revoked_at = now
     token.save(update_fields=["expires_at", "revoked_at"])

@@ -12,6 +12,7 @@ from django.test import Client
 from accounts.models import ApiKey, UserSession
 from audit.models import AuditEntry
 from rbac.models import Role
+from scim.models import ScimToken
 from tests.factories import PASSWORD, MemberFactory, UserFactory, sign_in
 
 pytestmark = pytest.mark.django_db
@@ -105,6 +106,7 @@ def test_a_member_admin_cannot_revoke_an_owners_sessions(org, owner):
 SENSITIVE = [
     ("post", "api-keys", {"name": "deploy", "permissions": ["member:read"]}, ApiKey),
     ("post", "roles", {"name": "Ops", "permissions": ["agent:read"]}, Role),
+    ("post", "scim-tokens", {"name": "Okta"}, ScimToken),
     ("get", "exports/access-review.csv", None, None),
 ]
 

@@ -1,6 +1,8 @@
 """The permission matrix for every admin API resource: anonymous 401, missing permission 403,
 another org's URL or object 404, allowed 2xx. Each refused call also changes nothing."""
 
+import uuid
+
 import pytest
 
 from accounts.models import ApiKey, Membership
@@ -11,6 +13,7 @@ from audit.models import AuditEntry
 from audit.services import audit_record
 from rbac.models import Role, Team
 from rbac.permissions import Perm
+from scim.models import GroupMapping, ScimGroup, ScimToken
 from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, api_key_for, sign_in
 
 pytestmark = pytest.mark.django_db
@@ -26,6 +29,7 @@ def _objects(org):
     agent = Agent.objects.create(org=org, name="bot", client_id=new_client_id("agt"), scopes=["t:read"],
                                  audiences=[AUDIENCE])
     agent.owners.add(member)
+    scim_group = ScimGroup.objects.create(org=org, display_name="Engineering")
     return {
         "agent": agent.pk,
         "connection": connection.pk,
@@ -35,6 +39,11 @@ def _objects(org):
         "role": RoleFactory(org=org, permissions=["agent:read"]).pk,
         "api_key": api_key_for(org, [Perm.MEMBER_READ])[0].pk,
         "audit": entry.pk,
+        "scim_token": ScimToken.objects.create(org=org, name="Okta", lookup_id=uuid.uuid4().hex,
+                                               secret_hash="0" * 64, hash_kid="x").pk,
+        "scim_group": scim_group.pk,
+        "scim_mapping": GroupMapping.objects.create(org=org, group=scim_group, kind="builtin_role",
+                                                    builtin_role="viewer").pk,
     }
 
 
@@ -81,6 +90,15 @@ CASES = [
     ("get", "runs/{run}", Perm.RUN_READ, None, 200, None),
     ("post", "runs", Perm.RUN_WRITE, {"agent": "{agent}", "description": "x"}, 201, Run),
     ("post", "runs/{run}/terminate", Perm.RUN_WRITE, None, 200, None),
+    ("get", "scim-tokens", Perm.SCIM_READ, None, 200, None),
+    ("get", "scim-tokens/{scim_token}", Perm.SCIM_READ, None, 200, None),
+    ("post", "scim-tokens", Perm.SCIM_WRITE, {"name": "Entra"}, 201, ScimToken),
+    ("post", "scim-tokens/{scim_token}/revoke", Perm.SCIM_WRITE, {"grace_seconds": 60}, 200, None),
+    ("get", "scim-mappings", Perm.SCIM_READ, None, 200, None),
+    ("get", "scim-mappings/{scim_mapping}", Perm.SCIM_READ, None, 200, None),
+    ("post", "scim-mappings", Perm.SCIM_WRITE,
+     {"group": "{scim_group}", "kind": "builtin_role", "builtin_role": "member"}, 201, GroupMapping),
+    ("delete", "scim-mappings/{scim_mapping}", Perm.SCIM_WRITE, None, 204, GroupMapping),
 ]
 IDS = [f"{m} {p}" for m, p, *_ in CASES]
 

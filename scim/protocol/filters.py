@@ -1,0 +1,255 @@
+"""SCIM filters (RFC 7644 §3.4.2.2) to Django `Q` objects.
+
+scim2-models parses the expression (its grammar covers the whole ABNF: `and`/`or`/`not`,
+grouping, value paths, URN-qualified attributes); this module only walks the tree and maps each
+attribute we store to a model field, so a filter becomes an ORM query and never SQL text. An
+attribute we do not store, or an operator that makes no sense for its type, is `invalidFilter`.
+
+Multi-valued attributes (`emails`, `phoneNumbers`) are matched through a denormalised text index
+(`scim.protocol.users.multi_index`): one line per value, `<type>\\t<value>`, lower-cased, so that
+`emails.value co "x"`, `emails[type eq "work"]` and `emails[type eq "work" and value eq "x"]` work
+the same on SQLite and PostgreSQL without a join.
+"""
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q
+from scim2_models import InvalidFilterException, ScimFilter
+from scim2_models.path import AttrPath, Comparison, LogicalExpr, Not, Present, ValuePath
+
+from scim.protocol.errors import ScimError
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+USER_CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_CORE = "urn:ietf:params:scim:schemas:core:2.0:Group"
+MAX_FILTER_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class Field:
+    lookup: str  # the ORM path
+    kind: str = "string"  # string | boolean | datetime | multi (indexed list) | id | reference
+    case_exact: bool = False
+
+
+USER_FIELDS = {
+    "id": Field("id", "id", True),
+    "externalid": Field("external_id", case_exact=True),
+    "username": Field("user_name"),
+    "displayname": Field("display_name"),
+    "nickname": Field("nick_name"),
+    "profileurl": Field("profile_url", case_exact=True),
+    "title": Field("title"),
+    "usertype": Field("user_type"),
+    "preferredlanguage": Field("preferred_language"),
+    "locale": Field("locale"),
+    "timezone": Field("time_zone"),
+    "active": Field("active", "boolean"),
+    "name.formatted": Field("name__formatted"),
+    "name.familyname": Field("name__familyName"),
+    "name.givenname": Field("name__givenName"),
+    "name.middlename": Field("name__middleName"),
+    "name.honorificprefix": Field("name__honorificPrefix"),
+    "name.honorificsuffix": Field("name__honorificSuffix"),
+    "emails": Field("email_index", "multi"),
+    "emails.value": Field("email_index", "multi"),
+    "phonenumbers": Field("phone_index", "multi"),
+    "phonenumbers.value": Field("phone_index", "multi"),
+    "groups": Field("groups__id", "reference", True),
+    "groups.value": Field("groups__id", "reference", True),
+    "groups.display": Field("groups__display_name"),
+    "meta.created": Field("created_at", "datetime"),
+    "meta.lastmodified": Field("updated_at", "datetime"),
+    f"{ENTERPRISE}:employeenumber".lower(): Field("enterprise__employeeNumber"),
+    f"{ENTERPRISE}:costcenter".lower(): Field("enterprise__costCenter"),
+    f"{ENTERPRISE}:organization".lower(): Field("enterprise__organization"),
+    f"{ENTERPRISE}:division".lower(): Field("enterprise__division"),
+    f"{ENTERPRISE}:department".lower(): Field("enterprise__department"),
+    f"{ENTERPRISE}:manager".lower(): Field("enterprise__manager__value", case_exact=True),
+    f"{ENTERPRISE}:manager.value".lower(): Field("enterprise__manager__value", case_exact=True),
+}
+
+GROUP_FIELDS = {
+    "id": Field("id", "id", True),
+    "externalid": Field("external_id", case_exact=True),
+    "displayname": Field("display_name"),
+    "members": Field("members__id", "reference", True),
+    "members.value": Field("members__id", "reference", True),
+    "members.display": Field("members__user_name"),
+    "meta.created": Field("created_at", "datetime"),
+    "meta.lastmodified": Field("updated_at", "datetime"),
+}
+
+# Attributes a filter may never test, whatever the resource: asking is a 400, not an empty list.
+NEVER_FILTERABLE = {"password"}
+
+
+def attribute_key(path: AttrPath, core_urn: str) -> str:
+    uri = (path.uri or "").lower()
+    name = path.attr.lower() + (f".{path.sub_attr.lower()}" if path.sub_attr else "")
+    if uri and uri != core_urn.lower():
+        return f"{uri}:{name}"
+    return name
+
+
+class FilterTranslator:
+    def __init__(self, fields: dict[str, Field], core_urn: str):
+        self.fields, self.core_urn = fields, core_urn
+
+    def translate(self, expression: str) -> Q:
+        if len(expression) > MAX_FILTER_LENGTH:
+            raise ScimError(400, "The filter is too long.", "invalidFilter")
+        try:
+            tree = ScimFilter(expression).ast
+        except (InvalidFilterException, ValueError) as exc:
+            raise ScimError(400, f"The filter cannot be parsed: {exc}", "invalidFilter")
+        return self._node(tree)
+
+    def _node(self, node) -> Q:
+        if isinstance(node, LogicalExpr):
+            combined = self._node(node.terms[0])
+            for term in node.terms[1:]:
+                other = self._node(term)
+                combined = combined & other if node.op.value == "and" else combined | other
+            return combined
+        if isinstance(node, Not):
+            return ~self._node(node.expr)
+        if isinstance(node, Present):
+            return self._present(self._field(node.attr_path))
+        if isinstance(node, Comparison):
+            return self._compare(self._field(node.attr_path), node.op.value, node.value)
+        if isinstance(node, ValuePath):
+            return self._value_path(node)
+        raise ScimError(400, "Unsupported filter expression.", "invalidFilter")
+
+    def _field(self, path: AttrPath) -> Field:
+        key = attribute_key(path, self.core_urn)
+        if path.attr.lower() in NEVER_FILTERABLE:
+            raise ScimError(400, f"'{path}' cannot be filtered on.", "invalidFilter")
+        field = self.fields.get(key)
+        if field is None:
+            raise ScimError(400, f"'{path}' is not an attribute that can be filtered on.", "invalidFilter")
+        return field
+
+    @staticmethod
+    def _present(field: Field) -> Q:
+        if field.kind in ("boolean", "datetime", "id"):
+            return Q(**{f"{field.lookup}__isnull": False})
+        if field.kind == "reference":
+            return Q(**{f"{field.lookup}__isnull": False})
+        return Q(**{f"{field.lookup}__isnull": False}) & ~Q(**{field.lookup: ""})
+
+    def _compare(self, field: Field, op: str, value) -> Q:
+        if field.kind == "multi":
+            return _multi_compare(field.lookup, None, op, value)
+        if field.kind == "boolean":
+            if op not in ("eq", "ne"):
+                raise ScimError(400, f"'{op}' does not apply to a boolean.", "invalidFilter")
+            value = _boolean(value)
+            q = Q(**{field.lookup: value})
+            return ~q if op == "ne" else q
+        if field.kind == "datetime":
+            value = _datetime(value)
+        elif value is None:
+            q = Q(**{f"{field.lookup}__isnull": True}) | Q(**{field.lookup: ""})
+            return ~q if op == "ne" else q
+        elif not isinstance(value, str):
+            value = str(value).lower() if isinstance(value, bool) else str(value)
+        if field.kind in ("id", "reference"):
+            if op not in ("eq", "ne"):
+                raise ScimError(400, f"'{op}' does not apply to an identifier.", "invalidFilter")
+            q = Q(**{field.lookup: _uuid_or_none(value)}) if _uuid_or_none(value) else Q(pk__in=[])
+            return ~q if op == "ne" else q
+        ci = "" if field.case_exact or field.kind == "datetime" else "i"
+        lookups = {"eq": f"{ci}exact", "ne": f"{ci}exact", "co": f"{ci}contains", "sw": f"{ci}startswith",
+                   "ew": f"{ci}endswith", "gt": "gt", "ge": "gte", "lt": "lt", "le": "lte"}
+        if field.kind == "datetime" and op in ("co", "sw", "ew"):
+            raise ScimError(400, f"'{op}' does not apply to a date.", "invalidFilter")
+        q = Q(**{f"{field.lookup}__{lookups[op]}": value})
+        return ~q if op == "ne" else q
+
+    def _value_path(self, node: ValuePath) -> Q:
+        base = attribute_key(node.attr_path, self.core_urn)
+        field = self.fields.get(base)
+        if field is None or field.kind not in ("multi", "reference"):
+            raise ScimError(400, f"'{node.attr_path}' cannot be filtered with [...].", "invalidFilter")
+        if field.kind == "reference":  # members[value eq "..."], groups[value eq "..."]
+            inner = node.val_filter
+            if not (isinstance(inner, Comparison) and inner.attr_path.attr.lower() == "value"):
+                raise ScimError(400, "Only [value eq \"...\"] selects members.", "invalidFilter")
+            return self._compare(field, inner.op.value, inner.value)
+        return _multi_value_path(field.lookup, node.val_filter)
+
+
+def _multi_value_path(lookup: str, node) -> Q:
+    """emails[type eq "work"], emails[value co "x"], emails[type eq "work" and value eq "x"]."""
+    terms = node.terms if isinstance(node, LogicalExpr) and node.op.value == "and" else (node,)
+    kind, compare = None, None
+    for term in terms:
+        if isinstance(term, Comparison) and term.attr_path.attr.lower() == "type" and term.op.value == "eq":
+            kind = str(term.value or "")
+        elif isinstance(term, Comparison) and term.attr_path.attr.lower() == "value":
+            compare = (term.op.value, term.value)
+        elif isinstance(term, Present) and term.attr_path.attr.lower() == "value":
+            compare = ("pr", None)
+        else:
+            raise ScimError(400, "Inside [...] use type eq and a test of value.", "invalidFilter")
+    if compare is None:
+        return Q(**{f"{lookup}__contains": f"\n{kind.lower()}\t"})
+    op, value = compare
+    if op == "pr":
+        return Q(**{f"{lookup}__contains": f"\n{(kind or '').lower()}\t"}) if kind else ~Q(**{lookup: ""})
+    return _multi_compare(lookup, kind, op, value)
+
+
+def _multi_compare(lookup: str, kind: str | None, op: str, value) -> Q:
+    if op not in ("eq", "ne", "co", "sw", "ew"):
+        raise ScimError(400, f"'{op}' does not apply to a multi-valued attribute.", "invalidFilter")
+    text = _clean_index_text(str(value or "")).lower()
+    prefix = f"\n{kind.lower()}\t" if kind is not None else "\t"
+    pattern = {"eq": f"{prefix}{text}\n", "ne": f"{prefix}{text}\n", "co": text,
+               "sw": f"{prefix}{text}", "ew": f"{text}\n"}[op]
+    q = Q(**{f"{lookup}__contains": pattern})
+    if op == "co" and kind is not None:  # the contained text must sit in a value of that type
+        q = Q(**{f"{lookup}__regex": _line_regex(kind, text)})
+    return ~q if op == "ne" else q
+
+
+def _line_regex(kind: str, text: str) -> str:
+    return rf"\n{re.escape(kind.lower())}\t[^\n]*{re.escape(text)}"
+
+
+def _clean_index_text(value: str) -> str:
+    return value.replace("\n", " ").replace("\t", " ")
+
+
+def _boolean(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ScimError(400, "Compare a boolean with true or false.", "invalidFilter")
+
+
+def _datetime(value) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ScimError(400, "Dates are ISO 8601 (for example 2026-01-31T12:00:00Z).", "invalidFilter")
+    if parsed.tzinfo is None:
+        raise ScimError(400, "Dates need a time zone (for example Z).", "invalidFilter")
+    return parsed
+
+
+def _uuid_or_none(value):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+USERS = FilterTranslator(USER_FIELDS, USER_CORE)
+GROUPS = FilterTranslator(GROUP_FIELDS, GROUP_CORE)

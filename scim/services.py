@@ -1,0 +1,334 @@
+"""Writes behind the SCIM protocol: users and groups, each change audited with the SCIM actor.
+
+Each function runs in one transaction, locks the row it changes, checks `If-Match` against the
+locked version (so two IdP requests racing on one resource cannot both win), bumps `version`, and
+hands access consequences to scim.provisioning (group mappings, deprovisioning, reactivation).
+"""
+
+import uuid
+
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from accounts.models import Membership, MembershipSource, MembershipStatus, User, normalize_email
+from accounts.passwords import PLACEHOLDER_EMAIL_DOMAIN
+from accounts.services import password_set
+from audit.actors import Actor
+from audit.events import AuditEvent
+from audit.services import Target, audit_record
+from iam_project.errors import Invalid
+from rbac.roles import BuiltinRole
+from scim import provisioning
+from scim.models import ScimGroup, ScimGroupMember, ScimUser
+from scim.protocol.errors import ScimError, not_found
+from scim.protocol.resources import etag, multi_index
+
+AUDITED_IDS = 100  # member ids listed in one audit entry; the counts are always exact
+
+USER_MODEL_FIELDS = ("user_name", "external_id", "active", "display_name", "nick_name", "profile_url",
+                     "title", "user_type", "preferred_language", "locale", "time_zone", "name", "emails",
+                     "phone_numbers", "addresses", "enterprise")
+SCIM_NAMES = {"user_name": "userName", "external_id": "externalId", "display_name": "displayName",
+              "nick_name": "nickName", "profile_url": "profileUrl", "user_type": "userType",
+              "preferred_language": "preferredLanguage", "time_zone": "timezone",
+              "phone_numbers": "phoneNumbers", "enterprise": "enterprise"}
+
+
+def check_version(obj, if_match: str | None) -> None:
+    """RFC 7644 §3.14: a stale `If-Match` is 412 and changes nothing. `*` matches anything."""
+    if if_match is None:
+        return
+    tags = [t.strip() for t in if_match.split(",")]
+    current = etag(obj.version)
+    if "*" not in tags and current not in tags and current.removeprefix("W/") not in tags:
+        raise ScimError(412, "The resource has changed since that version.")
+
+
+def _touch(obj) -> None:
+    obj.version += 1
+    obj.updated_at = timezone.now()
+
+
+# --- users ------------------------------------------------------------------------------------------
+
+def _primary_email(fields: dict) -> str:
+    emails = fields["emails"]
+    chosen = (next((e for e in emails if e.get("primary")), None)
+              or next((e for e in emails if str(e.get("type", "")).lower() == "work"), None)
+              or (emails[0] if emails else None))
+    if chosen:
+        return normalize_email(chosen["value"])
+    if "@" in fields["user_name"]:
+        return normalize_email(fields["user_name"])
+    return ""
+
+
+def _user_name_taken(org, user_name: str, exclude=None) -> bool:
+    taken = ScimUser.objects.for_org(org).annotate(l=Lower("user_name")).filter(l=user_name.lower())
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude.pk)
+    return taken.exists()
+
+
+def _uniqueness(detail: str) -> ScimError:
+    return ScimError(409, detail, "uniqueness")
+
+
+def _assign(scim_user: ScimUser, fields: dict) -> list[str]:
+    changed = []
+    for field in USER_MODEL_FIELDS:
+        if getattr(scim_user, field) != fields[field]:
+            changed.append(SCIM_NAMES.get(field, field))
+            setattr(scim_user, field, fields[field])
+    scim_user.email_index = multi_index(scim_user.emails)
+    scim_user.phone_index = multi_index(scim_user.phone_numbers)
+    return changed
+
+
+def _set_password(user: User, org, password: str) -> None:
+    # A person's password is theirs across every org: only an IdP whose org is the account's only
+    # home may set it, or one org's directory could sign someone in to another org.
+    if Membership.objects.unscoped().filter(user=user).exclude(org=org).exists():
+        raise ScimError(400, "This account is managed elsewhere; its password cannot be set here.",
+                        "mutability")
+    try:
+        password_set(user=user, new_password=password, reason="scim")
+    except Invalid as exc:
+        messages = [m for values in (exc.fields or {}).values() for m in values]
+        raise ScimError(400, "The password does not meet the policy: " + " ".join(messages), "invalidValue")
+
+
+@transaction.atomic
+def user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
+    if _user_name_taken(org, fields["user_name"]):
+        raise _uniqueness("userName is already in use in this organization.")
+    email = _primary_email(fields)
+    user = User.objects.filter(email=email).first() if email else None
+    linked = user is not None
+    if user is None:
+        # No address at all: a placeholder in the reserved .invalid domain; such an account can
+        # only ever sign in by single sign-on.
+        user = User.objects.create_user(email or f"scim+{uuid.uuid4().hex}@{PLACEHOLDER_EMAIL_DOMAIN}", None,
+                                        display_name=fields["display_name"][:150])
+    membership = Membership.objects.for_org(org).select_for_update().filter(user=user).first()
+    if membership is not None and ScimUser.objects.for_org(org).filter(membership=membership).exists():
+        raise _uniqueness("This person is already provisioned in this organization.")
+    status = MembershipStatus.ACTIVE if user.has_usable_password() else MembershipStatus.INVITED
+    if membership is None:
+        membership = Membership.objects.create(org=org, user=user, role=BuiltinRole.MEMBER,
+                                               status=status, source=MembershipSource.SCIM)
+        audit_record(org=org, actor=actor, event=AuditEvent.MEMBER_ADDED, target=Target.of(membership),
+                     data={"email": user.email, "role": membership.role, "source": membership.source,
+                           "status": status})
+    else:
+        membership.source = MembershipSource.SCIM
+        if membership.status == MembershipStatus.DEPROVISIONED:
+            membership.status = status
+        membership.save(update_fields=["source", "status"])
+    scim_user = ScimUser(org=org, membership=membership)
+    _assign(scim_user, fields)
+    try:
+        with transaction.atomic():
+            scim_user.save()
+    except IntegrityError:
+        raise _uniqueness("userName is already in use in this organization.")
+    active = fields["active"] is not False
+    if active and not user.is_active:
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+    if fields.get("password"):
+        _set_password(user, org, fields["password"])
+    audit_record(org=org, actor=actor, event=AuditEvent.SCIM_USER_CREATED, target=Target.of(scim_user),
+                 data={"user_name": scim_user.user_name, "external_id": scim_user.external_id,
+                       "email": user.email, "linked": linked})
+    if not active:
+        provisioning.deprovision(scim_user=scim_user, actor=actor, how="deactivated")
+    return scim_user
+
+
+def user_locked(org, pk) -> ScimUser:
+    scim_user = (ScimUser.objects.for_org(org).select_for_update().select_related("membership__user")
+                 .filter(pk=pk).first())
+    if scim_user is None:
+        raise not_found("User")
+    return scim_user
+
+
+@transaction.atomic
+def user_replace(*, org, actor: Actor, pk, fields: dict, if_match: str | None, method: str) -> ScimUser:
+    scim_user = user_locked(org, pk)
+    check_version(scim_user, if_match)
+    if (fields["user_name"].lower() != scim_user.user_name.lower()
+            and _user_name_taken(org, fields["user_name"], exclude=scim_user)):
+        raise _uniqueness("userName is already in use in this organization.")
+    was_active = scim_user.is_active
+    changed = _assign(scim_user, fields)
+    if fields.get("password"):
+        _set_password(scim_user.membership.user, org, fields["password"])
+        changed.append("password")
+    if not changed:
+        return scim_user
+    _touch(scim_user)
+    try:
+        with transaction.atomic():
+            scim_user.save()
+    except IntegrityError:
+        raise _uniqueness("userName is already in use in this organization.")
+    audit_record(org=org, actor=actor, event=AuditEvent.SCIM_USER_UPDATED, target=Target.of(scim_user),
+                 data={"user_name": scim_user.user_name, "fields": sorted(changed), "method": method})
+    if was_active and not scim_user.is_active:
+        provisioning.deprovision(scim_user=scim_user, actor=actor, how="deactivated")
+    elif scim_user.is_active and not was_active:
+        provisioning.reactivate(scim_user=scim_user, actor=actor)
+    return scim_user
+
+
+@transaction.atomic
+def user_delete(*, org, actor: Actor, pk, if_match: str | None) -> None:
+    scim_user = user_locked(org, pk)
+    check_version(scim_user, if_match)
+    provisioning.deprovision(scim_user=scim_user, actor=actor, how="deleted")
+    groups = list(ScimGroup.objects.for_org(org).filter(members=scim_user).select_for_update())
+    ScimGroupMember.objects.filter(user=scim_user).delete()
+    for group in groups:
+        _touch(group)
+        group.save(update_fields=["version", "updated_at"])
+    audit_record(org=org, actor=actor, event=AuditEvent.SCIM_USER_DELETED, target=Target.of(scim_user),
+                 data={"user_name": scim_user.user_name})
+    scim_user.delete()
+
+
+# --- groups -----------------------------------------------------------------------------------------
+
+def _group_name_taken(org, name: str, exclude=None) -> bool:
+    taken = ScimGroup.objects.for_org(org).annotate(l=Lower("display_name")).filter(l=name.lower())
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude.pk)
+    return taken.exists()
+
+
+def members_resolve(org, actor: Actor, ids) -> list[ScimUser]:
+    """The org's users with these ids; 404 (the same body as for a missing user) for any other,
+    marked for the audit log when the id is another org's."""
+    wanted, parsed = list(dict.fromkeys(str(i) for i in ids)), {}
+    for raw in wanted:
+        try:
+            parsed[raw] = uuid.UUID(raw)
+        except ValueError:
+            raise not_found("Member")
+    found = {str(u.pk): u for u in ScimUser.objects.for_org(org).filter(pk__in=list(parsed.values()))}
+    for raw, value in parsed.items():
+        if str(value) not in found:
+            error = not_found("Member")
+            if ScimUser.objects.unscoped().filter(pk=value).exists():  # another org's user
+                error.cross_tenant = ("member", raw)  # audited by the view, after the rollback
+            raise error
+    return [found[str(parsed[raw])] for raw in wanted]
+
+
+def _members_change(org, actor: Actor, group: ScimGroup, add: list[ScimUser], remove: list[ScimUser],
+                    displays: dict | None = None):
+    displays = displays or {}
+    add_ids = {u.pk for u in add} - set(ScimGroupMember.objects.filter(group=group).values_list(
+        "user_id", flat=True).filter(user_id__in=[u.pk for u in add]))
+    added = [u for u in add if u.pk in add_ids]
+    ScimGroupMember.objects.bulk_create(
+        [ScimGroupMember(group=group, user=u, display=displays.get(str(u.pk), "")) for u in added],
+        ignore_conflicts=True)
+    removed_ids = set(ScimGroupMember.objects.filter(group=group, user_id__in=[u.pk for u in remove])
+                      .values_list("user_id", flat=True))
+    ScimGroupMember.objects.filter(group=group, user_id__in=removed_ids).delete()
+    removed = [u for u in remove if u.pk in removed_ids]
+    for scim_user in {u.pk: u for u in added + removed}.values():
+        provisioning.mappings_reconcile(scim_user=scim_user, actor=actor)
+    return added, removed
+
+
+def _displays(members: list[tuple[str, str]]) -> dict:
+    return {str(i).lower(): display for i, display in members if display}
+
+
+def _ids(users: list[ScimUser]) -> list[str]:
+    return [str(u.pk) for u in users[:AUDITED_IDS]]
+
+
+@transaction.atomic
+def group_create(*, org, actor: Actor, fields: dict) -> ScimGroup:
+    if _group_name_taken(org, fields["display_name"]):
+        raise _uniqueness("A group with this displayName exists.")
+    members = members_resolve(org, actor, [i for i, _ in fields["members"]])
+    try:
+        with transaction.atomic():
+            group = ScimGroup.objects.create(org=org, display_name=fields["display_name"],
+                                             external_id=fields["external_id"])
+    except IntegrityError:
+        raise _uniqueness("A group with this displayName exists.")
+    _members_change(org, actor, group, members, [], _displays(fields["members"]))
+    audit_record(org=org, actor=actor, event=AuditEvent.SCIM_GROUP_CREATED, target=Target.of(group),
+                 data={"display_name": group.display_name, "members": len(members)})
+    return group
+
+
+def group_locked(org, pk) -> ScimGroup:
+    group = ScimGroup.objects.for_org(org).select_for_update().filter(pk=pk).first()
+    if group is None:
+        raise not_found("Group")
+    return group
+
+
+@transaction.atomic
+def group_update(*, org, actor: Actor, pk, fields: dict, if_match: str | None, method: str,
+                 replace_members: list | None = None, add: list | None = None, remove: list | None = None,
+                 remove_all: bool = False) -> ScimGroup:
+    """PUT (replace_members) and PATCH (add / remove / remove_all, or replace_members)."""
+    group = group_locked(org, pk)
+    check_version(group, if_match)
+    changed = []
+    if fields["display_name"] != group.display_name:
+        if _group_name_taken(org, fields["display_name"], exclude=group):
+            raise _uniqueness("A group with this displayName exists.")
+        group.display_name = fields["display_name"]
+        changed.append("displayName")
+    if fields["external_id"] != group.external_id:
+        group.external_id = fields["external_id"]
+        changed.append("externalId")
+    current = None
+    if replace_members is not None or remove_all:
+        current = list(ScimUser.objects.for_org(org).filter(scimgroupmember__group=group))
+    to_add = members_resolve(org, actor, [i for i, _ in add or []])
+    to_remove = members_resolve(org, actor, remove or []) if remove else []
+    displays = _displays((add or []) + (replace_members or []))
+    if replace_members is not None:
+        wanted = members_resolve(org, actor, [i for i, _ in replace_members])
+        wanted_ids = {u.pk for u in wanted}
+        to_add = wanted
+        to_remove = [u for u in current if u.pk not in wanted_ids]
+    elif remove_all:
+        to_remove = current
+    added, removed = _members_change(org, actor, group, to_add, to_remove, displays)
+    if not changed and not added and not removed:
+        return group
+    _touch(group)
+    try:
+        with transaction.atomic():
+            group.save()
+    except IntegrityError:
+        raise _uniqueness("A group with this displayName exists.")
+    audit_record(org=org, actor=actor, event=AuditEvent.SCIM_GROUP_UPDATED, target=Target.of(group),
+                 data={"display_name": group.display_name, "added": _ids(added), "removed": _ids(removed),
+                       "fields": changed, "method": method})
+    return group
+
+
+@transaction.atomic
+def group_delete(*, org, actor: Actor, pk, if_match: str | None) -> None:
+    group = group_locked(org, pk)
+    check_version(group, if_match)
+    members = list(ScimUser.objects.for_org(org).filter(scimgroupmember__group=group))
+    ScimGroupMember.objects.filter(group=group).delete()
+    for scim_user in members:  # mapped grants go, each audited, before the mappings themselves
+        provisioning.mappings_reconcile(scim_user=scim_user, actor=actor)
+    audit_record(org=org, actor=actor, event=AuditEvent.SCIM_GROUP_DELETED, target=Target.of(group),
+                 data={"display_name": group.display_name, "members": len(members)})
+    group.delete()

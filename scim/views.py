@@ -1,0 +1,189 @@
+"""Pages of the Provisioning section: SCIM tokens, group mappings and the provisioning log.
+
+Every write goes through scim.tokens or scim.provisioning, which enforce the rules and audit; a
+ServiceError is shown on the form (or as a message) with its own status. A new token is rendered
+into one 201 response and kept nowhere else.
+"""
+
+from django.contrib import messages
+from django.db.models import Count, Prefetch
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.views import View
+
+from audit.events import AuditEvent
+from audit.selectors import audit_entries_for_org
+from audit.views import PAGE_SIZE
+from iam_project.errors import ServiceError
+from rbac.pages import OrgPageMixin, form_apply_service_error
+from rbac.permissions import Perm
+from scim import provisioning
+from scim.api import scim_base_url, token_status
+from scim.forms import GroupMappingForm, ScimTokenCreateForm, ScimTokenRevokeForm
+from scim.models import GroupMapping, ScimGroup, ScimToken
+from scim.tokens import scim_token_create, scim_token_revoke
+
+# The provisioning log: the SCIM block of the catalogue (which includes member.deprovisioned).
+LOG_EVENT_CODES = sorted({e.code for e in AuditEvent if 400 <= e.code < 500}
+                         | {AuditEvent.DEPROVISIONED.code})
+# Badge classes of the shared stylesheet: green, amber, red.
+STATUS_BADGES = {"active": "status-active", "expiring": "status-invited", "expired": "status-suspended",
+                 "revoked": "status-suspended"}
+
+
+# --- SCIM tokens ------------------------------------------------------------------------------
+
+
+class ScimTokenListView(OrgPageMixin, View):
+    required = {"get": Perm.SCIM_READ, "post": Perm.SCIM_WRITE}
+    reauth_methods = ("post",)  # a SCIM token can create and remove members
+    template = "scim/tokens.html"
+
+    def get(self, request, org):
+        return self.page(ScimTokenCreateForm())
+
+    def post(self, request, org):
+        form = ScimTokenCreateForm(request.POST)
+        if not form.is_valid():
+            return self.page(form, status=400)
+        try:
+            token, secret = scim_token_create(access=self.access, name=form.cleaned_data["name"])
+        except ServiceError as exc:
+            form_apply_service_error(form, exc)
+            return self.page(form, status=exc.status)
+        # The secret is rendered into this one response and kept nowhere (not the session, not a
+        # message), so it cannot be shown again; no-store keeps it out of the browser cache too.
+        response = self.render_page("scim/token_created.html", status=201, token=token, secret=secret,
+                                    base_url=scim_base_url())
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def page(self, form, status=200):
+        now = timezone.now()
+        tokens = ScimToken.objects.for_org(self.org).select_related("created_by").order_by("-created_at")
+        rows = []
+        for token in tokens:
+            state = token_status(token, now)
+            rows.append({"token": token, "status": state, "badge": STATUS_BADGES[state],
+                         "live": state in ("active", "expiring")})
+        return self.render_page(self.template, status=status, form=form, rows=rows, base_url=scim_base_url())
+
+
+class ScimTokenRevokeView(OrgPageMixin, View):
+    required = {"get": Perm.SCIM_WRITE, "post": Perm.SCIM_WRITE}
+    reauth_methods = ("post",)
+    template = "scim/token_revoke.html"
+
+    def get(self, request, org, pk):
+        return self.confirm(self.scoped(ScimToken, pk=pk), ScimTokenRevokeForm())
+
+    def post(self, request, org, pk):
+        token = self.scoped(ScimToken, pk=pk)
+        form = ScimTokenRevokeForm(request.POST)
+        if not form.is_valid():
+            return self.confirm(token, form, status=400)
+        grace = form.cleaned_data["grace_seconds"]
+        try:
+            token = scim_token_revoke(access=self.access, token=token, grace_seconds=grace)
+        except ServiceError as exc:
+            form_apply_service_error(form, exc)
+            return self.confirm(token, form, status=exc.status)
+        if token.revoked_at:
+            messages.success(request, f"Revoked {token.name}: it no longer works.")
+        else:
+            until = f"{token.expires_at:%Y-%m-%d %H:%M}"
+            messages.success(request, f"{token.name} keeps working until {until} UTC.")
+        return redirect("provisioning:tokens", org=self.org.slug)
+
+    def confirm(self, token, form, status=200):
+        state = token_status(token)
+        return self.render_page(self.template, status=status, token=token, form=form, status_name=state,
+                                live=state in ("active", "expiring"))
+
+
+# --- Group mappings ---------------------------------------------------------------------------
+
+
+class GroupMappingListView(OrgPageMixin, View):
+    required = {"get": Perm.SCIM_READ, "post": Perm.SCIM_WRITE}
+    # A mapping grants roles to every member of a group: gated like a member's role change.
+    reauth_methods = ("post",)
+    template = "scim/mappings.html"
+
+    def get(self, request, org):
+        return self.page(GroupMappingForm(org=self.org))
+
+    def post(self, request, org):
+        form = GroupMappingForm(request.POST, org=self.org)
+        if not form.is_valid():
+            return self.page(form, status=400)
+        try:
+            mapping = provisioning.mapping_create(access=self.access, **form.service_arguments())
+        except ServiceError as exc:
+            form_apply_service_error(form, exc)
+            return self.page(form, status=exc.status)
+        messages.success(request, f"Mapped {mapping.group.display_name}.")
+        return redirect("provisioning:mappings", org=self.org.slug)
+
+    def page(self, form, status=200):
+        mappings = (GroupMapping.objects.for_org(self.org).select_related("role", "team")
+                    .order_by("created_at"))
+        groups = (ScimGroup.objects.for_org(self.org).annotate(member_count=Count("members"))
+                  .prefetch_related(Prefetch("mappings", queryset=mappings)).order_by("display_name"))
+        return self.render_page(self.template, status=status, form=form, groups=groups)
+
+
+class GroupMappingDeleteView(OrgPageMixin, View):
+    # GET is the confirmation, and where the browser lands after a re-authentication.
+    required = {"get": Perm.SCIM_WRITE, "post": Perm.SCIM_WRITE}
+    reauth_methods = ("post",)
+    template = "scim/mapping_delete.html"
+
+    def get(self, request, org, pk):
+        return self.render_page(self.template, mapping=self.mapping(pk))
+
+    def post(self, request, org, pk):
+        mapping = self.mapping(pk)
+        try:
+            provisioning.mapping_delete(access=self.access, mapping=mapping)
+        except ServiceError as exc:
+            messages.error(request, exc.detail)
+            return self.render_page(self.template, status=exc.status, mapping=mapping)
+        messages.success(request, f"Deleted a mapping of {mapping.group.display_name}; "
+                                  "the grants it made are taken back.")
+        return redirect("provisioning:mappings", org=self.org.slug)
+
+    def mapping(self, pk) -> GroupMapping:
+        """This org's mapping with its group and target (another org's id is a 404)."""
+        mappings = GroupMapping.objects.for_org(self.org).select_related("group", "role", "team")
+        return get_object_or_404(mappings, pk=pk)
+
+
+# --- Provisioning log -------------------------------------------------------------------------
+
+
+class ProvisioningLogView(OrgPageMixin, View):
+    """The org's audit entries of SCIM events, newest first, paged by a seq cursor like the audit log.
+
+    It is a slice of the audit log, so it needs what the audit log needs (audit:read).
+    """
+
+    required = {"get": Perm.AUDIT_READ}
+    template = "scim/log.html"
+
+    def get(self, request, org):
+        entries = audit_entries_for_org(org=self.org).filter(event_code__in=LOG_EVENT_CODES)
+        before = request.GET.get("before", "")
+        before = int(before) if before.isdigit() else None
+        if before:
+            entries = entries.filter(seq__lt=before)
+        rows = list(entries[: PAGE_SIZE + 1])
+        older_url = self._page_url(rows[PAGE_SIZE - 1].seq) if len(rows) > PAGE_SIZE else None
+        return self.render_page(self.template, entries=rows[:PAGE_SIZE], older_url=older_url,
+                                newest_url=self._page_url(None) if before else None)
+
+    def _page_url(self, before: int | None) -> str:
+        url = reverse("provisioning:log", kwargs={"org": self.org.slug})
+        return f"{url}?{urlencode({'before': before})}" if before else url
