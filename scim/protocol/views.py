@@ -346,6 +346,15 @@ def _user_response(call, scim_user: ScimUser, status: int = 200) -> HttpResponse
                  location=body.get("meta", {}).get("location") if status == 201 else None)
 
 
+def _read_one(call, model, pk, resource: str, respond) -> HttpResponse:
+    found = model.objects.for_org(call.org).filter(pk=pk).first()
+    if found is None:
+        raise not_found(resource)
+    if call.request.headers.get("If-None-Match") == etag(found.version):
+        return HttpResponse(status=304)
+    return respond(call, found)
+
+
 def _cross_tenant(call, resource: str, model, pk) -> None:
     """A write aimed at another org's id: the same 404, plus an audit entry in the caller's org."""
     if model.objects.unscoped().filter(pk=pk).exists():
@@ -376,12 +385,7 @@ def user(call, pk):
     pk_value = _user_id(pk)
     method = call.request.method
     if method == "GET":
-        scim_user = ScimUser.objects.for_org(call.org).filter(pk=pk_value).first()
-        if scim_user is None:
-            raise not_found("User")
-        if call.request.headers.get("If-None-Match") == etag(scim_user.version):
-            return HttpResponse(status=304)
-        return _user_response(call, scim_user)
+        return _read_one(call, ScimUser, pk_value, "User", _user_response)
     if method not in ("PUT", "PATCH", "DELETE"):
         raise _method_not_allowed(call)
     try:
@@ -448,12 +452,7 @@ def group(call, pk):
     pk_value = _group_id(pk)
     method = call.request.method
     if method == "GET":
-        found = ScimGroup.objects.for_org(call.org).filter(pk=pk_value).first()
-        if found is None:
-            raise not_found("Group")
-        if call.request.headers.get("If-None-Match") == etag(found.version):
-            return HttpResponse(status=304)
-        return _group_response(call, found)
+        return _read_one(call, ScimGroup, pk_value, "Group", _group_response)
     if method not in ("PUT", "PATCH", "DELETE"):
         raise _method_not_allowed(call)
     try:
