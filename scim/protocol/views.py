@@ -10,6 +10,7 @@ import logging
 import uuid
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -83,14 +84,39 @@ def _authenticate(request):
     return token
 
 
-def _throttle(request, token_key: str | None) -> None:
-    ip = getattr(getattr(request, "audit_context", None), "ip", None) or "unknown"
-    keys = [f"scim:ip:{ip}"] + ([f"scim:token:{token_key}"] if token_key else [])
+def _client_ip(request) -> str:
+    return getattr(getattr(request, "audit_context", None), "ip", None) or "unknown"
+
+
+def _failures_key(request) -> str:
+    return f"scim:authfail:{_client_ip(request)}"
+
+
+def _refuse_guessers(request) -> None:
+    """Before any token lookup: an address that keeps presenting bad tokens is refused for a while.
+    Only failures count per address, because IdPs send every customer's traffic from a few shared
+    addresses; the request limit is per token."""
     try:
-        counts = counters_incr(keys, 60)
+        failures = cache.get(_failures_key(request)) or 0
     except Exception:
         raise ScimError(503, "Try again shortly.")
-    if any(count > settings.IAM_SCIM_RATE_LIMIT for count in counts):
+    if failures >= settings.IAM_SCIM_AUTH_FAILURE_LIMIT:
+        raise ScimError(429, "Too many failed authentications from this address.")
+
+
+def _count_failure(request) -> None:
+    try:
+        counters_incr([_failures_key(request)], 60)
+    except Exception:
+        logger.warning("could not count a failed SCIM authentication", exc_info=True)
+
+
+def _throttle(token_key: str) -> None:
+    try:
+        (count,) = counters_incr([f"scim:token:{token_key}"], 60)
+    except Exception:
+        raise ScimError(503, "Try again shortly.")
+    if count > settings.IAM_SCIM_RATE_LIMIT:
         raise ScimError(429, "Too many requests.")
 
 
@@ -101,9 +127,13 @@ def scim_view(handler):
     def view(request, **kwargs):
         call = None
         try:
-            _throttle(request, None)
-            token = _authenticate(request)
-            _throttle(request, token.lookup_id)
+            _refuse_guessers(request)
+            try:
+                token = _authenticate(request)
+            except ScimError:
+                _count_failure(request)
+                raise
+            _throttle(token.lookup_id)
             call = Call(request, token)
             return handler(call, **kwargs)
         except ScimError as exc:

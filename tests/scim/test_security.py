@@ -250,3 +250,25 @@ def test_a_scim_token_is_refused_by_the_admin_api_and_the_token_endpoint(scim):
                              content_type="application/x-www-form-urlencoded", **bearer)
     assert response.status_code in (400, 401)
     assert response.json()["error"] in ("invalid_client", "invalid_request")
+
+
+# --- rate limits --------------------------------------------------------------------------------
+
+def test_requests_over_the_limit_get_429_with_retry_after(scim, settings):
+    settings.IAM_SCIM_RATE_LIMIT = 3
+    assert [scim.get("/Users").status_code for _ in range(3)] == [200, 200, 200]
+    response = scim.get("/Users")
+    _error(response, 429)
+    assert response["Retry-After"] == "60"
+    _error(scim.post("/Users", user_body("late@example.com")), 429)
+    assert not ScimUser.objects.for_org(scim.org).exists()
+    other = scim_for()  # another org's IdP, from the same address: its own budget
+    assert other.get("/Users").status_code == 200
+
+
+def test_an_address_that_keeps_guessing_is_refused_before_any_lookup(scim, settings):
+    settings.IAM_SCIM_AUTH_FAILURE_LIMIT = 2
+    guess = {"HTTP_AUTHORIZATION": "Bearer scim_0123456789abcdef_guess"}
+    assert [Client().get(f"{BASE}/Users", **guess).status_code for _ in range(2)] == [401, 401]
+    _error(Client().get(f"{BASE}/Users", **guess), 429)
+    _error(scim.get("/Users"), 429)  # the same address: refused until the minute is over
