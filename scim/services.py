@@ -15,7 +15,7 @@ from accounts.models import Membership, MembershipSource, MembershipStatus, User
 from accounts.passwords import PLACEHOLDER_EMAIL_DOMAIN
 from accounts.services import password_set
 from audit.actors import Actor
-from audit.events import AuditEvent
+from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
 from iam_project.errors import Invalid
 from rbac.roles import BuiltinRole
@@ -86,17 +86,41 @@ def _assign(scim_user: ScimUser, fields: dict) -> list[str]:
     return changed
 
 
-def _set_password(user: User, org, password: str) -> None:
+def _set_password(user: User, org, actor: Actor, password: str, *, strict: bool) -> bool:
+    """Set a password an IdP sent; True when it changed.
+
+    A password the account already has changes nothing (Okta repeats it in every PUT). An explicit
+    change (`strict`: a PATCH naming the password) that the policy refuses, or that targets an
+    account another org shares, is a 400. In a create or a full PUT the same password is left out
+    and the refusal audited instead: Okta sends a random placeholder password with every create,
+    even when it does not sync passwords, and refusing the user for it would stop provisioning.
+    """
+    if user.has_usable_password() and user.check_password(password):
+        return False
     # A person's password is theirs across every org: only an IdP whose org is the account's only
     # home may set it, or one org's directory could sign someone in to another org.
     if Membership.objects.unscoped().filter(user=user).exclude(org=org).exists():
-        raise ScimError(400, "This account is managed elsewhere; its password cannot be set here.",
-                        "mutability")
+        if strict:
+            raise ScimError(400, "This account is managed elsewhere; its password cannot be set here.",
+                            "mutability")
+        _password_ignored(org, actor, user, ["shared_account"])
+        return False
     try:
-        password_set(user=user, new_password=password, reason="scim")
+        with transaction.atomic():
+            password_set(user=user, new_password=password, reason="scim")
     except Invalid as exc:
         messages = [m for values in (exc.fields or {}).values() for m in values]
-        raise ScimError(400, "The password does not meet the policy: " + " ".join(messages), "invalidValue")
+        if strict:
+            raise ScimError(400, "The password does not meet the policy: " + " ".join(messages),
+                            "invalidValue")
+        _password_ignored(org, actor, user, [exc.code or "password_rejected"])
+        return False
+    return True
+
+
+def _password_ignored(org, actor: Actor, user: User, reasons: list[str]) -> None:
+    audit_record(org=org, actor=actor, event=AuditEvent.PASSWORD_REJECTED, outcome=Outcome.DENIED,
+                 target=Target.of(user), data={"reasons": reasons})
 
 
 @transaction.atomic
@@ -114,6 +138,8 @@ def user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
     membership = Membership.objects.for_org(org).select_for_update().filter(user=user).first()
     if membership is not None and ScimUser.objects.for_org(org).filter(membership=membership).exists():
         raise _uniqueness("This person is already provisioned in this organization.")
+    if fields.get("password"):
+        _set_password(user, org, actor, fields["password"], strict=False)
     status = MembershipStatus.ACTIVE if user.has_usable_password() else MembershipStatus.INVITED
     if membership is None:
         membership = Membership.objects.create(org=org, user=user, role=BuiltinRole.MEMBER,
@@ -137,14 +163,18 @@ def user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
     if active and not user.is_active:
         user.is_active = True
         user.save(update_fields=["is_active"])
-    if fields.get("password"):
-        _set_password(user, org, fields["password"])
     audit_record(org=org, actor=actor, event=AuditEvent.SCIM_USER_CREATED, target=Target.of(scim_user),
                  data={"user_name": scim_user.user_name, "external_id": scim_user.external_id,
                        "email": user.email, "linked": linked})
     if not active:
-        provisioning.deprovision(scim_user=scim_user, actor=actor, how="deactivated")
+        _deactivate(scim_user, actor)
     return scim_user
+
+
+def _deactivate(scim_user: ScimUser, actor: Actor) -> None:
+    audit_record(org=scim_user.org, actor=actor, event=AuditEvent.SCIM_USER_DEACTIVATED,
+                 target=Target.of(scim_user), data={"user_name": scim_user.user_name, "how": "active_false"})
+    provisioning.deprovision(scim_user=scim_user, actor=actor, how="deactivated")
 
 
 def user_locked(org, pk) -> ScimUser:
@@ -164,8 +194,8 @@ def user_replace(*, org, actor: Actor, pk, fields: dict, if_match: str | None, m
         raise _uniqueness("userName is already in use in this organization.")
     was_active = scim_user.is_active
     changed = _assign(scim_user, fields)
-    if fields.get("password"):
-        _set_password(scim_user.membership.user, org, fields["password"])
+    if fields.get("password") and _set_password(scim_user.membership.user, org, actor, fields["password"],
+                                                strict=method == "PATCH"):
         changed.append("password")
     if not changed:
         return scim_user
@@ -178,7 +208,7 @@ def user_replace(*, org, actor: Actor, pk, fields: dict, if_match: str | None, m
     audit_record(org=org, actor=actor, event=AuditEvent.SCIM_USER_UPDATED, target=Target.of(scim_user),
                  data={"user_name": scim_user.user_name, "fields": sorted(changed), "method": method})
     if was_active and not scim_user.is_active:
-        provisioning.deprovision(scim_user=scim_user, actor=actor, how="deactivated")
+        _deactivate(scim_user, actor)
     elif scim_user.is_active and not was_active:
         provisioning.reactivate(scim_user=scim_user, actor=actor)
     return scim_user
@@ -225,6 +255,16 @@ def members_resolve(org, actor: Actor, ids) -> list[ScimUser]:
                 error.cross_tenant = ("member", raw)  # audited by the view, after the rollback
             raise error
     return [found[str(parsed[raw])] for raw in wanted]
+
+
+def _known_users(org, ids) -> list[ScimUser]:
+    valid = []
+    for raw in ids:
+        try:
+            valid.append(uuid.UUID(str(raw)))
+        except ValueError:
+            continue
+    return list(ScimUser.objects.for_org(org).filter(pk__in=valid))
 
 
 def _members_change(org, actor: Actor, group: ScimGroup, add: list[ScimUser], remove: list[ScimUser],
@@ -297,7 +337,9 @@ def group_update(*, org, actor: Actor, pk, fields: dict, if_match: str | None, m
     if replace_members is not None or remove_all:
         current = list(ScimUser.objects.for_org(org).filter(scimgroupmember__group=group))
     to_add = members_resolve(org, actor, [i for i, _ in add or []])
-    to_remove = members_resolve(org, actor, remove or []) if remove else []
+    # Removing someone who is not (or no longer) a member, or not a user here, changes nothing:
+    # IdPs retry removals, sometimes after the user is gone.
+    to_remove = _known_users(org, remove) if remove else []
     displays = _displays((add or []) + (replace_members or []))
     if replace_members is not None:
         wanted = members_resolve(org, actor, [i for i, _ in replace_members])

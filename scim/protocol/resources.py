@@ -132,15 +132,14 @@ def string(value, attr: str, *, limit: int = FIELD_LIMIT, required: bool = False
     return text
 
 
-def check_schemas(data: CaseInsensitive, core: str, allowed: set[str]) -> None:
+def check_schemas(data: CaseInsensitive, core: str) -> None:
+    """`schemas` must name the resource's core schema. Other URNs are ignored, as their attributes
+    are: Entra's tutorial still sends a retired ADSCIM group schema."""
     schemas = data.get("schemas")
     if schemas is None:
         return  # optional on input in practice; many clients leave it out
     if not isinstance(schemas, list) or not all(isinstance(s, str) for s in schemas):
         raise ScimError(400, "'schemas' must be a list of URNs.", "invalidSyntax")
-    unknown = {s for s in schemas if s.lower() not in {a.lower() for a in allowed}}
-    if unknown:
-        raise ScimError(400, f"Unsupported schema: {sorted(unknown)[0]}", "invalidSyntax")
     if core.lower() not in {s.lower() for s in schemas}:
         raise ScimError(400, f"'schemas' must include {core}.", "invalidSyntax")
 
@@ -192,7 +191,7 @@ def user_fields(body: dict) -> dict:
     if not isinstance(body, dict):
         raise ScimError(400, "The body must be a JSON object.", "invalidSyntax")
     data = CaseInsensitive(body)
-    check_schemas(data, USER_CORE, {USER_CORE, ENTERPRISE})
+    check_schemas(data, USER_CORE)
     for name in UNSUPPORTED_USER_ATTRIBUTES:
         if data.get(name):
             raise ScimError(400, f"'{name}' is not supported here.", "invalidValue")
@@ -237,7 +236,7 @@ def group_fields(body: dict) -> dict:
     if not isinstance(body, dict):
         raise ScimError(400, "The body must be a JSON object.", "invalidSyntax")
     data = CaseInsensitive(body)
-    check_schemas(data, GROUP_CORE, {GROUP_CORE})
+    check_schemas(data, GROUP_CORE)
     fields = {"display_name": string(data.get("displayName"), "displayName", required=True),
               "external_id": string(data.get("externalId"), "externalId")}
     members = data.get("members")
