@@ -75,6 +75,7 @@ class ScimUser(OrgScopedModel):
     # (scim.protocol.filters), kept in step by the one function that writes a ScimUser.
     email_index = models.TextField(blank=True, editable=False)
     phone_index = models.TextField(blank=True, editable=False)
+    address_index = models.TextField(blank=True, editable=False)  # "<type>\t<part>\t<value>" lines
     # The built-in role a group mapping gave the membership, and the one it had before, restored
     # when no mapped group grants one any more.
     mapped_role = models.CharField(max_length=20, blank=True)

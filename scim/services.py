@@ -22,7 +22,7 @@ from rbac.roles import BuiltinRole
 from scim import provisioning
 from scim.models import ScimGroup, ScimGroupMember, ScimUser
 from scim.protocol.errors import ScimError, not_found
-from scim.protocol.resources import etag, multi_index
+from scim.protocol.resources import address_index, etag, multi_index
 
 AUDITED_IDS = 100  # member ids listed in one audit entry; the counts are always exact
 
@@ -83,6 +83,7 @@ def _assign(scim_user: ScimUser, fields: dict) -> list[str]:
             setattr(scim_user, field, fields[field])
     scim_user.email_index = multi_index(scim_user.emails)
     scim_user.phone_index = multi_index(scim_user.phone_numbers)
+    scim_user.address_index = address_index(scim_user.addresses)
     return changed
 
 

@@ -31,8 +31,14 @@ MAX_FILTER_LENGTH = 2000
 @dataclass(frozen=True)
 class Field:
     lookup: str  # the ORM path
-    kind: str = "string"  # string | boolean | datetime | multi (indexed list) | id | reference
+    # string | boolean | datetime | id | reference | multi (the value of an indexed list) |
+    # multi_type (its type) | complex_multi (a sub-attribute of an indexed list of objects)
+    kind: str = "string"
     case_exact: bool = False
+    sub: str = ""  # complex_multi: the sub-attribute
+
+
+ADDRESS_PARTS = ("formatted", "streetAddress", "locality", "region", "postalCode", "country")
 
 
 USER_FIELDS = {
@@ -58,6 +64,12 @@ USER_FIELDS = {
     "emails.value": Field("email_index", "multi"),
     "phonenumbers": Field("phone_index", "multi"),
     "phonenumbers.value": Field("phone_index", "multi"),
+    "emails.type": Field("email_index", "multi_type"),
+    "phonenumbers.type": Field("phone_index", "multi_type"),
+    "addresses.type": Field("address_index", "multi_type"),
+    **{f"addresses.{part.lower()}": Field("address_index", "complex_multi", sub=part.lower())
+       for part in ADDRESS_PARTS},
+    "addresses": Field("address_index", "complex_multi"),
     "groups": Field("groups__id", "reference", True),
     "groups.value": Field("groups__id", "reference", True),
     "groups.display": Field("groups__display_name"),
@@ -145,6 +157,12 @@ class FilterTranslator:
     def _compare(self, field: Field, op: str, value) -> Q:
         if field.kind == "multi":
             return _multi_compare(field.lookup, None, op, value)
+        if field.kind == "multi_type":
+            return _type_compare(field.lookup, op, value)
+        if field.kind == "complex_multi":
+            if not field.sub:
+                raise ScimError(400, "Name the part of the address (addresses.locality).", "invalidFilter")
+            return _part_compare(field.lookup, None, field.sub, op, value)
         if field.kind == "boolean":
             if op not in ("eq", "ne"):
                 raise ScimError(400, f"'{op}' does not apply to a boolean.", "invalidFilter")
@@ -174,6 +192,8 @@ class FilterTranslator:
     def _value_path(self, node: ValuePath) -> Q:
         base = attribute_key(node.attr_path, self.core_urn)
         field = self.fields.get(base)
+        if field is not None and field.kind == "complex_multi":
+            return _address_value_path(field.lookup, node.val_filter)
         if field is None or field.kind not in ("multi", "reference"):
             raise ScimError(400, f"'{node.attr_path}' cannot be filtered with [...].", "invalidFilter")
         if field.kind == "reference":  # members[value eq "..."], groups[value eq "..."]
@@ -203,6 +223,54 @@ def _multi_value_path(lookup: str, node) -> Q:
     if op == "pr":
         return Q(**{f"{lookup}__contains": f"\n{(kind or '').lower()}\t"}) if kind else ~Q(**{lookup: ""})
     return _multi_compare(lookup, kind, op, value)
+
+
+def _text(value) -> str:
+    return _clean_index_text(str(value if value is not None else "")).lower()
+
+
+def _type_compare(lookup: str, op: str, value) -> Q:
+    """emails.type eq "work": the type opens each line of the index."""
+    text = re.escape(_text(value))
+    patterns = {"eq": rf"\n{text}\t", "ne": rf"\n{text}\t", "sw": rf"\n{text}[^\t\n]*\t",
+                "ew": rf"\n[^\t\n]*{text}\t", "co": rf"\n[^\t\n]*{text}[^\t\n]*\t"}
+    if op not in patterns:
+        raise ScimError(400, f"'{op}' does not apply to a type.", "invalidFilter")
+    q = Q(**{f"{lookup}__regex": patterns[op]})
+    return ~q if op == "ne" else q
+
+
+def _part_compare(lookup: str, kind: str | None, sub: str, op: str, value) -> Q:
+    """addresses.locality eq "oslo": lines read "<type>\t<part>\t<value>"."""
+    head = rf"\n{re.escape(kind.lower())}\t" if kind is not None else r"\t"
+    head += rf"{re.escape(sub)}\t"
+    if op == "pr":
+        return Q(**{f"{lookup}__regex": head})
+    text = re.escape(_text(value))
+    patterns = {"eq": rf"{head}{text}\n", "ne": rf"{head}{text}\n", "sw": rf"{head}{text}",
+                "ew": rf"{head}[^\n]*{text}\n", "co": rf"{head}[^\n]*{text}"}
+    if op not in patterns:
+        raise ScimError(400, f"'{op}' does not apply to an address.", "invalidFilter")
+    q = Q(**{f"{lookup}__regex": patterns[op]})
+    return ~q if op == "ne" else q
+
+
+def _address_value_path(lookup: str, node) -> Q:
+    """addresses[type eq "work" and locality eq "Oslo"]: one type test and one part test."""
+    terms = node.terms if isinstance(node, LogicalExpr) and node.op.value == "and" else (node,)
+    kind, test = None, None
+    for term in terms:
+        attr = term.attr_path.attr.lower() if isinstance(term, Comparison | Present) else ""
+        if isinstance(term, Comparison) and attr == "type" and term.op.value == "eq":
+            kind = str(term.value or "")
+        elif attr in {p.lower() for p in ADDRESS_PARTS} and test is None:
+            test = (attr, "pr" if isinstance(term, Present) else term.op.value,
+                    None if isinstance(term, Present) else term.value)
+        else:
+            raise ScimError(400, "Inside addresses[...] use type eq and one test of a part.", "invalidFilter")
+    if test is None:
+        return Q(**{f"{lookup}__regex": rf"\n{re.escape((kind or '').lower())}\t"})
+    return _part_compare(lookup, kind, *test)
 
 
 def _multi_compare(lookup: str, kind: str | None, op: str, value) -> Q:

@@ -182,6 +182,14 @@ def multi_index(items: list[dict]) -> str:
     return ("\n" + "\n".join(lines) + "\n").lower()
 
 
+def address_index(items: list[dict]) -> str:
+    """One "<type>\t<part>\t<value>" line per address part, lower-cased (scim.protocol.filters)."""
+    parts = [p for p in MULTI_SUB["addresses"] if p not in ("type", "primary")]
+    lines = [f"{_plain(i.get('type', ''))}\t{part.lower()}\t{_plain(i[part])}"
+             for i in items for part in parts if i.get(part)]
+    return ("\n" + "\n".join(lines) + "\n").lower() if lines else ""
+
+
 def _plain(value: str) -> str:
     return str(value).replace("\n", " ").replace("\t", " ")
 

@@ -31,7 +31,8 @@ def people(scim):
     _user(scim, "bob@corp.example", title="Manager", active=False,
           emails=[{"value": "bob@corp.example", "type": "work", "primary": True},
                   {"value": "bob@home.example", "type": "home"}])
-    _user(scim, "carol@example.com", externalId="ext-3")
+    _user(scim, "carol@example.com", externalId="ext-3",
+          addresses=[{"type": "home", "locality": "Oslo", "postalCode": "0150", "country": "NO"}])
     return scim
 
 
@@ -57,6 +58,15 @@ def people(scim):
     ('emails[type eq "home"]', ["bob@corp.example"]),
     ('emails[type eq "home" and value co "corp"]', []),  # the work address has it, not the home one
     ('name.givenName eq "barbara" and userName sw "a"', ["alice@example.com"]),
+    ('emails.type eq "home"', ["bob@corp.example"]),
+    ('emails.type ne "work"', []),
+    ('addresses.locality eq "oslo"', ["carol@example.com"]),
+    ('addresses.postalCode sw "01"', ["carol@example.com"]),
+    ('addresses.locality co "sl"', ["carol@example.com"]),
+    ('addresses.country pr', ["carol@example.com"]),
+    ('addresses[type eq "home" and locality eq "Oslo"]', ["carol@example.com"]),
+    ('addresses[type eq "work" and locality eq "Oslo"]', []),
+    ('addresses.type eq "home"', ["carol@example.com"]),
     (f'{ENTERPRISE}:department eq "r&d"', ["alice@example.com"]),
     ('meta.created gt "2000-01-01T00:00:00Z"',
      ["alice@example.com", "bob@corp.example", "carol@example.com"]),
