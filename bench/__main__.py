@@ -1,4 +1,5 @@
-"""`python -m bench` runs every benchmark; `python -m bench audit|guard|export|login|oauth|jwt` runs one."""
+"""`python -m bench` runs every benchmark; `python -m bench audit|guard|export|login|oauth|jwt|scim` runs
+one."""
 
 import argparse
 import os
@@ -15,17 +16,21 @@ from bench import (  # noqa: E402 (needs Django set up)
     jwt_algorithms,
     oauth_compare,
     password_login,
+    scim_provision,
 )
 
 BENCHMARKS = {"audit": audit_append.main, "guard": guard_access.main, "export": access_export.main,
-              "login": password_login.main, "oauth": oauth_compare.main, "jwt": jwt_algorithms.main}
+              "login": password_login.main, "oauth": oauth_compare.main, "jwt": jwt_algorithms.main,
+              "scim": scim_provision.main}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("names", nargs="*", metavar="audit|guard|export|login|oauth|jwt")
+    parser.add_argument("names", nargs="*", metavar="audit|guard|export|login|oauth|jwt|scim")
     parser.add_argument("--rows", type=int, default=access_export.DEFAULT_ROWS,
                         help="memberships in the export benchmark (default %(default)s)")
+    parser.add_argument("--users", type=int, default=scim_provision.USERS,
+                        help="users provisioned in the scim benchmark (default %(default)s, at least 100)")
     args = parser.parse_args()
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
@@ -33,6 +38,8 @@ def main() -> None:
     for name in args.names or list(BENCHMARKS):
         if name == "export":
             access_export.main(rows=args.rows)
+        elif name == "scim":
+            scim_provision.main(users=args.users)
         else:
             BENCHMARKS[name]()
 

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class ScimConfig(AppConfig):
     name = "scim"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.db.models import CharField
+        from django.db.models.functions import Lower
+
+        # `user_name__lower=...`: filters compare through the same lower() the unique indexes use.
+        CharField.register_lookup(Lower)

@@ -20,7 +20,7 @@ from audit.services import Target, audit_record
 from iam_project.errors import Invalid
 from rbac.roles import BuiltinRole
 from scim import provisioning
-from scim.models import ScimGroup, ScimGroupMember, ScimUser
+from scim.models import GroupMapping, ScimGroup, ScimGroupMember, ScimUser
 from scim.protocol.errors import ScimError, not_found
 from scim.protocol.resources import address_index, etag, multi_index
 
@@ -281,8 +281,9 @@ def _members_change(org, actor: Actor, group: ScimGroup, add: list[ScimUser], re
                       .values_list("user_id", flat=True))
     ScimGroupMember.objects.filter(group=group, user_id__in=removed_ids).delete()
     removed = [u for u in remove if u.pk in removed_ids]
-    for scim_user in {u.pk: u for u in added + removed}.values():
-        provisioning.mappings_reconcile(scim_user=scim_user, actor=actor)
+    if GroupMapping.objects.for_org(org).filter(group=group).exists():  # else no grant can change
+        for scim_user in {u.pk: u for u in added + removed}.values():
+            provisioning.mappings_reconcile(scim_user=scim_user, actor=actor)
     return added, removed
 
 
@@ -369,8 +370,9 @@ def group_delete(*, org, actor: Actor, pk, if_match: str | None) -> None:
     group = group_locked(org, pk)
     check_version(group, if_match)
     members = list(ScimUser.objects.for_org(org).filter(scimgroupmember__group=group))
+    mapped = GroupMapping.objects.for_org(org).filter(group=group).exists()
     ScimGroupMember.objects.filter(group=group).delete()
-    for scim_user in members:  # mapped grants go, each audited, before the mappings themselves
+    for scim_user in members if mapped else ():  # mapped grants go, each audited, before the mappings
         provisioning.mappings_reconcile(scim_user=scim_user, actor=actor)
     audit_record(org=org, actor=actor, event=AuditEvent.SCIM_GROUP_DELETED, target=Target.of(group),
                  data={"display_name": group.display_name, "members": len(members)})

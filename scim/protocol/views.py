@@ -249,7 +249,10 @@ def _listing(call, queryset, translator, params: dict):
     if params["filter"]:
         if not isinstance(params["filter"], str):
             raise ScimError(400, "'filter' must be a string.", "invalidFilter")
-        queryset = queryset.filter(translator.translate(params["filter"])).distinct()
+        condition, crosses_relation = translator.translate(params["filter"])
+        queryset = queryset.filter(condition)
+        if crosses_relation:
+            queryset = queryset.distinct()
     if params["sort_by"]:
         field = _sort_field(translator, params["sort_by"])
         queryset = queryset.order_by(f"-{field}" if params["descending"] else field, "pk")
