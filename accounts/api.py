@@ -184,6 +184,12 @@ class SecurityPolicySerializer(serializers.ModelSerializer):
         fields = [*POLICY_FIELDS, "updated_at"]
         read_only_fields = ["updated_at"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance is not None:  # another org's member id reads exactly like a missing one
+            members = Membership.objects.for_org(self.instance.org_id)
+            self.fields["deprovision_fallback_owner"].queryset = members
+
 
 class SecurityPolicyView(OrgScopedAPIView):
     """The org's authentication policy. Changes apply at each member's next request or login."""

@@ -2,7 +2,7 @@
 
 from django import forms
 
-from accounts.models import MembershipStatus, SecurityPolicy
+from accounts.models import ACTING_STATUSES, Membership, MembershipStatus, SecurityPolicy
 from accounts.services import POLICY_FIELDS
 from rbac.forms import PageForm, PermissionsField, org_roles_field
 from rbac.roles import BuiltinRole
@@ -100,4 +100,14 @@ class SecurityPolicyForm(forms.ModelForm):
             "agent_token_ttl_seconds": "Longest agent token lifetime (seconds)",
             "secret_overlap_max_seconds": "Longest secret rotation overlap (seconds)",
             "token_alg": "Token signing algorithm",
+            "deprovision_agents": "When a deprovisioned member leaves agents without an owner",
+            "deprovision_fallback_owner": "Fallback owner for those agents",
         }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only this org's acting members can take over agents.
+        self.fields["deprovision_fallback_owner"].queryset = (
+            Membership.objects.for_org(self.instance.org_id).filter(status__in=ACTING_STATUSES)
+            .select_related("user").order_by("user__email"))
+        self.fields["deprovision_fallback_owner"].label_from_instance = lambda m: m.user.email

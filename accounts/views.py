@@ -191,6 +191,7 @@ class SecurityPolicyPageView(OrgPageMixin, View):
         ("Two-step verification", ("mfa_required",)),
         ("Lockout", ("lockout_threshold", "lockout_minutes")),
         ("Agents", ("agent_token_ttl_seconds", "secret_overlap_max_seconds", "token_alg")),
+        ("Deprovisioning", ("deprovision_agents", "deprovision_fallback_owner")),
     ]
 
     def get(self, request, org):

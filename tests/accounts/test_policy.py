@@ -6,7 +6,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import SecurityPolicy
-from accounts.policy import user_policy
+from accounts.policy import policy_for_org, user_policy
 from accounts.services import password_set
 from audit.models import AuditEntry
 from iam_project.errors import Invalid
@@ -73,9 +73,10 @@ def test_the_policy_page_saves_with_reauth(org, owner):
     form = {"session_absolute_minutes": 600, "session_idle_minutes": 30, "password_min_length": 14,
             "password_history": 3, "password_max_age_days": 0, "lockout_threshold": 4,
             "lockout_minutes": 20, "agent_token_ttl_seconds": 300, "secret_overlap_max_seconds": 3600,
-            "token_alg": "ES256"}
+            "token_alg": "ES256", "deprovision_agents": "reassign", "deprovision_fallback_owner": owner.pk}
     assert client.post(page, form).status_code == 302
-    assert SecurityPolicy.objects.for_org(org).get().password_min_length == 14
+    saved = SecurityPolicy.objects.for_org(org).get()
+    assert saved.password_min_length == 14 and saved.deprovision_fallback_owner == owner
     stale = sign_in(Client(), owner.user, auth_age=3600)
     assert stale.post(page, {**form, "password_min_length": 20})["Location"].startswith("/reauth/")
     assert SecurityPolicy.objects.for_org(org).get().password_min_length == 14
@@ -171,3 +172,22 @@ def test_password_history_forbids_reuse(org):
         password_set(user=user, new_password=PASSWORD, reason="changed")
     assert refused.value.code == "password_reused"
     assert user.password_history.count() == 2
+
+
+def test_the_fallback_owner_must_be_an_active_member_of_this_org(org, owner):
+    other_org_member = MemberFactory()
+    client = sign_in(Client(), owner.user)
+    nobody = "7d0b1a52-51a4-4f0a-9a51-3e1f0d7a1c11"
+    url = f"/api/v1/orgs/{org.slug}/security-policy"
+    refused = client.patch(url, {"deprovision_agents": "reassign",
+                                 "deprovision_fallback_owner": str(other_org_member.pk)},
+                           content_type="application/json")
+    missing = client.patch(url, {"deprovision_fallback_owner": nobody},
+                           content_type="application/json")
+    assert refused.status_code == missing.status_code == 400
+    same = str(refused.json()["fields"]).replace(str(other_org_member.pk), nobody)
+    assert same == str(missing.json()["fields"]) and "deprovision_fallback_owner" in same
+    policy = policy_for_org(org)
+    assert policy.deprovision_fallback_owner is None and policy.deprovision_agents == "suspend"
+    page = client.get(f"/orgs/{org.slug}/security/").content.decode()
+    assert owner.user.email in page and other_org_member.user.email not in page
