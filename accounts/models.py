@@ -47,6 +47,11 @@ class User(AbstractSCIMUserMixin, AbstractBaseUser):
     is_staff = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     password_changed_at = models.DateTimeField(null=True, blank=True)
+    # The org whose SCIM created this account. Only that org's IdP may set its password, and only
+    # while the account belongs to no other org: an IdP asserts addresses nobody has verified, so
+    # when another org adds the account its password is cleared (accounts.services.account_claim).
+    scim_managed_by = models.ForeignKey("accounts.Organization", null=True, blank=True,
+                                        on_delete=models.SET_NULL, related_name="+")
 
     objects = UserManager()
 

@@ -41,6 +41,24 @@ def user_get_or_create(*, email: str, password: str | None = None, display_name:
     return user
 
 
+def account_claim(*, user: User, org, actor: Actor) -> None:
+    """Another org is taking this account in (a member added, an IdP linking it): if one org's SCIM
+    created it, that org stops managing it and its password is cleared, with every session.
+
+    Otherwise an org could create an account for someone else's address, set its password, and sign
+    in wherever the real person is later added. The person sets their own password by reset.
+    """
+    if user.scim_managed_by_id is None or user.scim_managed_by_id == org.pk:
+        return
+    cleared = user.has_usable_password()
+    user.scim_managed_by = None
+    user.set_unusable_password()
+    user.save(update_fields=["scim_managed_by", "password"])
+    revoked = sessions_revoke(user=user, reason="account_claimed", actor=actor)
+    audit_record(org=org, actor=actor, event=AuditEvent.ACCOUNT_RELEASED, target=Target.of(user),
+                 data={"email": user.email, "password_cleared": cleared, "sessions_revoked": revoked})
+
+
 @transaction.atomic
 def org_create(*, slug: str, name: str, owner: User, actor: Actor | None = None) -> Organization:
     """Create an org with `owner` as its first Owner."""
@@ -71,6 +89,7 @@ def member_add(*, access: Access, email: str, role: str = BuiltinRole.MEMBER, cu
     if Membership.objects.for_org(access.org).filter(user=user).exists():
         raise Conflict("This person is already a member.", code="duplicate",
                        fields={"email": ["Already a member of this organization."]})
+    account_claim(user=user, org=access.org, actor=access.actor)
     status = MembershipStatus.ACTIVE if user.has_usable_password() else MembershipStatus.INVITED
     membership = Membership.objects.create(
         org=access.org, user=user, role=role, source=source, status=status
@@ -81,6 +100,11 @@ def member_add(*, access: Access, email: str, role: str = BuiltinRole.MEMBER, cu
     if custom_roles:
         member_custom_roles_set(access=access, membership=membership, roles=custom_roles)
     return membership
+
+
+def _directory_deactivated(membership: Membership) -> bool:
+    scim = getattr(membership, "scim", None)  # scim.ScimUser, when an IdP provisions this member
+    return scim is not None and scim.active is False
 
 
 def _acting_owners(org):
@@ -120,6 +144,12 @@ def member_update(*, access: Access, membership: Membership, role: str | None = 
     if status is not None and status != membership.status:
         if status not in ACTING_STATUSES:
             _assert_not_last_owner(access, membership, "suspend")
+        elif _directory_deactivated(membership):
+            # The IdP is the source of truth for this person: an admin lifting a suspension must not
+            # bring back someone the directory has switched off.
+            raise Invalid("The identity provider has deactivated this person; reactivate them there.",
+                          code="directory_deactivated",
+                          fields={"status": ["Deactivated by the identity provider (SCIM)."]})
         data.update(status=status, previous_status=membership.status)
         membership.status = status
     if data:

@@ -42,6 +42,7 @@ class AuditEvent(Enum):
     MEMBER_UPDATED = (211, "member.updated", ("role", "previous_role", "status", "previous_status"))
     MEMBER_REMOVED = (212, "member.removed", ("email", "role"))
     MEMBER_ROLES_CHANGED = (213, "member.custom_roles_changed", ("added", "removed"))
+    ACCOUNT_RELEASED = (214, "member.account_released", ("email", "password_cleared", "sessions_revoked"))
     TEAM_CREATED = (220, "team.created", ("name",))
     TEAM_UPDATED = (221, "team.updated", ("fields", "roles"))
     TEAM_DELETED = (222, "team.deleted", ("name",))

@@ -218,36 +218,63 @@ def group_reconcile(*, group: ScimGroup, actor: Actor) -> None:
 # --- Deprovisioning ------------------------------------------------------------------------------
 
 
+@records_denials
 @transaction.atomic
 def deprovision(*, scim_user: ScimUser, actor: Actor, how: str) -> DeprovisionResult:
-    """End the user's access to this org (how: "deactivated" | "deleted")."""
+    """End the user's access to this org (how: "deactivated" | "deleted").
+
+    Raises Conflict (code "last_owner") when the member is the org's only acting owner; its denial
+    audit is written after the rollback by the outermost `records_denials`, or by whoever catches it
+    outside the transaction (a caller inside a transaction of its own rolls this entry back too).
+    """
     if how not in DEPROVISION_HOWS:
         raise ValueError(f"how must be one of {DEPROVISION_HOWS}")
     membership = _lock(scim_user)
+    _assert_not_last_owner(membership, actor)
     org, user = membership.org, membership.user
-    newly = membership.status != MembershipStatus.DEPROVISIONED
+    # Only an acting membership becomes deprovisioned: a suspension an admin made stays one, so
+    # that the directory reactivating the user later cannot lift it (reactivate lifts only this).
+    newly = membership.status in ACTING_STATUSES
     if newly:
         membership.status = MembershipStatus.DEPROVISIONED
         membership.save(update_fields=["status"])
     _active_set(scim_user, False)
     _reconcile(scim_user, actor)  # no longer acting: every mapped grant is taken back
-    # Sessions belong to the person, not the org: end them on the change itself, not on a repeat,
-    # which would log out someone still working in another org again and again.
-    sessions = sessions_revoke(user=user, reason="deprovisioned", actor=actor) if newly else 0
+    # Sessions belong to the person, not the org, and the guard refuses this membership on every
+    # request anyway. So they end only when the person can act in no org any more: otherwise one
+    # org's directory, by toggling `active`, could log someone out of another org again and again.
+    acting_elsewhere = user.memberships.filter(status__in=ACTING_STATUSES).exclude(pk=membership.pk).exists()
+    sessions = 0 if acting_elsewhere else sessions_revoke(user=user, reason="deprovisioned", actor=actor)
     keys = _api_keys_revoke(org, user, actor)
     reassigned, suspended = _agents_release(org, membership, actor)
     deactivated = False
-    if user.is_active and not user.memberships.filter(status__in=ACTING_STATUSES).exists():
+    if user.is_active and not acting_elsewhere:
         user.is_active = False
         user.save(update_fields=["is_active"])
         deactivated = True
     result = DeprovisionResult(sessions, keys, reassigned, suspended, deactivated)
-    if newly or keys or reassigned or suspended or deactivated:
+    if newly or sessions or keys or reassigned or suspended or deactivated:
         audit_record(org=org, actor=actor, event=AuditEvent.DEPROVISIONED, target=Target.of(membership),
                      data={"member": str(membership.pk), "how": how, "sessions_revoked": sessions,
                            "api_keys_revoked": keys, "agents_reassigned": reassigned,
                            "agents_suspended": suspended, "account_deactivated": deactivated})
     return result
+
+
+def _assert_not_last_owner(membership: Membership, actor: Actor) -> None:
+    """A directory may never leave the org without an acting owner (as accounts.services refuses a
+    person the same)."""
+    if membership.role != BuiltinRole.OWNER or not membership.can_act:
+        return  # an owner who cannot act already counts for nothing: taking them away changes nothing
+    # The acting owners are locked so that two concurrent deprovisionings of the last two owners
+    # cannot each see the other one and both go ahead.
+    owners = set(Membership.objects.for_org(membership.org).select_for_update()
+                 .filter(role=BuiltinRole.OWNER, status__in=ACTING_STATUSES).values_list("pk", flat=True))
+    if owners <= {membership.pk}:
+        raise Conflict("An organization must keep at least one owner.", code="last_owner",
+                       audit=DenialAudit(org=membership.org, actor=actor,
+                                         event=AuditEvent.LAST_OWNER_PROTECTED, target=Target.of(membership),
+                                         data={"action": "scim_deprovision"}))
 
 
 def _active_set(scim_user: ScimUser, active: bool) -> bool:
@@ -392,6 +419,14 @@ def _mapping_data(mapping: GroupMapping) -> dict:
     return {"group": mapping.group.display_name, "kind": mapping.kind, "target": target}
 
 
+def _group_lock(org, pk) -> ScimGroup | None:
+    """Lock the group row first, as a SCIM group update does before it changes members and
+    reconciles them. A mapping write then waits for a concurrent update and sees the members it
+    added; otherwise a member added meanwhile keeps a grant from a deleted mapping (or misses one
+    from a new mapping)."""
+    return ScimGroup.objects.for_org(org).select_for_update().filter(pk=pk).first()
+
+
 @records_denials
 @transaction.atomic
 def mapping_create(*, access: Access, group: ScimGroup, kind: str, builtin_role: str = "", role=None,
@@ -406,6 +441,9 @@ def mapping_create(*, access: Access, group: ScimGroup, kind: str, builtin_role:
         errors["group"] = ["Choose a group."]
     if errors:
         raise Invalid("Invalid mapping.", fields=errors)
+    group = _group_lock(access.org, group.pk)
+    if group is None:
+        raise NotFound("SCIM group not found.")
     if kind == MappingKind.BUILTIN_ROLE and builtin_role not in MAPPABLE_BUILTIN_ROLES:
         # Only the owner role is outside the list: ownership is given by a person, not a directory.
         raise Invalid("A group cannot make anyone an owner.", code="owner_not_mappable",
@@ -438,9 +476,11 @@ def mapping_create(*, access: Access, group: ScimGroup, kind: str, builtin_role:
 @transaction.atomic
 def mapping_delete(*, access: Access, mapping: GroupMapping) -> None:
     """Delete the mapping; the grants it made are taken back (unless another mapping still gives them)."""
-    mapping = (GroupMapping.objects.for_org(access.org).select_for_update(of=("self",))
-               .select_related("group", "role", "team").filter(pk=mapping.pk).first())
-    if mapping is None:
+    group = _group_lock(access.org, mapping.group_id)
+    if group is not None:
+        mapping = (GroupMapping.objects.for_org(access.org).select_for_update(of=("self",))
+                   .select_related("group", "role", "team").filter(pk=mapping.pk, group=group).first())
+    if group is None or mapping is None:
         raise NotFound("Mapping not found.")
     _assert_scim_write(access, target=Target.of(mapping))
     # Taking grants away from a group's members is changing those members: within one's own power.

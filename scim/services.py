@@ -13,11 +13,11 @@ from django.utils import timezone
 
 from accounts.models import Membership, MembershipSource, MembershipStatus, User, normalize_email
 from accounts.passwords import PLACEHOLDER_EMAIL_DOMAIN
-from accounts.services import password_set
+from accounts.services import account_claim, password_set
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
-from iam_project.errors import Invalid
+from iam_project.errors import Conflict, Invalid
 from rbac.roles import BuiltinRole
 from scim import provisioning
 from scim.models import GroupMapping, ScimGroup, ScimGroupMember, ScimUser
@@ -96,15 +96,17 @@ def _set_password(user: User, org, actor: Actor, password: str, *, strict: bool)
     and the refusal audited instead: Okta sends a random placeholder password with every create,
     even when it does not sync passwords, and refusing the user for it would stop provisioning.
     """
-    if user.has_usable_password() and user.check_password(password):
-        return False
-    # A person's password is theirs across every org: only an IdP whose org is the account's only
-    # home may set it, or one org's directory could sign someone in to another org.
-    if Membership.objects.unscoped().filter(user=user).exclude(org=org).exists():
+    # A person's password is theirs across every org. Only the org whose SCIM created the account
+    # may set it, and only while the account is in no other org; asked first, so that nothing
+    # about an account this org does not manage (such as whether a guess is its password) leaks.
+    if (user.scim_managed_by_id != org.pk
+            or Membership.objects.unscoped().filter(user=user).exclude(org=org).exists()):
         if strict:
-            raise ScimError(400, "This account is managed elsewhere; its password cannot be set here.",
+            raise ScimError(400, "This account's password is not managed by this organization.",
                             "mutability")
-        _password_ignored(org, actor, user, ["shared_account"])
+        _password_ignored(org, actor, user, ["not_managed_here"])
+        return False
+    if user.has_usable_password() and user.check_password(password):
         return False
     try:
         with transaction.atomic():
@@ -124,8 +126,15 @@ def _password_ignored(org, actor: Actor, user: User, reasons: list[str]) -> None
                  target=Target.of(user), data={"reasons": reasons})
 
 
-@transaction.atomic
 def user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
+    try:
+        return _user_create(org=org, actor=actor, fields=fields)
+    except IntegrityError:  # a concurrent request created the same person or userName first
+        raise _uniqueness("This person or userName was just provisioned by another request.")
+
+
+@transaction.atomic
+def _user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
     if _user_name_taken(org, fields["user_name"]):
         raise _uniqueness("userName is already in use in this organization.")
     email = _primary_email(fields)
@@ -134,32 +143,32 @@ def user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
     if user is None:
         # No address at all: a placeholder in the reserved .invalid domain; such an account can
         # only ever sign in by single sign-on.
-        user = User.objects.create_user(email or f"scim+{uuid.uuid4().hex}@{PLACEHOLDER_EMAIL_DOMAIN}", None,
-                                        display_name=fields["display_name"][:150])
+        user = User.objects.create_user(email or f"scim+{uuid.uuid4().hex}@{PLACEHOLDER_EMAIL_DOMAIN}",
+                                        None, display_name=fields["display_name"][:150], scim_managed_by=org)
     membership = Membership.objects.for_org(org).select_for_update().filter(user=user).first()
     if membership is not None and ScimUser.objects.for_org(org).filter(membership=membership).exists():
         raise _uniqueness("This person is already provisioned in this organization.")
-    if fields.get("password"):
-        _set_password(user, org, actor, fields["password"], strict=False)
-    status = MembershipStatus.ACTIVE if user.has_usable_password() else MembershipStatus.INVITED
     if membership is None:
+        account_claim(user=user, org=org, actor=actor)
         membership = Membership.objects.create(org=org, user=user, role=BuiltinRole.MEMBER,
-                                               status=status, source=MembershipSource.SCIM)
+                                               status=MembershipStatus.INVITED, source=MembershipSource.SCIM)
         audit_record(org=org, actor=actor, event=AuditEvent.MEMBER_ADDED, target=Target.of(membership),
                      data={"email": user.email, "role": membership.role, "source": membership.source,
-                           "status": status})
+                           "status": membership.status})
     else:
         membership.source = MembershipSource.SCIM
         if membership.status == MembershipStatus.DEPROVISIONED:
-            membership.status = status
+            membership.status = MembershipStatus.INVITED
         membership.save(update_fields=["source", "status"])
     scim_user = ScimUser(org=org, membership=membership)
     _assign(scim_user, fields)
-    try:
-        with transaction.atomic():
-            scim_user.save()
-    except IntegrityError:
-        raise _uniqueness("userName is already in use in this organization.")
+    scim_user.save()
+    # After the membership exists, so that this org's password policy applies.
+    if fields.get("password"):
+        _set_password(user, org, actor, fields["password"], strict=False)
+    if membership.status == MembershipStatus.INVITED and user.has_usable_password():
+        membership.status = MembershipStatus.ACTIVE
+        membership.save(update_fields=["status"])
     active = fields["active"] is not False
     if active and not user.is_active:
         user.is_active = True
@@ -175,7 +184,16 @@ def user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
 def _deactivate(scim_user: ScimUser, actor: Actor) -> None:
     audit_record(org=scim_user.org, actor=actor, event=AuditEvent.SCIM_USER_DEACTIVATED,
                  target=Target.of(scim_user), data={"user_name": scim_user.user_name, "how": "active_false"})
-    provisioning.deprovision(scim_user=scim_user, actor=actor, how="deactivated")
+    _deprovision(scim_user, actor, "deactivated")
+
+
+def _deprovision(scim_user: ScimUser, actor: Actor, how: str) -> None:
+    try:
+        provisioning.deprovision(scim_user=scim_user, actor=actor, how=how)
+    except Conflict as exc:  # the org's last owner: the whole request is refused, nothing changes
+        error = ScimError(409, exc.detail, "mutability")
+        error.denial = exc.audit  # written by the view once the transaction has rolled back
+        raise error
 
 
 def user_locked(org, pk) -> ScimUser:
@@ -217,10 +235,11 @@ def user_replace(*, org, actor: Actor, pk, fields: dict, if_match: str | None, m
 
 @transaction.atomic
 def user_delete(*, org, actor: Actor, pk, if_match: str | None) -> None:
+    # Groups first, then the user: the order group updates take them in, so the two cannot deadlock.
+    groups = list(ScimGroup.objects.for_org(org).filter(members__pk=pk).select_for_update().order_by("pk"))
     scim_user = user_locked(org, pk)
     check_version(scim_user, if_match)
-    provisioning.deprovision(scim_user=scim_user, actor=actor, how="deleted")
-    groups = list(ScimGroup.objects.for_org(org).filter(members=scim_user).select_for_update())
+    _deprovision(scim_user, actor, "deleted")
     ScimGroupMember.objects.filter(user=scim_user).delete()
     for group in groups:
         _touch(group)
@@ -256,6 +275,13 @@ def members_resolve(org, actor: Actor, ids) -> list[ScimUser]:
                 error.cross_tenant = ("member", raw)  # audited by the view, after the rollback
             raise error
     return [found[str(parsed[raw])] for raw in wanted]
+
+
+def _id_key(value) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return str(value)
 
 
 def _known_users(org, ids) -> list[ScimUser]:
@@ -295,8 +321,15 @@ def _ids(users: list[ScimUser]) -> list[str]:
     return [str(u.pk) for u in users[:AUDITED_IDS]]
 
 
-@transaction.atomic
 def group_create(*, org, actor: Actor, fields: dict) -> ScimGroup:
+    try:
+        return _group_create(org=org, actor=actor, fields=fields)
+    except IntegrityError:
+        raise _uniqueness("A group with this displayName was just created by another request.")
+
+
+@transaction.atomic
+def _group_create(*, org, actor: Actor, fields: dict) -> ScimGroup:
     if _group_name_taken(org, fields["display_name"]):
         raise _uniqueness("A group with this displayName exists.")
     members = members_resolve(org, actor, [i for i, _ in fields["members"]])
@@ -323,7 +356,8 @@ def group_locked(org, pk) -> ScimGroup:
 def group_update(*, org, actor: Actor, pk, fields: dict, if_match: str | None, method: str,
                  replace_members: list | None = None, add: list | None = None, remove: list | None = None,
                  remove_all: bool = False) -> ScimGroup:
-    """PUT (replace_members) and PATCH (add / remove / remove_all, or replace_members)."""
+    """PUT (replace_members) and PATCH: with `replace_members` the members become
+    (replace_members ∪ add) − remove; without it `add` are added and `remove` removed."""
     group = group_locked(org, pk)
     check_version(group, if_match)
     changed = []
@@ -335,21 +369,22 @@ def group_update(*, org, actor: Actor, pk, fields: dict, if_match: str | None, m
     if fields["external_id"] != group.external_id:
         group.external_id = fields["external_id"]
         changed.append("externalId")
-    current = None
-    if replace_members is not None or remove_all:
-        current = list(ScimUser.objects.for_org(org).filter(scimgroupmember__group=group))
-    to_add = members_resolve(org, actor, [i for i, _ in add or []])
-    # Removing someone who is not (or no longer) a member, or not a user here, changes nothing:
-    # IdPs retry removals, sometimes after the user is gone.
-    to_remove = _known_users(org, remove) if remove else []
-    displays = _displays((add or []) + (replace_members or []))
+    if remove_all:  # older callers; the same as replacing the members with none
+        replace_members = []
+    add, remove = add or [], [_id_key(i) for i in remove or []]
+    displays = _displays(add + (replace_members or []))
     if replace_members is not None:
-        wanted = members_resolve(org, actor, [i for i, _ in replace_members])
-        wanted_ids = {u.pk for u in wanted}
-        to_add = wanted
-        to_remove = [u for u in current if u.pk not in wanted_ids]
-    elif remove_all:
-        to_remove = current
+        # The new member set is (replacement ∪ added) − removed, in the order PATCH gave them.
+        wanted_ids = [i for i, _ in replace_members + add if _id_key(i) not in set(remove)]
+        wanted = members_resolve(org, actor, list(dict.fromkeys(wanted_ids)))
+        wanted_pks = {u.pk for u in wanted}
+        current = ScimUser.objects.for_org(org).filter(scimgroupmember__group=group)
+        to_add, to_remove = wanted, [u for u in current if u.pk not in wanted_pks]
+    else:
+        to_add = members_resolve(org, actor, [i for i, _ in add])
+        # Removing someone who is not (or no longer) a member, or not a user here, changes nothing:
+        # IdPs retry removals, sometimes after the user is gone.
+        to_remove = _known_users(org, remove) if remove else []
     added, removed = _members_change(org, actor, group, to_add, to_remove, displays)
     if not changed and not added and not removed:
         return group

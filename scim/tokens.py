@@ -17,7 +17,7 @@ from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record, records_denials
 from iam_project.errors import Invalid
 from rbac.guard import Access
-from rbac.permissions import Perm
+from rbac.permissions import ALL_PERMS
 from rbac.services import assert_can_grant
 from scim.models import ScimToken
 
@@ -36,7 +36,9 @@ def scim_token_create(*, access: Access, name: str) -> tuple[ScimToken, str]:
     name = (name or "").strip()
     if not name:
         raise Invalid("Name the token.", fields={"name": ["Name the token (for example the IdP)."]})
-    assert_can_grant(access, [Perm.SCIM_WRITE], reason="scim_token_create")
+    # A SCIM token can create, change and deprovision every member and fill the groups that map to
+    # roles: only someone who holds every permission (an owner) may issue one.
+    assert_can_grant(access, ALL_PERMS, reason="scim_token_create")
     minted = credential_mint(ScimToken.PREFIX)
     token = ScimToken.objects.create(org=access.org, name=name[:100], lookup_id=minted.lookup_id,
                                      secret_hash=minted.secret_hash, hash_kid=minted.hash_kid,

@@ -39,6 +39,9 @@ class Field:
     # Compared through lower() so that `eq` uses the (org, lower(...)) unique index; iexact's
     # upper() cannot, and IdPs probe `userName eq` before every create.
     lower_indexed: bool = False
+    # The lookup crosses a to-many relation (groups, members): a filter on it needs DISTINCT, or a
+    # row comes back once per related row that matches, and it cannot be sorted on.
+    to_many: bool = False
 
 
 ADDRESS_PARTS = ("formatted", "streetAddress", "locality", "region", "postalCode", "country")
@@ -73,9 +76,9 @@ USER_FIELDS = {
     **{f"addresses.{part.lower()}": Field("address_index", "complex_multi", sub=part.lower())
        for part in ADDRESS_PARTS},
     "addresses": Field("address_index", "complex_multi"),
-    "groups": Field("groups__id", "reference", True),
-    "groups.value": Field("groups__id", "reference", True),
-    "groups.display": Field("groups__display_name"),
+    "groups": Field("groups__id", "reference", True, to_many=True),
+    "groups.value": Field("groups__id", "reference", True, to_many=True),
+    "groups.display": Field("groups__display_name", to_many=True),
     "meta.created": Field("created_at", "datetime"),
     "meta.lastmodified": Field("updated_at", "datetime"),
     f"{ENTERPRISE}:employeenumber".lower(): Field("enterprise__employeeNumber"),
@@ -91,15 +94,23 @@ GROUP_FIELDS = {
     "id": Field("id", "id", True),
     "externalid": Field("external_id", case_exact=True),
     "displayname": Field("display_name", lower_indexed=True),
-    "members": Field("members__id", "reference", True),
-    "members.value": Field("members__id", "reference", True),
-    "members.display": Field("members__user_name"),
+    "members": Field("members__id", "reference", True, to_many=True),
+    "members.value": Field("members__id", "reference", True, to_many=True),
+    "members.display": Field("members__user_name", to_many=True),
     "meta.created": Field("created_at", "datetime"),
     "meta.lastmodified": Field("updated_at", "datetime"),
 }
 
 # Attributes a filter may never test, whatever the resource: asking is a 400, not an empty list.
 NEVER_FILTERABLE = {"password"}
+
+
+class UnknownAttribute(ScimError):
+    """A filter names an attribute this resource type does not have. A search across resource
+    types (POST /.search) treats the type as not matching; everywhere else it is the 400 it is."""
+
+    def __init__(self, path):
+        super().__init__(400, f"'{path}' is not an attribute that can be filtered on.", "invalidFilter")
 
 
 def attribute_key(path: AttrPath, core_urn: str) -> str:
@@ -132,7 +143,7 @@ class FilterTranslator:
             return self._joins(node.expr)
         path = node.attr_path
         field = self.fields.get(attribute_key(path, self.core_urn))
-        return field is not None and field.kind == "reference"
+        return field is not None and field.to_many
 
     def _node(self, node) -> Q:
         if isinstance(node, LogicalExpr):
@@ -157,7 +168,7 @@ class FilterTranslator:
             raise ScimError(400, f"'{path}' cannot be filtered on.", "invalidFilter")
         field = self.fields.get(key)
         if field is None:
-            raise ScimError(400, f"'{path}' is not an attribute that can be filtered on.", "invalidFilter")
+            raise UnknownAttribute(path)
         return field
 
     @staticmethod
@@ -183,6 +194,8 @@ class FilterTranslator:
             value = _boolean(value)
             q = Q(**{field.lookup: value})
             return ~q if op == "ne" else q
+        if field.kind in ("id", "reference"):
+            return _id_compare(field, op, value)
         if field.kind == "datetime":
             value = _datetime(value)
         elif value is None:
@@ -190,11 +203,6 @@ class FilterTranslator:
             return ~q if op == "ne" else q
         elif not isinstance(value, str):
             value = str(value).lower() if isinstance(value, bool) else str(value)
-        if field.kind in ("id", "reference"):
-            if op not in ("eq", "ne"):
-                raise ScimError(400, f"'{op}' does not apply to an identifier.", "invalidFilter")
-            q = Q(**{field.lookup: _uuid_or_none(value)}) if _uuid_or_none(value) else Q(pk__in=[])
-            return ~q if op == "ne" else q
         if field.lower_indexed and op in ("eq", "ne"):
             q = Q(**{f"{field.lookup}__lower": value.lower()})
             return ~q if op == "ne" else q
@@ -211,7 +219,9 @@ class FilterTranslator:
         field = self.fields.get(base)
         if field is not None and field.kind == "complex_multi":
             return _address_value_path(field.lookup, node.val_filter)
-        if field is None or field.kind not in ("multi", "reference"):
+        if field is None:
+            raise UnknownAttribute(node.attr_path)
+        if field.kind not in ("multi", "reference"):
             raise ScimError(400, f"'{node.attr_path}' cannot be filtered with [...].", "invalidFilter")
         if field.kind == "reference":  # members[value eq "..."], groups[value eq "..."]
             inner = node.val_filter
@@ -219,6 +229,19 @@ class FilterTranslator:
                 raise ScimError(400, "Only [value eq \"...\"] selects members.", "invalidFilter")
             return self._compare(field, inner.op.value, inner.value)
         return _multi_value_path(field.lookup, node.val_filter)
+
+
+def _id_compare(field: Field, op: str, value) -> Q:
+    """id eq "<uuid>"; null is "no value" (no such row, or no related row), never the text ""
+    that a UUID column cannot hold."""
+    if op not in ("eq", "ne"):
+        raise ScimError(400, f"'{op}' does not apply to an identifier.", "invalidFilter")
+    if value is None:
+        q = Q(**{f"{field.lookup}__isnull": True})
+    else:
+        parsed = _uuid_or_none(value)
+        q = Q(**{field.lookup: parsed}) if parsed else Q(pk__in=[])
+    return ~q if op == "ne" else q
 
 
 def _multi_value_path(lookup: str, node) -> Q:

@@ -11,7 +11,7 @@ element they name when it is missing (Entra: `emails[type eq "work"].value`), fu
 extension attributes as keys or paths, and member removal by filter or by a value array.
 """
 
-from dataclasses import dataclass, field
+import uuid
 
 from scim2_models import InvalidPathException, Path
 from scim2_models.path import AttrPath, Comparison, LogicalExpr, ValuePath
@@ -35,12 +35,60 @@ GROUP_ATTRIBUTES = {"displayname": "displayName", "externalid": "externalId", "m
 READ_ONLY = {"id", "meta", "groups", "schemas"}
 
 
-@dataclass
 class MemberChanges:
-    add: list = field(default_factory=list)  # (id, display)
-    remove: list = field(default_factory=list)  # ids
-    replace: list | None = None  # (id, display)
-    remove_all: bool = False
+    """The net effect of a PATCH's member operations, taken in order (RFC 7644 §3.5.2).
+
+    `replace` is None or (id, display) pairs: when set, the members become (replace ∪ add) − remove;
+    when None, `add` ((id, display) pairs) are added and `remove` (ids) removed. Once a replacement
+    (or a removal of every member, which is a replacement with none) is seen, later operations are
+    folded into it, so `add` and `remove` are then empty; no id is ever in both.
+    """
+
+    def __init__(self):
+        self._replace: dict | None = None  # key -> (id, display)
+        self._add: dict = {}  # key -> (id, display)
+        self._remove: dict = {}  # key -> id
+
+    @property
+    def replace(self) -> list | None:
+        return None if self._replace is None else list(self._replace.values())
+
+    @property
+    def add(self) -> list:
+        return list(self._add.values())
+
+    @property
+    def remove(self) -> list:
+        return list(self._remove.values())
+
+    def replace_with(self, members: list) -> None:
+        self._replace, self._add, self._remove = {}, {}, {}
+        self.include(members)
+
+    def include(self, members: list) -> None:
+        target = self._add if self._replace is None else self._replace
+        for ident, display in members:
+            key = _member_key(ident)
+            self._remove.pop(key, None)
+            display = display or target.get(key, ("", ""))[1]  # a later bare id keeps the label
+            target[key] = (ident, display)
+
+    def exclude(self, ids: list) -> None:
+        for ident in ids:
+            key = _member_key(ident)
+            self._add.pop(key, None)
+            if self._replace is None:
+                self._remove[key] = ident
+            else:
+                self._replace.pop(key, None)
+
+
+def _member_key(ident) -> str:
+    """Ids compared as UUIDs, so that an upper-case id names the same member."""
+    try:
+        return str(uuid.UUID(str(ident)))
+    except ValueError:
+        return str(ident)
 
 
 def operations(body) -> list[tuple[str, str | None, object]]:
@@ -163,11 +211,11 @@ def _user_op(doc: dict, name: str, node, value) -> None:
     if sub:
         current = container.get(attr)
         if attr in USER_MULTI:  # emails.value etc.: applies to every element
+            items = _elements(container, attr)
             if name == "remove":
-                container[attr] = [{k: v for k, v in i.items() if k.lower() != sub.lower()}
-                                   for i in current or []]
+                container[attr] = [{k: v for k, v in i.items() if k.lower() != sub.lower()} for i in items]
             else:
-                container[attr] = [{**i, sub: value} for i in current or []] or [{sub: value}]
+                container[attr] = [{**i, sub: value} for i in items] or [{sub: value}]
             return
         if current is not None and not isinstance(current, dict):
             current = {"value": current}
@@ -184,7 +232,7 @@ def _user_op(doc: dict, name: str, node, value) -> None:
         return
     if name == "add" and attr in USER_MULTI:
         items = value if isinstance(value, list) else [value]
-        existing = list(container.get(attr) or [])
+        existing = _elements(container, attr)
         if any(isinstance(i, dict) and _truthy(CaseInsensitive(i).get("primary")) for i in items):
             existing = [{k: v for k, v in e.items() if k != "primary"} for e in existing]  # one primary
         known = {_value_key(e) for e in existing}
@@ -195,6 +243,19 @@ def _user_op(doc: dict, name: str, node, value) -> None:
         container[attr] = {**container[attr], **value}
         return
     container[attr] = value
+
+
+def _elements(container: dict, attr: str) -> list[dict]:
+    """The elements of a multi-valued attribute, each an object. An earlier operation of the same
+    request may have set it to anything; a lone object reads as a list of one, as in a PUT."""
+    current = container.get(attr)
+    if current is None:
+        return []
+    if isinstance(current, dict):
+        current = [current]
+    if not isinstance(current, list) or not all(isinstance(i, dict) for i in current):
+        raise ScimError(400, f"Each of '{attr}' must be an object.", "invalidValue")
+    return list(current)
 
 
 def _value_key(item) -> object:
@@ -239,7 +300,7 @@ def _simple_type(node) -> str | None:
 
 
 def _value_path_op(container: dict, attr: str, node: ValuePath, name: str, value) -> None:
-    items = list(container.get(attr) or [])
+    items = _elements(container, attr)
     hits = [i for i, item in enumerate(items) if _matches(item, node.val_filter)]
     sub = node.sub_attr
     if name == "remove":
@@ -307,20 +368,18 @@ def _group_op(doc: dict, members: MemberChanges, name: str, node, value) -> None
     if isinstance(node, ValuePath):  # members[value eq "id"]
         if name != "remove":
             raise ScimError(400, "Add members with path 'members' and a list of values.", "invalidPath")
-        members.remove.extend(_filter_ids(node.val_filter))  # ids
+        members.exclude(_filter_ids(node.val_filter))
         return
     if attr_path.sub_attr:
         raise ScimError(400, "Use 'members' or members[value eq \"...\"].", "invalidPath")
-    if name == "remove":
-        if value is None:
-            members.remove_all, members.add, members.remove = True, [], []
-        else:
-            members.remove.extend(i for i, _display in member_ids(value))
+    if name == "remove" and value is None:  # every member
+        members.replace_with([])
+    elif name == "remove":
+        members.exclude([i for i, _display in member_ids(value)])
     elif name == "add":
-        members.add.extend(member_ids(value))
+        members.include(member_ids(value))
     else:
-        members.replace = member_ids(value or [])
-        members.add, members.remove, members.remove_all = [], [], False
+        members.replace_with(member_ids(value or []))
 
 
 def _filter_ids(node) -> list[str]:

@@ -12,6 +12,7 @@ import uuid
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import F
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from scim2_models import InvalidPathException, Path
@@ -23,7 +24,7 @@ from scim import services
 from scim.models import ScimGroup, ScimUser
 from scim.protocol import discovery, patch
 from scim.protocol.errors import CONTENT_TYPE, ScimError, bad_request, not_found
-from scim.protocol.filters import GROUP_CORE, GROUPS, USER_CORE, USERS, attribute_key
+from scim.protocol.filters import GROUP_CORE, GROUPS, USER_CORE, USERS, UnknownAttribute, attribute_key
 from scim.protocol.projection import project
 from scim.protocol.resources import (
     CaseInsensitive,
@@ -137,6 +138,10 @@ def scim_view(handler):
             call = Call(request, token)
             return handler(call, **kwargs)
         except ScimError as exc:
+            if call is not None and exc.denial is not None:
+                d = exc.denial
+                audit_record(org=d.org, actor=d.actor, event=d.event, outcome="denied", target=d.target,
+                             data=d.data)
             if call is not None and exc.cross_tenant is not None:
                 what, ident = exc.cross_tenant
                 audit_record(org=call.org, actor=call.actor, event=AuditEvent.SCIM_CROSS_TENANT_DENIED,
@@ -240,7 +245,8 @@ def _sort_field(translator, sort_by) -> str:
     except (InvalidPathException, ValueError):
         raise bad_request(f"Cannot sort by '{sort_by}'.")
     field = translator.fields.get(attribute_key(getattr(node, "attr_path", node), translator.core_urn))
-    if field is None or field.kind in ("multi", "reference"):
+    # A to-many path (groups.display) has no one value per row to sort by.
+    if field is None or field.kind in ("multi", "reference") or field.to_many:
         raise bad_request(f"Cannot sort by '{sort_by}'.")
     return field.lookup
 
@@ -254,8 +260,10 @@ def _listing(call, queryset, translator, params: dict):
         if crosses_relation:
             queryset = queryset.distinct()
     if params["sort_by"]:
-        field = _sort_field(translator, params["sort_by"])
-        queryset = queryset.order_by(f"-{field}" if params["descending"] else field, "pk")
+        # Selected, because under DISTINCT PostgreSQL orders only by what the query selects and a
+        # JSON key (name.familyName) is otherwise not; it is the row's own value, so rows stay distinct.
+        queryset = queryset.annotate(scim_sort=F(_sort_field(translator, params["sort_by"])))
+        queryset = queryset.order_by("-scim_sort" if params["descending"] else "scim_sort", "pk")
     else:
         queryset = queryset.order_by("created_at", "pk")
     total = queryset.count()
@@ -322,20 +330,21 @@ def _search_params(call) -> dict:
 @scim_view
 def root_search(call):
     """RFC 7644 §3.4.3: a search across Users and then Groups. An attribute only one of them has
-    is simply false for the other."""
+    is simply false for the other; one that neither has is a 400."""
     if call.request.method != "POST":
         raise _method_not_allowed(call)
     params = _search_params(call)
-    parts = []
+    parts, unknown = [], None
     for model, translator, core in ((ScimUser, USERS, USER_CORE), (ScimGroup, GROUPS, GROUP_CORE)):
         queryset = model.objects.for_org(call.org)
         try:
             total, _ = _listing(call, queryset, translator, {**params, "count": 0, "sort_by": None})
-        except ScimError as exc:
-            if exc.scim_type == "invalidFilter" and "filtered on" in exc.detail:
-                continue
-            raise
+        except UnknownAttribute as exc:
+            unknown = exc
+            continue
         parts.append((model, translator, core, total))
+    if not parts:
+        raise unknown
     grand_total = sum(p[3] for p in parts)
     offset, remaining, resources = params["start"] - 1, params["count"], []
     for model, translator, core, total in parts:
@@ -506,8 +515,7 @@ def group(call, pk):
             fields = group_fields({**doc, "members": []})
             updated = services.group_update(
                 org=call.org, actor=call.actor, pk=pk_value, fields=fields, if_match=call.if_match,
-                method=method, replace_members=members.replace, add=members.add, remove=members.remove,
-                remove_all=members.remove_all)
+                method=method, replace_members=members.replace, add=members.add, remove=members.remove)
         if not call.request.GET.get("attributes") and not call.request.GET.get("excludedAttributes"):
             # RFC 7644 §3.5.2: 204 when the client did not ask for the resource; IdPs that push
             # thousands of member changes do not want the whole member list back each time.

@@ -180,11 +180,20 @@ def test_create_and_revoke_need_a_fresh_reauthentication(org, owner):
     assert fresh.post(tokens_url(org), {"name": "Entra"}, format="json").status_code == 201
 
 
-def test_an_api_key_with_scim_write_is_not_asked_to_reauthenticate(org, key_client):
-    client = key_client(Perm.SCIM_READ, Perm.SCIM_WRITE)
+def test_an_api_key_with_every_permission_is_not_asked_to_reauthenticate(org, key_client):
+    client = key_client(*Perm)
     response = client.post(tokens_url(org), {"name": "Terraform-managed"}, format="json")
     assert response.status_code == 201
     assert scim_token_authenticate(response.json()["token"]) is not None
+
+
+def test_scim_write_alone_cannot_issue_a_token_that_manages_every_member(org, key_client):
+    # A SCIM token can deprovision anyone and fill role-mapped groups: issuing one takes an owner's
+    # power, not just the provisioning permission.
+    client = key_client(Perm.SCIM_READ, Perm.SCIM_WRITE)
+    response = client.post(tokens_url(org), {"name": "Terraform-managed"}, format="json")
+    assert response.status_code == 403
+    assert not ScimToken.objects.for_org(org).exists()
 
 
 # --- Mappings -----------------------------------------------------------------------------------

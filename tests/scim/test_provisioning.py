@@ -1,7 +1,12 @@
 """Group mappings applied and taken back, and deprovisioning (scim.provisioning)."""
 
+import threading
+import time
+
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import ApiKey, Membership, SecurityPolicy, User, UserSession
 from agents import keys
@@ -14,8 +19,11 @@ from iam_project.errors import Conflict, Forbidden, Invalid, NotFound
 from rbac.guard import access_for_user
 from rbac.models import RoleAssignment, TeamMembership
 from rbac.permissions import Perm
+from scim import provisioning
+from scim import services as scim_services
 from scim.models import GroupMapping, ScimGroup, ScimGroupMember, ScimUser
 from scim.provisioning import (
+    DEPROVISION_HOWS,
     DeprovisionResult,
     deprovision,
     group_reconcile,
@@ -433,19 +441,47 @@ def test_mapping_delete_is_refused_to_someone_weaker_than_the_mapping(org):
 
 # --- deprovisioning ------------------------------------------------------------------------------
 
-def test_deprovisioning_ends_every_session_of_the_user(org):
+def test_deprovisioning_the_last_acting_membership_ends_every_session_of_the_user(org):
     member = MemberFactory(org=org)
-    MemberFactory(user=member.user)  # still works elsewhere: the account stays, the sessions do not
     browser, bystander = sign_in(Client(), member.user), sign_in(Client(), MemberFactory(org=org).user)
     assert browser.get(SESSIONS_PAGE).status_code == 200
     result = deprovision(scim_user=scim_user(member), actor=SCIM, how="deactivated")
-    assert result.sessions_revoked == 1 and not result.account_deactivated
+    assert result.sessions_revoked == 1 and result.account_deactivated
     response = browser.get(SESSIONS_PAGE)
     assert response.status_code == 302 and response["Location"].startswith("/login/")
     assert bystander.get(SESSIONS_PAGE).status_code == 200
     assert not UserSession.objects.filter(user=member.user).exists()
     revocation = AuditEntry.objects.unscoped().filter(event_name="session.revoked").get()
     assert (revocation.actor_type, revocation.data) == ("scim", {"reason": "deprovisioned", "count": 1})
+
+
+def test_one_orgs_directory_cannot_log_someone_out_of_another_org(org):
+    member = MemberFactory(org=org)
+    elsewhere = MemberFactory(user=member.user)  # the same person, still working in another org
+    su = scim_user(member)  # as when this org's SCIM links the existing account by its email
+    browser = sign_in(Client(), member.user)
+    for _ in range(3):  # the directory toggles `active` again and again
+        result = deprovision(scim_user=su, actor=SCIM, how="deactivated")
+        assert (result.sessions_revoked, result.account_deactivated) == (0, False)
+        reactivate(scim_user=su, actor=SCIM)
+    deprovision(scim_user=su, actor=SCIM, how="deactivated")
+    assert browser.get(SESSIONS_PAGE).status_code == 200
+    assert UserSession.objects.filter(user=member.user).count() == 1
+    assert not AuditEntry.objects.unscoped().filter(event_name="session.revoked").exists()
+    assert [e.data["sessions_revoked"] for e in events(org, "member.deprovisioned")] == [0] * 4
+    # This org no longer lets the session in: the guard refuses the deprovisioned membership.
+    assert access_for_user(user=User.objects.get(pk=member.user_id), org_slug=org.slug) is None
+    assert access_for_user(user=User.objects.get(pk=member.user_id), org_slug=elsewhere.org.slug)
+
+
+def test_sessions_end_when_no_other_membership_can_act(org):
+    member = MemberFactory(org=org)
+    MemberFactory(user=member.user, status="suspended")
+    sign_in(Client(), member.user)
+    result = deprovision(scim_user=scim_user(member), actor=SCIM, how="deleted")
+    assert (result.sessions_revoked, result.account_deactivated) == (1, True)
+    assert not UserSession.objects.filter(user=member.user).exists()
+    assert events(org, "member.deprovisioned")[0].data["sessions_revoked"] == 1
 
 
 def test_deprovisioning_revokes_the_users_api_keys_in_this_org_only(org, api):
@@ -582,3 +618,145 @@ def test_reactivation_leaves_an_admins_suspension_in_place(org):
     su = scim_user(member)
     reactivate(scim_user=su, actor=SCIM)
     assert Membership.objects.for_org(org).get(pk=member.pk).status == "suspended"
+
+
+def test_deprovisioning_keeps_an_admins_suspension_and_reactivation_does_not_lift_it(org, api):
+    member = MemberFactory(org=org, role="viewer")
+    su = scim_user(member)
+    mapped(group(org, "All", su), role=RoleFactory(org=org))
+    mappings_reconcile(scim_user=su, actor=SCIM)
+    Membership.objects.for_org(org).filter(pk=member.pk).update(status="suspended")
+    key, _ = api_key_for(org, ["member:read"], created_by=member.user)
+    result = deprovision(scim_user=su, actor=SCIM, how="deactivated")
+    assert Membership.objects.for_org(org).get(pk=member.pk).status == "suspended"
+    # The rest of deprovisioning still happens.
+    assert (result.api_keys_revoked, result.account_deactivated) == (1, True)
+    assert ApiKey.objects.for_org(org).get(pk=key.pk).revoked_at is not None
+    assert not RoleAssignment.objects.filter(membership=member).exists()
+    assert ScimUser.objects.for_org(org).get(pk=su.pk).active is False
+    assert events(org, "member.deprovisioned")[0].data["api_keys_revoked"] == 1
+    reactivate(scim_user=su, actor=SCIM)
+    assert Membership.objects.for_org(org).get(pk=member.pk).status == "suspended"
+    assert access_for_user(user=User.objects.get(pk=member.user_id), org_slug=org.slug) is None
+    assert not RoleAssignment.objects.filter(membership=member).exists()
+
+
+# --- the last owner ------------------------------------------------------------------------------
+
+def test_the_orgs_only_acting_owner_cannot_be_deprovisioned(org):
+    owner = MemberFactory(org=org, role="owner")
+    MemberFactory(org=org, role="owner", status="suspended")  # an owner who cannot act does not count
+    su = scim_user(owner)
+    key, _ = api_key_for(org, ["member:read"], created_by=owner.user)
+    sign_in(Client(), owner.user)
+    before = audit_count(org)
+    for how in DEPROVISION_HOWS:
+        with pytest.raises(Conflict) as refused:
+            deprovision(scim_user=su, actor=SCIM, how=how)
+        assert refused.value.code == "last_owner"
+    owner = Membership.objects.for_org(org).get(pk=owner.pk)
+    assert (owner.status, owner.role) == ("active", "owner")
+    assert ScimUser.objects.for_org(org).get(pk=su.pk).active is True
+    assert ApiKey.objects.for_org(org).get(pk=key.pk).revoked_at is None
+    assert UserSession.objects.filter(user=owner.user).exists()
+    assert User.objects.get(pk=owner.user_id).is_active
+    assert audit_count(org) == before + 2
+    denials = events(org, "access.last_owner_protected")
+    assert [(d.outcome, d.actor_type, d.target_id, d.data) for d in denials] == [
+        ("denied", "scim", str(owner.pk), {"action": "scim_deprovision"})] * 2
+
+
+def test_an_owner_can_be_deprovisioned_while_another_owner_can_act(org):
+    first, second = MemberFactory(org=org, role="owner"), MemberFactory(org=org, role="owner")
+    deprovision(scim_user=scim_user(first), actor=SCIM, how="deactivated")
+    assert Membership.objects.for_org(org).get(pk=first.pk).status == "deprovisioned"
+    with pytest.raises(Conflict):
+        deprovision(scim_user=scim_user(second), actor=SCIM, how="deleted")
+    assert Membership.objects.for_org(org).get(pk=second.pk).status == "active"
+    # An owner who cannot act already takes nothing from the org: the repeat is allowed.
+    assert deprovision(scim_user=ScimUser.objects.for_org(org).get(membership=first), actor=SCIM,
+                       how="deleted") == DeprovisionResult(0, 0, 0, 0, False)
+
+
+# --- mappings and group updates serialise on the group row (PostgreSQL) -------------------------
+
+def _postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("race cases run on PostgreSQL (SQLite serialises every writer)")
+
+
+def test_mapping_create_and_delete_lock_the_group_before_anything_else(org):
+    _postgres_only()
+    access = owner_access(org)
+    g = group(org, "Ops", scim_user(MemberFactory(org=org, role="viewer")))
+    with CaptureQueriesContext(connection) as created:
+        mapping = mapping_create(access=access, group=g, kind="builtin_role", builtin_role="member")
+    with CaptureQueriesContext(connection) as deleted:
+        mapping_delete(access=access, mapping=mapping)
+    for captured in (created, deleted):
+        sql = [q["sql"] for q in captured.captured_queries]
+        locks_or_writes = [i for i, s in enumerate(sql) if "FOR UPDATE" in s
+                           or s.startswith(("INSERT", "UPDATE", "DELETE"))]
+        first = sql[locks_or_writes[0]]
+        assert 'FROM "scim_scimgroup"' in first and "FOR UPDATE" in first, first
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first", ["mapping_delete", "group_update"])
+def test_a_mapping_deleted_while_a_group_update_adds_a_member_leaves_no_orphan_grant(monkeypatch, first):
+    _postgres_only()
+    org = OrgFactory()
+    access = owner_access(org)
+    member = MemberFactory(org=org, role="viewer")
+    su = scim_user(member)
+    g = group(org, "Ops")
+    mapping = mapped(g, builtin_role="member")
+    started, errors = threading.Event(), []
+    # The first writer signals once it is under way, then holds its transaction open a while, so that
+    # the second runs meanwhile. Without the group lock, a deletion that is under way (holding the
+    # org's audit chain) does not see the member being added, and the update grants the role from
+    # the mapping it read before the deletion committed.
+    hooked = "_affected_by" if first == "mapping_delete" else "mappings_reconcile"
+    original = getattr(provisioning, hooked)
+
+    def signal_then_linger(*args, **kwargs):
+        result = original(*args, **kwargs)
+        started.set()
+        time.sleep(1)
+        return result
+
+    monkeypatch.setattr(provisioning, hooked, signal_then_linger)
+
+    def add_member():
+        scim_services.group_update(org=org, actor=SCIM, pk=g.pk,
+                                   fields={"display_name": "Ops", "external_id": ""}, if_match=None,
+                                   method="PATCH", add=[(str(su.pk), "")])
+
+    def delete_mapping():
+        mapping_delete(access=access, mapping=mapping)
+
+    works = {"mapping_delete": delete_mapping, "group_update": add_member}
+    second = next(name for name in works if name != first)
+
+    def run(name):
+        try:
+            if name == second:
+                assert started.wait(10)
+            works[name]()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert list(ScimGroup.objects.for_org(org).get(pk=g.pk).members.all()) == [su]
+    assert not GroupMapping.objects.for_org(org).exists()
+    su.refresh_from_db()
+    assert role_of(member) == "viewer" and su.mapped_role == ""
+    granted, revoked = events(org, "scim.mapping_granted"), events(org, "scim.mapping_revoked")
+    assert len(granted) == len(revoked)  # whatever was granted was taken back, with a trail

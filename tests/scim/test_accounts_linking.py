@@ -1,0 +1,162 @@
+"""Accounts are global; an IdP asserts addresses nobody verified. What one org's SCIM may do to an
+account that exists, or that another org later adds."""
+
+import threading
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from accounts.models import Membership, MembershipStatus, User
+from accounts.services import member_add, policy_update
+from audit.models import AuditEntry
+from rbac.guard import access_for_user
+from scim.models import ScimUser
+from tests.factories import PASSWORD, MemberFactory, sign_in
+from tests.scim.conftest import BASE, scim_for, user_body
+
+STRONG = "another long passphrase 7 for SCIM"
+
+
+def _login(email: str, password: str):
+    return Client().post("/login/", {"email": email, "password": password})
+
+
+def _events(org, name):
+    return AuditEntry.objects.for_org(org).filter(event_name=name)
+
+
+@pytest.mark.django_db
+def test_scim_cannot_set_the_password_of_an_account_it_did_not_create(scim):
+    owner = scim.owner.user
+    owner.set_password(PASSWORD)
+    owner.save()
+    created = scim.post("/Users", user_body(owner.email, password=STRONG))
+    assert created.status_code == 201  # linked to the existing membership...
+    owner.refresh_from_db()
+    assert owner.check_password(PASSWORD) and not owner.check_password(STRONG)  # ...but not its password
+    assert _events(scim.org, "password.rejected").get().data == {"reasons": ["not_managed_here"]}
+    patched = scim.patch(f"/Users/{created.json()['id']}", [{"op": "replace", "path": "password",
+                                                            "value": STRONG}])
+    assert patched.status_code == 400 and patched.json()["scimType"] == "mutability"
+    owner.refresh_from_db()
+    assert owner.check_password(PASSWORD)
+
+
+@pytest.mark.django_db
+def test_no_password_oracle_on_an_account_managed_elsewhere(scim):
+    victim = MemberFactory()  # someone in another org, with a known password
+    victim.user.set_password(PASSWORD)
+    victim.user.save()
+    created = scim.post("/Users", user_body(victim.user.email)).json()
+    answers = [scim.patch(f"/Users/{created['id']}", [{"op": "replace", "path": "password", "value": guess}])
+               for guess in (PASSWORD, "wrong guess 1234567890")]
+    assert [a.status_code for a in answers] == [400, 400]
+    assert answers[0].json() == answers[1].json()
+    assert not _events(scim.org, "password.rejected").exists()
+
+
+@pytest.mark.django_db
+def test_an_account_another_org_created_loses_its_password_when_this_org_adds_it(client):
+    org_a, org_b = scim_for(), scim_for()
+    response = org_a.post("/Users", user_body("ceo@victim-b.example", password=STRONG))
+    assert response.status_code == 201
+    user = User.objects.get(email="ceo@victim-b.example")
+    assert user.scim_managed_by_id == org_a.org.pk and user.check_password(STRONG)
+    browser = sign_in(Client(), user)
+    assert browser.get(f"/orgs/{org_a.org.slug}/members/").status_code == 200
+
+    owner_b = access_for_user(user=org_b.owner.user, org_slug=org_b.org.slug)
+    membership = member_add(access=owner_b, email="ceo@victim-b.example")
+
+    user.refresh_from_db()
+    assert user.scim_managed_by_id is None and not user.has_usable_password()
+    assert membership.status == MembershipStatus.INVITED  # the person sets a password by reset
+    assert _login("ceo@victim-b.example", STRONG).status_code != 302
+    assert browser.get(f"/orgs/{org_a.org.slug}/members/").status_code == 302  # sessions ended
+    entry = _events(org_b.org, "member.account_released").get()
+    assert entry.data == {"email": "ceo@victim-b.example", "password_cleared": True, "sessions_revoked": 1}
+    # And org A can no longer set it either.
+    patched = org_a.patch(f"/Users/{response.json()['id']}", [{"op": "replace", "path": "password",
+                                                              "value": STRONG}])
+    assert patched.status_code == 400
+
+
+@pytest.mark.django_db
+def test_another_orgs_scim_linking_the_account_releases_it_too():
+    org_a, org_b = scim_for(), scim_for()
+    org_a.post("/Users", user_body("shared@example.com", password=STRONG))
+    assert org_b.post("/Users", user_body("shared@example.com")).status_code == 201
+    user = User.objects.get(email="shared@example.com")
+    assert user.scim_managed_by_id is None and not user.has_usable_password()
+
+
+@pytest.mark.django_db
+def test_this_orgs_password_policy_applies_to_a_password_sent_on_create(scim):
+    owner = access_for_user(user=scim.owner.user, org_slug=scim.org.slug)
+    policy_update(access=owner, password_min_length=24)
+    created = scim.post("/Users", user_body("short@example.com", password="twelve chars"))
+    assert created.status_code == 201
+    user = ScimUser.objects.for_org(scim.org).get(pk=created.json()["id"]).membership.user
+    assert not user.has_usable_password()
+    assert Membership.objects.for_org(scim.org).get(user=user).status == MembershipStatus.INVITED
+    assert _events(scim.org, "password.rejected").exists()
+    created = scim.post("/Users", user_body("long@example.com", password="a" * 4 + STRONG))
+    user = ScimUser.objects.for_org(scim.org).get(pk=created.json()["id"]).membership.user
+    assert user.has_usable_password()
+    assert Membership.objects.for_org(scim.org).get(user=user).status == MembershipStatus.ACTIVE
+
+
+@pytest.mark.django_db
+def test_the_last_owner_cannot_be_deprovisioned_over_scim(scim):
+    linked = scim.post("/Users", user_body(scim.owner.user.email)).json()
+    for response in (scim.patch(f"/Users/{linked['id']}", [{"op": "replace", "value": {"active": False}}]),
+                     scim.delete(f"/Users/{linked['id']}")):
+        assert response.status_code == 409, response.content
+        assert response.json()["scimType"] == "mutability"
+    scim.owner.refresh_from_db()
+    assert scim.owner.status == MembershipStatus.ACTIVE and scim.owner.role == "owner"
+    assert ScimUser.objects.for_org(scim.org).get(pk=linked["id"]).active is True
+    assert _events(scim.org, "access.last_owner_protected").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_of_one_person_never_fail_with_a_500():
+    if connection.vendor != "postgresql":
+        pytest.skip("race cases run on PostgreSQL (SQLite serialises every writer)")
+    scim = scim_for()
+    barrier, statuses = threading.Barrier(4), []
+
+    def create(i):
+        try:
+            barrier.wait()
+            response = Client().post(f"{BASE}/Users", user_body("race@example.com", userName=f"race-{i}"),
+                                     content_type="application/scim+json",
+                                     HTTP_AUTHORIZATION=f"Bearer {scim.token}")
+            statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [201, 409, 409, 409]
+    assert ScimUser.objects.for_org(scim.org).count() == 1
+
+
+@pytest.mark.django_db
+def test_an_admin_cannot_bring_back_someone_the_directory_deactivated(scim):
+    created = scim.post("/Users", user_body("gone@example.com", active=False)).json()
+    membership = Membership.objects.for_org(scim.org).get(scim__pk=created["id"])
+    assert membership.status == MembershipStatus.DEPROVISIONED
+    admin = sign_in(Client(), scim.owner.user)
+    response = admin.patch(f"/api/v1/orgs/{scim.org.slug}/members/{membership.pk}", {"status": "active"},
+                           content_type="application/json")
+    assert response.status_code == 400 and "status" in response.json()["fields"]
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.DEPROVISIONED
+    scim.patch(f"/Users/{created['id']}", [{"op": "replace", "path": "active", "value": True}])
+    membership.refresh_from_db()
+    assert membership.status in (MembershipStatus.ACTIVE, MembershipStatus.INVITED)
