@@ -113,6 +113,15 @@ class UnknownAttribute(ScimError):
         super().__init__(400, f"'{path}' is not an attribute that can be filtered on.", "invalidFilter")
 
 
+def parse(expression: str):
+    if len(expression) > MAX_FILTER_LENGTH:
+        raise ScimError(400, "The filter is too long.", "invalidFilter")
+    try:
+        return ScimFilter(expression).ast
+    except (InvalidFilterException, ValueError) as exc:
+        raise ScimError(400, f"The filter cannot be parsed: {exc}", "invalidFilter")
+
+
 def attribute_key(path: AttrPath, core_urn: str) -> str:
     uri = (path.uri or "").lower()
     name = path.attr.lower() + (f".{path.sub_attr.lower()}" if path.sub_attr else "")
@@ -125,16 +134,28 @@ class FilterTranslator:
     def __init__(self, fields: dict[str, Field], core_urn: str):
         self.fields, self.core_urn = fields, core_urn
 
-    def translate(self, expression: str) -> tuple[Q, bool]:
+    def translate(self, expression: str, *, unknown_is_false: bool = False) -> tuple[Q, bool]:
         """The filter as a Q, and whether it crosses a to-many relation (the query then needs
-        DISTINCT, which every other filter is spared)."""
-        if len(expression) > MAX_FILTER_LENGTH:
-            raise ScimError(400, "The filter is too long.", "invalidFilter")
-        try:
-            tree = ScimFilter(expression).ast
-        except (InvalidFilterException, ValueError) as exc:
-            raise ScimError(400, f"The filter cannot be parsed: {exc}", "invalidFilter")
-        return self._node(tree), self._joins(tree)
+        DISTINCT, which every other filter is spared).
+
+        `unknown_is_false`: a test of an attribute this resource type lacks is false rather than a
+        400 (RFC 7644 §3.4.3, for a search across resource types).
+        """
+        tree = parse(expression)
+        return self._node(tree, unknown_is_false), self._joins(tree)
+
+    def unknown_attributes(self, expression: str) -> set[str]:
+        """The attributes the filter tests that this resource type does not have."""
+        unknown, pending = set(), [parse(expression)]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, LogicalExpr):
+                pending.extend(node.terms)
+            elif isinstance(node, Not):
+                pending.append(node.expr)
+            elif attribute_key(node.attr_path, self.core_urn) not in self.fields:
+                unknown.add(str(node.attr_path).lower())
+        return unknown
 
     def _joins(self, node) -> bool:
         if isinstance(node, LogicalExpr):
@@ -145,15 +166,23 @@ class FilterTranslator:
         field = self.fields.get(attribute_key(path, self.core_urn))
         return field is not None and field.to_many
 
-    def _node(self, node) -> Q:
+    def _node(self, node, unknown_is_false: bool = False) -> Q:
         if isinstance(node, LogicalExpr):
-            combined = self._node(node.terms[0])
+            combined = self._node(node.terms[0], unknown_is_false)
             for term in node.terms[1:]:
-                other = self._node(term)
+                other = self._node(term, unknown_is_false)
                 combined = combined & other if node.op.value == "and" else combined | other
             return combined
         if isinstance(node, Not):
-            return ~self._node(node.expr)
+            return ~self._node(node.expr, unknown_is_false)
+        try:
+            return self._leaf(node)
+        except UnknownAttribute:
+            if unknown_is_false:
+                return Q(pk__in=[])
+            raise
+
+    def _leaf(self, node) -> Q:
         if isinstance(node, Present):
             return self._present(self._field(node.attr_path))
         if isinstance(node, Comparison):

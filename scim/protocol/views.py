@@ -251,11 +251,12 @@ def _sort_field(translator, sort_by) -> str:
     return field.lookup
 
 
-def _listing(call, queryset, translator, params: dict):
+def _listing(call, queryset, translator, params: dict, *, unknown_is_false: bool = False):
     if params["filter"]:
         if not isinstance(params["filter"], str):
             raise ScimError(400, "'filter' must be a string.", "invalidFilter")
-        condition, crosses_relation = translator.translate(params["filter"])
+        condition, crosses_relation = translator.translate(params["filter"],
+                                                           unknown_is_false=unknown_is_false)
         queryset = queryset.filter(condition)
         if crosses_relation:
             queryset = queryset.distinct()
@@ -334,17 +335,18 @@ def root_search(call):
     if call.request.method != "POST":
         raise _method_not_allowed(call)
     params = _search_params(call)
-    parts, unknown = [], None
-    for model, translator, core in ((ScimUser, USERS, USER_CORE), (ScimGroup, GROUPS, GROUP_CORE)):
-        queryset = model.objects.for_org(call.org)
-        try:
-            total, _ = _listing(call, queryset, translator, {**params, "count": 0, "sort_by": None})
-        except UnknownAttribute as exc:
-            unknown = exc
-            continue
+    types = ((ScimUser, USERS, USER_CORE), (ScimGroup, GROUPS, GROUP_CORE))
+    if params["filter"]:
+        if not isinstance(params["filter"], str):
+            raise ScimError(400, "'filter' must be a string.", "invalidFilter")
+        nowhere = set.intersection(*(t.unknown_attributes(params["filter"]) for _, t, _ in types))
+        if nowhere:
+            raise UnknownAttribute(sorted(nowhere)[0])
+    parts = []
+    for model, translator, core in types:
+        total, _ = _listing(call, model.objects.for_org(call.org), translator,
+                            {**params, "count": 0, "sort_by": None}, unknown_is_false=True)
         parts.append((model, translator, core, total))
-    if not parts:
-        raise unknown
     grand_total = sum(p[3] for p in parts)
     offset, remaining, resources = params["start"] - 1, params["count"], []
     for model, translator, core, total in parts:
@@ -354,7 +356,8 @@ def root_search(call):
             offset -= total
             continue
         _, page = _listing(call, model.objects.for_org(call.org), translator,
-                           {**params, "start": offset + 1, "count": remaining, "sort_by": None})
+                           {**params, "start": offset + 1, "count": remaining, "sort_by": None},
+                           unknown_is_false=True)
         offset = 0
         remaining -= len(page)
         if model is ScimUser:

@@ -242,3 +242,17 @@ def test_discovery(scim):
     names = {a["name"] for a in user_schema["attributes"]}
     assert "userName" in names and "roles" not in names and "x509Certificates" not in names
     assert scim.get("/Schemas/urn:nothing").status_code == 404
+
+
+def test_root_search_reads_an_attribute_one_type_lacks_as_false(people):
+    alice = people.get('/Users?filter=userName eq "alice@example.com"').json()["Resources"][0]
+    people.post("/Groups", {"displayName": "Engineering", "members": [{"value": alice["id"]}]})
+    people.post("/Groups", {"displayName": "Empty"})
+    search = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+              "filter": 'userName eq "bob@corp.example" or members pr'}
+    found = people.post("/.search", search).json()
+    assert sorted(r.get("userName", r.get("displayName")) for r in found["Resources"]) == [
+        "Engineering", "bob@corp.example"]
+    assert found["totalResults"] == 2
+    refused = people.post("/.search", {**search, "filter": 'nothing eq "x" or userName pr'})
+    assert refused.status_code == 400 and refused.json()["scimType"] == "invalidFilter"
