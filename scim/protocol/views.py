@@ -373,11 +373,12 @@ def root_search(call):
 
 # --- users --------------------------------------------------------------------------------------
 
-def _user_id(pk: str):
+def _resource_id(pk: str, resource: str):
+    """Ids are UUIDs; anything else is as missing as an unknown one."""
     try:
         return uuid.UUID(pk)
     except ValueError:
-        raise not_found("User")
+        raise not_found(resource)
 
 
 def _resource_query(call) -> tuple:
@@ -427,7 +428,7 @@ def users_search(call):
 
 @scim_view
 def user(call, pk):
-    pk_value = _user_id(pk)
+    pk_value = _resource_id(pk, "User")
     method = call.request.method
     if method == "GET":
         return _read_one(call, ScimUser, pk_value, "User", _user_response)
@@ -485,16 +486,9 @@ def groups_search(call):
     return _list_groups(call, _search_params(call))
 
 
-def _group_id(pk: str):
-    try:
-        return uuid.UUID(pk)
-    except ValueError:
-        raise not_found("Group")
-
-
 @scim_view
 def group(call, pk):
-    pk_value = _group_id(pk)
+    pk_value = _resource_id(pk, "Group")
     method = call.request.method
     if method == "GET":
         return _read_one(call, ScimGroup, pk_value, "Group", _group_response)
