@@ -494,6 +494,3 @@ def mapping_delete(*, access: Access, mapping: GroupMapping) -> None:
         _reconcile(scim_user, access.actor, ignore={mapping.pk})
     mapping.delete()
 
-
-__all__ = ["DeprovisionResult", "Membership", "deprovision", "group_reconcile", "mapping_create",
-           "mapping_delete", "mappings_reconcile", "reactivate"]
