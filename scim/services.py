@@ -22,6 +22,7 @@ from rbac.roles import BuiltinRole
 from scim import provisioning
 from scim.models import GroupMapping, ScimGroup, ScimGroupMember, ScimUser
 from scim.protocol.errors import ScimError, not_found
+from scim.protocol.ids import id_key, uuid_or_none
 from scim.protocol.resources import address_index, etag, multi_index
 
 AUDITED_IDS = 100  # member ids listed in one audit entry; the counts are always exact
@@ -263,9 +264,8 @@ def members_resolve(org, actor: Actor, ids) -> list[ScimUser]:
     marked for the audit log when the id is another org's."""
     wanted, parsed = list(dict.fromkeys(str(i) for i in ids)), {}
     for raw in wanted:
-        try:
-            parsed[raw] = uuid.UUID(raw)
-        except ValueError:
+        parsed[raw] = uuid_or_none(raw)
+        if parsed[raw] is None:
             raise not_found("Member")
     found = {str(u.pk): u for u in ScimUser.objects.for_org(org).filter(pk__in=list(parsed.values()))}
     for raw, value in parsed.items():
@@ -277,20 +277,8 @@ def members_resolve(org, actor: Actor, ids) -> list[ScimUser]:
     return [found[str(parsed[raw])] for raw in wanted]
 
 
-def _id_key(value) -> str:
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        return str(value)
-
-
 def _known_users(org, ids) -> list[ScimUser]:
-    valid = []
-    for raw in ids:
-        try:
-            valid.append(uuid.UUID(str(raw)))
-        except ValueError:
-            continue
+    valid = [parsed for parsed in map(uuid_or_none, ids) if parsed]
     return list(ScimUser.objects.for_org(org).filter(pk__in=valid))
 
 
@@ -371,11 +359,11 @@ def group_update(*, org, actor: Actor, pk, fields: dict, if_match: str | None, m
         changed.append("externalId")
     if remove_all:  # older callers; the same as replacing the members with none
         replace_members = []
-    add, remove = add or [], [_id_key(i) for i in remove or []]
+    add, remove = add or [], [id_key(i) for i in remove or []]
     displays = _displays(add + (replace_members or []))
     if replace_members is not None:
         # The new member set is (replacement ∪ added) − removed, in the order PATCH gave them.
-        wanted_ids = [i for i, _ in replace_members + add if _id_key(i) not in set(remove)]
+        wanted_ids = [i for i, _ in replace_members + add if id_key(i) not in set(remove)]
         wanted = members_resolve(org, actor, list(dict.fromkeys(wanted_ids)))
         wanted_pks = {u.pk for u in wanted}
         current = ScimUser.objects.for_org(org).filter(scimgroupmember__group=group)

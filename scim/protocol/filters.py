@@ -12,7 +12,6 @@ the same on SQLite and PostgreSQL without a join.
 """
 
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +20,7 @@ from scim2_models import InvalidFilterException, ScimFilter
 from scim2_models.path import AttrPath, Comparison, LogicalExpr, Not, Present, ValuePath
 
 from scim.protocol.errors import ScimError
+from scim.protocol.ids import uuid_or_none
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 USER_CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -268,7 +268,7 @@ def _id_compare(field: Field, op: str, value) -> Q:
     if value is None:
         q = Q(**{f"{field.lookup}__isnull": True})
     else:
-        parsed = _uuid_or_none(value)
+        parsed = uuid_or_none(value)
         q = Q(**{field.lookup: parsed}) if parsed else Q(pk__in=[])
     return ~q if op == "ne" else q
 
@@ -295,7 +295,7 @@ def _multi_value_path(lookup: str, node) -> Q:
 
 
 def _text(value) -> str:
-    return _clean_index_text(str(value if value is not None else "")).lower()
+    return clean_index_text(str(value if value is not None else "")).lower()
 
 
 def _type_compare(lookup: str, op: str, value) -> Q:
@@ -345,7 +345,7 @@ def _address_value_path(lookup: str, node) -> Q:
 def _multi_compare(lookup: str, kind: str | None, op: str, value) -> Q:
     if op not in ("eq", "ne", "co", "sw", "ew"):
         raise ScimError(400, f"'{op}' does not apply to a multi-valued attribute.", "invalidFilter")
-    text = _clean_index_text(str(value or "")).lower()
+    text = clean_index_text(str(value or "")).lower()
     prefix = f"\n{kind.lower()}\t" if kind is not None else "\t"
     pattern = {"eq": f"{prefix}{text}\n", "ne": f"{prefix}{text}\n", "co": text,
                "sw": f"{prefix}{text}", "ew": f"{text}\n"}[op]
@@ -359,7 +359,8 @@ def _line_regex(kind: str, text: str) -> str:
     return rf"\n{re.escape(kind.lower())}\t[^\n]*{re.escape(text)}"
 
 
-def _clean_index_text(value: str) -> str:
+def clean_index_text(value: str) -> str:
+    """A value as the filter indexes hold it: no newline or tab (they separate lines and fields)."""
     return value.replace("\n", " ").replace("\t", " ")
 
 
@@ -379,13 +380,6 @@ def _datetime(value) -> datetime:
     if parsed.tzinfo is None:
         raise ScimError(400, "Dates need a time zone (for example Z).", "invalidFilter")
     return parsed
-
-
-def _uuid_or_none(value):
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
 
 
 USERS = FilterTranslator(USER_FIELDS, USER_CORE)

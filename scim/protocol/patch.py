@@ -11,13 +11,13 @@ element they name when it is missing (Entra: `emails[type eq "work"].value`), fu
 extension attributes as keys or paths, and member removal by filter or by a value array.
 """
 
-import uuid
 
 from scim2_models import InvalidPathException, Path
 from scim2_models.path import AttrPath, Comparison, LogicalExpr, ValuePath
 
 from scim.protocol.errors import ScimError
 from scim.protocol.filters import ENTERPRISE
+from scim.protocol.ids import id_key
 from scim.protocol.resources import CaseInsensitive, member_ids
 
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -68,14 +68,14 @@ class MemberChanges:
     def include(self, members: list) -> None:
         target = self._add if self._replace is None else self._replace
         for ident, display in members:
-            key = _member_key(ident)
+            key = id_key(ident)
             self._remove.pop(key, None)
             display = display or target.get(key, ("", ""))[1]  # a later bare id keeps the label
             target[key] = (ident, display)
 
     def exclude(self, ids: list) -> None:
         for ident in ids:
-            key = _member_key(ident)
+            key = id_key(ident)
             self._add.pop(key, None)
             if self._replace is None:
                 self._remove[key] = ident
@@ -83,12 +83,6 @@ class MemberChanges:
                 self._replace.pop(key, None)
 
 
-def _member_key(ident) -> str:
-    """Ids compared as UUIDs, so that an upper-case id names the same member."""
-    try:
-        return str(uuid.UUID(str(ident)))
-    except ValueError:
-        return str(ident)
 
 
 def operations(body) -> list[tuple[str, str | None, object]]:

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from scim.models import ScimGroup, ScimUser
 from scim.protocol.errors import ScimError, bad_request
-from scim.protocol.filters import ENTERPRISE, GROUP_CORE, USER_CORE
+from scim.protocol.filters import ENTERPRISE, GROUP_CORE, USER_CORE, clean_index_text
 
 USER_STRINGS = {  # SCIM name -> model field
     "externalId": "external_id", "displayName": "display_name", "nickName": "nick_name",
@@ -178,20 +178,18 @@ def multi_index(items: list[dict]) -> str:
     """One "<type>\\t<value>" line per value, lower-cased, framed by newlines (scim.protocol.filters)."""
     if not items:
         return ""
-    lines = [f"{_plain(i.get('type', ''))}\t{_plain(i.get('value', ''))}" for i in items]
+    lines = [f"{clean_index_text(i.get('type', ''))}\t{clean_index_text(i.get('value', ''))}" for i in items]
     return ("\n" + "\n".join(lines) + "\n").lower()
 
 
 def address_index(items: list[dict]) -> str:
     """One "<type>\t<part>\t<value>" line per address part, lower-cased (scim.protocol.filters)."""
     parts = [p for p in MULTI_SUB["addresses"] if p not in ("type", "primary")]
-    lines = [f"{_plain(i.get('type', ''))}\t{part.lower()}\t{_plain(i[part])}"
+    lines = [f"{clean_index_text(i.get('type', ''))}\t{part.lower()}\t{clean_index_text(i[part])}"
              for i in items for part in parts if i.get(part)]
     return ("\n" + "\n".join(lines) + "\n").lower() if lines else ""
 
 
-def _plain(value: str) -> str:
-    return str(value).replace("\n", " ").replace("\t", " ")
 
 
 def user_fields(body: dict) -> dict:

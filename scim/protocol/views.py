@@ -7,7 +7,6 @@ per token, then the resource handler; every failure is an RFC 7644 §3.12 error 
 
 import json
 import logging
-import uuid
 
 from django.conf import settings
 from django.core.cache import cache
@@ -25,6 +24,7 @@ from scim.models import ScimGroup, ScimUser
 from scim.protocol import discovery, patch
 from scim.protocol.errors import CONTENT_TYPE, ScimError, bad_request, not_found
 from scim.protocol.filters import GROUP_CORE, GROUPS, USER_CORE, USERS, UnknownAttribute, attribute_key
+from scim.protocol.ids import uuid_or_none
 from scim.protocol.projection import project
 from scim.protocol.resources import (
     CaseInsensitive,
@@ -375,10 +375,10 @@ def root_search(call):
 
 def _resource_id(pk: str, resource: str):
     """Ids are UUIDs; anything else is as missing as an unknown one."""
-    try:
-        return uuid.UUID(pk)
-    except ValueError:
+    parsed = uuid_or_none(pk)
+    if parsed is None:
         raise not_found(resource)
+    return parsed
 
 
 def _resource_query(call) -> tuple:
