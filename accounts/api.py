@@ -11,9 +11,9 @@ from accounts.models import ApiKey, Membership, MembershipStatus, SecurityPolicy
 from accounts.policy import policy_for_org
 from accounts.reset import reset_send_for_member
 from accounts.services import POLICY_FIELDS
+from core.permissions import Perm
+from core.roles import BuiltinRole
 from rbac.api_base import OrgScopedAPIView, OrgScopedViewSet
-from rbac.permissions import Perm
-from rbac.roles import BuiltinRole
 from rbac.selectors import roles_in_org
 
 

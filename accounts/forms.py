@@ -4,8 +4,8 @@ from django import forms
 
 from accounts.models import ACTING_STATUSES, Membership, MembershipStatus, SecurityPolicy
 from accounts.services import POLICY_FIELDS
+from core.roles import BuiltinRole
 from rbac.forms import PageForm, PermissionsField, org_roles_field
-from rbac.roles import BuiltinRole
 
 LOGIN_ERROR = "Email or password is incorrect."
 

@@ -19,7 +19,7 @@ from accounts.passwords import PASSWORD_MAX_LENGTH
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
-from iam_project.errors import ServiceError
+from core.errors import ServiceError
 from rbac.pages import form_apply_service_error, orgs_for_user
 
 UNAVAILABLE = "Sign-in is temporarily unavailable. Please try again in a minute."

@@ -3,17 +3,17 @@ import uuid
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.sessions.base_session import AbstractBaseSession
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django_otp.models import Device
 from django_scim.models import AbstractSCIMUserMixin
 
-from accounts.secrets import secret_matches
-from accounts.tenancy import OrgScopedManager, OrgScopedModel
-from rbac.permissions import perms_from_strings
-from rbac.roles import BuiltinRole
+from core.permissions import perms_from_strings
+from core.roles import BuiltinRole
+from core.secrets import secret_matches
+from core.tenancy import OrgScopedManager, OrgScopedModel
 
 
 def normalize_email(email: str) -> str:
@@ -50,7 +50,7 @@ class User(AbstractSCIMUserMixin, AbstractBaseUser):
     # The org whose SCIM created this account. Only that org's IdP may set its password, and only
     # while the account belongs to no other org: an IdP asserts addresses nobody has verified, so
     # when another org adds the account its password is cleared (accounts.services.account_claim).
-    scim_managed_by = models.ForeignKey("accounts.Organization", null=True, blank=True,
+    scim_managed_by = models.ForeignKey("core.Organization", null=True, blank=True,
                                         on_delete=models.SET_NULL, related_name="+")
 
     objects = UserManager()
@@ -79,22 +79,6 @@ class User(AbstractSCIMUserMixin, AbstractBaseUser):
         if not self.scim_id:
             self.scim_id = str(self.id)
         super().save(*args, **kwargs)
-
-
-slug_validator = RegexValidator(
-    r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$",
-    "Use 1-50 lower-case letters, digits and inner hyphens.",
-)
-
-
-class Organization(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    slug = models.CharField(max_length=50, unique=True, validators=[slug_validator])
-    name = models.CharField(max_length=200)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return self.slug
 
 
 class MembershipStatus(models.TextChoices):
@@ -183,7 +167,7 @@ class SecurityPolicy(models.Model):
     """An org's authentication policy. Enforced at login and on every request to the org."""
 
     org = models.OneToOneField(
-        Organization, primary_key=True, on_delete=models.CASCADE, related_name="security_policy"
+        "core.Organization", primary_key=True, on_delete=models.CASCADE, related_name="security_policy"
     )
     session_absolute_minutes = models.PositiveIntegerField(
         default=12 * 60, validators=[MinValueValidator(5), MaxValueValidator(30 * 24 * 60)])
@@ -307,7 +291,7 @@ class RecoveryCodeDevice(Device):
     """A set of single-use recovery codes, stored as keyed hashes (like every other secret here).
 
     django-otp's StaticDevice keeps its codes in plain text; these are HMAC-SHA256 under the
-    server key (accounts.secrets), so a copy of the database yields no usable code.
+    server key (core.secrets), so a copy of the database yields no usable code.
     """
 
     def verify_token(self, token) -> bool:

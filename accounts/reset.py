@@ -30,7 +30,7 @@ from accounts.tasks import account_mail_send
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record, records_denials
-from iam_project.errors import DenialAudit, Invalid, ServiceError
+from core.errors import DenialAudit, Invalid, ServiceError
 from rbac.services import assert_can_manage_member
 
 ACCOUNT_WINDOW_SECONDS = 3600

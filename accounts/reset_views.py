@@ -15,7 +15,7 @@ from accounts.passwords import PASSWORD_MAX_LENGTH
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
-from iam_project.errors import ServiceError
+from core.errors import ServiceError
 from rbac.forms import PageForm
 from rbac.pages import form_apply_service_error
 

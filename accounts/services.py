@@ -11,20 +11,20 @@ from accounts.models import (
     Membership,
     MembershipSource,
     MembershipStatus,
-    Organization,
     PasswordHistory,
     SecurityPolicy,
     User,
     normalize_email,
 )
-from accounts.secrets import credential_mint
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.models import AuditChain, chain_key
 from audit.services import Target, audit_record, records_denials
-from iam_project.errors import Conflict, DenialAudit, Invalid
+from core.errors import Conflict, DenialAudit, Invalid
+from core.models import Organization
+from core.roles import BUILTIN_ROLES, BuiltinRole
+from core.secrets import credential_mint
 from rbac.guard import Access
-from rbac.roles import BUILTIN_ROLES, BuiltinRole
 from rbac.services import (
     assert_can_grant,
     assert_can_manage_member,

@@ -14,7 +14,7 @@ from accounts.login_flow import session_label
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
-from iam_project.errors import ServiceError
+from core.errors import ServiceError
 from rbac.forms import PageForm
 from rbac.pages import orgs_for_user
 

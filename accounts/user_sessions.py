@@ -17,7 +17,7 @@ from accounts.models import User
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record, records_denials
-from iam_project.errors import DenialAudit, NotFound
+from core.errors import DenialAudit, NotFound
 
 
 @dataclass(frozen=True)

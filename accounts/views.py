@@ -13,11 +13,11 @@ from accounts.login_views import landing
 from accounts.models import ApiKey, Membership
 from accounts.policy import policy_for_org
 from accounts.reset import reset_send_for_member
-from iam_project.errors import ServiceError
+from core.errors import ServiceError
+from core.permissions import Perm
 from rbac.forms import permission_groups
 from rbac.models import Role
 from rbac.pages import OrgPageMixin, form_apply_service_error, orgs_for_user
-from rbac.permissions import Perm
 
 # --- Login, logout, home ----------------------------------------------------------------------
 

@@ -9,9 +9,9 @@ from rest_framework.response import Response
 from accounts.models import Membership
 from agents import services
 from agents.models import Agent, Connection, Run
-from iam_project.errors import NotFound
+from core.errors import NotFound
+from core.permissions import Perm
 from rbac.api_base import OrgScopedViewSet
-from rbac.permissions import Perm
 
 
 class SecretSummarySerializer(serializers.Serializer):

@@ -8,7 +8,7 @@ owner who loses a permission narrows the agent at once.
 """
 
 
-from rbac.permissions import Perm
+from core.permissions import Perm
 
 
 def scope_needs(scope: str) -> Perm:

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from cachetools import TLRUCache
 from django.core.cache import cache
 
-from accounts.secrets import credential_parse, secret_hash, secret_matches
 from agents import revocation
 from agents.issuance import OAuthError
 from agents.selectors import ConnectionRef, OrgRef, connection_for_client
@@ -36,6 +35,7 @@ from agents.tokens import TokenInvalid, audience_matches, token_decode
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record
+from core.secrets import credential_parse, secret_hash, secret_matches
 
 # A connection's credentials never change after it is registered; anything that comes to change or
 # remove them must delete this record (`connection_record_key`) in the same step.

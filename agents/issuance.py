@@ -11,7 +11,6 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from accounts.secrets import credential_parse, secret_hash, secret_matches
 from agents.grants import delegable_scopes
 from agents.models import AgentSecret, AgentStatus, Run, RunStatus
 from agents.selectors import AgentRef, GrantContext, grant_context
@@ -20,6 +19,7 @@ from agents.tokens import IssuedToken, token_sign
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
+from core.secrets import credential_parse, secret_hash, secret_matches
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 

@@ -21,11 +21,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.secrets import seal, unseal
 from agents.models import SigningKey
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import audit_record
+from core.secrets import seal, unseal
 
 ALGORITHMS = ("ES256", "EdDSA", "RS256")  # the allow-list; the org policy picks one
 CACHE_SECONDS = 30

@@ -7,7 +7,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from accounts.tenancy import OrgScopedModel
+from core.tenancy import OrgScopedModel
 
 
 def new_client_id(prefix: str) -> str:
@@ -121,7 +121,7 @@ class SigningKey(OrgScopedModel):
 
     kid = models.CharField(max_length=64, primary_key=True)
     alg = models.CharField(max_length=10)
-    private_key = models.TextField()  # PEM, sealed with AES-256-GCM (accounts.secrets.seal)
+    private_key = models.TextField()  # PEM, sealed with AES-256-GCM (core.secrets.seal)
     public_jwk = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now)
     activates_at = models.DateTimeField(default=timezone.now)
@@ -137,5 +137,5 @@ class RevokedToken(models.Model):
     rebuilt after losing its data (see agents.revocation)."""
 
     jti = models.CharField(max_length=64, primary_key=True)
-    org = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    org = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="+")
     expires_at = models.DateTimeField(db_index=True)

@@ -15,7 +15,6 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import Organization
 from agents import revocation
 from agents.introspection import introspect
 from agents.issuance import GrantRequest, OAuthError, agent_authenticate, token_grant
@@ -24,7 +23,8 @@ from agents.tokens import TokenInvalid, issuer_for, token_verify
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record
-from iam_project.ratelimit import counters_incr
+from core.models import Organization
+from core.ratelimit import counters_incr
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

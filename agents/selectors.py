@@ -16,8 +16,8 @@ from django.db import connection
 
 from accounts.models import ACTING_STATUSES, SecurityPolicy
 from agents.models import Agent
-from rbac.permissions import perms_from_strings
-from rbac.roles import BUILTIN_ROLES
+from core.permissions import perms_from_strings
+from core.roles import BUILTIN_ROLES
 
 _POLICY_DEFAULTS = SecurityPolicy()
 

@@ -7,7 +7,6 @@ from django.utils import timezone
 
 from accounts.models import ACTING_STATUSES, Membership
 from accounts.policy import policy_for_org
-from accounts.secrets import credential_mint
 from agents import revocation
 from agents.grants import delegable_scopes, scope_needs
 from agents.models import Agent, AgentSecret, AgentStatus, Connection, Run, RunStatus, new_client_id
@@ -15,7 +14,8 @@ from agents.selectors import owners_permissions
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record, records_denials
-from iam_project.errors import Conflict, DenialAudit, Forbidden, Invalid
+from core.errors import Conflict, DenialAudit, Forbidden, Invalid
+from core.secrets import credential_mint
 from rbac.guard import Access, membership_permissions
 
 SECRET_PREFIX = "ags"  # agent secret

@@ -2,13 +2,13 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.models import Organization
 from accounts.policy import policy_for_org
 from agents.keys import signing_key_rotate
 from agents.models import AgentSecret, SigningKey
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record
+from core.models import Organization
 
 
 @shared_task

@@ -16,9 +16,9 @@ from accounts.models import Membership
 from agents import services
 from agents.forms import AgentCreateForm, AgentGrantForm, ConnectionCreateForm, RunStartForm, SecretRotateForm
 from agents.models import Agent, AgentSecret, AgentStatus, Connection, Run
-from iam_project.errors import ServiceError
+from core.errors import ServiceError
+from core.permissions import Perm
 from rbac.pages import OrgPageMixin, form_apply_service_error
-from rbac.permissions import Perm
 
 RUNS_SHOWN = 200
 AGENT_RUNS_SHOWN = 50

@@ -12,8 +12,8 @@ from audit.chain import format_ts
 from audit.models import AuditEntry
 from audit.selectors import audit_filter
 from audit.services import access_review_export, audit_verify_recorded
+from core.permissions import Perm
 from rbac.api_base import OrgScopedAPIView, OrgScopedViewSet
-from rbac.permissions import Perm
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):

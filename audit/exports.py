@@ -15,9 +15,9 @@ from django_otp import device_classes
 from accounts.models import ACTING_STATUSES, Membership, RecoveryCodeDevice
 from agents.grants import delegable_scopes
 from agents.models import Agent, AgentSecret
+from core.permissions import perms_from_strings
+from core.roles import BUILTIN_ROLES
 from rbac.models import Role, TeamMembership
-from rbac.permissions import perms_from_strings
-from rbac.roles import BUILTIN_ROLES
 from rbac.selectors import memberships_permissions
 
 COLUMNS = [

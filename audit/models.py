@@ -1,8 +1,8 @@
 from django.db import models
 from django.utils import timezone
 
-from accounts.tenancy import OrgScopedManager, OrgScopedQuerySet
 from audit.events import Outcome
+from core.tenancy import OrgScopedManager, OrgScopedQuerySet
 
 GENESIS_HASH = "0" * 64
 PLATFORM_CHAIN = "platform"  # events that belong to no org (e.g. a login for an unknown email)
@@ -46,7 +46,7 @@ class AuditEntry(models.Model):
     # No index of its own: the composite indexes below all lead with it, and every index costs the
     # append (the product's hottest write) an insert.
     org = models.ForeignKey(
-        "accounts.Organization", null=True, on_delete=models.PROTECT, related_name="+", db_index=False
+        "core.Organization", null=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     chain = models.CharField(max_length=36)  # str(org_id), or PLATFORM_CHAIN
     seq = models.BigIntegerField()

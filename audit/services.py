@@ -21,7 +21,7 @@ from audit.events import AuditEvent, Outcome
 from audit.exports import access_review_count, access_review_csv
 from audit.models import AuditChain, AuditEntry, chain_key
 from audit.selectors import audit_verify_org
-from iam_project.errors import ServiceError
+from core.errors import ServiceError
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from audit.events import AuditEvent
 from audit.forms import AuditFilterForm
 from audit.selectors import audit_entries_for_org
 from audit.services import audit_verify_recorded
+from core.permissions import Perm
 from rbac.pages import OrgPageMixin
-from rbac.permissions import Perm
 
 PAGE_SIZE = 50
 

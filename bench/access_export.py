@@ -10,11 +10,12 @@ import hashlib
 import time
 import tracemalloc
 
-from accounts.models import Membership, MembershipStatus, Organization, User
+from accounts.models import Membership, MembershipStatus, User
 from audit.exports import access_review_csv, access_review_rows, safe_cell
 from bench.harness import format_table, report, throwaway_database
+from core.models import Organization
+from core.roles import BuiltinRole
 from rbac.models import Role, RoleAssignment, Team, TeamMembership
-from rbac.roles import BuiltinRole
 
 DEFAULT_ROWS = 100_000
 BATCH = 5000

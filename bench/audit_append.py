@@ -9,7 +9,6 @@ sides are the same kind of append and the ratio should sit near 1.
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import Organization
 from audit.actors import Actor
 from audit.chain import entry_hash
 from audit.events import AuditEvent
@@ -17,6 +16,7 @@ from audit.models import AuditChain, AuditEntry, chain_key
 from audit.selectors import audit_verify_org
 from audit.services import audit_record
 from bench.harness import format_table, report, run_threads, throwaway_database
+from core.models import Organization
 
 EVENT = AuditEvent.ORG_UPDATED
 THREAD_COUNTS = (1, 8)

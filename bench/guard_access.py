@@ -10,11 +10,12 @@ import time
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.models import Membership, Organization, User
+from accounts.models import Membership, User
 from bench.harness import format_table, report, throwaway_database
+from core.models import Organization
+from core.permissions import Perm
 from rbac.guard import access_for_user
 from rbac.models import Role, RoleAssignment, Team, TeamMembership
-from rbac.permissions import Perm
 
 LEVELS = (1, 10, 100)
 RESOLUTIONS = 1000

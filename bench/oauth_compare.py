@@ -82,7 +82,7 @@ print(json.dumps({{"agent": [agent.client_id, agent_secret],
 # writes one introspection body per line.
 OURS_MINT = f"""\
 from urllib.parse import urlencode
-from accounts.models import Organization
+from core.models import Organization
 from agents.models import Agent
 from agents.tokens import token_sign
 org = Organization.objects.get(slug={ORG!r})

@@ -7,7 +7,7 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from iam_project.errors import ServiceError
+from core.errors import ServiceError
 
 logger = logging.getLogger("iam.api")
 

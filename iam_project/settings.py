@@ -132,6 +132,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "core",
     "accounts",
     "rbac",
     "audit",
@@ -327,8 +328,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
-        "BuiltinRoleEnum": "rbac.roles.BuiltinRole",
-        "TeamRoleEnum": "rbac.roles.TeamRole",
+        "BuiltinRoleEnum": "core.roles.BuiltinRole",
+        "TeamRoleEnum": "core.roles.TeamRole",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -8,11 +8,11 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from accounts.models import Membership
+from core.permissions import Perm
+from core.roles import BUILTIN_ROLES, BuiltinRole, TeamRole
 from rbac import services
 from rbac.api_base import OrgScopedAPIView, OrgScopedViewSet
 from rbac.models import Role, Team, TeamMembership
-from rbac.permissions import Perm
-from rbac.roles import BUILTIN_ROLES, BuiltinRole, TeamRole
 from rbac.selectors import roles_in_org
 
 

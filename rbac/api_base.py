@@ -11,8 +11,8 @@ from django.shortcuts import get_object_or_404
 from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet
 
+from core.permissions import Perm
 from rbac.api_permissions import OrgAccessPermission
-from rbac.permissions import Perm
 
 
 def _check_declarations(cls) -> None:

@@ -10,13 +10,13 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.models import ApiKey
-from accounts.secrets import credential_parse, secret_matches
 from agents.revocation import RevocationUnavailable
 from agents.tokens import TokenInvalid, token_verify
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
-from rbac.permissions import perms_from_strings
+from core.permissions import perms_from_strings
+from core.secrets import credential_parse, secret_matches
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 

@@ -6,9 +6,9 @@ Forms only shape input; every rule (no escalation, team standing) is enforced by
 from django import forms
 
 from accounts.models import Membership
+from core.permissions import Perm, catalogue_by_category
+from core.roles import TeamRole
 from rbac.models import Role
-from rbac.permissions import Perm, catalogue_by_category
-from rbac.roles import TeamRole
 
 
 class PageForm(forms.Form):

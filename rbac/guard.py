@@ -10,13 +10,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from accounts.mfa import has_second_factor
-from accounts.models import ACTING_STATUSES, ApiKey, Membership, Organization, User
+from accounts.models import ACTING_STATUSES, ApiKey, Membership, User
 from accounts.policy import org_session_denial
 from audit.actors import Actor
+from core.models import Organization
+from core.permissions import Perm
+from core.roles import TeamRole
 from rbac.authentication import AgentToken
 from rbac.models import TeamMembership
-from rbac.permissions import Perm
-from rbac.roles import TeamRole
 from rbac.selectors import memberships_permissions
 
 

@@ -3,9 +3,9 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from accounts.tenancy import OrgScopedModel
-from rbac.permissions import perms_from_strings
-from rbac.roles import TeamRole
+from core.permissions import perms_from_strings
+from core.roles import TeamRole
+from core.tenancy import OrgScopedModel
 
 
 class Role(OrgScopedModel):

@@ -20,8 +20,8 @@ from accounts.policy import SESSION_DENIALS
 from accounts.reauth import auth_is_fresh, reauth_redirect
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
+from core.permissions import Perm
 from rbac.guard import SessionPolicyDenied, access_for_request
-from rbac.permissions import Perm
 
 logger = logging.getLogger("iam.guard")
 

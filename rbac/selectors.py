@@ -1,7 +1,7 @@
-from iam_project.errors import NotFound
+from core.errors import NotFound
+from core.permissions import perms_from_strings
+from core.roles import BUILTIN_ROLES
 from rbac.models import Role, RoleAssignment, TeamMembership
-from rbac.permissions import perms_from_strings
-from rbac.roles import BUILTIN_ROLES
 
 
 def roles_in_org(org, ids) -> list[Role]:

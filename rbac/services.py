@@ -8,11 +8,11 @@ from django.db import transaction
 
 from audit.events import AuditEvent
 from audit.services import Target, audit_record, records_denials
-from iam_project.errors import Conflict, DenialAudit, Forbidden, Invalid
+from core.errors import Conflict, DenialAudit, Forbidden, Invalid
+from core.permissions import Perm
+from core.roles import TeamRole
 from rbac.guard import Access, membership_permissions
 from rbac.models import Role, RoleAssignment, Team, TeamMembership
-from rbac.permissions import Perm
-from rbac.roles import TeamRole
 
 
 def assert_can_grant(access: Access, perms, *, target=None, reason: str = "grant") -> None:

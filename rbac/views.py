@@ -5,7 +5,9 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
 from django.views import View
 
-from iam_project.errors import ServiceError
+from core.errors import ServiceError
+from core.permissions import Perm
+from core.roles import BUILTIN_ROLES, BuiltinRole
 from rbac import services
 from rbac.forms import (
     RoleForm,
@@ -17,8 +19,6 @@ from rbac.forms import (
 )
 from rbac.models import Role, Team, TeamMembership
 from rbac.pages import OrgPageMixin, form_apply_service_error
-from rbac.permissions import Perm
-from rbac.roles import BUILTIN_ROLES, BuiltinRole
 
 # --- Teams ------------------------------------------------------------------------------------
 

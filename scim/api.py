@@ -10,11 +10,11 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from iam_project.errors import NotFound
+from core.errors import NotFound
+from core.permissions import Perm
+from core.roles import TeamRole
 from rbac.api_base import OrgScopedViewSet
 from rbac.models import Role, Team
-from rbac.permissions import Perm
-from rbac.roles import TeamRole
 from scim import provisioning
 from scim.models import MAPPABLE_BUILTIN_ROLES, GroupMapping, MappingKind, ScimGroup, ScimToken
 from scim.tokens import scim_token_create, scim_token_revoke

@@ -3,9 +3,9 @@
 
 from django import forms
 
+from core.roles import TeamRole
 from rbac.forms import PageForm
 from rbac.models import Role, Team
-from rbac.roles import TeamRole
 from scim.models import MAPPABLE_BUILTIN_ROLES, MappingKind, ScimGroup
 from scim.tokens import MAX_GRACE_SECONDS
 

@@ -15,8 +15,8 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Membership
-from accounts.tenancy import OrgScopedModel
-from rbac.roles import BuiltinRole, TeamRole
+from core.roles import BuiltinRole, TeamRole
+from core.tenancy import OrgScopedModel
 
 
 class ScimToken(OrgScopedModel):

@@ -21,11 +21,11 @@ from agents.services import agent_owner_replace, agent_suspend_orphaned
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record, records_denials
-from iam_project.errors import Conflict, DenialAudit, Forbidden, Invalid, NotFound
+from core.errors import Conflict, DenialAudit, Forbidden, Invalid, NotFound
+from core.permissions import Perm
+from core.roles import BUILTIN_ROLES, BuiltinRole, TeamRole
 from rbac.guard import Access
 from rbac.models import RoleAssignment, TeamMembership
-from rbac.permissions import Perm
-from rbac.roles import BUILTIN_ROLES, BuiltinRole, TeamRole
 from rbac.services import assert_can_grant
 from scim.models import MAPPABLE_BUILTIN_ROLES, GroupMapping, MappingKind, ScimGroup, ScimUser
 

@@ -17,8 +17,8 @@ from accounts.services import account_claim, password_set
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
-from iam_project.errors import Conflict, Invalid
-from rbac.roles import BuiltinRole
+from core.errors import Conflict, Invalid
+from core.roles import BuiltinRole
 from scim import provisioning
 from scim.models import GroupMapping, ScimGroup, ScimGroupMember, ScimUser
 from scim.protocol.errors import ScimError, not_found

@@ -1,6 +1,6 @@
 """SCIM bearer tokens: issue (shown once), revoke (optionally after a grace period), authenticate.
 
-A token is `scim_<lookup id>_<secret>` (accounts.secrets): the lookup id finds one row, the secret is
+A token is `scim_<lookup id>_<secret>` (core.secrets): the lookup id finds one row, the secret is
 compared in constant time against its keyed hash, and the row alone decides the org. Several tokens
 may be live at once, so an IdP can be moved to a new token before the old one is revoked.
 """
@@ -11,13 +11,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.secrets import credential_mint, credential_parse, secret_hash, secret_matches
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record, records_denials
-from iam_project.errors import Invalid
+from core.errors import Invalid
+from core.permissions import ALL_PERMS
+from core.secrets import credential_mint, credential_parse, secret_hash, secret_matches
 from rbac.guard import Access
-from rbac.permissions import ALL_PERMS
 from rbac.services import assert_can_grant
 from scim.models import ScimToken
 

@@ -16,9 +16,9 @@ from django.views import View
 from audit.events import AuditEvent
 from audit.selectors import audit_entries_for_org
 from audit.views import PAGE_SIZE
-from iam_project.errors import ServiceError
+from core.errors import ServiceError
+from core.permissions import Perm
 from rbac.pages import OrgPageMixin, form_apply_service_error
-from rbac.permissions import Perm
 from scim import provisioning
 from scim.api import scim_base_url, token_status
 from scim.forms import GroupMappingForm, ScimTokenCreateForm, ScimTokenRevokeForm

@@ -2,12 +2,13 @@ import time
 
 import factory
 
-from accounts.models import ApiKey, Membership, Organization, User
+from accounts.models import ApiKey, Membership, User
 from accounts.policy import AUTH_TIME_KEY, LAST_SEEN_KEY, MFA_TIME_KEY
-from accounts.secrets import credential_mint
 from audit.models import AuditChain
+from core.models import Organization
+from core.roles import BuiltinRole
+from core.secrets import credential_mint
 from rbac.models import Role, Team, TeamMembership
-from rbac.roles import BuiltinRole
 
 PASSWORD = "correct horse battery staple 42"
 

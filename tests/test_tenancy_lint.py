@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.apps import apps
 
-from accounts.tenancy import OrgScopedModel
+from core.tenancy import OrgScopedModel
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {".venv", "tests", "migrations", "bench", "node_modules"}

@@ -14,7 +14,7 @@ class ScimError(Exception):
         super().__init__(detail)
         self.status, self.detail, self.scim_type = status, detail, scim_type
         self.cross_tenant: tuple[str, str] | None = None  # (what, id): another org's id was named
-        self.denial = None  # an iam_project.errors.DenialAudit to record once the transaction is undone
+        self.denial = None  # an core.errors.DenialAudit to record once the transaction is undone
 
     def response(self) -> HttpResponse:
         body = {"schemas": [ERROR_SCHEMA], "status": str(self.status), "detail": self.detail}

@@ -18,7 +18,7 @@ from scim2_models import InvalidPathException, Path
 
 from audit.events import AuditEvent
 from audit.services import Target, audit_record
-from iam_project.ratelimit import counters_incr
+from core.ratelimit import counters_incr
 from scim import services
 from scim.models import ScimGroup, ScimUser
 from scim.protocol import discovery, patch

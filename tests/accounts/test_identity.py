@@ -9,7 +9,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, User
 from agents.models import Agent, AgentSecret, Connection
 from audit.models import AuditEntry
-from rbac.permissions import Perm
+from core.permissions import Perm
 from tests.factories import UserFactory, api_key_for
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import lockout
 from accounts.login_flow import AUTH_TIME_KEY
 from accounts.models import RecoveryCode, RecoveryCodeDevice, SecurityPolicy, WebAuthnCredential
-from accounts.secrets import secret_hash
 from audit.models import AuditEntry
+from core.secrets import secret_hash
 from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

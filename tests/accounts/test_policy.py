@@ -9,7 +9,7 @@ from accounts.models import SecurityPolicy
 from accounts.policy import policy_for_org, user_policy
 from accounts.services import password_set
 from audit.models import AuditEntry
-from iam_project.errors import Invalid
+from core.errors import Invalid
 from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory, sign_in
 
 pytestmark = pytest.mark.django_db

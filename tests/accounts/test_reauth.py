@@ -140,7 +140,7 @@ def test_a_wrong_reauth_password_is_refused_and_counts_towards_lockout(org, owne
 
 
 def test_api_keys_are_not_subject_to_the_session_gate(org, key_client):
-    from rbac.permissions import Perm
+    from core.permissions import Perm
 
     response = key_client(*Perm).post(f"/api/v1/orgs/{org.slug}/api-keys",
                                       {"name": "ci", "permissions": ["member:read"]}, format="json")

@@ -7,11 +7,12 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from accounts.models import Membership, Organization
+from accounts.models import Membership
 from agents import keys
 from agents.models import Agent, Connection
 from agents.services import agent_create, connection_create
 from audit.models import AuditEntry
+from core.models import Organization
 from rbac.guard import Access, access_for_user
 from tests.factories import MemberFactory, OrgFactory
 

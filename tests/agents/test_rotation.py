@@ -13,7 +13,7 @@ from freezegun import freeze_time
 from accounts.services import policy_update
 from agents.models import AgentSecret
 from agents.services import agent_secret_end_previous, agent_secret_rotate
-from iam_project.errors import Invalid
+from core.errors import Invalid
 from tests.agents.conftest import audit_events, build_world, issued_count, post_form
 
 

@@ -19,7 +19,6 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from accounts.policy import policy_for_org
-from accounts.secrets import secret_hash
 from accounts.services import member_update, policy_update
 from agents import revocation
 from agents.keys import caches_clear, signer_for
@@ -34,6 +33,7 @@ from agents.services import (
 )
 from agents.tokens import TokenInvalid, issuer_for, token_sign, token_verify
 from audit.models import AuditEntry
+from core.secrets import secret_hash
 from rbac.guard import access_for_user
 from tests.agents.conftest import AUDIENCE, audit_events, build_world, issued_count, post_form
 from tests.factories import MemberFactory

@@ -12,9 +12,9 @@ from audit.events import AuditEvent
 from audit.exports import access_review_rows, safe_cell
 from audit.models import AuditEntry
 from audit.services import audit_record
+from core.permissions import Perm
 from rbac.guard import access_for_user
 from rbac.models import RoleAssignment, TeamMembership
-from rbac.permissions import Perm
 from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

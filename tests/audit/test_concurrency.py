@@ -10,12 +10,12 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from accounts.models import Organization
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.models import GENESIS_HASH, AuditChain, AuditEntry, chain_key
 from audit.selectors import audit_verify_org
 from audit.services import Target, audit_record
+from core.models import Organization
 from rbac.models import Role, Team
 
 WRITERS = 50

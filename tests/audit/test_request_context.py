@@ -2,7 +2,7 @@ import pytest
 from django.test import override_settings
 
 from audit.models import AuditEntry
-from rbac.permissions import Perm
+from core.permissions import Perm
 
 pytestmark = pytest.mark.django_db
 

@@ -5,8 +5,8 @@ import re
 import pytest
 from django.utils import timezone
 
-from accounts.secrets import credential_parse, secret_matches
 from agents.models import Agent, AgentSecret, Connection, Run, RunStatus
+from core.secrets import credential_parse, secret_matches
 from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory
 
 # Skips (or, under IAM_REQUIRE_BROWSER=1, conftest fails the run) when Playwright is absent.

@@ -63,7 +63,7 @@ def test_unknown_api_routes_answer_json_in_the_contract_shape(client, db):
 
 def test_an_unexpected_error_in_the_api_shows_no_internals(key_client, org, monkeypatch):
     from accounts import services
-    from rbac.permissions import Perm
+    from core.permissions import Perm
 
     def broken(**kwargs):
         raise RuntimeError("secret internal detail")

@@ -3,8 +3,8 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import ApiKey, Membership
-from accounts.secrets import secret_hash
 from audit.models import AuditEntry
+from core.secrets import secret_hash
 from rbac.models import Role, Team, TeamMembership
 from tests.factories import (
     PASSWORD,

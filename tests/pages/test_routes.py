@@ -1,6 +1,6 @@
 from accounts.urls import org_pages
+from core.permissions import Perm
 from rbac.pages import OrgPageMixin
-from rbac.permissions import Perm
 
 
 def test_every_org_page_declares_a_permission_for_each_handler():

@@ -11,8 +11,8 @@ from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.models import AuditEntry
 from audit.services import audit_record
+from core.permissions import Perm
 from rbac.models import Role, Team
-from rbac.permissions import Perm
 from scim.models import GroupMapping, ScimGroup, ScimToken
 from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, api_key_for, sign_in
 

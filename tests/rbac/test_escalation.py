@@ -5,8 +5,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, Membership
 from audit.models import AuditEntry
+from core.permissions import Perm
 from rbac.models import Role, RoleAssignment, TeamMembership
-from rbac.permissions import Perm
 from tests.factories import MemberFactory, RoleFactory, TeamFactory, sign_in
 
 pytestmark = pytest.mark.django_db

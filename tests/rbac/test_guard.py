@@ -1,9 +1,9 @@
 import pytest
 
+from core.permissions import Perm
+from core.roles import BUILTIN_ROLES
 from rbac.guard import access_for_user
 from rbac.models import RoleAssignment, Team, TeamMembership
-from rbac.permissions import Perm
-from rbac.roles import BUILTIN_ROLES
 from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db

@@ -4,8 +4,8 @@ action or method it serves. A view that declares nothing must fail here, never s
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.views import APIView
 
+from core.permissions import Perm
 from rbac.api_base import OrgScopedMixin
-from rbac.permissions import Perm
 
 # Views outside the org-scoped API that are public by design.
 PUBLIC_API_VIEWS = {"SpectacularAPIView", "SpectacularSwaggerView"}

@@ -10,8 +10,8 @@ from freezegun import freeze_time
 from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
+from core.permissions import Perm
 from rbac.guard import access_for_user
-from rbac.permissions import Perm
 from scim.models import GroupMapping, ScimGroup, ScimToken
 from scim.tokens import scim_token_authenticate, scim_token_create
 from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, sign_in

@@ -13,9 +13,9 @@ import pytest
 
 from accounts.models import MembershipStatus, User
 from audit.models import AuditEntry
+from core.permissions import Perm
 from rbac.guard import access_for_user
 from rbac.models import RoleAssignment
-from rbac.permissions import Perm
 from scim.models import ScimGroup, ScimGroupMember, ScimUser
 from scim.provisioning import mapping_create
 from tests.factories import RoleFactory

@@ -12,8 +12,8 @@ from django.test import Client
 
 from accounts.models import Membership, MembershipStatus, SecurityPolicy, User
 from audit.models import AuditEntry
+from core.permissions import Perm
 from rbac.guard import access_for_user
-from rbac.permissions import Perm
 from scim.models import ScimGroup, ScimGroupMember, ScimUser
 from scim.provisioning import mapping_create
 from tests.factories import sign_in

@@ -14,9 +14,9 @@ from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.models import AuditEntry
 from audit.services import audit_record
+from core.permissions import Perm
 from rbac.guard import access_for_user
 from rbac.pages import OrgPageMixin
-from rbac.permissions import Perm
 from scim import urls as scim_urls
 from scim.models import GroupMapping, ScimGroup, ScimToken
 from scim.tokens import scim_token_authenticate, scim_token_create

@@ -15,10 +15,10 @@ from agents.services import agent_create
 from agents.tokens import TokenInvalid, token_verify
 from audit.actors import Actor
 from audit.models import AuditEntry
-from iam_project.errors import Conflict, Forbidden, Invalid, NotFound
+from core.errors import Conflict, Forbidden, Invalid, NotFound
+from core.permissions import Perm
 from rbac.guard import access_for_user
 from rbac.models import RoleAssignment, TeamMembership
-from rbac.permissions import Perm
 from scim import provisioning
 from scim import services as scim_services
 from scim.models import GroupMapping, ScimGroup, ScimGroupMember, ScimUser

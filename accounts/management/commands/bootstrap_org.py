@@ -6,11 +6,12 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from accounts.models import Organization, normalize_email
+from accounts.models import normalize_email
 from accounts.services import api_key_create, org_create, user_get_or_create
 from audit.actors import Actor
+from core.models import Organization
+from core.permissions import ALL_PERMS
 from rbac.guard import access_for_user
-from rbac.permissions import ALL_PERMS
 
 
 class Command(BaseCommand):

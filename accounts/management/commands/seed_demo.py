@@ -2,15 +2,16 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from accounts.models import Membership, Organization
+from accounts.models import Membership
 from accounts.services import member_add, org_create, user_get_or_create
 from agents.models import Agent, Connection
 from agents.services import agent_create, connection_create
 from audit.actors import Actor
+from core.models import Organization
+from core.permissions import Perm
+from core.roles import BuiltinRole
 from rbac.guard import access_for_user
 from rbac.models import Role, Team
-from rbac.permissions import Perm
-from rbac.roles import BuiltinRole
 from rbac.services import member_custom_roles_set, role_create, team_create, team_member_add
 
 DEMO_SLUG = "demo"

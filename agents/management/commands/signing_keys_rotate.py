@@ -2,9 +2,9 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import Organization
 from accounts.policy import policy_for_org
 from agents.keys import caches_clear, signing_key_rotate
+from core.models import Organization
 
 
 class Command(BaseCommand):

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import Organization
 from audit.models import PLATFORM_CHAIN
 from audit.selectors import audit_chains, audit_verify_chain
+from core.models import Organization
 
 
 class Command(BaseCommand):

@@ -23,7 +23,7 @@ class OrgScopedManager(models.Manager.from_queryset(OrgScopedQuerySet)):
 
 
 class OrgScopedModel(models.Model):
-    org = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    org = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="+")
 
     objects = OrgScopedManager()
 

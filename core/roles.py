@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from rbac.permissions import ALL_PERMS, Perm
+from core.permissions import ALL_PERMS, Perm
 
 _READ_ALL = frozenset(p for p in Perm if p.value.endswith(":read"))
 

@@ -1,0 +1,44 @@
+import django.db.models.deletion
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('accounts', '0009_user_scim_managed_by'),
+        ('agents', '0003_org_in_core'),
+        ('audit', '0004_org_in_core'),
+        ('core', '0001_initial'),
+        ('rbac', '0003_org_in_core'),
+        ('scim', '0007_org_in_core'),
+    ]
+
+    # Organization moved from accounts to the kernel (core) under its old table name: only
+    # Django's picture of the models changes, so every operation here is state-only.
+    operations = [
+        migrations.SeparateDatabaseAndState(state_operations=[
+            migrations.AlterField(
+                model_name='user',
+                name='scim_managed_by',
+                field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='core.organization'),
+            ),
+            migrations.AlterField(
+                model_name='securitypolicy',
+                name='org',
+                field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='security_policy', serialize=False, to='core.organization'),
+            ),
+            migrations.AlterField(
+                model_name='membership',
+                name='org',
+                field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.organization'),
+            ),
+            migrations.AlterField(
+                model_name='apikey',
+                name='org',
+                field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.organization'),
+            ),
+            migrations.DeleteModel(
+                name='Organization',
+            ),
+        ]),
+    ]

@@ -1,0 +1,42 @@
+import django.db.models.deletion
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('agents', '0002_revoked_token'),
+        ('core', '0001_initial'),
+    ]
+
+    # Organization moved from accounts to the kernel (core) under its old table name: only
+    # Django's picture of the models changes, so every operation here is state-only.
+    operations = [
+        migrations.SeparateDatabaseAndState(state_operations=[
+            migrations.AlterField(
+                model_name='agent',
+                name='org',
+                field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.organization'),
+            ),
+            migrations.AlterField(
+                model_name='connection',
+                name='org',
+                field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.organization'),
+            ),
+            migrations.AlterField(
+                model_name='revokedtoken',
+                name='org',
+                field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.organization'),
+            ),
+            migrations.AlterField(
+                model_name='run',
+                name='org',
+                field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.organization'),
+            ),
+            migrations.AlterField(
+                model_name='signingkey',
+                name='org',
+                field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.organization'),
+            ),
+        ]),
+    ]

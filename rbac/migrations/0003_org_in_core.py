@@ -1,0 +1,27 @@
+import django.db.models.deletion
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('core', '0001_initial'),
+        ('rbac', '0002_roleassignment_mapping_teammembership_mapping'),
+    ]
+
+    # Organization moved from accounts to the kernel (core) under its old table name: only
+    # Django's picture of the models changes, so every operation here is state-only.
+    operations = [
+        migrations.SeparateDatabaseAndState(state_operations=[
+            migrations.AlterField(
+                model_name='role',
+                name='org',
+                field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.organization'),
+            ),
+            migrations.AlterField(
+                model_name='team',
+                name='org',
+                field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.organization'),
+            ),
+        ]),
+    ]
