@@ -13,8 +13,8 @@ from accounts.reset import reset_send_for_member
 from accounts.services import POLICY_FIELDS
 from core.permissions import Perm
 from core.roles import BuiltinRole
-from rbac.api_base import OrgScopedAPIView, OrgScopedViewSet
 from rbac.selectors import roles_in_org
+from web.api import OrgScopedAPIView, OrgScopedViewSet
 
 
 class RoleRefSerializer(serializers.Serializer):

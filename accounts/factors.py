@@ -18,12 +18,12 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.mfa import method_name
 from accounts.models import RecoveryCode, RecoveryCodeDevice, WebAuthnCredential
 from accounts.policy import policy_for_org
+from accounts.selectors import orgs_for_user
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record, records_denials
 from core.errors import Conflict, DenialAudit, Invalid
 from core.secrets import secret_hash
-from rbac.pages import orgs_for_user
 
 RECOVERY_CODE_COUNT = 10
 TOTP_NAME = "Authenticator app"

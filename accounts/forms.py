@@ -5,7 +5,8 @@ from django import forms
 from accounts.models import ACTING_STATUSES, Membership, MembershipStatus, SecurityPolicy
 from accounts.services import POLICY_FIELDS
 from core.roles import BuiltinRole
-from rbac.forms import PageForm, PermissionsField, org_roles_field
+from rbac.forms import org_roles_field
+from web.forms import PageForm, PermissionsField
 
 LOGIN_ERROR = "Email or password is incorrect."
 

@@ -16,11 +16,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import lockout, login_flow, services
 from accounts.forms import LOGIN_ERROR, LoginForm, PasswordChangeForm, ReauthForm
 from accounts.passwords import PASSWORD_MAX_LENGTH
+from accounts.selectors import orgs_for_user
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
 from core.errors import ServiceError
-from rbac.pages import form_apply_service_error, orgs_for_user
+from web.pages import form_apply_service_error
 
 UNAVAILABLE = "Sign-in is temporarily unavailable. Please try again in a minute."
 

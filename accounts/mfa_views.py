@@ -24,8 +24,8 @@ from accounts.forms import ReauthForm
 from accounts.login_views import UNAVAILABLE, landing, safe_next
 from accounts.passkey_views import after_enrollment_url, with_next
 from accounts.reauth import reauth_required
+from accounts.selectors import orgs_for_user
 from core.errors import ServiceError
-from rbac.pages import orgs_for_user
 
 TOTP_DRAFT_KEY = "iam_totp_draft"  # the unconfirmed device this session is enrolling
 KIND_LABELS = {"totp": "authenticator app", "passkey": "passkey", "recovery": "recovery codes"}

@@ -16,8 +16,8 @@ from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
 from core.errors import ServiceError
-from rbac.forms import PageForm
-from rbac.pages import form_apply_service_error
+from web.forms import PageForm
+from web.pages import form_apply_service_error
 
 UNAVAILABLE = "Password reset is temporarily unavailable. Please try again in a minute."
 THROTTLED = "Too many reset requests from your network. Wait a while before trying again."

@@ -11,12 +11,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts import services, user_sessions
 from accounts.login_flow import session_label
+from accounts.selectors import orgs_for_user
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
 from core.errors import ServiceError
-from rbac.forms import PageForm
-from rbac.pages import orgs_for_user
+from web.forms import PageForm
 
 
 class SessionRevokeForm(PageForm):

@@ -13,11 +13,12 @@ from accounts.login_views import landing
 from accounts.models import ApiKey, Membership
 from accounts.policy import policy_for_org
 from accounts.reset import reset_send_for_member
+from accounts.selectors import orgs_for_user
 from core.errors import ServiceError
 from core.permissions import Perm
-from rbac.forms import permission_groups
 from rbac.models import Role
-from rbac.pages import OrgPageMixin, form_apply_service_error, orgs_for_user
+from web.forms import permission_groups
+from web.pages import OrgPageMixin, form_apply_service_error
 
 # --- Login, logout, home ----------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from agents import services
 from agents.models import Agent, Connection, Run
 from core.errors import NotFound
 from core.permissions import Perm
-from rbac.api_base import OrgScopedViewSet
+from web.api import OrgScopedViewSet
 
 
 class SecretSummarySerializer(serializers.Serializer):

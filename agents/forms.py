@@ -7,7 +7,7 @@ from django import forms
 
 from accounts.models import ACTING_STATUSES, Membership
 from agents.models import Agent, AgentStatus, Connection
-from rbac.forms import PageForm
+from web.forms import PageForm
 
 DEFAULT_OVERLAP_SECONDS = 3600
 

@@ -1,13 +1,22 @@
+"""Org pages for agents, connections and runs (the OAuth endpoints are in oauth_urls.py)."""
+
 from django.urls import path
 
-from agents import oauth
+from agents import views
+from web.routing import org_pages
 
-app_name = "oauth"
+app_name = "agents"
 urlpatterns = [
-    path("oauth/<str:org>/token", oauth.token_endpoint, name="token"),
-    path("oauth/<str:org>/introspect", oauth.introspection_endpoint, name="introspect"),
-    path("oauth/<str:org>/revoke", oauth.revocation_endpoint, name="revoke"),
-    path("oauth/<str:org>/jwks.json", oauth.jwks, name="jwks"),
-    # RFC 8414 §3: the well-known segment goes between the host and the issuer's path.
-    path(".well-known/oauth-authorization-server/oauth/<str:org>", oauth.metadata, name="metadata"),
+    org_pages(
+        path("agents/", views.AgentListView.as_view(), name="agents"),
+        path("agents/<uuid:pk>/", views.AgentDetailView.as_view(), name="agent-detail"),
+        path("agents/<uuid:pk>/rotate/", views.AgentRotateView.as_view(), name="agent-rotate"),
+        path("agents/<uuid:pk>/end-previous/", views.AgentEndPreviousView.as_view(),
+             name="agent-end-previous"),
+        path("agents/<uuid:pk>/status/", views.AgentStatusView.as_view(), name="agent-status"),
+        path("agents/<uuid:pk>/revoke/", views.AgentRevokeView.as_view(), name="agent-revoke"),
+        path("connections/", views.ConnectionListView.as_view(), name="connections"),
+        path("runs/", views.RunListView.as_view(), name="runs"),
+        path("runs/<uuid:pk>/terminate/", views.RunTerminateView.as_view(), name="run-terminate"),
+    ),
 ]

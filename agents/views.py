@@ -18,7 +18,7 @@ from agents.forms import AgentCreateForm, AgentGrantForm, ConnectionCreateForm, 
 from agents.models import Agent, AgentSecret, AgentStatus, Connection, Run
 from core.errors import ServiceError
 from core.permissions import Perm
-from rbac.pages import OrgPageMixin, form_apply_service_error
+from web.pages import OrgPageMixin, form_apply_service_error
 
 RUNS_SHOWN = 200
 AGENT_RUNS_SHOWN = 50
@@ -101,7 +101,7 @@ class AgentPage(OrgPageMixin, View):
         )
 
     def back(self, agent):
-        return redirect("accounts:agent-detail", org=self.org.slug, pk=agent.pk)
+        return redirect("agents:agent-detail", org=self.org.slug, pk=agent.pk)
 
 
 class AgentDetailView(AgentPage):
@@ -248,7 +248,7 @@ class RunListView(OrgPageMixin, View):
             form_apply_service_error(form, exc)
             return self.page(form, status=exc.status)
         messages.success(request, f"Started run {run.pk} of {run.agent.name}.")
-        return redirect("accounts:runs", org=self.org.slug)
+        return redirect("agents:runs", org=self.org.slug)
 
     def page(self, form, status=200):
         return _runs_page(self, form, status)
@@ -272,5 +272,5 @@ class RunTerminateView(OrgPageMixin, View):
         messages.success(request, f"Terminated run {run.pk}; tokens bound to it stop working.")
         # Back to where the button was: the agent's page or the runs list.
         if request.POST.get("from") == "agent":
-            return redirect("accounts:agent-detail", org=self.org.slug, pk=run.agent_id)
-        return redirect("accounts:runs", org=self.org.slug)
+            return redirect("agents:agent-detail", org=self.org.slug, pk=run.agent_id)
+        return redirect("agents:runs", org=self.org.slug)

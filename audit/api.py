@@ -13,7 +13,7 @@ from audit.models import AuditEntry
 from audit.selectors import audit_filter
 from audit.services import access_review_export, audit_verify_recorded
 from core.permissions import Perm
-from rbac.api_base import OrgScopedAPIView, OrgScopedViewSet
+from web.api import OrgScopedAPIView, OrgScopedViewSet
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):

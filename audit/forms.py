@@ -1,7 +1,7 @@
 from django import forms
 
 from accounts.models import ApiKey, Membership
-from rbac.forms import PageForm
+from web.forms import PageForm
 
 _DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
 

@@ -9,7 +9,7 @@ from audit.forms import AuditFilterForm
 from audit.selectors import audit_entries_for_org
 from audit.services import audit_verify_recorded
 from core.permissions import Perm
-from rbac.pages import OrgPageMixin
+from web.pages import OrgPageMixin
 
 PAGE_SIZE = 50
 
@@ -52,7 +52,7 @@ class AuditLogView(OrgPageMixin, View):
         params = {k: v for k, v in self.request.GET.items() if k != "before" and v}
         if before:
             params["before"] = before
-        return f"{reverse('accounts:audit-log', kwargs={'org': self.org.slug})}?{urlencode(params)}"
+        return f"{reverse('audit:audit-log', kwargs={'org': self.org.slug})}?{urlencode(params)}"
 
 
 class AccessReviewView(OrgPageMixin, View):

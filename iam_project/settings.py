@@ -140,6 +140,8 @@ INSTALLED_APPS = [
     "trust",
     "sso",
     "scim",
+    "web",
+    "iam_project",
 ]
 
 MIDDLEWARE = [
@@ -310,8 +312,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Deny by default: a view that forgets its permissions allows nothing.
-    "DEFAULT_PERMISSION_CLASSES": ["rbac.api_permissions.DenyAll"],
-    "EXCEPTION_HANDLER": "iam_project.api_errors.exception_handler",
+    "DEFAULT_PERMISSION_CLASSES": ["web.api_permissions.DenyAll"],
+    "EXCEPTION_HANDLER": "web.api_errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

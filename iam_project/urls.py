@@ -1,3 +1,5 @@
+"""The composition root of every route: each app exports its own, and they are put together here."""
+
 from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -13,11 +15,14 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/orgs/<str:org>/", include("iam_project.api_urls")),
     path("scim/v2/", include("scim.protocol.urls")),
-    path("", include("agents.urls")),
-    path("orgs/<str:org>/provisioning/", include("scim.urls")),
+    path("", include("agents.oauth_urls")),
     path("", include("accounts.urls")),
+    path("", include("rbac.urls")),
+    path("", include("agents.urls")),
+    path("", include("audit.urls")),
+    path("", include("scim.urls")),
 ]
 
-handler400 = "iam_project.error_views.bad_request"
-handler404 = "iam_project.error_views.not_found"
-handler500 = "iam_project.error_views.server_error"
+handler400 = "web.error_views.bad_request"
+handler404 = "web.error_views.not_found"
+handler500 = "web.error_views.server_error"

@@ -11,9 +11,9 @@ from accounts.models import Membership
 from core.permissions import Perm
 from core.roles import BUILTIN_ROLES, BuiltinRole, TeamRole
 from rbac import services
-from rbac.api_base import OrgScopedAPIView, OrgScopedViewSet
 from rbac.models import Role, Team, TeamMembership
 from rbac.selectors import roles_in_org
+from web.api import OrgScopedAPIView, OrgScopedViewSet
 
 
 class RoleSerializer(serializers.ModelSerializer):

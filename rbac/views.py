@@ -15,10 +15,10 @@ from rbac.forms import (
     TeamMemberAddForm,
     TeamMemberRoleForm,
     TeamRolesForm,
-    permission_groups,
 )
 from rbac.models import Role, Team, TeamMembership
-from rbac.pages import OrgPageMixin, form_apply_service_error
+from web.forms import permission_groups
+from web.pages import OrgPageMixin, form_apply_service_error
 
 # --- Teams ------------------------------------------------------------------------------------
 
@@ -40,7 +40,7 @@ class TeamListView(OrgPageMixin, View):
             form_apply_service_error(form, exc)
             return self.page(form, status=exc.status)
         messages.success(request, f"Created team {team.name}.")
-        return redirect("accounts:team-detail", org=self.org.slug, pk=team.pk)
+        return redirect("rbac:team-detail", org=self.org.slug, pk=team.pk)
 
     def page(self, form, status=200):
         teams = (
@@ -115,7 +115,7 @@ class TeamDetailView(OrgPageMixin, View):
             messages.error(self.request, exc.detail)
             return self.page(page_team, status=exc.status)
         messages.success(self.request, success)
-        return redirect("accounts:team-detail", org=self.org.slug, pk=page_team.pk)
+        return redirect("rbac:team-detail", org=self.org.slug, pk=page_team.pk)
 
     def page(self, team, status=200, add_form=None, roles_form=None):
         team_members = (
@@ -165,7 +165,7 @@ class RoleCreateView(OrgPageMixin, View):
             form_apply_service_error(form, exc)
             return self.page(form, status=exc.status)
         messages.success(request, f"Created role {role.name}.")
-        return redirect("accounts:roles", org=self.org.slug)
+        return redirect("rbac:roles", org=self.org.slug)
 
     def page(self, form, status=200):
         groups = permission_groups(form, "permissions", self.access)
@@ -196,7 +196,7 @@ class RoleEditView(OrgPageMixin, View):
             role.refresh_from_db()
             return self.page(role, form, status=exc.status)
         messages.success(request, f"Saved role {role.name}.")
-        return redirect("accounts:roles", org=self.org.slug)
+        return redirect("rbac:roles", org=self.org.slug)
 
     def delete_role(self, role):
         name = role.name
@@ -206,7 +206,7 @@ class RoleEditView(OrgPageMixin, View):
             messages.error(self.request, exc.detail)
             return self.page(role, RoleForm(initial={"name": role.name}), status=exc.status)
         messages.success(self.request, f"Deleted role {name}.")
-        return redirect("accounts:roles", org=self.org.slug)
+        return redirect("rbac:roles", org=self.org.slug)
 
     def page(self, role, form, status=200):
         groups = permission_groups(form, "permissions", self.access, initial=role.permissions)

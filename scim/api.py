@@ -13,11 +13,11 @@ from rest_framework.response import Response
 from core.errors import NotFound
 from core.permissions import Perm
 from core.roles import TeamRole
-from rbac.api_base import OrgScopedViewSet
 from rbac.models import Role, Team
 from scim import provisioning
 from scim.models import MAPPABLE_BUILTIN_ROLES, GroupMapping, MappingKind, ScimGroup, ScimToken
 from scim.tokens import scim_token_create, scim_token_revoke
+from web.api import OrgScopedViewSet
 
 
 def scim_base_url() -> str:

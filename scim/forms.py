@@ -4,10 +4,10 @@
 from django import forms
 
 from core.roles import TeamRole
-from rbac.forms import PageForm
 from rbac.models import Role, Team
 from scim.models import MAPPABLE_BUILTIN_ROLES, MappingKind, ScimGroup
 from scim.tokens import MAX_GRACE_SECONDS
+from web.forms import PageForm
 
 DEFAULT_GRACE_SECONDS = 3600
 

@@ -18,12 +18,12 @@ from audit.selectors import audit_entries_for_org
 from audit.views import PAGE_SIZE
 from core.errors import ServiceError
 from core.permissions import Perm
-from rbac.pages import OrgPageMixin, form_apply_service_error
 from scim import provisioning
 from scim.api import scim_base_url, token_status
 from scim.forms import GroupMappingForm, ScimTokenCreateForm, ScimTokenRevokeForm
 from scim.models import GroupMapping, ScimGroup, ScimToken
 from scim.tokens import scim_token_create, scim_token_revoke
+from web.pages import OrgPageMixin, form_apply_service_error
 
 # The provisioning log: the SCIM block of the catalogue (which includes member.deprovisioned).
 LOG_EVENT_CODES = sorted({e.code for e in AuditEvent if 400 <= e.code < 500}

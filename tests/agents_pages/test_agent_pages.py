@@ -23,7 +23,7 @@ def as_user(user, **kwargs) -> Client:
 
 
 def url(name, org, **kwargs):
-    return reverse(f"accounts:{name}", kwargs={"org": org.slug, **kwargs})
+    return reverse(name if ":" in name else f"agents:{name}", kwargs={"org": org.slug, **kwargs})
 
 
 def events(org, name):
@@ -126,7 +126,7 @@ def test_writes_without_the_permission_are_403_change_nothing_and_are_audited(
 
 
 def test_navigation_shows_the_agent_pages(org, owner):
-    body = as_user(owner.user).get(url("members", org)).content.decode()
+    body = as_user(owner.user).get(url("accounts:members", org)).content.decode()
     for name in ("agents", "connections", "runs"):
         assert f'href="{url(name, org)}"' in body
 

@@ -33,8 +33,15 @@ def events(org, name):
     return AuditEntry.objects.for_org(org).filter(event_name=name)
 
 
+# Which app's namespace each page is in (the parametrized tests name pages without it).
+PAGE_NAMESPACES = {"teams": "rbac", "team-detail": "rbac", "roles": "rbac", "role-new": "rbac",
+                   "role-edit": "rbac", "audit-log": "audit", "access-review": "audit"}
+
+
 def url(name, org, **kwargs):
-    return reverse(f"accounts:{name}", kwargs={"org": org.slug, **kwargs})
+    if ":" not in name:
+        name = f"{PAGE_NAMESPACES.get(name, 'accounts')}:{name}"
+    return reverse(name, kwargs={"org": org.slug, **kwargs})
 
 
 # --- Login --------------------------------------------------------------------------------------

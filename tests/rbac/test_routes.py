@@ -5,7 +5,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.views import APIView
 
 from core.permissions import Perm
-from rbac.api_base import OrgScopedMixin
+from web.api import OrgScopedMixin
 
 # Views outside the org-scoped API that are public by design.
 PUBLIC_API_VIEWS = {"SpectacularAPIView", "SpectacularSwaggerView"}
@@ -56,7 +56,7 @@ def test_every_api_route_is_org_scoped_and_declares_its_permissions():
 def test_the_walker_catches_a_view_that_declares_nothing():
     from rest_framework import mixins
 
-    from rbac.api_base import OrgScopedViewSet
+    from web.api import OrgScopedViewSet
 
     class Forgetful(mixins.ListModelMixin, OrgScopedViewSet):
         required = {"retrieve": Perm.ORG_READ}
@@ -68,7 +68,7 @@ def test_the_walker_catches_a_view_that_declares_nothing():
 def test_a_view_may_not_override_the_scoping_hooks():
     import pytest
 
-    from rbac.api_base import OrgScopedViewSet
+    from web.api import OrgScopedViewSet
 
     with pytest.raises(TypeError):
         type("Leaky", (OrgScopedViewSet,), {"get_queryset": lambda self: None})

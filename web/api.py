@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet
 
 from core.permissions import Perm
-from rbac.api_permissions import OrgAccessPermission
+from web.api_permissions import OrgAccessPermission
 
 
 def _check_declarations(cls) -> None:

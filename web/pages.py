@@ -15,25 +15,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from accounts.models import ACTING_STATUSES
 from accounts.policy import SESSION_DENIALS
 from accounts.reauth import auth_is_fresh, reauth_redirect
+from accounts.selectors import orgs_for_user
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
 from core.permissions import Perm
 from rbac.guard import SessionPolicyDenied, access_for_request
 
 logger = logging.getLogger("iam.guard")
-
-
-def orgs_for_user(user) -> list:
-    """The orgs a user may act in (active or invited membership), for the switcher and home."""
-    if not user.is_authenticated:
-        return []
-    memberships = (
-        user.memberships.filter(status__in=ACTING_STATUSES).select_related("org").order_by("org__name")
-    )
-    return [m.org for m in memberships]
 
 
 class OrgPageMixin:

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from agents import oauth
+
+app_name = "oauth"
+urlpatterns = [
+    path("oauth/<str:org>/token", oauth.token_endpoint, name="token"),
+    path("oauth/<str:org>/introspect", oauth.introspection_endpoint, name="introspect"),
+    path("oauth/<str:org>/revoke", oauth.revocation_endpoint, name="revoke"),
+    path("oauth/<str:org>/jwks.json", oauth.jwks, name="jwks"),
+    # RFC 8414 §3: the well-known segment goes between the host and the issuer's path.
+    path(".well-known/oauth-authorization-server/oauth/<str:org>", oauth.metadata, name="metadata"),
+]
