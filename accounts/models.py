@@ -10,6 +10,7 @@ from django.utils import timezone
 from django_otp.models import Device
 from django_scim.models import AbstractSCIMUserMixin
 
+from core.credentials import Credential
 from core.permissions import perms_from_strings
 from core.roles import BuiltinRole
 from core.secrets import secret_matches
@@ -126,41 +127,24 @@ class Membership(OrgScopedModel):
         return self.status in ACTING_STATUSES
 
 
-class ApiKey(OrgScopedModel):
+class ApiKey(OrgScopedModel, Credential):
     """An org API key: a non-human principal holding exactly its declared permissions."""
 
     PREFIX = "iamk"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
-    lookup_id = models.CharField(max_length=32, unique=True)
-    secret_hash = models.CharField(max_length=64)
-    hash_kid = models.CharField(max_length=32)
     permissions = models.JSONField(default=list)
-    created_by = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["org", "created_at"])]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.PREFIX}_{self.lookup_id}_…)"
+        return f"{self.name} ({self.display})"
 
     @property
     def perms(self):
         return perms_from_strings(self.permissions)
-
-    def is_usable(self, now=None) -> bool:
-        """Expiry is enforced here, by timestamp, whether or not any cleanup job has run."""
-        now = now or timezone.now()
-        if self.revoked_at is not None:
-            return False
-        return self.expires_at is None or self.expires_at > now
 
 
 class SecurityPolicy(models.Model):

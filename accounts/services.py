@@ -24,7 +24,7 @@ from core.errors import Conflict, DenialAudit, Invalid
 from core.models import Organization
 from core.roles import BUILTIN_ROLES, BuiltinRole
 from core.secrets import credential_mint
-from rbac.guard import Access
+from rbac.access import Access
 from rbac.services import (
     assert_can_grant,
     assert_can_manage_member,

@@ -26,16 +26,18 @@ from dataclasses import dataclass
 
 from cachetools import TLRUCache
 from django.core.cache import cache
+from django.utils import timezone
 
 from agents import revocation
 from agents.issuance import OAuthError
+from agents.models import Connection
 from agents.selectors import ConnectionRef, OrgRef, connection_for_client
-from agents.services import CONNECTION_SECRET_PREFIX
 from agents.tokens import TokenInvalid, audience_matches, token_decode
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record
-from core.secrets import credential_parse, secret_hash, secret_matches
+from core.credentials import CredentialRefused, credential_check, credential_presented
+from core.secrets import secret_hash
 
 # A connection's credentials never change after it is registered; anything that comes to change or
 # remove them must delete this record (`connection_record_key`) in the same step.
@@ -57,13 +59,15 @@ def connection_record_key(org_slug: str, client_id: str) -> str:
 
 
 def _record(ref: ConnectionRef) -> tuple:
-    return (str(ref.pk), ref.name, ref.audience, ref.secret_hash, ref.hash_kid, str(ref.org.pk), ref.org.slug)
+    return (str(ref.pk), ref.name, ref.audience, ref.secret_hash, ref.hash_kid, ref.lookup_id, ref.expires_at,
+            ref.revoked, str(ref.org.pk), ref.org.slug)
 
 
 def _from_record(record) -> ConnectionRef | None:
     try:
-        pk, name, audience, hashed, kid, org_pk, org_slug = record
+        pk, name, audience, hashed, kid, lookup_id, expires_at, revoked, org_pk, org_slug = record
         return ConnectionRef(pk=uuid.UUID(pk), name=name, audience=audience, secret_hash=hashed, hash_kid=kid,
+                             lookup_id=lookup_id, expires_at=expires_at, revoked=revoked,
                              org=OrgRef(uuid.UUID(org_pk), org_slug))
     except (TypeError, ValueError):  # a record from an older layout: read the database instead
         return None
@@ -77,8 +81,8 @@ def _refuse(secret: str):
 def introspect(*, org_slug: str, client_id: str, secret: str, token: str) -> Introspection:
     """Authenticate the connection and judge the token. OAuthError(invalid_client) if the
     connection's credentials are wrong; otherwise an Introspection (inactive or active)."""
-    parsed = credential_parse(secret, CONNECTION_SECRET_PREFIX)
-    if not parsed or not client_id or len(client_id) > MAX_CLIENT_ID:
+    presented = credential_presented(secret, Connection.PREFIX)
+    if not presented or not client_id or len(client_id) > MAX_CLIENT_ID:
         _refuse(secret)
     try:
         claims = token_decode(token, org_slug=org_slug)
@@ -97,7 +101,13 @@ def introspect(*, org_slug: str, client_id: str, secret: str, token: str) -> Int
             _refuse(secret)
         if found is not None:
             _remember_connection(record_key, connection)
-    if not secret_matches(parsed[1], connection.secret_hash, connection.hash_kid):
+    # A connection registered before secrets carried their lookup id has none to compare.
+    named_other = connection.lookup_id is not None and connection.lookup_id != presented.lookup_id
+    try:
+        if named_other:
+            raise CredentialRefused("bad_secret")
+        credential_check(connection, presented.secret, timezone.now())
+    except CredentialRefused:
         raise OAuthError("invalid_client", "Client authentication failed.", 401)
     if claims is not None and (
             found is None  # the store is unreachable: fail closed

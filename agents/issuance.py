@@ -7,21 +7,18 @@ a signature with a cached parsed key, and one audit append (one round trip on Po
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.utils import timezone
 
 from agents.grants import delegable_scopes
 from agents.models import AgentSecret, AgentStatus, Run, RunStatus
 from agents.selectors import AgentRef, GrantContext, grant_context
-from agents.services import SECRET_PREFIX
 from agents.tokens import IssuedToken, token_sign
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
-from core.secrets import credential_parse, secret_hash, secret_matches
-
-LAST_USED_RESOLUTION = timedelta(seconds=60)
+from core.credentials import LAST_USED_RESOLUTION, credential_presented
+from core.secrets import secret_hash, secret_matches
 
 
 class OAuthError(Exception):
@@ -62,13 +59,14 @@ def agent_authenticate(org_slug: str, client_id: str, client_secret: str,
     right here, by its timestamp, whether or not any background job has run.
     """
     now = timezone.now()
-    parsed = credential_parse(client_secret, SECRET_PREFIX)
-    context = parsed and grant_context(org_slug=org_slug, client_id=client_id, lookup_id=parsed[0],
-                                       resource=resource, now=now, use_resolution=now - LAST_USED_RESOLUTION)
+    presented = credential_presented(client_secret, AgentSecret.PREFIX)
+    context = presented and grant_context(org_slug=org_slug, client_id=client_id,
+                                          lookup_id=presented.lookup_id, resource=resource, now=now,
+                                          use_resolution=now - LAST_USED_RESOLUTION)
     if not context:
         secret_hash(client_secret)  # the same work as a real check: timing tells nothing
         raise OAuthError("invalid_client", "Client authentication failed.", 401)
-    matches = secret_matches(parsed[1], context.secret_hash, context.hash_kid)
+    matches = secret_matches(presented.secret, context.secret_hash, context.hash_kid)
     if not matches or not context.secret_live:
         _refuse(context.agent, "invalid_client", "Client authentication failed.", "bad_secret", 401)
     if context.agent.status != AgentStatus.ACTIVE:

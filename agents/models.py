@@ -7,6 +7,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from core.credentials import Credential
 from core.tenancy import OrgScopedModel
 
 
@@ -45,40 +46,33 @@ class Agent(OrgScopedModel):
         return f"agent:{self.pk}"
 
 
-class AgentSecret(models.Model):
+class AgentSecret(Credential):
     """A client secret. At most two are live: the current one and, during a rotation window, the
     previous one, whose `expires_at` ends it at authentication time whether or not a worker runs."""
 
+    PREFIX = "ags"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="secrets")
-    lookup_id = models.CharField(max_length=32, unique=True)
-    secret_hash = models.CharField(max_length=64)
-    hash_kid = models.CharField(max_length=32)
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
     window_closed_audited = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["agent", "-created_at"])]
 
-    def is_live(self, now) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
-
-class Connection(OrgScopedModel):
+class Connection(OrgScopedModel, Credential):
     """A downstream service (resource server): its audience, the scopes it accepts, and its own
-    credentials for the introspection endpoint."""
+    credentials for the introspection endpoint, presented with its public `client_id`."""
+
+    PREFIX = "cns"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
     audience = models.URLField(max_length=500)
     scopes = models.JSONField(default=list)
     client_id = models.CharField(max_length=40, unique=True)
-    secret_hash = models.CharField(max_length=64)
-    hash_kid = models.CharField(max_length=32)
-    created_at = models.DateTimeField(default=timezone.now)
+    # Connections registered before the credential kernel do not know their secret's lookup id.
+    lookup_id = models.CharField(max_length=32, unique=True, null=True, blank=True)
 
     class Meta:
         constraints = [

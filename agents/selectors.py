@@ -11,8 +11,11 @@ the models define, and tests run them on SQLite and PostgreSQL.
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.db import connection
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts.models import ACTING_STATUSES, SecurityPolicy
 from agents.models import Agent
@@ -174,24 +177,60 @@ def _owner_permissions(rows) -> list[frozenset]:
 
 @dataclass(frozen=True)
 class ConnectionRef:
+    """What introspection needs of a connection; kept in the fast store between uses."""
+
     pk: uuid.UUID
     name: str
     audience: str
     secret_hash: str
     hash_kid: str
+    lookup_id: str | None
+    expires_at: float | None  # POSIX seconds
+    revoked: bool
     org: OrgRef
+
+    def refusal(self, now) -> str | None:
+        """The credential kernel's liveness rule (core.credentials.Credential.refusal)."""
+        if self.revoked:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now.timestamp():
+            return "expired"
+        return None
+
+
+_CONNECTION_COLUMNS = "id, name, audience, secret_hash, hash_kid, lookup_id, expires_at, revoked_at, org_id"
+_CONNECTION_WHERE = "client_id = %s AND org_id IN (SELECT id FROM accounts_organization WHERE slug = %s)"
 
 
 def connection_for_client(*, org_slug: str, client_id: str) -> ConnectionRef | None:
-    """A connection by its client id within the URL's org (introspection's authentication). One query."""
-    sql = """
-        SELECT c.id, c.name, c.audience, c.secret_hash, c.hash_kid, o.id, o.slug
-          FROM agents_connection c JOIN accounts_organization o ON o.id = c.org_id
-         WHERE c.client_id = %s AND o.slug = %s
-    """
+    """A connection by its client id within the URL's org, for introspection when the fast store does
+    not hold it (once per worker per CONNECTION_RECORD_TTL), with its use recorded in the same
+    statement where the database can return rows from an UPDATE (PostgreSQL, SQLite 3.35+)."""
+    params = [client_id, org_slug]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [client_id, org_slug])
-        row = cursor.fetchone()
+        if connection.features.can_return_columns_from_insert:
+            cursor.execute(f"UPDATE agents_connection SET last_used_at = %s WHERE {_CONNECTION_WHERE} "  # noqa: S608
+                           f"RETURNING {_CONNECTION_COLUMNS}", [_db_time(timezone.now()), *params])
+            row = cursor.fetchone()
+        else:
+            cursor.execute(f"SELECT {_CONNECTION_COLUMNS} FROM agents_connection WHERE {_CONNECTION_WHERE}",  # noqa: S608
+                           params)
+            row = cursor.fetchone()
+            if row is not None:
+                cursor.execute("UPDATE agents_connection SET last_used_at = %s WHERE id = %s",
+                               [_db_time(timezone.now()), row[0]])
     if row is None:
         return None
-    return ConnectionRef(_uuid(row[0]), row[1], row[2], row[3], row[4], OrgRef(_uuid(row[5]), row[6]))
+    pk, name, audience, hashed, kid, lookup_id, expires_at, revoked_at, org_id = row
+    expires_at = _from_db_time(expires_at)
+    return ConnectionRef(_uuid(pk), name, audience, hashed, kid, lookup_id,
+                         expires_at.timestamp() if expires_at else None, revoked_at is not None,
+                         OrgRef(_uuid(org_id), org_slug))
+
+
+def _from_db_time(value):
+    """A datetime column as raw SQL returns it (text on SQLite), as an aware datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = parse_datetime(str(value))
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)

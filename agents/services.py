@@ -15,11 +15,9 @@ from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record, records_denials
 from core.errors import Conflict, DenialAudit, Forbidden, Invalid
-from core.secrets import credential_mint
-from rbac.guard import Access, membership_permissions
+from rbac.access import Access
+from rbac.guard import membership_permissions
 
-SECRET_PREFIX = "ags"  # agent secret
-CONNECTION_SECRET_PREFIX = "cns"
 DEFAULT_OVERLAP = timedelta(hours=1)
 
 
@@ -64,11 +62,10 @@ def _owners(access: Access, owner) -> list[Membership]:
     return [membership]
 
 
-def _secret_create(agent: Agent) -> tuple[AgentSecret, str]:
-    minted = credential_mint(SECRET_PREFIX)
-    secret = AgentSecret.objects.create(agent=agent, lookup_id=minted.lookup_id,
-                                        secret_hash=minted.secret_hash, hash_kid=minted.hash_kid)
-    return secret, minted.display
+def _secret_create(agent: Agent, created_by=None) -> tuple[AgentSecret, str]:
+    fields, display = AgentSecret.mint()
+    secret = AgentSecret.objects.create(agent=agent, created_by=created_by, **fields)
+    return secret, display
 
 
 @records_denials
@@ -83,7 +80,7 @@ def agent_create(*, access: Access, name: str, scopes, audiences, owner=None) ->
     agent = Agent.objects.create(org=access.org, name=name, client_id=new_client_id("agt"),
                                  scopes=scopes, audiences=audiences)
     agent.owners.set(owners)
-    secret, display = _secret_create(agent)
+    secret, display = _secret_create(agent, access.creator_user)
     audit_record(org=access.org, actor=access.actor, event=AuditEvent.AGENT_CREATED, target=Target.of(agent),
                  data={"name": name, "scopes": scopes, "audiences": audiences,
                        "owners": [str(o.pk) for o in owners]})
@@ -139,7 +136,7 @@ def agent_secret_rotate(*, access: Access, agent: Agent, overlap_seconds: int | 
         current.save(update_fields=["expires_at"])
         if overlap == timedelta(0):
             _secret_end(access.actor, current, now, how="immediate")
-    secret, display = _secret_create(agent)
+    secret, display = _secret_create(agent, access.creator_user)
     audit_record(org=access.org, actor=access.actor, event=AuditEvent.SECRET_ROTATED, target=Target.of(agent),
                  data={"secret": str(secret.pk), "previous": str(current.pk) if current else None,
                        "previous_expires_at": previous_end})
@@ -262,13 +259,13 @@ def connection_create(*, access: Access, name: str, audience: str, scopes) -> tu
                        fields={"audience": ["Already registered."]})
     if Connection.objects.for_org(access.org).filter(name=name).exists():
         raise Conflict("A connection with this name exists.", code="duplicate", fields={"name": ["Taken."]})
-    minted = credential_mint(CONNECTION_SECRET_PREFIX)
+    fields, display = Connection.mint()
     connection = Connection.objects.create(
         org=access.org, name=name, audience=audience, scopes=scopes, client_id=new_client_id("cnc"),
-        secret_hash=minted.secret_hash, hash_kid=minted.hash_kid)
+        created_by=access.creator_user, **fields)
     audit_record(org=access.org, actor=access.actor, event=AuditEvent.CONNECTION_CREATED,
                  target=Target.of(connection), data={"name": name, "audience": audience, "scopes": scopes})
-    return connection, minted.display
+    return connection, display
 
 
 @records_denials

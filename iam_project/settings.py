@@ -307,7 +307,7 @@ DEFAULT_FROM_EMAIL = env("IAM_EMAIL_FROM", "Agent IAM <no-reply@localhost>")
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rbac.authentication.AgentTokenAuthentication",
+        "agents.authentication.AgentTokenAuthentication",
         "rbac.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],

@@ -11,7 +11,8 @@ from audit.services import Target, audit_record, records_denials
 from core.errors import Conflict, DenialAudit, Forbidden, Invalid
 from core.permissions import Perm
 from core.roles import TeamRole
-from rbac.guard import Access, membership_permissions
+from rbac.access import Access
+from rbac.guard import membership_permissions
 from rbac.models import Role, RoleAssignment, Team, TeamMembership
 
 

@@ -15,35 +15,22 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Membership
+from core.credentials import Credential
 from core.roles import BuiltinRole, TeamRole
 from core.tenancy import OrgScopedModel
 
 
-class ScimToken(OrgScopedModel):
-    """An IdP's bearer token: `scim_<lookup id>_<secret>`, shown once, stored as a keyed hash."""
+class ScimToken(OrgScopedModel, Credential):
+    """An IdP's bearer token: `scim_<lookup id>_<secret>`, shown once, stored as a keyed hash.
+    Revoking may leave a grace period (rotation): the token works until `expires_at`."""
 
     PREFIX = "scim"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
-    lookup_id = models.CharField(max_length=32, unique=True)
-    secret_hash = models.CharField(max_length=64)
-    hash_kid = models.CharField(max_length=32)
-    created_by = models.ForeignKey(
-        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    # Revoking may leave a grace period (rotation): the token works until this time.
-    expires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name
-
-    def is_live(self, now=None) -> bool:
-        now = now or timezone.now()
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
 class ScimUser(OrgScopedModel):

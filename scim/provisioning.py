@@ -24,7 +24,7 @@ from audit.services import Target, audit_record, records_denials
 from core.errors import Conflict, DenialAudit, Forbidden, Invalid, NotFound
 from core.permissions import Perm
 from core.roles import BUILTIN_ROLES, BuiltinRole, TeamRole
-from rbac.guard import Access
+from rbac.access import Access
 from rbac.models import RoleAssignment, TeamMembership
 from rbac.services import assert_can_grant
 from scim.models import MAPPABLE_BUILTIN_ROLES, GroupMapping, MappingKind, ScimGroup, ScimUser

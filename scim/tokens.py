@@ -14,14 +14,14 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record, records_denials
+from core.credentials import CredentialRefused, credential_authenticate
 from core.errors import Invalid
 from core.permissions import ALL_PERMS
-from core.secrets import credential_mint, credential_parse, secret_hash, secret_matches
-from rbac.guard import Access
+from core.secrets import credential_mint
+from rbac.access import Access
 from rbac.services import assert_can_grant
 from scim.models import ScimToken
 
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 
 
@@ -76,25 +76,13 @@ def scim_token_authenticate(raw: str) -> ScimToken | None:
 
     A known token presented with a wrong secret, or after it ended, is audited in its org.
     """
-    parsed = credential_parse(raw, ScimToken.PREFIX)
-    token = None
-    if parsed is not None:
-        token = (ScimToken.objects.unscoped()  # the credential names its org
-                 .select_related("org").filter(lookup_id=parsed[0]).first())
-    if token is None:
-        secret_hash(raw or "")  # the same work as a real check
+    try:
+        # The credential names its org.
+        return credential_authenticate(raw, ScimToken.objects.unscoped().select_related("org"))
+    except CredentialRefused as refused:
+        if refused.credential is not None:
+            _reject(refused.credential, refused.reason)
         return None
-    if not secret_matches(parsed[1], token.secret_hash, token.hash_kid):
-        _reject(token, "bad_secret")
-        return None
-    now = timezone.now()
-    if not token.is_live(now):
-        _reject(token, "revoked" if token.revoked_at else "expired")
-        return None
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        ScimToken.objects.unscoped().filter(pk=token.pk).update(last_used_at=now)
-        token.last_used_at = now
-    return token
 
 
 def _reject(token: ScimToken, reason: str) -> None:

@@ -5,7 +5,6 @@ import logging
 
 from rest_framework import exceptions, permissions
 
-from accounts.models import ApiKey
 from accounts.reauth import auth_is_fresh
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
@@ -68,17 +67,14 @@ class OrgAccessPermission(permissions.BasePermission):
                       "action": f"{type(view).__name__}.{view.action_name()}"},
             )
             raise exceptions.PermissionDenied(f"This needs the {perm.value} permission.")
-        if view.action_name() in view.reauth_actions and _session_is_stale(request):
+        # API keys and agents carry no interactive proof: re-authentication is for people in
+        # browser sessions.
+        if view.action_name() in view.reauth_actions and access.interactive and not auth_is_fresh(request):
             audit_record(org=access.org, actor=access.actor, event=AuditEvent.REAUTH_REQUIRED,
                          outcome=Outcome.DENIED,
                          data={"action": f"{type(view).__name__}.{view.action_name()}"})
             raise ReauthRequired()
         return True
-
-
-def _session_is_stale(request) -> bool:
-    # API keys carry no interactive proof; the gate is for humans in browser sessions.
-    return not isinstance(request.auth, ApiKey) and not auth_is_fresh(request)
 
 
 class ReauthRequired(exceptions.PermissionDenied):

@@ -18,7 +18,7 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 
 
 class AgentTokenAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "rbac.authentication.AgentTokenAuthentication"
+    target_class = "agents.authentication.AgentTokenAuthentication"
     name = "agentToken"
 
     def get_security_definition(self, auto_schema):

@@ -13,7 +13,8 @@ from agents.models import Agent, Connection
 from agents.services import agent_create, connection_create
 from audit.models import AuditEntry
 from core.models import Organization
-from rbac.guard import Access, access_for_user
+from rbac.access import Access
+from rbac.guard import access_for_user
 from tests.factories import MemberFactory, OrgFactory
 
 AUDIENCE = "https://tickets.example.com"

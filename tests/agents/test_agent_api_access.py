@@ -3,9 +3,10 @@
 import pytest
 from django.test import Client
 
+from agents.authentication import api_audience
 from agents.services import agent_create, agent_revoke, connection_create
 from audit.models import AuditEntry
-from rbac.authentication import api_audience
+from core.roles import BUILTIN_ROLES
 from tests.agents.conftest import build_world, post_form
 from tests.factories import OrgFactory
 
@@ -67,3 +68,19 @@ def test_a_token_in_the_query_string_is_not_accepted(client, world):
     agent, secret, _ = _api_agent(world, ["member:read"])
     token = _token(client, world, agent, secret, "member:read")
     assert Client().get(f"/api/v1/orgs/{world.slug}/members?access_token={token}").status_code == 401
+
+
+def test_an_agent_is_not_asked_to_re_authenticate(client, world):
+    # Re-authentication is for people in browser sessions; a token has no password to prove again
+    # (like an API key). Adding a member is a gated action for a session.
+    scopes = sorted({"member:write", *BUILTIN_ROLES["viewer"]})  # adding a viewer hands out theirs
+    connection, _ = connection_create(access=world.access, name="Admin", audience=api_audience(world.slug),
+                                      scopes=scopes)
+    agent, secret = agent_create(access=world.access, name="hr-bot", scopes=scopes,
+                                 audiences=[connection.audience])
+    token = _token(client, world, agent, secret, " ".join(scopes))
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = api.post(f"/api/v1/orgs/{world.slug}/members", {"email": "new@example.com", "role": "viewer"},
+                        content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert AuditEntry.objects.for_org(world.org).filter(event_name="member.added", actor_type="agent").exists()
