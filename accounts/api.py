@@ -6,13 +6,12 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts import services
 from accounts.models import ApiKey, Membership, MembershipStatus, SecurityPolicy
 from accounts.policy import policy_for_org
-from accounts.reset import reset_send_for_member
 from accounts.services import POLICY_FIELDS
 from core.permissions import Perm
 from core.roles import BuiltinRole
+from rbac import policies
 from rbac.selectors import roles_in_org
 from web.api import OrgScopedAPIView, OrgScopedViewSet
 
@@ -84,7 +83,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
     def create(self, request, org):
         data = self.validated(MemberCreateSerializer, request.data)
         roles = roles_in_org(self.org, data.get("custom_roles", []))
-        membership = services.member_add(
+        membership = policies.member_add(
             access=self.access, email=data["email"], role=data["role"], custom_roles=roles
         )
         return Response(self._out(membership.pk), status=status.HTTP_201_CREATED)
@@ -94,28 +93,28 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
         membership = self.get_object()
         data = self.validated(MemberUpdateSerializer, request.data)
         roles = roles_in_org(self.org, data["custom_roles"]) if "custom_roles" in data else None
-        services.member_update(
+        policies.member_update(
             access=self.access, membership=membership, role=data.get("role"),
             status=data.get("status"), custom_roles=roles,
         )
         return Response(self._out(membership.pk))
 
     def destroy(self, request, org, pk):
-        services.member_remove(access=self.access, membership=self.get_object())
+        policies.member_remove(access=self.access, membership=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"], url_path="revoke-sessions")
     def revoke_sessions(self, request, org, pk):
         """End every browser session of this member; they must sign in again."""
-        count = services.member_sessions_revoke(access=self.access, membership=self.get_object())
+        count = policies.member_sessions_revoke(access=self.access, membership=self.get_object())
         return Response({"revoked": count})
 
     @extend_schema(request=None, responses={202: None})
     @action(detail=True, methods=["post"], url_path="send-password-reset")
     def send_password_reset(self, request, org, pk):
         """Mail the member a single-use reset link. Nobody but the member sees it."""
-        reset_send_for_member(access=self.access, membership=self.get_object())
+        policies.member_password_reset_send(access=self.access, membership=self.get_object())
         return Response(status=status.HTTP_202_ACCEPTED)
 
     def _out(self, pk) -> dict:
@@ -166,14 +165,14 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
     @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
     def create(self, request, org):
         data = self.validated(ApiKeyCreateSerializer, request.data)
-        key, secret = services.api_key_create(access=self.access, **data)
+        key, secret = policies.api_key_create(access=self.access, **data)
         body = ApiKeySerializer(key).data
         body["secret"] = secret
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
     @extend_schema(description="Revoke the key. It stops working on the next request.")
     def destroy(self, request, org, pk):
-        services.api_key_revoke(access=self.access, key=self.get_object())
+        policies.api_key_revoke(access=self.access, key=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -205,5 +204,5 @@ class SecurityPolicyView(OrgScopedAPIView):
     def patch(self, request, org):
         serializer = SecurityPolicySerializer(policy_for_org(self.org), data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        policy = services.policy_update(access=self.access, **serializer.validated_data)
+        policy = policies.policy_update(access=self.access, **serializer.validated_data)
         return Response(SecurityPolicySerializer(policy).data)

@@ -111,6 +111,9 @@ class Membership(OrgScopedModel):
         max_length=10, choices=MembershipSource.choices, default=MembershipSource.MANUAL
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # The org's directory (its IdP, over SCIM) has switched this person off. It is the source of
+    # truth for them: an admin lifting a suspension cannot bring them back; the directory must.
+    deactivated_by_directory = models.BooleanField(default=False)
     # custom_roles: reverse of rbac.Role.members (rbac depends on accounts, never the reverse).
 
     class Meta:

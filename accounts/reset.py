@@ -31,7 +31,6 @@ from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record, records_denials
 from core.errors import DenialAudit, Invalid, ServiceError
-from rbac.services import assert_can_manage_member
 
 ACCOUNT_WINDOW_SECONDS = 3600
 
@@ -147,7 +146,10 @@ def _mail_link(user: User, raw: str) -> None:
         "The link works once. If you did not ask for this, ignore this mail: your password stays as "
         "it is.\n"
     )
-    account_mail_send.delay(user.email, "Reset your Agent IAM password", body)
+    # Queued once the link is committed: a rolled-back request mails nothing (outside a transaction
+    # on_commit runs at once).
+    subject = "Reset your Agent IAM password"
+    transaction.on_commit(lambda: account_mail_send.delay(user.email, subject, body))
 
 
 # --- using a link -----------------------------------------------------------------------------
@@ -215,17 +217,17 @@ def _mail_changed(user: User) -> None:
     account_mail_send.delay(user.email, "Your Agent IAM password was changed", body)
 
 
-
 @records_denials
-def reset_send_for_member(*, access, membership) -> None:
-    """An admin sends a member a reset link. The admin never sees the link or the new password
-    (ASVS 6.4.6): it goes to the member's own address, exactly like a self-service request."""
-    assert_can_manage_member(access, membership)
+@transaction.atomic
+def reset_link_send(*, membership, actor) -> None:
+    """Mail a member a reset link at an admin's request. The admin never sees the link or the new
+    password (ASVS 6.4.6): it goes to the member's own address, exactly like a self-service request.
+    Who may ask is rbac.policies' decision."""
     user = membership.user
     if not user.is_active:
         raise Invalid("This account is deactivated.", code="inactive")
     raw = secrets.token_urlsafe(32)
     _token_store(user, token_hash(raw))
-    audit_record(org=access.org, actor=access.actor, event=AuditEvent.PASSWORD_RESET_REQUESTED,
+    audit_record(org=membership.org, actor=actor, event=AuditEvent.PASSWORD_RESET_REQUESTED,
                  target=Target.of(membership), data={"delivered": True, "reason": "admin"})
     _mail_link(user, raw)

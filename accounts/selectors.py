@@ -1,6 +1,6 @@
 """Reads about people and their memberships."""
 
-from accounts.models import ACTING_STATUSES
+from accounts.models import ACTING_STATUSES, Membership
 
 
 def orgs_for_user(user) -> list:
@@ -11,3 +11,8 @@ def orgs_for_user(user) -> list:
         user.memberships.filter(status__in=ACTING_STATUSES).select_related("org").order_by("org__name")
     )
     return [m.org for m in memberships]
+
+
+def shared_with_other_org(user, org) -> bool:
+    """Whether another org than `org` has this person as a member (in any status)."""
+    return Membership.objects.unscoped().filter(user=user).exclude(org=org).exists()  # across orgs

@@ -1,4 +1,11 @@
-"""Writes to users, organizations, memberships and org API keys. Each one is audited."""
+"""Effects on people, organizations and memberships.
+
+Each takes the `actor` it acts for (a person, an API key, an agent, an IdP's SCIM token, the system),
+keeps the invariants (an org keeps an acting owner; a person the directory switched off comes back
+only through the directory; every object belongs to the org), and audits inside its transaction.
+Who may ask for a change is decided before, by the policy wrappers in rbac.policies (pages and the
+admin API) or by an adapter's own policy (SCIM). API keys are in accounts.api_keys.
+"""
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -7,7 +14,6 @@ from django.utils import timezone
 
 from accounts.models import (
     ACTING_STATUSES,
-    ApiKey,
     Membership,
     MembershipSource,
     MembershipStatus,
@@ -19,25 +25,18 @@ from accounts.models import (
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.models import AuditChain, chain_key
-from audit.services import Target, audit_record, records_denials
+from audit.services import AuditAs, Target, audit_effect, audit_record, records_denials
 from core.errors import Conflict, DenialAudit, Invalid
 from core.models import Organization
 from core.roles import BUILTIN_ROLES, BuiltinRole
-from core.secrets import credential_mint
-from rbac.access import Access
-from rbac.services import (
-    assert_can_grant,
-    assert_can_manage_member,
-    member_custom_roles_set,
-    validate_permissions,
-)
 
 
-def user_get_or_create(*, email: str, password: str | None = None, display_name: str = "") -> User:
+def user_get_or_create(*, email: str, password: str | None = None, display_name: str = "",
+                       **fields) -> User:
     email = normalize_email(email)
     user = User.objects.filter(email=email).first()
     if user is None:
-        user = User.objects.create_user(email, password, display_name=display_name)
+        user = User.objects.create_user(email, password, display_name=display_name, **fields)
     return user
 
 
@@ -69,82 +68,70 @@ def org_create(*, slug: str, name: str, owner: User, actor: Actor | None = None)
     org.full_clean()
     org.save()
     AuditChain.objects.create(chain=chain_key(org))
-    membership = Membership.objects.create(org=org, user=owner, role=BuiltinRole.OWNER)
     actor = actor or Actor.for_user(owner)
     audit_record(org=org, actor=actor, event=AuditEvent.ORG_CREATED, target=Target.of(org),
                  data={"slug": slug, "name": name})
-    audit_record(org=org, actor=actor, event=AuditEvent.MEMBER_ADDED, target=Target.of(membership),
-                 data={"email": owner.email, "role": BuiltinRole.OWNER, "source": "manual",
-                       "status": membership.status})
+    # The owner creates the org for themselves: no other org's claim on the account is at stake.
+    _membership_insert(org=org, user=owner, role=BuiltinRole.OWNER, actor=actor,
+                       source=MembershipSource.MANUAL, status=MembershipStatus.ACTIVE)
     return org
 
 
 @records_denials
 @transaction.atomic
-def member_add(*, access: Access, email: str, role: str = BuiltinRole.MEMBER, custom_roles=(),
-               source: str = MembershipSource.MANUAL) -> Membership:
-    """Add a person to the org. Someone who has no account yet is invited (no usable password)."""
-    assert_can_grant(access, BUILTIN_ROLES[role], reason="member_add")
-    user = user_get_or_create(email=email)
-    if Membership.objects.for_org(access.org).filter(user=user).exists():
+def membership_create(*, org, user: User, role: str, actor: Actor, source: str = MembershipSource.MANUAL,
+                      status: str | None = None) -> Membership:
+    """Add a person to the org. Without a `status`, someone who cannot sign in yet (no usable
+    password) is invited and becomes active at their first login."""
+    if role not in BUILTIN_ROLES:
+        raise Invalid("Unknown role.", fields={"role": ["Unknown role."]})
+    if Membership.objects.for_org(org).filter(user=user).exists():
         raise Conflict("This person is already a member.", code="duplicate",
                        fields={"email": ["Already a member of this organization."]})
-    account_claim(user=user, org=access.org, actor=access.actor)
-    status = MembershipStatus.ACTIVE if user.has_usable_password() else MembershipStatus.INVITED
-    membership = Membership.objects.create(
-        org=access.org, user=user, role=role, source=source, status=status
-    )
-    audit_record(org=access.org, actor=access.actor, event=AuditEvent.MEMBER_ADDED,
-                 target=Target.of(membership),
+    account_claim(user=user, org=org, actor=actor)
+    if status is None:
+        status = MembershipStatus.ACTIVE if user.has_usable_password() else MembershipStatus.INVITED
+    return _membership_insert(org=org, user=user, role=role, actor=actor, source=source, status=status)
+
+
+def _membership_insert(*, org, user: User, role: str, actor: Actor, source: str, status: str) -> Membership:
+    membership = Membership.objects.create(org=org, user=user, role=role, source=source, status=status)
+    audit_record(org=org, actor=actor, event=AuditEvent.MEMBER_ADDED, target=Target.of(membership),
                  data={"email": user.email, "role": role, "source": source, "status": status})
-    if custom_roles:
-        member_custom_roles_set(access=access, membership=membership, roles=custom_roles)
     return membership
 
 
-def _directory_deactivated(membership: Membership) -> bool:
-    scim = getattr(membership, "scim", None)  # scim.ScimUser, when an IdP provisions this member
-    return scim is not None and scim.active is False
-
-
-def _acting_owners(org):
-    # Locked so that two concurrent demotions cannot each see the other owner and both succeed.
-    return list(
-        Membership.objects.for_org(org)
-        .select_for_update()
-        .filter(role=BuiltinRole.OWNER, status__in=ACTING_STATUSES)
-        .values_list("pk", flat=True)
-    )
-
-
-def _assert_not_last_owner(access: Access, membership: Membership, action: str) -> None:
+def _assert_not_last_owner(membership: Membership, actor: Actor, action: str) -> None:
+    """An org never loses its last acting owner, whoever asks (an admin, a directory)."""
     if membership.role != BuiltinRole.OWNER or not membership.can_act:
-        return
-    if set(_acting_owners(access.org)) <= {membership.pk}:
-        raise Conflict(
-            "An organization must keep at least one owner.",
-            code="last_owner",
-            audit=DenialAudit(org=access.org, actor=access.actor,
-                              event=AuditEvent.LAST_OWNER_PROTECTED,
-                              target=Target.of(membership), data={"action": action}),
-        )
+        return  # an owner who cannot act already counts for nothing: taking them away changes nothing
+    # Locked, so that two concurrent demotions (or deprovisionings) of the last two owners cannot
+    # each see the other one and both go ahead.
+    owners = set(Membership.objects.for_org(membership.org_id).select_for_update()
+                 .filter(role=BuiltinRole.OWNER, status__in=ACTING_STATUSES).values_list("pk", flat=True))
+    if owners <= {membership.pk}:
+        raise Conflict("An organization must keep at least one owner.", code="last_owner",
+                       audit=DenialAudit(org=membership.org, actor=actor,
+                                         event=AuditEvent.LAST_OWNER_PROTECTED,
+                                         target=Target.of(membership), data={"action": action}))
 
 
 @records_denials
 @transaction.atomic
-def member_update(*, access: Access, membership: Membership, role: str | None = None,
-                  status: str | None = None, custom_roles=None) -> Membership:
-    assert_can_manage_member(access, membership)
+def membership_update(*, membership: Membership, actor: Actor, role: str | None = None,
+                      status: str | None = None, audit_as: AuditAs | None = None) -> Membership:
+    """Change a member's built-in role and/or status (active, suspended, ...): one audit entry."""
     data = {}
     if role is not None and role != membership.role:
-        assert_can_grant(access, BUILTIN_ROLES[role], target=Target.of(membership))
-        _assert_not_last_owner(access, membership, "demote")
+        if role not in BUILTIN_ROLES:
+            raise Invalid("Unknown role.", fields={"role": ["Unknown role."]})
+        _assert_not_last_owner(membership, actor, "demote")
         data.update(role=role, previous_role=membership.role)
         membership.role = role
     if status is not None and status != membership.status:
         if status not in ACTING_STATUSES:
-            _assert_not_last_owner(access, membership, "suspend")
-        elif _directory_deactivated(membership):
+            _assert_not_last_owner(membership, actor, "suspend")
+        elif membership.deactivated_by_directory:
             # The IdP is the source of truth for this person: an admin lifting a suspension must not
             # bring back someone the directory has switched off.
             raise Invalid("The identity provider has deactivated this person; reactivate them there.",
@@ -154,64 +141,122 @@ def member_update(*, access: Access, membership: Membership, role: str | None = 
         membership.status = status
     if data:
         membership.save(update_fields=["role", "status"])
-        audit_record(org=access.org, actor=access.actor, event=AuditEvent.MEMBER_UPDATED,
-                     target=Target.of(membership), data=data)
-    if custom_roles is not None:
-        member_custom_roles_set(access=access, membership=membership, roles=custom_roles)
+        audit_effect(org=membership.org, actor=actor, event=AuditEvent.MEMBER_UPDATED,
+                     target=Target.of(membership), data=data, audit_as=audit_as)
     return membership
 
 
 @records_denials
 @transaction.atomic
-def member_remove(*, access: Access, membership: Membership) -> None:
-    assert_can_manage_member(access, membership)
-    _assert_not_last_owner(access, membership, "remove")
-    target, email, role = Target.of(membership), membership.user.email, membership.role
+def membership_remove(*, membership: Membership, actor: Actor) -> None:
+    _assert_not_last_owner(membership, actor, "remove")
+    org, target, email, role = membership.org, Target.of(membership), membership.user.email, membership.role
     membership.delete()
-    audit_record(org=access.org, actor=access.actor, event=AuditEvent.MEMBER_REMOVED,
-                 target=target, data={"email": email, "role": role})
+    audit_record(org=org, actor=actor, event=AuditEvent.MEMBER_REMOVED, target=target,
+                 data={"email": email, "role": role})
 
 
-@records_denials
 @transaction.atomic
-def api_key_create(*, access: Access, name: str, permissions, expires_at=None) -> tuple[ApiKey, str]:
-    """Mint an org API key. Returns the key and its secret, which is never available again."""
-    perms = validate_permissions(permissions)
-    if not perms:
-        raise Invalid("Choose at least one permission.",
-                      fields={"permissions": ["Choose at least one permission."]})
-    if expires_at is not None and expires_at <= timezone.now():
-        raise Invalid("The expiry must be in the future.",
-                      fields={"expires_at": ["The expiry must be in the future."]})
-    assert_can_grant(access, perms, reason="api_key_create")
-    minted = credential_mint(ApiKey.PREFIX)
-    key = ApiKey.objects.create(
-        org=access.org, name=name, lookup_id=minted.lookup_id, secret_hash=minted.secret_hash,
-        hash_kid=minted.hash_kid, permissions=[p.value for p in perms],
-        created_by=access.creator_user, expires_at=expires_at,
-    )
-    audit_record(org=access.org, actor=access.actor, event=AuditEvent.API_KEY_CREATED,
-                 target=Target.of(key),
-                 data={"name": name, "permissions": key.permissions, "expires_at": expires_at})
-    return key, minted.display
+def membership_adopt(*, membership: Membership, source: str, actor: Actor, audit_as: AuditAs) -> Membership:
+    """A directory takes over an existing membership (an IdP links a person added by hand, or one it
+    deprovisioned before): it becomes the directory's, and a deprovisioned one is invited again."""
+    _membership_lock(membership)
+    data = {"source": source, "previous_source": membership.source}
+    membership.source = source
+    if membership.status == MembershipStatus.DEPROVISIONED:
+        data.update(status=MembershipStatus.INVITED, previous_status=membership.status)
+        membership.status = MembershipStatus.INVITED
+    membership.deactivated_by_directory = False
+    membership.save(update_fields=["source", "status", "deactivated_by_directory"])
+    audit_effect(org=membership.org, actor=actor, event=AuditEvent.MEMBER_UPDATED,
+                 target=Target.of(membership), data=data, audit_as=audit_as)
+    return membership
 
 
-@records_denials
+def _membership_lock(membership: Membership) -> Membership:
+    locked = Membership.objects.for_org(membership.org_id).select_for_update().get(pk=membership.pk)
+    membership.status, membership.role = locked.status, locked.role
+    membership.deactivated_by_directory = locked.deactivated_by_directory
+    return membership
+
+
 @transaction.atomic
-def api_key_revoke(*, access: Access, key: ApiKey) -> ApiKey:
-    if key.revoked_at is None:
-        key.revoked_at = timezone.now()
-        key.save(update_fields=["revoked_at"])
-        audit_record(org=access.org, actor=access.actor, event=AuditEvent.API_KEY_REVOKED,
-                     target=Target.of(key), data={"name": key.name})
-    return key
+def membership_directory_deactivate(*, membership: Membership, actor: Actor, audit_as: AuditAs,
+                                    action: str = "scim_deprovision") -> bool:
+    """The org's directory switches this member off: they stop acting in the org now and only the
+    directory can bring them back. True when they were acting until now.
+
+    Only an acting membership becomes deprovisioned: a suspension an admin made stays one, so the
+    directory reactivating the person later cannot lift it. The org's last acting owner cannot be
+    deprovisioned (Conflict, audited as `action`). The caller records the change (`audit_as`).
+    """
+    _membership_lock(membership)
+    _assert_not_last_owner(membership, actor, action)
+    previous = membership.status
+    newly = previous in ACTING_STATUSES
+    if newly:
+        membership.status = MembershipStatus.DEPROVISIONED
+    membership.deactivated_by_directory = True
+    membership.save(update_fields=["status", "deactivated_by_directory"])
+    audit_effect(org=membership.org, actor=actor, event=AuditEvent.MEMBER_UPDATED,
+                 target=Target.of(membership),
+                 data={"status": membership.status, "previous_status": previous},
+                 audit_as=audit_as)
+    return newly
+
+
+@transaction.atomic
+def membership_directory_reactivate(*, membership: Membership, actor: Actor, audit_as: AuditAs) -> bool:
+    """The directory gives the member back their membership (and the account, if it was switched off
+    for want of any acting membership). An admin's suspension stays. True when anything changed."""
+    _membership_lock(membership)
+    changed = membership.deactivated_by_directory or membership.status == MembershipStatus.DEPROVISIONED
+    if membership.status == MembershipStatus.DEPROVISIONED:
+        membership.status = MembershipStatus.ACTIVE
+    membership.deactivated_by_directory = False
+    membership.save(update_fields=["status", "deactivated_by_directory"])
+    user = membership.user
+    if membership.can_act and not user.is_active:
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+        changed = True
+    if changed:
+        audit_effect(org=membership.org, actor=actor, event=AuditEvent.MEMBER_UPDATED,
+                     target=Target.of(membership), data={"status": membership.status}, audit_as=audit_as)
+    return changed
+
+
+def acting_elsewhere(membership: Membership) -> bool:
+    """Whether the person can still act in another org than this membership's."""
+    return (Membership.objects.unscoped()  # the person's memberships in every org
+            .filter(user_id=membership.user_id,
+                    status__in=ACTING_STATUSES).exclude(pk=membership.pk).exists())
+
+
+@transaction.atomic
+def user_deactivate(*, user: User) -> bool:
+    """Switch the account off (no sign-in anywhere); the caller records why. True if it was on."""
+    if not user.is_active:
+        return False
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    return True
+
+
+@transaction.atomic
+def user_activate(*, user: User) -> bool:
+    if user.is_active:
+        return False
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    return True
 
 
 def login_record_success(*, user: User, method: str = "password") -> None:
     """A completed login: invited memberships become active, and the login is audited."""
     # Most logins have nothing to activate: a plain read answers that in one round trip, and only
     # then is a transaction with row locks opened.
-    if user.memberships.filter(status=MembershipStatus.INVITED).exists():
+    if Membership.objects.unscoped().filter(user=user, status=MembershipStatus.INVITED).exists():
         _memberships_activate(user)
     audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.LOGIN_SUCCEEDED,
                  data={"method": method})
@@ -219,8 +264,8 @@ def login_record_success(*, user: User, method: str = "password") -> None:
 
 @transaction.atomic
 def _memberships_activate(user: User) -> None:
-    invited = user.memberships.select_for_update().select_related("org").filter(
-        status=MembershipStatus.INVITED)
+    invited = (Membership.objects.unscoped()  # the person's invitations in every org
+               .select_for_update().select_related("org").filter(user=user, status=MembershipStatus.INVITED))
     for membership in invited:
         membership.status = MembershipStatus.ACTIVE
         membership.save(update_fields=["status"])
@@ -242,6 +287,7 @@ def logout_record(*, user: User) -> None:
 HISTORY_KEPT = 24  # the most any policy may ask for
 
 
+@transaction.atomic
 def sessions_revoke(*, user: User, reason: str, except_key: str | None = None,
                     actor: Actor | None = None) -> int:
     """End the user's sessions (all, or all but one). They fail on their very next request."""
@@ -297,17 +343,16 @@ POLICY_FIELDS = (
 
 @records_denials
 @transaction.atomic
-def policy_update(*, access: Access, **changes) -> SecurityPolicy:
+def security_policy_set(*, org, actor: Actor, **changes) -> SecurityPolicy:
     """Change the org's security policy; takes effect on each member's next request or login."""
     unknown = set(changes) - set(POLICY_FIELDS)
     if unknown:
         raise Invalid("Unknown policy settings.", fields={k: ["Unknown setting."] for k in sorted(unknown)})
     fallback = changes.get("deprovision_fallback_owner")
-    if fallback is not None and (fallback.org_id != access.org.pk or not fallback.can_act):
+    if fallback is not None and (fallback.org_id != org.pk or not fallback.can_act):
         message = "Choose an active member of this organization."
         raise Invalid(message, fields={"deprovision_fallback_owner": [message]})
-    policy = SecurityPolicy.objects.select_for_update().filter(org=access.org).first()
-    policy = policy or SecurityPolicy(org=access.org)
+    policy = SecurityPolicy.objects.select_for_update().filter(org=org).first() or SecurityPolicy(org=org)
     previous = {name: getattr(policy, name) for name in changes}
     for name, value in changes.items():
         setattr(policy, name, value)
@@ -318,14 +363,6 @@ def policy_update(*, access: Access, **changes) -> SecurityPolicy:
     policy.updated_at = timezone.now()
     policy.save()
     changed = sorted(name for name in changes if previous[name] != changes[name])
-    audit_record(org=access.org, actor=access.actor, event=AuditEvent.POLICY_CHANGED,
-                 target=Target.of(access.org),
+    audit_record(org=org, actor=actor, event=AuditEvent.POLICY_CHANGED, target=Target.of(org),
                  data={"fields": changed, "previous": {k: previous[k] for k in changed}})
     return policy
-
-
-@records_denials
-def member_sessions_revoke(*, access: Access, membership: Membership) -> int:
-    """An admin ends every session of a member (e.g. a lost laptop). Only within one's own power."""
-    assert_can_manage_member(access, membership)
-    return sessions_revoke(user=membership.user, reason="admin_revoke", actor=access.actor)

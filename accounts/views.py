@@ -7,15 +7,14 @@ from django.shortcuts import redirect, render
 from django.views import View
 from django.views.decorators.http import require_GET
 
-from accounts import services
 from accounts.forms import ApiKeyCreateForm, MemberAddForm, MemberEditForm, SecurityPolicyForm
 from accounts.login_views import landing
 from accounts.models import ApiKey, Membership
 from accounts.policy import policy_for_org
-from accounts.reset import reset_send_for_member
 from accounts.selectors import orgs_for_user
 from core.errors import ServiceError
 from core.permissions import Perm
+from rbac import policies
 from rbac.models import Role
 from web.forms import permission_groups
 from web.pages import OrgPageMixin, form_apply_service_error
@@ -56,7 +55,7 @@ class MemberListView(OrgPageMixin, View):
         if not form.is_valid():
             return self.page(form, status=400)
         try:
-            services.member_add(access=self.access, email=form.cleaned_data["email"],
+            policies.member_add(access=self.access, email=form.cleaned_data["email"],
                                 role=form.cleaned_data["role"],
                                 custom_roles=list(form.cleaned_data["custom_roles"]))
         except ServiceError as exc:
@@ -92,7 +91,7 @@ class MemberEditView(OrgPageMixin, View):
         form = MemberEditForm(request.POST, org=self.org, membership=member)
         if form.is_valid():
             try:
-                services.member_update(access=self.access, membership=member,
+                policies.member_update(access=self.access, membership=member,
                                        role=form.cleaned_data["role"], status=form.cleaned_data["status"],
                                        custom_roles=list(form.cleaned_data["custom_roles"]))
             except ServiceError as exc:
@@ -116,7 +115,7 @@ class MemberRemoveView(OrgPageMixin, View):
         member = self.scoped(Membership, pk=pk)
         email = member.user.email
         try:
-            services.member_remove(access=self.access, membership=member)
+            policies.member_remove(access=self.access, membership=member)
         except ServiceError as exc:
             messages.error(request, exc.detail)
             return self.render_page(self.template, status=exc.status, member=member)
@@ -141,7 +140,7 @@ class ApiKeyListView(OrgPageMixin, View):
             return self.page(form, status=400)
         data = form.cleaned_data
         try:
-            key, secret = services.api_key_create(access=self.access, name=data["name"],
+            key, secret = policies.api_key_create(access=self.access, name=data["name"],
                                                   permissions=data["permissions"],
                                                   expires_at=data["expires_at"])
         except ServiceError as exc:
@@ -169,7 +168,7 @@ class ApiKeyRevokeView(OrgPageMixin, View):
     def post(self, request, org, pk):
         key = self.scoped(ApiKey, pk=pk)
         try:
-            services.api_key_revoke(access=self.access, key=key)
+            policies.api_key_revoke(access=self.access, key=key)
         except ServiceError as exc:
             messages.error(request, exc.detail)
             return self.render_page(self.template, status=exc.status, key=key)
@@ -205,7 +204,7 @@ class SecurityPolicyPageView(OrgPageMixin, View):
             return self.render_page(self.template, status=400, form=form, groups=self.groups)
         changes = {name: form.cleaned_data[name] for name in form.changed_data}
         try:
-            services.policy_update(access=self.access, **changes)
+            policies.policy_update(access=self.access, **changes)
         except ServiceError as exc:
             form_apply_service_error(form, exc)
             return self.render_page(self.template, status=exc.status, form=form, groups=self.groups)
@@ -224,10 +223,10 @@ class MemberSecurityView(OrgPageMixin, View):
         action = request.POST.get("action")
         try:
             if action == "revoke_sessions":
-                count = services.member_sessions_revoke(access=self.access, membership=member)
+                count = policies.member_sessions_revoke(access=self.access, membership=member)
                 messages.success(request, f"Ended {count} session(s) of {member.user.email}.")
             elif action == "send_reset":
-                reset_send_for_member(access=self.access, membership=member)
+                policies.member_password_reset_send(access=self.access, membership=member)
                 messages.success(request, f"Sent a password reset link to {member.user.email}.")
             else:
                 messages.error(request, "Unknown action.")

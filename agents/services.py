@@ -229,6 +229,43 @@ def agent_owner_replace(*, agent: Agent, leaving: Membership, actor: Actor,
     return agent
 
 
+def _fallback_owner(org, leaving: Membership) -> Membership | None:
+    """The policy's fallback owner when the policy says "reassign" and that member can act."""
+    policy = policy_for_org(org)
+    if policy.deprovision_agents != "reassign" or not policy.deprovision_fallback_owner_id:
+        return None
+    fallback = Membership.objects.for_org(org).filter(pk=policy.deprovision_fallback_owner_id).first()
+    if fallback is None or fallback.pk == leaving.pk or not fallback.can_act:
+        return None
+    return fallback
+
+
+@transaction.atomic
+def agents_release_owner(*, membership: Membership, actor: Actor) -> tuple[int, int]:
+    """A member leaves: take them off every agent they own here; agents left with no acting owner
+    go to the org's fallback owner, or are suspended with their credentials (the org's policy).
+
+    Returns (reassigned, suspended).
+    """
+    org = membership.org
+    agents = list(Agent.objects.for_org(org).filter(owners=membership).order_by("pk"))
+    fallback = _fallback_owner(org, membership) if agents else None
+    reassigned = suspended = 0
+    for agent in agents:
+        owned = (agent.status == AgentStatus.REVOKED
+                 or agent.owners.exclude(pk=membership.pk).filter(status__in=ACTING_STATUSES).exists())
+        if owned:
+            agent_owner_replace(agent=agent, leaving=membership, actor=actor)
+        elif fallback is not None:
+            agent_owner_replace(agent=agent, leaving=membership, actor=actor, successor=fallback)
+            reassigned += 1
+        else:
+            agent_owner_replace(agent=agent, leaving=membership, actor=actor)
+            agent_suspend_orphaned(agent=agent, actor=actor)
+            suspended += 1
+    return reassigned, suspended
+
+
 @records_denials
 @transaction.atomic
 def agent_revoke(*, access: Access, agent: Agent) -> Agent:

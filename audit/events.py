@@ -39,7 +39,8 @@ class AuditEvent(Enum):
     ORG_CREATED = (201, "org.created", ("slug", "name"))
     ORG_UPDATED = (202, "org.updated", ("fields",))
     MEMBER_ADDED = (210, "member.added", ("email", "role", "source", "status"))
-    MEMBER_UPDATED = (211, "member.updated", ("role", "previous_role", "status", "previous_status"))
+    MEMBER_UPDATED = (211, "member.updated", ("role", "previous_role", "status", "previous_status", "source",
+                                              "previous_source"))
     MEMBER_REMOVED = (212, "member.removed", ("email", "role"))
     MEMBER_ROLES_CHANGED = (213, "member.custom_roles_changed", ("added", "removed"))
     ACCOUNT_RELEASED = (214, "member.account_released", ("email", "password_cleared", "sessions_revoked"))

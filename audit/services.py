@@ -146,6 +146,30 @@ def _append_generic(entry: AuditEntry) -> AuditEntry:
 
 
 
+@dataclass(frozen=True)
+class AuditAs:
+    """How a caller has an effect service record its change, when not as the effect's own event.
+
+    `event` and `data`: as this event instead (a SCIM group mapping granting a role is recorded as
+    `scim.mapping_granted`). `within`: as part of one summary entry of that event which the caller
+    writes in the same transaction (SCIM's `member.deprovisioned` names every consequence). Either
+    way the change is on record exactly once; an effect is never silent on its own.
+    """
+
+    event: AuditEvent | None = None
+    data: dict | None = None
+    within: AuditEvent | None = None
+
+
+def audit_effect(*, org, actor: Actor, event: AuditEvent, target: Target | None, data: dict,
+                 audit_as: AuditAs | None = None) -> None:
+    """An effect service's entry: its own `event` and `data`, or as `audit_as` says."""
+    if audit_as is None:
+        audit_record(org=org, actor=actor, event=event, target=target, data=data)
+    elif audit_as.within is None:
+        audit_record(org=org, actor=actor, event=audit_as.event, target=target, data=audit_as.data)
+
+
 def records_denials(service):
     """Outermost decorator for services: a refused change rolls back, then its denial is logged."""
 

@@ -6,6 +6,8 @@ role editor's grouping) and a description that owners read when they build a cus
 
 from enum import StrEnum
 
+from core.errors import Invalid
+
 
 class Perm(StrEnum):
     category: str
@@ -77,6 +79,17 @@ def perms_from_strings(values) -> frozenset[Perm]:
     """Catalogue members named by `values`; strings no longer in the catalogue grant nothing."""
     known = Perm._value2member_map_
     return frozenset(known[v] for v in values if v in known)
+
+
+def perms_validate(values) -> list[Perm]:
+    """Catalogue members named by `values`, sorted; Invalid naming each unknown string."""
+    known = Perm._value2member_map_
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise Invalid(
+            "Unknown permissions.", fields={"permissions": [f"Unknown permission: {v}" for v in unknown]}
+        )
+    return sorted({known[v] for v in values})
 
 
 def catalogue_by_category() -> dict[str, list[Perm]]:

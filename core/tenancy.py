@@ -8,6 +8,8 @@ on any other use of an org-scoped model's manager.
 
 from django.db import models
 
+from core.errors import NotFound
+
 
 class OrgScopedQuerySet(models.QuerySet):
     def for_org(self, org):
@@ -29,3 +31,12 @@ class OrgScopedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+def assert_same_org(org, *objects) -> None:
+    """Every object given to a service belongs to the org it acts in. Another org's object is
+    refused exactly like an id that does not exist (NotFound), wherever the service was called from.
+    `None` is skipped (an optional argument not given)."""
+    for obj in objects:
+        if obj is not None and obj.org_id != org.pk:
+            raise NotFound(f"{type(obj).__name__} not found.")

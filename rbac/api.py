@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from accounts.models import Membership
 from core.permissions import Perm
 from core.roles import BUILTIN_ROLES, BuiltinRole, TeamRole
-from rbac import services
+from rbac import policies
 from rbac.models import Role, Team, TeamMembership
 from rbac.selectors import roles_in_org
 from web.api import OrgScopedAPIView, OrgScopedViewSet
@@ -59,17 +59,17 @@ class RoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVie
 
     @extend_schema(request=RoleWriteSerializer, responses={201: RoleSerializer})
     def create(self, request, org):
-        role = services.role_create(access=self.access, **self.validated(RoleWriteSerializer, request.data))
+        role = policies.role_create(access=self.access, **self.validated(RoleWriteSerializer, request.data))
         return Response(RoleSerializer(role).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RoleWriteSerializer, responses={200: RoleSerializer})
     def partial_update(self, request, org, pk):
         data = self.validated(RoleWriteSerializer, request.data, partial=True)
-        role = services.role_update(access=self.access, role=self.get_object(), **data)
+        role = policies.role_update(access=self.access, role=self.get_object(), **data)
         return Response(RoleSerializer(role).data)
 
     def destroy(self, request, org, pk):
-        services.role_delete(access=self.access, role=self.get_object())
+        policies.role_delete(access=self.access, role=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={200: BuiltinRoleSerializer(many=True)})
@@ -148,7 +148,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVie
     def create(self, request, org):
         data = self.validated(TeamWriteSerializer, request.data)
         data["roles"] = roles_in_org(self.org, data.get("roles", []))
-        team = services.team_create(access=self.access, **data)
+        team = policies.team_create(access=self.access, **data)
         return Response(self._out(team.pk), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=TeamWriteSerializer, responses={200: TeamSerializer})
@@ -157,11 +157,11 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVie
         data = self.validated(TeamWriteSerializer, request.data, partial=True)
         if "roles" in data:
             data["roles"] = roles_in_org(self.org, data["roles"])
-        services.team_update(access=self.access, team=team, **data)
+        policies.team_update(access=self.access, team=team, **data)
         return Response(self._out(team.pk))
 
     def destroy(self, request, org, pk):
-        services.team_delete(access=self.access, team=self.get_object())
+        policies.team_delete(access=self.access, team=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=TeamMemberAddSerializer, responses={201: TeamSerializer})
@@ -170,7 +170,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVie
         team = self.get_object()
         data = self.validated(TeamMemberAddSerializer, request.data)
         membership = get_object_or_404(Membership.objects.for_org(self.org), pk=data["member"])
-        services.team_member_add(access=self.access, team=team, membership=membership,
+        policies.team_member_add(access=self.access, team=team, membership=membership,
                                  role=data["role"])
         return Response(self._out(team.pk), status=status.HTTP_201_CREATED)
 
@@ -183,10 +183,10 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVie
         if team_membership is None:
             raise NotFound()
         if request.method == "DELETE":
-            services.team_member_remove(access=self.access, team_membership=team_membership)
+            policies.team_member_remove(access=self.access, team_membership=team_membership)
             return Response(status=status.HTTP_204_NO_CONTENT)
         data = self.validated(TeamMemberWriteSerializer, request.data)
-        services.team_member_update(access=self.access, team_membership=team_membership,
+        policies.team_member_update(access=self.access, team_membership=team_membership,
                                     role=data["role"])
         return Response(self._out(team.pk))
 

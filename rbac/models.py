@@ -34,9 +34,9 @@ class Role(OrgScopedModel):
 class RoleAssignment(models.Model):
     membership = models.ForeignKey("accounts.Membership", on_delete=models.CASCADE)
     role = models.ForeignKey(Role, on_delete=models.CASCADE)
-    # Set when a SCIM group mapping made this grant; only such grants are taken back by the mapping.
-    mapping = models.ForeignKey("scim.GroupMapping", null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="role_assignments")
+    # Who made this grant: "" for a person (an admin, through the pages or the API); otherwise an
+    # opaque tag of the adapter that made it (a SCIM group mapping), which alone takes it back.
+    source = models.CharField(max_length=64, blank=True)
 
     class Meta:
         constraints = [
@@ -66,9 +66,8 @@ class TeamMembership(models.Model):
     )
     role = models.CharField(max_length=10, choices=TeamRole.choices, default=TeamRole.MEMBER)
     created_at = models.DateTimeField(default=timezone.now)
-    # Set when a SCIM group mapping made this standing; only such standings are taken back by it.
-    mapping = models.ForeignKey("scim.GroupMapping", null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="team_memberships")
+    # As RoleAssignment.source: "" when a person gave this standing, else the adapter's tag.
+    source = models.CharField(max_length=64, blank=True)
 
     class Meta:
         constraints = [

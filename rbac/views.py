@@ -8,7 +8,7 @@ from django.views import View
 from core.errors import ServiceError
 from core.permissions import Perm
 from core.roles import BUILTIN_ROLES, BuiltinRole
-from rbac import services
+from rbac import policies
 from rbac.forms import (
     RoleForm,
     TeamCreateForm,
@@ -35,7 +35,7 @@ class TeamListView(OrgPageMixin, View):
         if not form.is_valid():
             return self.page(form, status=400)
         try:
-            team = services.team_create(access=self.access, **form.cleaned_data)
+            team = policies.team_create(access=self.access, **form.cleaned_data)
         except ServiceError as exc:
             form_apply_service_error(form, exc)
             return self.page(form, status=exc.status)
@@ -77,7 +77,7 @@ class TeamDetailView(OrgPageMixin, View):
         if not form.is_valid():
             return self.page(team, status=400, add_form=form)
         membership = form.cleaned_data["membership"]
-        return self.run(team, f"Added {membership.user.email}.", services.team_member_add,
+        return self.run(team, f"Added {membership.user.email}.", policies.team_member_add,
                         team=team, membership=membership, role=form.cleaned_data["role"])
 
     def set_member_role(self, request, team):
@@ -86,18 +86,18 @@ class TeamDetailView(OrgPageMixin, View):
         if not form.is_valid():
             messages.error(request, "Choose a team role.")
             return self.page(team, status=400)
-        return self.run(team, "Team role changed.", services.team_member_update,
+        return self.run(team, "Team role changed.", policies.team_member_update,
                         team_membership=tm, role=form.cleaned_data["role"])
 
     def remove_member(self, request, team):
         tm = self.team_membership(request, team)
-        return self.run(team, "Removed from the team.", services.team_member_remove, team_membership=tm)
+        return self.run(team, "Removed from the team.", policies.team_member_remove, team_membership=tm)
 
     def set_roles(self, request, team):
         form = TeamRolesForm(request.POST, org=self.org)
         if not form.is_valid():
             return self.page(team, status=400, roles_form=form)
-        return self.run(team, "Team roles saved.", services.team_update,
+        return self.run(team, "Team roles saved.", policies.team_update,
                         team=team, roles=list(form.cleaned_data["roles"]))
 
     def team_membership(self, request, team):
@@ -160,7 +160,7 @@ class RoleCreateView(OrgPageMixin, View):
         if not form.is_valid():
             return self.page(form, status=400)
         try:
-            role = services.role_create(access=self.access, **form.cleaned_data)
+            role = policies.role_create(access=self.access, **form.cleaned_data)
         except ServiceError as exc:
             form_apply_service_error(form, exc)
             return self.page(form, status=exc.status)
@@ -190,7 +190,7 @@ class RoleEditView(OrgPageMixin, View):
         if not form.is_valid():
             return self.page(role, form, status=400)
         try:
-            services.role_update(access=self.access, role=role, **form.cleaned_data)
+            policies.role_update(access=self.access, role=role, **form.cleaned_data)
         except ServiceError as exc:
             form_apply_service_error(form, exc)
             role.refresh_from_db()
@@ -201,7 +201,7 @@ class RoleEditView(OrgPageMixin, View):
     def delete_role(self, role):
         name = role.name
         try:
-            services.role_delete(access=self.access, role=role)
+            policies.role_delete(access=self.access, role=role)
         except ServiceError as exc:
             messages.error(self.request, exc.detail)
             return self.page(role, RoleForm(initial={"name": role.name}), status=exc.status)

@@ -14,7 +14,7 @@ from core.errors import NotFound
 from core.permissions import Perm
 from core.roles import TeamRole
 from rbac.models import Role, Team
-from scim import provisioning
+from scim import mappings
 from scim.models import MAPPABLE_BUILTIN_ROLES, GroupMapping, MappingKind, ScimGroup, ScimToken
 from scim.tokens import scim_token_create, scim_token_revoke
 from web.api import OrgScopedViewSet
@@ -190,11 +190,11 @@ class GroupMappingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgS
         else:
             targets["team"] = _one_of_org(Team, self.org, data["team"], "Team")
             targets["team_role"] = data["team_role"]
-        mapping = provisioning.mapping_create(access=self.access, group=group, kind=kind, **targets)
+        mapping = mappings.mapping_create(access=self.access, group=group, kind=kind, **targets)
         out = GroupMappingSerializer(self.get_queryset().get(pk=mapping.pk)).data
         return Response(out, status=status.HTTP_201_CREATED)
 
     @extend_schema(description="Delete the mapping; the grants it made are taken back.")
     def destroy(self, request, org, pk):
-        provisioning.mapping_delete(access=self.access, mapping=self.get_object())
+        mappings.mapping_delete(access=self.access, mapping=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -127,6 +127,21 @@ class MappingKind(models.TextChoices):
 MAPPABLE_BUILTIN_ROLES = [BuiltinRole.BILLING_ADMIN, BuiltinRole.MEMBER, BuiltinRole.VIEWER]
 
 
+# The `source` tag of the grants a mapping makes (rbac.RoleAssignment.source, TeamMembership.source).
+MAPPING_TAG = "scim.mapping:"
+
+
+def mapping_tag(mapping_or_id) -> str:
+    pk = getattr(mapping_or_id, "pk", mapping_or_id)
+    return f"{MAPPING_TAG}{pk}"
+
+
+def mapping_of_tag(source: str) -> str | None:
+    """The id of the mapping a grant's `source` names, or None for a grant a person (or another
+    adapter) made."""
+    return source.removeprefix(MAPPING_TAG) if source.startswith(MAPPING_TAG) else None
+
+
 class GroupMapping(OrgScopedModel):
     """Membership of `group` grants one thing: a built-in role, a custom role, or a team standing."""
 

@@ -11,15 +11,16 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from accounts import services as accounts
 from accounts.models import Membership, MembershipSource, MembershipStatus, User, normalize_email
 from accounts.passwords import PLACEHOLDER_EMAIL_DOMAIN
-from accounts.services import account_claim, password_set
+from accounts.selectors import shared_with_other_org
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
-from audit.services import Target, audit_record
+from audit.services import AuditAs, Target, audit_record
 from core.errors import Conflict, Invalid
 from core.roles import BuiltinRole
-from scim import provisioning
+from scim import deprovisioning, mappings
 from scim.models import GroupMapping, ScimGroup, ScimGroupMember, ScimUser
 from scim.protocol.errors import ScimError, not_found
 from scim.protocol.ids import id_key, uuid_or_none
@@ -100,8 +101,7 @@ def _set_password(user: User, org, actor: Actor, password: str, *, strict: bool)
     # A person's password is theirs across every org. Only the org whose SCIM created the account
     # may set it, and only while the account is in no other org; asked first, so that nothing
     # about an account this org does not manage (such as whether a guess is its password) leaks.
-    if (user.scim_managed_by_id != org.pk
-            or Membership.objects.unscoped().filter(user=user).exclude(org=org).exists()):
+    if user.scim_managed_by_id != org.pk or shared_with_other_org(user, org):
         if strict:
             raise ScimError(400, "This account's password is not managed by this organization.",
                             "mutability")
@@ -111,7 +111,7 @@ def _set_password(user: User, org, actor: Actor, password: str, *, strict: bool)
         return False
     try:
         with transaction.atomic():
-            password_set(user=user, new_password=password, reason="scim")
+            accounts.password_set(user=user, new_password=password, reason="scim")
     except Invalid as exc:
         messages = [m for values in (exc.fields or {}).values() for m in values]
         if strict:
@@ -144,23 +144,19 @@ def _user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
     if user is None:
         # No address at all: a placeholder in the reserved .invalid domain; such an account can
         # only ever sign in by single sign-on.
-        user = User.objects.create_user(email or f"scim+{uuid.uuid4().hex}@{PLACEHOLDER_EMAIL_DOMAIN}",
-                                        None, display_name=fields["display_name"][:150], scim_managed_by=org)
+        email = email or f"scim+{uuid.uuid4().hex}@{PLACEHOLDER_EMAIL_DOMAIN}"
+        user = accounts.user_get_or_create(email=email, display_name=fields["display_name"][:150],
+                                           scim_managed_by=org)
     membership = Membership.objects.for_org(org).select_for_update().filter(user=user).first()
     if membership is not None and ScimUser.objects.for_org(org).filter(membership=membership).exists():
         raise _uniqueness("This person is already provisioned in this organization.")
+    created = AuditAs(within=AuditEvent.SCIM_USER_CREATED)  # written below, naming the link
     if membership is None:
-        account_claim(user=user, org=org, actor=actor)
-        membership = Membership.objects.create(org=org, user=user, role=BuiltinRole.MEMBER,
-                                               status=MembershipStatus.INVITED, source=MembershipSource.SCIM)
-        audit_record(org=org, actor=actor, event=AuditEvent.MEMBER_ADDED, target=Target.of(membership),
-                     data={"email": user.email, "role": membership.role, "source": membership.source,
-                           "status": membership.status})
+        membership = accounts.membership_create(org=org, user=user, role=BuiltinRole.MEMBER, actor=actor,
+                                                status=MembershipStatus.INVITED, source=MembershipSource.SCIM)
     else:
-        membership.source = MembershipSource.SCIM
-        if membership.status == MembershipStatus.DEPROVISIONED:
-            membership.status = MembershipStatus.INVITED
-        membership.save(update_fields=["source", "status"])
+        accounts.membership_adopt(membership=membership, source=MembershipSource.SCIM, actor=actor,
+                                  audit_as=created)
     scim_user = ScimUser(org=org, membership=membership)
     _assign(scim_user, fields)
     scim_user.save()
@@ -168,12 +164,11 @@ def _user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
     if fields.get("password"):
         _set_password(user, org, actor, fields["password"], strict=False)
     if membership.status == MembershipStatus.INVITED and user.has_usable_password():
-        membership.status = MembershipStatus.ACTIVE
-        membership.save(update_fields=["status"])
+        accounts.membership_update(membership=membership, status=MembershipStatus.ACTIVE, actor=actor,
+                                   audit_as=created)
     active = fields["active"] is not False
-    if active and not user.is_active:
-        user.is_active = True
-        user.save(update_fields=["is_active"])
+    if active:
+        accounts.user_activate(user=user)
     audit_record(org=org, actor=actor, event=AuditEvent.SCIM_USER_CREATED, target=Target.of(scim_user),
                  data={"user_name": scim_user.user_name, "external_id": scim_user.external_id,
                        "email": user.email, "linked": linked})
@@ -190,7 +185,7 @@ def _deactivate(scim_user: ScimUser, actor: Actor) -> None:
 
 def _deprovision(scim_user: ScimUser, actor: Actor, how: str) -> None:
     try:
-        provisioning.deprovision(scim_user=scim_user, actor=actor, how=how)
+        deprovisioning.deprovision(scim_user=scim_user, actor=actor, how=how)
     except Conflict as exc:  # the org's last owner: the whole request is refused, nothing changes
         error = ScimError(409, exc.detail, "mutability")
         error.denial = exc.audit  # written by the view once the transaction has rolled back
@@ -230,7 +225,7 @@ def user_replace(*, org, actor: Actor, pk, fields: dict, if_match: str | None, m
     if was_active and not scim_user.is_active:
         _deactivate(scim_user, actor)
     elif scim_user.is_active and not was_active:
-        provisioning.reactivate(scim_user=scim_user, actor=actor)
+        deprovisioning.reactivate(scim_user=scim_user, actor=actor)
     return scim_user
 
 
@@ -297,7 +292,7 @@ def _members_change(org, actor: Actor, group: ScimGroup, add: list[ScimUser], re
     removed = [u for u in remove if u.pk in removed_ids]
     if GroupMapping.objects.for_org(org).filter(group=group).exists():  # else no grant can change
         for scim_user in {u.pk: u for u in added + removed}.values():
-            provisioning.mappings_reconcile(scim_user=scim_user, actor=actor)
+            mappings.mappings_reconcile(scim_user=scim_user, actor=actor)
     return added, removed
 
 
@@ -396,7 +391,7 @@ def group_delete(*, org, actor: Actor, pk, if_match: str | None) -> None:
     mapped = GroupMapping.objects.for_org(org).filter(group=group).exists()
     ScimGroupMember.objects.filter(group=group).delete()
     for scim_user in members if mapped else ():  # mapped grants go, each audited, before the mappings
-        provisioning.mappings_reconcile(scim_user=scim_user, actor=actor)
+        mappings.mappings_reconcile(scim_user=scim_user, actor=actor)
     audit_record(org=org, actor=actor, event=AuditEvent.SCIM_GROUP_DELETED, target=Target.of(group),
                  data={"display_name": group.display_name, "members": len(members)})
     group.delete()

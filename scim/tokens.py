@@ -19,7 +19,7 @@ from core.errors import Invalid
 from core.permissions import ALL_PERMS
 from core.secrets import credential_mint
 from rbac.access import Access
-from rbac.services import assert_can_grant
+from rbac.authorization import assert_can_grant
 from scim.models import ScimToken
 
 MAX_GRACE_SECONDS = 7 * 24 * 3600

@@ -18,7 +18,7 @@ from audit.selectors import audit_entries_for_org
 from audit.views import PAGE_SIZE
 from core.errors import ServiceError
 from core.permissions import Perm
-from scim import provisioning
+from scim import mappings
 from scim.api import scim_base_url, token_status
 from scim.forms import GroupMappingForm, ScimTokenCreateForm, ScimTokenRevokeForm
 from scim.models import GroupMapping, ScimGroup, ScimToken
@@ -120,7 +120,7 @@ class GroupMappingListView(OrgPageMixin, View):
         if not form.is_valid():
             return self.page(form, status=400)
         try:
-            mapping = provisioning.mapping_create(access=self.access, **form.service_arguments())
+            mapping = mappings.mapping_create(access=self.access, **form.service_arguments())
         except ServiceError as exc:
             form_apply_service_error(form, exc)
             return self.page(form, status=exc.status)
@@ -147,7 +147,7 @@ class GroupMappingDeleteView(OrgPageMixin, View):
     def post(self, request, org, pk):
         mapping = self.mapping(pk)
         try:
-            provisioning.mapping_delete(access=self.access, mapping=mapping)
+            mappings.mapping_delete(access=self.access, mapping=mapping)
         except ServiceError as exc:
             messages.error(request, exc.detail)
             return self.render_page(self.template, status=exc.status, mapping=mapping)

@@ -23,6 +23,8 @@ UNSCOPED_ALLOWED = {
     "agents/tasks.py": "a system job that rotates every org's signing keys",
     "agents/revocation.py": "rebuilding the revocation store covers every org",
     "scim/tokens.py": "a SCIM token names its own org",
+    "accounts/services.py": "a person's memberships in every org (invitations at login, acting elsewhere)",
+    "accounts/selectors.py": "a person's memberships in every org (their org switcher, shared accounts)",
     "scim/services.py": "to notice another org's ids (audited, answered 404) and shared accounts",
 }
 

@@ -6,15 +6,12 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0009_user_scim_managed_by'),
-        ('agents', '0003_org_in_core'),
-        ('audit', '0004_org_in_core'),
         ('core', '0001_initial'),
-        ('rbac', '0003_org_in_core'),
-        ('scim', '0007_org_in_core'),
     ]
 
     # Organization moved from accounts to the kernel (core) under its old table name: only
-    # Django's picture of the models changes, so every operation here is state-only.
+    # Django's picture of the models changes, so every operation here is state-only. The apps that
+    # point at it re-point first (each declares run_before this one).
     operations = [
         migrations.SeparateDatabaseAndState(state_operations=[
             migrations.AlterField(

@@ -9,6 +9,8 @@ class Migration(migrations.Migration):
         ('scim', '0006_address_index'),
     ]
 
+    run_before = [('accounts', '0010_org_in_core')]
+
     # Organization moved from accounts to the kernel (core) under its old table name: only
     # Django's picture of the models changes, so every operation here is state-only.
     operations = [

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from argon2 import PasswordHasher, low_level
 from django.core import mail
-from django.test import Client
+from django.test import Client, TestCase
 from django.utils import timezone
 
 from accounts.models import PasswordResetToken, UserSession
@@ -18,8 +18,9 @@ pytestmark = pytest.mark.django_db
 
 def test_an_admin_sends_a_reset_link_without_ever_seeing_it(org, owner):
     member = MemberFactory(org=org, user=UserFactory(password=PASSWORD))
-    response = sign_in(Client(), owner.user).post(
-        f"/api/v1/orgs/{org.slug}/members/{member.pk}/send-password-reset")
+    with TestCase.captureOnCommitCallbacks(execute=True):  # mail is queued on commit
+        response = sign_in(Client(), owner.user).post(
+            f"/api/v1/orgs/{org.slug}/members/{member.pk}/send-password-reset")
     assert response.status_code == 202 and response.content == b""
     assert [m.to for m in mail.outbox] == [[member.user.email]]
     assert "/password/reset/" in mail.outbox[0].body

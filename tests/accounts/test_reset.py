@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.db import connection
-from django.test import Client
+from django.test import Client, TestCase
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -22,7 +22,9 @@ LINK = re.compile(r"(https?://[^/\s]+)/password/reset/([A-Za-z0-9_-]+)/")
 
 
 def _ask(client, email, ip="203.0.113.1", **extra):
-    return client.post("/password/reset/", {"email": email}, REMOTE_ADDR=ip, **extra)
+    # Mail is queued once the request's transaction commits; the test's own transaction never does.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post("/password/reset/", {"email": email}, REMOTE_ADDR=ip, **extra)
 
 
 def _link_in(message) -> tuple[str, str]:

@@ -10,10 +10,10 @@ from django.db import connection
 from django.utils import timezone
 from freezegun import freeze_time
 
-from accounts.services import policy_update
 from agents.models import AgentSecret
 from agents.services import agent_secret_end_previous, agent_secret_rotate
 from core.errors import Invalid
+from rbac.policies import policy_update
 from tests.agents.conftest import audit_events, build_world, issued_count, post_form
 
 

@@ -19,7 +19,6 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from accounts.policy import policy_for_org
-from accounts.services import member_update, policy_update
 from agents import revocation
 from agents.keys import caches_clear, signer_for
 from agents.models import Agent, AgentSecret, RunStatus, SigningKey
@@ -35,6 +34,7 @@ from agents.tokens import TokenInvalid, issuer_for, token_sign, token_verify
 from audit.models import AuditEntry
 from core.secrets import secret_hash
 from rbac.guard import access_for_user
+from rbac.policies import member_update, policy_update
 from tests.agents.conftest import AUDIENCE, audit_events, build_world, issued_count, post_form
 from tests.factories import MemberFactory
 

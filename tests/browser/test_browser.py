@@ -10,7 +10,7 @@ import pytest
 from accounts.models import ApiKey, Membership
 from rbac.guard import access_for_user
 from rbac.models import Role, Team, TeamMembership
-from rbac.services import team_create
+from rbac.policies import team_create
 from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory
 
 # Skips (or, under IAM_REQUIRE_BROWSER=1, conftest fails the run) when Playwright is absent.

@@ -62,13 +62,13 @@ def test_unknown_api_routes_answer_json_in_the_contract_shape(client, db):
 
 
 def test_an_unexpected_error_in_the_api_shows_no_internals(key_client, org, monkeypatch):
-    from accounts import services
     from core.permissions import Perm
+    from rbac import policies
 
     def broken(**kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(services, "api_key_create", broken)
+    monkeypatch.setattr(policies, "api_key_create", broken)
     response = key_client(*Perm).post(f"/api/v1/orgs/{org.slug}/api-keys",
                                       {"name": "x", "permissions": ["member:read"]}, format="json")
     assert response.status_code == 500

@@ -8,9 +8,9 @@ from django.db import connection
 from django.test import Client
 
 from accounts.models import Membership, MembershipStatus, User
-from accounts.services import member_add, policy_update
 from audit.models import AuditEntry
 from rbac.guard import access_for_user
+from rbac.policies import member_add, policy_update
 from scim.models import ScimUser
 from tests.factories import PASSWORD, MemberFactory, sign_in
 from tests.scim.conftest import BASE, scim_for, user_body

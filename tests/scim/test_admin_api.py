@@ -1,5 +1,5 @@
 """Admin API of SCIM provisioning: `scim-tokens` (the bearer token only in the creating response) and
-`scim-mappings`. Tests marked in their name with `mapping_service` exercise scim.provisioning's
+`scim-mappings`. Tests marked in their name with `mapping_service` exercise scim.mappings'
 mapping_create/mapping_delete; the others stop before the service or use scim.tokens."""
 
 from datetime import timedelta

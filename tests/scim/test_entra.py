@@ -16,8 +16,8 @@ from audit.models import AuditEntry
 from core.permissions import Perm
 from rbac.guard import access_for_user
 from rbac.models import RoleAssignment
-from scim.models import ScimGroup, ScimGroupMember, ScimUser
-from scim.provisioning import mapping_create
+from scim.mappings import mapping_create
+from scim.models import MAPPING_TAG, ScimGroup, ScimGroupMember, ScimUser
 from tests.factories import RoleFactory
 from tests.scim.conftest import SCIM_JSON
 
@@ -342,7 +342,8 @@ def test_entra_group_membership_grants_and_revokes_a_mapped_custom_role(scim):
     before = last_seq(scim.org)
     no_content(scim.patch(f"/Groups/{group_id}", [add_members(user_id)]))
     assert access_for_user(user=user, org_slug=scim.org.slug).has(Perm.AUDIT_READ)
-    assert RoleAssignment.objects.filter(membership=membership, role=role, mapping__isnull=False).exists()
+    assert RoleAssignment.objects.filter(membership=membership, role=role,
+                                         source__startswith=MAPPING_TAG).exists()
     assert events_since(scim.org, before) == ["scim.mapping_granted", "scim.group_updated"]
     assert entry(scim.org, "scim.mapping_granted").data["target"] == "Auditor"
 

@@ -14,8 +14,8 @@ from accounts.models import Membership, MembershipStatus, SecurityPolicy, User
 from audit.models import AuditEntry
 from core.permissions import Perm
 from rbac.guard import access_for_user
+from scim.mappings import mapping_create
 from scim.models import ScimGroup, ScimGroupMember, ScimUser
-from scim.provisioning import mapping_create
 from tests.factories import sign_in
 from tests.scim.conftest import SCIM_JSON
 

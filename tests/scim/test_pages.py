@@ -1,5 +1,5 @@
 """The Provisioning pages: SCIM tokens, group mappings and the provisioning log. Tests named
-`..._mapping_service_...` exercise scim.provisioning's mapping_create/mapping_delete."""
+`..._mapping_service_...` exercise scim.mappings' mapping_create/mapping_delete."""
 
 from datetime import timedelta
 

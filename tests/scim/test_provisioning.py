@@ -1,4 +1,4 @@
-"""Group mappings applied and taken back, and deprovisioning (scim.provisioning)."""
+"""Group mappings applied and taken back (scim.mappings), and deprovisioning (scim.deprovisioning)."""
 
 import threading
 import time
@@ -19,19 +19,11 @@ from core.errors import Conflict, Forbidden, Invalid, NotFound
 from core.permissions import Perm
 from rbac.guard import access_for_user
 from rbac.models import RoleAssignment, TeamMembership
-from scim import provisioning
+from scim import mappings
 from scim import services as scim_services
-from scim.models import GroupMapping, ScimGroup, ScimGroupMember, ScimUser
-from scim.provisioning import (
-    DEPROVISION_HOWS,
-    DeprovisionResult,
-    deprovision,
-    group_reconcile,
-    mapping_create,
-    mapping_delete,
-    mappings_reconcile,
-    reactivate,
-)
+from scim.deprovisioning import DEPROVISION_HOWS, DeprovisionResult, deprovision, reactivate
+from scim.mappings import group_reconcile, mapping_create, mapping_delete, mappings_reconcile
+from scim.models import GroupMapping, ScimGroup, ScimGroupMember, ScimUser, mapping_tag
 from tests.agents.conftest import AUDIENCE, build_world, post_form
 from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, api_key_for, sign_in
 
@@ -165,7 +157,7 @@ def test_a_custom_role_mapping_grants_a_tagged_assignment_and_takes_it_back(org)
     mapping = mapped(g, role=role)
     assert Perm.AUDIT_READ not in perms_of(member)
     mappings_reconcile(scim_user=su, actor=SCIM)
-    assert RoleAssignment.objects.get(membership=member, role=role).mapping == mapping
+    assert RoleAssignment.objects.get(membership=member, role=role).source == mapping_tag(mapping)
     assert Perm.AUDIT_READ in perms_of(member)
     assert events(org, "scim.mapping_granted")[0].data["target"] == "Auditor"
     leave(g, su)
@@ -187,7 +179,7 @@ def test_a_custom_role_held_by_hand_is_left_alone(org):
     leave(g, su)
     mappings_reconcile(scim_user=su, actor=SCIM)
     assert list(RoleAssignment.objects.filter(membership=member)) == [manual]
-    assert RoleAssignment.objects.get(pk=manual.pk).mapping is None
+    assert RoleAssignment.objects.get(pk=manual.pk).source == ""
     assert not events(org, "scim.mapping_granted") and not events(org, "scim.mapping_revoked")
 
 
@@ -201,7 +193,7 @@ def test_a_role_two_groups_grant_stays_until_the_last_one_goes(org):
     mappings_reconcile(scim_user=su, actor=SCIM)
     leave(first, su)
     mappings_reconcile(scim_user=su, actor=SCIM)
-    assert RoleAssignment.objects.get(membership=member).mapping == other
+    assert RoleAssignment.objects.get(membership=member).source == mapping_tag(other)
     assert not events(org, "scim.mapping_revoked")
     leave(second, su)
     mappings_reconcile(scim_user=su, actor=SCIM)
@@ -244,7 +236,7 @@ def test_a_team_standing_given_by_hand_is_left_alone(org):
     leave(g, su)
     mappings_reconcile(scim_user=su, actor=SCIM)
     standing = TeamMembership.objects.get(team=team, membership=member)
-    assert (standing.role, standing.mapping) == ("owner", None)
+    assert (standing.role, standing.source) == ("owner", "")
 
 
 def test_reconciling_twice_changes_nothing_and_audits_nothing(org):
@@ -312,7 +304,7 @@ def test_mapping_create_audits_and_applies_to_the_groups_members(org):
     assert (mapping.created_by, mapping.team_role) == (access.user, "admin")
     assert events(org, "scim.mapping_created")[0].data == {
         "group": "Engineering", "kind": "team", "target": "Core", "team_role": "admin"}
-    assert TeamMembership.objects.get(membership=member).mapping == mapping
+    assert TeamMembership.objects.get(membership=member).source == mapping_tag(mapping)
     assert events(org, "scim.mapping_granted")[0].actor_id == str(access.user.pk)
 
 
@@ -716,8 +708,8 @@ def test_a_mapping_deleted_while_a_group_update_adds_a_member_leaves_no_orphan_g
     # the second runs meanwhile. Without the group lock, a deletion that is under way (holding the
     # org's audit chain) does not see the member being added, and the update grants the role from
     # the mapping it read before the deletion committed.
-    hooked = "_affected_by" if first == "mapping_delete" else "mappings_reconcile"
-    original = getattr(provisioning, hooked)
+    hooked = "affected_by" if first == "mapping_delete" else "mappings_reconcile"
+    original = getattr(mappings, hooked)
 
     def signal_then_linger(*args, **kwargs):
         result = original(*args, **kwargs)
@@ -725,7 +717,7 @@ def test_a_mapping_deleted_while_a_group_update_adds_a_member_leaves_no_orphan_g
         time.sleep(1)
         return result
 
-    monkeypatch.setattr(provisioning, hooked, signal_then_linger)
+    monkeypatch.setattr(mappings, hooked, signal_then_linger)
 
     def add_member():
         scim_services.group_update(org=org, actor=SCIM, pk=g.pk,

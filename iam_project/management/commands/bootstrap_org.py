@@ -6,12 +6,12 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts.api_keys import api_key_mint
 from accounts.models import normalize_email
-from accounts.services import api_key_create, org_create, user_get_or_create
+from accounts.services import org_create, user_get_or_create
 from audit.actors import Actor
 from core.models import Organization
 from core.permissions import ALL_PERMS
-from rbac.guard import access_for_user
 
 
 class Command(BaseCommand):
@@ -37,13 +37,13 @@ class Command(BaseCommand):
                 self._validate(password, owner)
                 owner.set_password(password)
                 owner.save(update_fields=["password"])
-            org = org_create(slug=opts["slug"], name=opts["name"], owner=owner,
-                             actor=Actor.system("bootstrap_org"))
+            actor = Actor.system("bootstrap_org")
+            org = org_create(slug=opts["slug"], name=opts["name"], owner=owner, actor=actor)
             result = {"org": org.slug, "owner": owner.email}
             if opts["api_key"]:
-                access = access_for_user(user=owner, org_slug=org.slug)
-                _, secret = api_key_create(access=access, name="bootstrap",
-                                           permissions=[p.value for p in ALL_PERMS])
+                # The owner's own level: the key is theirs, and never outlives or out-ranks them.
+                _, secret = api_key_mint(org=org, name="bootstrap", perms=ALL_PERMS, actor=actor,
+                                         created_by=owner)
                 result["api_key"] = secret
         if opts["json"]:
             self.stdout.write(json.dumps(result))

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import Membership
-from accounts.services import member_add, org_create, user_get_or_create
+from accounts.services import membership_create, org_create, user_get_or_create
 from agents.models import Agent, Connection
 from agents.services import agent_create, connection_create
 from audit.actors import Actor
@@ -12,7 +12,9 @@ from core.permissions import Perm
 from core.roles import BuiltinRole
 from rbac.guard import access_for_user
 from rbac.models import Role, Team
-from rbac.services import member_custom_roles_set, role_create, team_create, team_member_add
+from rbac.services import membership_custom_roles_set, role_create, team_create, team_standing_add
+
+ACTOR = Actor.system("seed_demo")
 
 DEMO_SLUG = "demo"
 DEMO_OWNER = "owner@demo.example"
@@ -40,8 +42,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             owner = self._user(DEMO_OWNER, "Demo Owner")
             if not Organization.objects.filter(slug=DEMO_SLUG).exists():
-                org_create(slug=DEMO_SLUG, name="Demo Org", owner=owner,
-                           actor=Actor.system("seed_demo"))
+                org_create(slug=DEMO_SLUG, name="Demo Org", owner=owner, actor=ACTOR)
             access = access_for_user(user=owner, org_slug=DEMO_SLUG)
             self._people(access)
             self._auditor_role(access)
@@ -66,25 +67,25 @@ class Command(BaseCommand):
         for email, name, role in PEOPLE:
             user = self._user(email, name)
             if not Membership.objects.for_org(access.org).filter(user=user).exists():
-                member_add(access=access, email=email, role=role)
+                membership_create(org=access.org, user=user, role=role, actor=ACTOR)
 
     @staticmethod
     def _auditor_role(access):
         role = Role.objects.for_org(access.org).filter(name="Auditor").first()
         if role is None:
-            role = role_create(access=access, name="Auditor",
+            role = role_create(org=access.org, name="Auditor", actor=ACTOR,
                                description="Reads the audit log and exports access reviews.",
                                permissions=[Perm.AUDIT_READ, Perm.ACCESS_REVIEW_EXPORT])
         dan = Membership.objects.for_org(access.org).get(user__email="dan@demo.example")
-        member_custom_roles_set(access=access, membership=dan, roles=[role])
+        membership_custom_roles_set(membership=dan, roles=[role], actor=ACTOR)
 
     @staticmethod
     def _team(access):
         if Team.objects.for_org(access.org).filter(name="Platform").exists():
             return
-        team = team_create(access=access, name="Platform", description="Runs the agent fleet.")
+        team = team_create(org=access.org, name="Platform", description="Runs the agent fleet.", actor=ACTOR)
         alice = Membership.objects.for_org(access.org).get(user__email="alice@demo.example")
-        team_member_add(access=access, team=team, membership=alice, role="admin")
+        team_standing_add(team=team, membership=alice, role="admin", actor=ACTOR)
 
     @staticmethod
     def _agent(access):
