@@ -6,6 +6,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from accounts.forms import SecurityPolicyForm
 from accounts.models import ApiKey, Membership, MembershipStatus, SecurityPolicy
 from accounts.policy import policy_for_org
 from accounts.services import POLICY_FIELDS
@@ -13,7 +14,8 @@ from core.permissions import Perm
 from core.roles import BuiltinRole
 from rbac import policies
 from rbac.selectors import roles_in_org
-from web.api import OrgScopedAPIView, OrgScopedViewSet
+from web.api import OrgScopedViewSet
+from web.policy import PolicySection
 
 
 class RoleRefSerializer(serializers.Serializer):
@@ -176,33 +178,23 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-
 class SecurityPolicySerializer(serializers.ModelSerializer):
     class Meta:
         model = SecurityPolicy
         fields = [*POLICY_FIELDS, "updated_at"]
         read_only_fields = ["updated_at"]
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.instance is not None:  # another org's member id reads exactly like a missing one
-            members = Membership.objects.for_org(self.instance.org_id)
-            self.fields["deprovision_fallback_owner"].queryset = members
 
-
-class SecurityPolicyView(OrgScopedAPIView):
-    """The org's authentication policy. Changes apply at each member's next request or login."""
-
-    required = {"get": Perm.POLICY_READ, "patch": Perm.POLICY_WRITE}
-    reauth_actions = frozenset({"patch"})
-
-    @extend_schema(responses={200: SecurityPolicySerializer})
-    def get(self, request, org):
-        return Response(SecurityPolicySerializer(policy_for_org(self.org)).data)
-
-    @extend_schema(request=SecurityPolicySerializer, responses={200: SecurityPolicySerializer})
-    def patch(self, request, org):
-        serializer = SecurityPolicySerializer(policy_for_org(self.org), data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        policy = policies.policy_update(access=self.access, **serializer.validated_data)
-        return Response(SecurityPolicySerializer(policy).data)
+# Sign-in, session, password, MFA and lockout rules, on the security page and in `security-policy`.
+POLICY_SECTION = PolicySection(
+    read=policy_for_org, serializer=SecurityPolicySerializer, form=SecurityPolicyForm,
+    update=policies.policy_update,
+    groups=(
+        ("Sessions", ("session_absolute_minutes", "session_idle_minutes")),
+        ("Passwords", ("password_min_length", "password_require_lower", "password_require_upper",
+                       "password_require_digit", "password_require_symbol", "password_history",
+                       "password_max_age_days")),
+        ("Two-step verification", ("mfa_required",)),
+        ("Lockout", ("lockout_threshold", "lockout_minutes")),
+    ),
+)

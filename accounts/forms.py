@@ -2,7 +2,7 @@
 
 from django import forms
 
-from accounts.models import ACTING_STATUSES, Membership, MembershipStatus, SecurityPolicy
+from accounts.models import MembershipStatus, SecurityPolicy
 from accounts.services import POLICY_FIELDS
 from core.roles import BuiltinRole
 from rbac.forms import org_roles_field
@@ -78,7 +78,7 @@ class ApiKeyCreateForm(PageForm):
 
 
 class SecurityPolicyForm(forms.ModelForm):
-    """Only shape and ranges; accounts.services.policy_update applies and audits the change."""
+    """Only shape and ranges; accounts.services.security_policy_set applies and audits the change."""
 
     label_suffix = ""
 
@@ -98,17 +98,4 @@ class SecurityPolicyForm(forms.ModelForm):
             "mfa_required": "Require two-step verification for every member",
             "lockout_threshold": "Failed sign-ins before lockout",
             "lockout_minutes": "Lockout duration (minutes)",
-            "agent_token_ttl_seconds": "Longest agent token lifetime (seconds)",
-            "secret_overlap_max_seconds": "Longest secret rotation overlap (seconds)",
-            "token_alg": "Token signing algorithm",
-            "deprovision_agents": "When a deprovisioned member leaves agents without an owner",
-            "deprovision_fallback_owner": "Fallback owner for those agents",
         }
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # Only this org's acting members can take over agents.
-        self.fields["deprovision_fallback_owner"].queryset = (
-            Membership.objects.for_org(self.instance.org_id).filter(status__in=ACTING_STATUSES)
-            .select_related("user").order_by("user__email"))
-        self.fields["deprovision_fallback_owner"].label_from_instance = lambda m: m.user.email

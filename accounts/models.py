@@ -151,7 +151,10 @@ class ApiKey(OrgScopedModel, Credential):
 
 
 class SecurityPolicy(models.Model):
-    """An org's authentication policy. Enforced at login and on every request to the org."""
+    """An org's authentication policy. Enforced at login and on every request to the org.
+
+    Other apps keep their own org settings in rows of their own (agents.AgentPolicy); the security
+    page and API show them together (web.policy)."""
 
     org = models.OneToOneField(
         "core.Organization", primary_key=True, on_delete=models.CASCADE, related_name="security_policy"
@@ -174,21 +177,6 @@ class SecurityPolicy(models.Model):
         default=5, validators=[MinValueValidator(1), MaxValueValidator(100)])
     lockout_minutes = models.PositiveIntegerField(
         default=15, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)])
-    # Agents: capability-token lifetime cap, longest secret-rotation overlap, signing algorithm.
-    agent_token_ttl_seconds = models.PositiveIntegerField(
-        default=300, validators=[MinValueValidator(30), MaxValueValidator(3600)])
-    secret_overlap_max_seconds = models.PositiveIntegerField(
-        default=24 * 3600, validators=[MinValueValidator(0), MaxValueValidator(7 * 24 * 3600)])
-    token_alg = models.CharField(max_length=10, default="ES256",
-                                 choices=[("ES256", "ES256"), ("EdDSA", "EdDSA"), ("RS256", "RS256")])
-    # Deprovisioning: what happens to agents whose only acting owner leaves. "reassign" hands them
-    # to the fallback owner (when that member can still act); otherwise they are suspended and
-    # their credentials revoked.
-    deprovision_agents = models.CharField(
-        max_length=10, default="suspend", choices=[("suspend", "Suspend them and revoke their credentials"),
-                                                   ("reassign", "Hand them to the fallback owner")])
-    deprovision_fallback_owner = models.ForeignKey(
-        "accounts.Membership", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     updated_at = models.DateTimeField(default=timezone.now)
 
     objects = OrgScopedManager()

@@ -336,8 +336,6 @@ POLICY_FIELDS = (
     "session_absolute_minutes", "session_idle_minutes", "password_min_length", "password_require_lower",
     "password_require_upper", "password_require_digit", "password_require_symbol", "password_history",
     "password_max_age_days", "mfa_required", "lockout_threshold", "lockout_minutes",
-    "agent_token_ttl_seconds", "secret_overlap_max_seconds", "token_alg",
-    "deprovision_agents", "deprovision_fallback_owner",
 )
 
 
@@ -348,10 +346,6 @@ def security_policy_set(*, org, actor: Actor, **changes) -> SecurityPolicy:
     unknown = set(changes) - set(POLICY_FIELDS)
     if unknown:
         raise Invalid("Unknown policy settings.", fields={k: ["Unknown setting."] for k in sorted(unknown)})
-    fallback = changes.get("deprovision_fallback_owner")
-    if fallback is not None and (fallback.org_id != org.pk or not fallback.can_act):
-        message = "Choose an active member of this organization."
-        raise Invalid(message, fields={"deprovision_fallback_owner": [message]})
     policy = SecurityPolicy.objects.select_for_update().filter(org=org).first() or SecurityPolicy(org=org)
     previous = {name: getattr(policy, name) for name in changes}
     for name, value in changes.items():

@@ -22,6 +22,5 @@ urlpatterns = [
         path("members/<uuid:pk>/security/", views.MemberSecurityView.as_view(), name="member-security"),
         path("api-keys/", views.ApiKeyListView.as_view(), name="api-keys"),
         path("api-keys/<uuid:pk>/revoke/", views.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
-        path("security/", views.SecurityPolicyPageView.as_view(), name="security-policy"),
     ),
 ]

@@ -7,10 +7,9 @@ from django.shortcuts import redirect, render
 from django.views import View
 from django.views.decorators.http import require_GET
 
-from accounts.forms import ApiKeyCreateForm, MemberAddForm, MemberEditForm, SecurityPolicyForm
+from accounts.forms import ApiKeyCreateForm, MemberAddForm, MemberEditForm
 from accounts.login_views import landing
 from accounts.models import ApiKey, Membership
-from accounts.policy import policy_for_org
 from accounts.selectors import orgs_for_user
 from core.errors import ServiceError
 from core.permissions import Perm
@@ -174,42 +173,6 @@ class ApiKeyRevokeView(OrgPageMixin, View):
             return self.render_page(self.template, status=exc.status, key=key)
         messages.success(request, f"Revoked {key.name}.")
         return redirect("accounts:api-keys", org=self.org.slug)
-
-
-# --- Security policy --------------------------------------------------------------------------
-
-
-class SecurityPolicyPageView(OrgPageMixin, View):
-    required = {"get": Perm.POLICY_READ, "post": Perm.POLICY_WRITE}
-    reauth_methods = ("post",)
-    template = "accounts/security_policy.html"
-    groups = [
-        ("Sessions", ("session_absolute_minutes", "session_idle_minutes")),
-        ("Passwords", ("password_min_length", "password_require_lower", "password_require_upper",
-                       "password_require_digit", "password_require_symbol", "password_history",
-                       "password_max_age_days")),
-        ("Two-step verification", ("mfa_required",)),
-        ("Lockout", ("lockout_threshold", "lockout_minutes")),
-        ("Agents", ("agent_token_ttl_seconds", "secret_overlap_max_seconds", "token_alg")),
-        ("Deprovisioning", ("deprovision_agents", "deprovision_fallback_owner")),
-    ]
-
-    def get(self, request, org):
-        form = SecurityPolicyForm(instance=policy_for_org(self.org))
-        return self.render_page(self.template, form=form, groups=self.groups)
-
-    def post(self, request, org):
-        form = SecurityPolicyForm(request.POST, instance=policy_for_org(self.org))
-        if not form.is_valid():
-            return self.render_page(self.template, status=400, form=form, groups=self.groups)
-        changes = {name: form.cleaned_data[name] for name in form.changed_data}
-        try:
-            policies.policy_update(access=self.access, **changes)
-        except ServiceError as exc:
-            form_apply_service_error(form, exc)
-            return self.render_page(self.template, status=exc.status, form=form, groups=self.groups)
-        messages.success(request, "Security policy saved." if changes else "Nothing changed.")
-        return redirect("accounts:security-policy", org=self.org.slug)
 
 
 class MemberSecurityView(OrgPageMixin, View):

@@ -1,4 +1,4 @@
-"""Admin API: agents (with their secrets), connections and runs. Thin views over agents.services."""
+"""Admin API: agents (with their secrets), connections and runs. Thin views over agents.policies."""
 
 from django.db.models import Q
 from drf_spectacular.utils import extend_schema
@@ -7,11 +7,14 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.models import Membership
-from agents import services
-from agents.models import Agent, Connection, Run
+from agents import policies
+from agents.forms import AgentPolicyForm
+from agents.models import Agent, AgentPolicy, Connection, Run
+from agents.policy import AGENT_POLICY_FIELDS, agent_policy_for_org
 from core.errors import NotFound
 from core.permissions import Perm
 from web.api import OrgScopedViewSet
+from web.policy import PolicySection
 
 
 class SecretSummarySerializer(serializers.Serializer):
@@ -94,7 +97,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
     def create(self, request, org):
         data = self.validated(AgentWriteSerializer, request.data)
         owner = _members(self.org, [data["owner"]])[0] if data.get("owner") else None
-        agent, secret = services.agent_create(access=self.access, name=data["name"], scopes=data["scopes"],
+        agent, secret = policies.agent_create(access=self.access, name=data["name"], scopes=data["scopes"],
                                               audiences=data["audiences"], owner=owner)
         body = {**self._out(agent.pk), "client_secret": secret}
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
@@ -103,7 +106,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
     def partial_update(self, request, org, pk):
         data = self.validated(AgentGrantSerializer, request.data)
         owners = _members(self.org, data["owners"]) if "owners" in data else None
-        services.agent_grant_update(access=self.access, agent=self.get_object(), scopes=data.get("scopes"),
+        policies.agent_grant_update(access=self.access, agent=self.get_object(), scopes=data.get("scopes"),
                                     audiences=data.get("audiences"), owners=owners)
         return Response(self._out(pk))
 
@@ -112,7 +115,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
     def rotate_secret(self, request, org, pk):
         """A new client secret (only in this response); the previous one works until the time given."""
         data = self.validated(RotateSerializer, request.data)
-        secret, previous_end = services.agent_secret_rotate(
+        secret, previous_end = policies.agent_secret_rotate(
             access=self.access, agent=self.get_object(), overlap_seconds=data.get("overlap_seconds"))
         return Response({"client_secret": secret, "previous_secret_expires_at": previous_end},
                         headers={"Cache-Control": "no-store"})
@@ -120,26 +123,26 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
     @extend_schema(request=None, responses={200: EndedSerializer})
     @action(detail=True, methods=["post"], url_path="end-previous-secret")
     def end_previous_secret(self, request, org, pk):
-        ended = services.agent_secret_end_previous(access=self.access, agent=self.get_object())
+        ended = policies.agent_secret_end_previous(access=self.access, agent=self.get_object())
         return Response({"ended": ended})
 
     @extend_schema(request=None, responses={200: AgentSerializer})
     @action(detail=True, methods=["post"])
     def suspend(self, request, org, pk):
-        services.agent_set_status(access=self.access, agent=self.get_object(), status="suspended")
+        policies.agent_set_status(access=self.access, agent=self.get_object(), status="suspended")
         return Response(self._out(pk))
 
     @extend_schema(request=None, responses={200: AgentSerializer})
     @action(detail=True, methods=["post"])
     def resume(self, request, org, pk):
-        services.agent_set_status(access=self.access, agent=self.get_object(), status="active")
+        policies.agent_set_status(access=self.access, agent=self.get_object(), status="active")
         return Response(self._out(pk))
 
     @extend_schema(request=None, responses={200: AgentSerializer})
     @action(detail=True, methods=["post"])
     def revoke(self, request, org, pk):
         """Revoke the agent and everything issued under it (secrets, tokens, runs)."""
-        services.agent_revoke(access=self.access, agent=self.get_object())
+        policies.agent_revoke(access=self.access, agent=self.get_object())
         return Response(self._out(pk))
 
     def _out(self, pk) -> dict:
@@ -173,7 +176,7 @@ class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgSco
     @extend_schema(request=ConnectionWriteSerializer, responses={201: ConnectionSerializer})
     def create(self, request, org):
         data = self.validated(ConnectionWriteSerializer, request.data)
-        connection, secret = services.connection_create(access=self.access, **data)
+        connection, secret = policies.connection_create(access=self.access, **data)
         body = {**ConnectionSerializer(connection).data, "client_secret": secret}
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
@@ -211,12 +214,36 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedView
         agent = Agent.objects.for_org(self.org).filter(pk=data["agent"]).first()
         if agent is None:
             raise NotFound("Agent not found.")
-        run = services.run_start(access=self.access, agent=agent, description=data.get("description", ""))
+        run = policies.run_start(access=self.access, agent=agent, description=data.get("description", ""))
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: RunSerializer})
     @action(detail=True, methods=["post"])
     def terminate(self, request, org, pk):
         """End the run: tokens bound to it stop working on their next use."""
-        run = services.run_terminate(access=self.access, run=self.get_object())
+        run = policies.run_terminate(access=self.access, run=self.get_object())
         return Response(RunSerializer(run).data)
+
+
+class AgentPolicySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AgentPolicy
+        fields = [*AGENT_POLICY_FIELDS, "updated_at"]
+        read_only_fields = ["updated_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance is not None:  # another org's member id reads exactly like a missing one
+            members = Membership.objects.for_org(self.instance.org_id)
+            self.fields["deprovision_fallback_owner"].queryset = members
+
+
+# Agent token and rotation limits, and what happens to agents whose owner leaves.
+POLICY_SECTION = PolicySection(
+    read=agent_policy_for_org, serializer=AgentPolicySerializer, form=AgentPolicyForm,
+    update=policies.agent_policy_update,
+    groups=(
+        ("Agents", ("agent_token_ttl_seconds", "secret_overlap_max_seconds", "token_alg")),
+        ("Deprovisioning", ("deprovision_agents", "deprovision_fallback_owner")),
+    ),
+)

@@ -6,7 +6,8 @@ import re
 from django import forms
 
 from accounts.models import ACTING_STATUSES, Membership
-from agents.models import Agent, AgentStatus, Connection
+from agents.models import Agent, AgentPolicy, AgentStatus, Connection
+from agents.policy import AGENT_POLICY_FIELDS
 from web.forms import PageForm
 
 DEFAULT_OVERLAP_SECONDS = 3600
@@ -90,3 +91,28 @@ class RunStartForm(PageForm):
         # Only this org's active agents: another org's id, or a suspended agent, is an invalid choice.
         self.fields["agent"].queryset = (
             Agent.objects.for_org(org).filter(status=AgentStatus.ACTIVE).order_by("name"))
+
+
+class AgentPolicyForm(forms.ModelForm):
+    """Only shape and ranges; agents.policy.agent_policy_set applies and audits the change."""
+
+    label_suffix = ""
+
+    class Meta:
+        model = AgentPolicy
+        fields = list(AGENT_POLICY_FIELDS)
+        labels = {
+            "agent_token_ttl_seconds": "Longest agent token lifetime (seconds)",
+            "secret_overlap_max_seconds": "Longest secret rotation overlap (seconds)",
+            "token_alg": "Token signing algorithm",
+            "deprovision_agents": "When a deprovisioned member leaves agents without an owner",
+            "deprovision_fallback_owner": "Fallback owner for those agents",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only this org's acting members can take over agents.
+        self.fields["deprovision_fallback_owner"].queryset = (
+            Membership.objects.for_org(self.instance.org_id).filter(status__in=ACTING_STATUSES)
+            .select_related("user").order_by("user__email"))
+        self.fields["deprovision_fallback_owner"].label_from_instance = lambda m: m.user.email

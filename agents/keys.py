@@ -22,9 +22,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import SigningKey
+from agents.policy import agent_policy_for_org
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import audit_record
+from core.models import Organization
 from core.secrets import seal, unseal
 
 ALGORITHMS = ("ES256", "EdDSA", "RS256")  # the allow-list; the org policy picks one
@@ -52,6 +54,7 @@ def _context(org_id, kid: str) -> str:
     return f"signing-key:{org_id}:{kid}"
 
 
+@transaction.atomic
 def signing_key_create(*, org, alg: str, activates_at: datetime | None = None) -> SigningKey:
     kid = secrets.token_urlsafe(12)
     private_key = key_generate(alg)
@@ -81,6 +84,33 @@ def signing_key_rotate(*, org, alg: str, lead: timedelta | None = None) -> Signi
         audit_record(org=org, actor=Actor.system("signing keys"), event=AuditEvent.SIGNING_KEY_RETIRED,
                      data={"kid": key.kid, "unpublish_at": key.unpublish_at})
     return new
+
+
+def _signing_now(org_id, alg: str):
+    now = timezone.now()
+    return (SigningKey.objects.for_org(org_id).filter(alg=alg, activates_at__lte=now)
+            .exclude(retired_at__lte=now).order_by("-activates_at").first())
+
+
+@transaction.atomic
+def signing_key_first(*, org, alg: str) -> SigningKey:
+    """The org's signing key for `alg`, made now if it has none. The org row is locked first, so two
+    first token requests running at once make one key between them, not two."""
+    Organization.objects.select_for_update().filter(pk=org.pk).exists()
+    return _signing_now(org.pk, alg) or signing_key_create(org=org, alg=alg)
+
+
+def signing_keys_rotate_due(*, now=None) -> int:
+    """Rotate each org's signing key once it is older than IAM_SIGNING_KEY_ROTATE_DAYS (a system job
+    over every org). Returns how many orgs got a new key."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.IAM_SIGNING_KEY_ROTATE_DAYS)
+    stale = (SigningKey.objects.unscoped()  # a system job over every org
+             .filter(retired_at__isnull=True, activates_at__lte=cutoff).values_list("org_id", flat=True))
+    rotated = 0
+    for org in Organization.objects.filter(pk__in=set(stale)).order_by("pk"):
+        signing_key_rotate(org=org, alg=agent_policy_for_org(org).token_alg)
+        rotated += 1
+    return rotated
 
 
 def published_keys(org) -> list[dict]:
@@ -116,11 +146,9 @@ def signer_for(org, alg: str) -> Signer:
     cached = _signers.get(org.pk)
     if cached and cached.alg == alg and time.monotonic() - cached.fetched < CACHE_SECONDS:
         return cached
-    now = timezone.now()
-    key = (SigningKey.objects.for_org(org.pk).filter(alg=alg, activates_at__lte=now)
-           .exclude(retired_at__lte=now).order_by("-activates_at").first())
+    key = _signing_now(org.pk, alg)
     if key is None:
-        key = signing_key_create(org=org, alg=alg)
+        key = signing_key_first(org=org, alg=alg)
     pem = unseal(key.private_key, context=_context(org.pk, key.kid))
     signer = Signer(key.kid, key.alg, serialization.load_pem_private_key(pem, password=None),
                     time.monotonic())

@@ -4,11 +4,12 @@
 import secrets
 import uuid
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
 from core.credentials import Credential
-from core.tenancy import OrgScopedModel
+from core.tenancy import OrgScopedManager, OrgScopedModel
 
 
 def new_client_id(prefix: str) -> str:
@@ -133,3 +134,28 @@ class RevokedToken(models.Model):
     jti = models.CharField(max_length=64, primary_key=True)
     org = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="+")
     expires_at = models.DateTimeField(db_index=True)
+
+
+class AgentPolicy(models.Model):
+    """An org's settings for agents: enforced at every token issuance and rotation, and when an
+    owner leaves. Read with `agents.policy.agent_policy_for_org` (defaults until first changed)."""
+
+    org = models.OneToOneField("core.Organization", primary_key=True, on_delete=models.CASCADE,
+                               related_name="agent_policy")
+    # Capability-token lifetime cap, longest secret-rotation overlap, signing algorithm.
+    agent_token_ttl_seconds = models.PositiveIntegerField(
+        default=300, validators=[MinValueValidator(30), MaxValueValidator(3600)])
+    secret_overlap_max_seconds = models.PositiveIntegerField(
+        default=24 * 3600, validators=[MinValueValidator(0), MaxValueValidator(7 * 24 * 3600)])
+    token_alg = models.CharField(max_length=10, default="ES256",
+                                 choices=[("ES256", "ES256"), ("EdDSA", "EdDSA"), ("RS256", "RS256")])
+    # What happens to agents whose only acting owner leaves. "reassign" hands them to the fallback
+    # owner (when that member can still act); otherwise they are suspended and their credentials end.
+    deprovision_agents = models.CharField(
+        max_length=10, default="suspend", choices=[("suspend", "Suspend them and revoke their credentials"),
+                                                   ("reassign", "Hand them to the fallback owner")])
+    deprovision_fallback_owner = models.ForeignKey(
+        "accounts.Membership", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrgScopedManager()

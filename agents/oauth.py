@@ -19,10 +19,8 @@ from agents import revocation
 from agents.introspection import introspect
 from agents.issuance import GrantRequest, OAuthError, agent_authenticate, token_grant
 from agents.keys import ALGORITHMS, published_keys
+from agents.services import token_revoke
 from agents.tokens import TokenInvalid, issuer_for, token_verify
-from audit.actors import Actor
-from audit.events import AuditEvent
-from audit.services import Target, audit_record
 from core.models import Organization
 from core.ratelimit import counters_incr
 
@@ -141,9 +139,10 @@ def revocation_endpoint(request, org):
     except revocation.RevocationUnavailable:
         return _error(OAuthError("temporarily_unavailable", "Try again shortly.", 503))
     if claims is not None and claims["client_id"] == agent.client_id:
-        revocation.revoke_jti(claims["jti"], claims["exp"], org=agent.org)
-        audit_record(org=agent.org, actor=Actor.for_agent(agent), event=AuditEvent.TOKEN_REVOKED,
-                     target=Target("agent", str(agent.pk)), data={"jti": claims["jti"]})
+        try:
+            token_revoke(agent=agent, claims=claims)
+        except revocation.RevocationUnavailable:
+            return _error(OAuthError("temporarily_unavailable", "Try again shortly.", 503))
     return JsonResponse({}, headers=NO_STORE)
 
 

@@ -17,12 +17,11 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from accounts.models import ACTING_STATUSES, SecurityPolicy
-from agents.models import Agent
-from core.permissions import perms_from_strings
-from core.roles import BUILTIN_ROLES
+from accounts.models import ACTING_STATUSES
+from agents.models import Agent, AgentPolicy
+from rbac.selectors import ROLE_GRANTS_SQL, permissions_of
 
-_POLICY_DEFAULTS = SecurityPolicy()
+_POLICY_DEFAULTS = AgentPolicy()
 
 
 @dataclass(frozen=True)
@@ -79,21 +78,16 @@ def _db_time(value):
 
 # Each acting owner's role-derived permissions: built-in role, custom roles, team roles. The agent
 # is named by `{agent}`, a scalar subquery or a parameter.
+# Owners are members of the agent's own org; their roles come from rbac's one definition of
+# role-derived grants (which keeps every role to the membership's org).
 _OWNERS_SQL = """
         SELECT m.id, m.role, r.permissions
           FROM agents_agent_owners ao
-          JOIN accounts_membership m ON m.id = ao.membership_id
-          LEFT JOIN (
-                SELECT ra.membership_id AS membership_id, rr.permissions AS permissions
-                  FROM rbac_roleassignment ra JOIN rbac_role rr ON rr.id = ra.role_id
-                UNION ALL
-                SELECT tm.membership_id, rr.permissions
-                  FROM rbac_teammembership tm
-                  JOIN rbac_team_roles tr ON tr.team_id = tm.team_id
-                  JOIN rbac_role rr ON rr.id = tr.role_id
-          ) r ON r.membership_id = m.id
+          JOIN agents_agent oa ON oa.id = ao.agent_id
+          JOIN accounts_membership m ON m.id = ao.membership_id AND m.org_id = oa.org_id
+          LEFT JOIN (""" + ROLE_GRANTS_SQL + """) r ON r.membership_id = m.id
          WHERE ao.agent_id = {agent} AND m.status IN (%s, %s)
-"""
+"""  # noqa: S608 (constants only)
 
 _SECRET_WHERE = "s.lookup_id = %s AND a.client_id = %s AND o.slug = %s"
 _SECRET_AGENT = """(
@@ -116,7 +110,7 @@ _GRANT_SQL = """
           FROM agents_agentsecret s
           JOIN agents_agent a ON a.id = s.agent_id
           JOIN accounts_organization o ON o.id = a.org_id
-          LEFT JOIN accounts_securitypolicy p ON p.org_id = o.id
+          LEFT JOIN agents_agentpolicy p ON p.org_id = o.id
           LEFT JOIN agents_connection c ON c.org_id = o.id AND (c.audience = %s OR %s = '')
          WHERE """ + _SECRET_WHERE + """
         UNION ALL
@@ -168,11 +162,13 @@ def owners_permissions(agent_id) -> list[frozenset]:
 
 
 def _owner_permissions(rows) -> list[frozenset]:
-    granted: dict = {}
+    roles, granted = {}, {}
     for membership_id, role, permissions in rows:
-        perms = granted.setdefault(membership_id, set(BUILTIN_ROLES.get(role, ())))
-        perms |= perms_from_strings(_json(permissions))
-    return [frozenset(p) for p in granted.values()]
+        roles[membership_id] = role
+        granted.setdefault(membership_id, [])
+        if permissions is not None:
+            granted[membership_id].append(permissions)
+    return [permissions_of(roles[pk], granted[pk]) for pk in roles]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views import View
 
 from accounts.models import Membership
-from agents import services
+from agents import policies, services
 from agents.forms import AgentCreateForm, AgentGrantForm, ConnectionCreateForm, RunStartForm, SecretRotateForm
 from agents.models import Agent, AgentSecret, AgentStatus, Connection, Run
 from core.errors import ServiceError
@@ -63,7 +63,7 @@ class AgentListView(OrgPageMixin, View):
             return self.page(form, status=400)
         data = form.cleaned_data
         try:
-            agent, secret = services.agent_create(
+            agent, secret = policies.agent_create(
                 access=self.access, name=data["name"], scopes=data["scopes"], audiences=data["audiences"],
                 owner=data["owner"])
         except ServiceError as exc:
@@ -119,7 +119,7 @@ class AgentDetailView(AgentPage):
             return self.detail(agent, status=400, grant_form=form)
         data = form.cleaned_data
         try:
-            services.agent_grant_update(access=self.access, agent=agent, scopes=data["scopes"],
+            policies.agent_grant_update(access=self.access, agent=agent, scopes=data["scopes"],
                                         audiences=data["audiences"], owners=list(data["owners"]))
         except ServiceError as exc:
             form_apply_service_error(form, exc)
@@ -139,7 +139,7 @@ class AgentRotateView(AgentPage):
         if not form.is_valid():
             return self.detail(agent, status=400, rotate_form=form)
         try:
-            secret, previous_end = services.agent_secret_rotate(
+            secret, previous_end = policies.agent_secret_rotate(
                 access=self.access, agent=agent, overlap_seconds=form.cleaned_data["overlap_seconds"])
         except ServiceError as exc:
             form_apply_service_error(form, exc)
@@ -156,7 +156,7 @@ class AgentEndPreviousView(AgentPage):
     def post(self, request, org, pk):
         agent = self.agent(pk)
         try:
-            ended = services.agent_secret_end_previous(access=self.access, agent=agent)
+            ended = policies.agent_secret_end_previous(access=self.access, agent=agent)
         except ServiceError as exc:
             messages.error(request, exc.detail)
             return self.detail(agent, status=exc.status)
@@ -171,7 +171,7 @@ class AgentStatusView(AgentPage):
         agent = self.agent(pk)
         status = request.POST.get("status", "")
         try:
-            services.agent_set_status(access=self.access, agent=agent, status=status)
+            policies.agent_set_status(access=self.access, agent=agent, status=status)
         except ServiceError as exc:
             messages.error(request, exc.detail)
             return self.detail(agent, status=exc.status)
@@ -190,7 +190,7 @@ class AgentRevokeView(AgentPage):
     def post(self, request, org, pk):
         agent = self.scoped(Agent, pk=pk)
         try:
-            services.agent_revoke(access=self.access, agent=agent)
+            policies.agent_revoke(access=self.access, agent=agent)
         except ServiceError as exc:
             messages.error(request, exc.detail)
             return self.render_page(self.confirm_template, status=exc.status, agent=agent)
@@ -215,7 +215,7 @@ class ConnectionListView(OrgPageMixin, View):
             return self.page(form, status=400)
         data = form.cleaned_data
         try:
-            connection, secret = services.connection_create(
+            connection, secret = policies.connection_create(
                 access=self.access, name=data["name"], audience=data["audience"], scopes=data["scopes"])
         except ServiceError as exc:
             form_apply_service_error(form, exc)
@@ -242,7 +242,7 @@ class RunListView(OrgPageMixin, View):
         if not form.is_valid():
             return self.page(form, status=400)
         try:
-            run = services.run_start(access=self.access, agent=form.cleaned_data["agent"],
+            run = policies.run_start(access=self.access, agent=form.cleaned_data["agent"],
                                      description=form.cleaned_data["description"])
         except ServiceError as exc:
             form_apply_service_error(form, exc)
@@ -265,7 +265,7 @@ class RunTerminateView(OrgPageMixin, View):
     def post(self, request, org, pk):
         run = self.scoped(Run, pk=pk)
         try:
-            services.run_terminate(access=self.access, run=run)
+            policies.run_terminate(access=self.access, run=run)
         except ServiceError as exc:
             messages.error(request, exc.detail)
             return _runs_page(self, RunStartForm(org=self.org), status=exc.status)

@@ -189,6 +189,7 @@ def records_denials(service):
     return wrapper
 
 
+@transaction.atomic
 def audit_verify_recorded(*, org, actor: Actor):
     """Verify an org's chain and record who checked it and what they saw."""
     verdict = audit_verify_org(org=org)
@@ -197,8 +198,9 @@ def audit_verify_recorded(*, org, actor: Actor):
     return verdict
 
 
-def access_review_export(*, org, actor: Actor):
-    """Record the export (with its row count) and return the CSV stream."""
+@transaction.atomic
+def access_review_export(*, org, actor: Actor, sources):
+    """Record the export (with its row count) and return the CSV stream of `sources`."""
     audit_record(org=org, actor=actor, event=AuditEvent.ACCESS_REVIEW_EXPORTED, target=Target.of(org),
-                 data={"rows": access_review_count(org)})
-    return access_review_csv(org)
+                 data={"rows": access_review_count(org, sources)})
+    return access_review_csv(org, sources)

@@ -66,7 +66,7 @@ OURS_SEED = f"""\
 import json
 from accounts.models import User
 from accounts.services import org_create
-from agents.services import agent_create, connection_create
+from agents.policies import agent_create, connection_create
 from rbac.guard import access_for_user
 owner = User.objects.create_user("owner@bench.example")
 org_create(slug={ORG!r}, name="OAuth bench", owner=owner)

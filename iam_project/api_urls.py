@@ -1,13 +1,23 @@
-"""Routes of the admin REST API, under /api/v1/orgs/{org}/."""
+"""Routes of the admin REST API, under /api/v1/orgs/{org}/, and the views that compose several apps:
+the security policy (each app's settings section) and the access review (each kind of principal)."""
 
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from accounts.api import ApiKeyViewSet, MemberViewSet, SecurityPolicyView
+from accounts.api import POLICY_SECTION as ACCOUNTS_POLICY
+from accounts.api import ApiKeyViewSet, MemberViewSet
+from agents.api import POLICY_SECTION as AGENTS_POLICY
 from agents.api import AgentViewSet, ConnectionViewSet, RunViewSet
+from agents.review import AGENTS
 from audit.api import AccessReviewExportView, AuditEventViewSet, AuditVerifyView
 from rbac.api import PermissionCatalogueView, RoleViewSet, TeamViewSet
+from rbac.review import HUMANS
 from scim.api import GroupMappingViewSet, ScimTokenViewSet
+from web.policy import SecurityPolicyView
+
+# The security page and API show every app's settings; the access review lists people, then agents.
+POLICY_SECTIONS = (ACCOUNTS_POLICY, AGENTS_POLICY)
+ACCESS_REVIEW_SOURCES = (HUMANS, AGENTS)
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # integrators write both; neither should be a redirect
@@ -25,8 +35,10 @@ router.register("scim-mappings", GroupMappingViewSet, basename="scim-mapping")
 app_name = "api"
 urlpatterns = [
     re_path(r"^audit/verify/?$", AuditVerifyView.as_view(), name="audit-verify"),
-    re_path(r"^exports/access-review\.csv$", AccessReviewExportView.as_view(), name="access-review"),
+    re_path(r"^exports/access-review\.csv$", AccessReviewExportView.as_view(sources=ACCESS_REVIEW_SOURCES),
+            name="access-review"),
     re_path(r"^permissions/?$", PermissionCatalogueView.as_view(), name="permissions"),
-    re_path(r"^security-policy/?$", SecurityPolicyView.as_view(), name="security-policy"),
+    re_path(r"^security-policy/?$", SecurityPolicyView.as_view(sections=POLICY_SECTIONS),
+            name="security-policy"),
     *router.urls,
 ]

@@ -4,6 +4,14 @@ from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from iam_project.api_urls import POLICY_SECTIONS
+from web.policy import SecurityPolicyPageView
+from web.routing import org_pages
+
+# The security page composes every app's settings, so it is routed here (namespace "policy").
+policy_pages = ([org_pages(path("security/", SecurityPolicyPageView.as_view(sections=POLICY_SECTIONS),
+                                name="security-policy"))], "policy")
+
 
 def healthz(request):
     return JsonResponse({"status": "ok"})
@@ -21,6 +29,7 @@ urlpatterns = [
     path("", include("agents.urls")),
     path("", include("audit.urls")),
     path("", include("scim.urls")),
+    path("", include(policy_pages)),
 ]
 
 handler400 = "web.error_views.bad_request"

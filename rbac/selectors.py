@@ -1,7 +1,13 @@
+import json
+import uuid
+
+from django.db import connection
+
+from accounts.models import Membership
 from core.errors import NotFound
-from core.permissions import perms_from_strings
+from core.permissions import Perm, perms_from_strings
 from core.roles import BUILTIN_ROLES
-from rbac.models import Role, RoleAssignment, TeamMembership
+from rbac.models import Role
 
 
 def roles_in_org(org, ids) -> list[Role]:
@@ -13,21 +19,53 @@ def roles_in_org(org, ids) -> list[Role]:
     return roles
 
 
+# Every custom role a membership holds, directly or through a team, as (membership_id, permissions)
+# rows. Each role, and each team, must belong to the membership's own org: a row pointing at another
+# org's role grants nothing, whoever wrote it. This is the only definition of role-derived grants;
+# the guard, the access-review export and the token grant (agents.selectors, which joins it into its
+# one statement) all read it. Plain SQL over the tables the models define, portable to SQLite.
+ROLE_GRANTS_SQL = """
+        SELECT ra.membership_id AS membership_id, rr.permissions AS permissions
+          FROM rbac_roleassignment ra
+          JOIN accounts_membership gm ON gm.id = ra.membership_id
+          JOIN rbac_role rr ON rr.id = ra.role_id AND rr.org_id = gm.org_id
+        UNION ALL
+        SELECT tm.membership_id, rr.permissions
+          FROM rbac_teammembership tm
+          JOIN accounts_membership gm ON gm.id = tm.membership_id
+          JOIN rbac_team t ON t.id = tm.team_id AND t.org_id = gm.org_id
+          JOIN rbac_team_roles tr ON tr.team_id = t.id
+          JOIN rbac_role rr ON rr.id = tr.role_id AND rr.org_id = gm.org_id
+"""
+
+
+def permissions_of(role: str, granted_rows) -> frozenset[Perm]:
+    """Effective permissions: the built-in role's, then each granted role's (JSON lists or the
+    text the database returns), keeping only strings still in the catalogue."""
+    perms = set(BUILTIN_ROLES.get(role, ()))
+    for permissions in granted_rows:
+        perms |= perms_from_strings(json.loads(permissions) if isinstance(permissions, str | bytes)
+                                    else permissions or [])
+    return frozenset(perms)
+
+
 def memberships_permissions(*, org_id, roles: dict) -> dict:
     """Effective permissions of memberships of one org ({membership id: built-in role} in, {id:
     frozenset} out): the built-in role, custom roles held directly, custom roles of their teams.
 
-    One query however many memberships, roles and teams; roles of another org never count. The
-    guard, agent grants and the access-review export all resolve permissions here.
+    One query however many memberships, roles and teams; roles of another org never count.
     """
     if not roles:
         return {}
-    granted = {pk: set(BUILTIN_ROLES[role]) for pk, role in roles.items()}
-    direct = RoleAssignment.objects.filter(membership_id__in=granted, role__org_id=org_id).values_list(
-        "membership_id", "role__permissions")
-    via_teams = TeamMembership.objects.filter(
-        membership_id__in=granted, team__roles__org_id=org_id).values_list(
-        "membership_id", "team__roles__permissions")
-    for membership_id, permissions in direct.union(via_teams, all=True):
-        granted[membership_id] |= perms_from_strings(permissions or [])
-    return {pk: frozenset(perms) for pk, perms in granted.items()}
+    to_db = Membership._meta.pk.get_db_prep_value
+    ids = [to_db(pk, connection) for pk in roles]
+    placeholders = ", ".join(["%s"] * len(ids))
+    sql = (f"SELECT g.membership_id, g.permissions FROM ({ROLE_GRANTS_SQL}) g "  # noqa: S608
+           f"JOIN accounts_membership m ON m.id = g.membership_id "
+           f"WHERE m.org_id = %s AND g.membership_id IN ({placeholders})")
+    granted: dict = {uuid.UUID(str(pk)): [] for pk in roles}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [to_db(org_id, connection), *ids])
+        for membership_id, permissions in cursor.fetchall():  # SQLite returns UUIDs as hex text
+            granted[uuid.UUID(str(membership_id))].append(permissions)
+    return {pk: permissions_of(roles[pk], granted[uuid.UUID(str(pk))]) for pk in roles}

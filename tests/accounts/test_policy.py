@@ -6,8 +6,10 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import SecurityPolicy
-from accounts.policy import policy_for_org, user_policy
+from accounts.policy import user_policy
 from accounts.services import password_set
+from agents.models import AgentPolicy
+from agents.policy import agent_policy_for_org
 from audit.models import AuditEntry
 from core.errors import Invalid
 from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory, sign_in
@@ -76,7 +78,8 @@ def test_the_policy_page_saves_with_reauth(org, owner):
             "token_alg": "ES256", "deprovision_agents": "reassign", "deprovision_fallback_owner": owner.pk}
     assert client.post(page, form).status_code == 302
     saved = SecurityPolicy.objects.for_org(org).get()
-    assert saved.password_min_length == 14 and saved.deprovision_fallback_owner == owner
+    agent_settings = AgentPolicy.objects.for_org(org).get()
+    assert saved.password_min_length == 14 and agent_settings.deprovision_fallback_owner == owner
     stale = sign_in(Client(), owner.user, auth_age=3600)
     assert stale.post(page, {**form, "password_min_length": 20})["Location"].startswith("/reauth/")
     assert SecurityPolicy.objects.for_org(org).get().password_min_length == 14
@@ -187,7 +190,7 @@ def test_the_fallback_owner_must_be_an_active_member_of_this_org(org, owner):
     assert refused.status_code == missing.status_code == 400
     same = str(refused.json()["fields"]).replace(str(other_org_member.pk), nobody)
     assert same == str(missing.json()["fields"]) and "deprovision_fallback_owner" in same
-    policy = policy_for_org(org)
+    policy = agent_policy_for_org(org)
     assert policy.deprovision_fallback_owner is None and policy.deprovision_agents == "suspend"
     page = client.get(f"/orgs/{org.slug}/security/").content.decode()
     assert owner.user.email in page and other_org_member.user.email not in page

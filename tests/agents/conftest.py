@@ -10,7 +10,7 @@ import pytest
 from accounts.models import Membership
 from agents import keys
 from agents.models import Agent, Connection
-from agents.services import agent_create, connection_create
+from agents.policies import agent_create, connection_create
 from audit.models import AuditEntry
 from core.models import Organization
 from rbac.access import Access

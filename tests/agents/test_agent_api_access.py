@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from agents.authentication import api_audience
-from agents.services import agent_create, agent_revoke, connection_create
+from agents.policies import agent_create, agent_revoke, connection_create
 from audit.models import AuditEntry
 from core.roles import BUILTIN_ROLES
 from tests.agents.conftest import build_world, post_form

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from agents.keys import caches_clear, published_keys, signer_for, signing_key_rotate
 from agents.models import AgentSecret, SigningKey
-from agents.services import agent_create, agent_secret_rotate, connection_create
+from agents.policies import agent_create, agent_secret_rotate, connection_create
 from agents.tasks import rotation_windows_close, signing_keys_maintain
 from agents.tokens import TokenInvalid, token_verify
 from audit.models import AuditEntry

@@ -9,7 +9,7 @@ from django.conf import settings
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from agents.services import run_start
+from agents.policies import run_start
 from tests.agents.conftest import AUDIENCE, audit_events, issued_count, post_form
 
 

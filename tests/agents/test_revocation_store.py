@@ -3,7 +3,7 @@
 import pytest
 from django.core.cache import cache
 
-from agents.services import agent_revoke, agent_set_status, run_start, run_terminate
+from agents.policies import agent_revoke, agent_set_status, run_start, run_terminate
 from tests.agents.conftest import post_form
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,8 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from agents.models import AgentSecret
-from agents.services import agent_secret_end_previous, agent_secret_rotate
+from agents.policies import agent_policy_update, agent_secret_end_previous, agent_secret_rotate
 from core.errors import Invalid
-from rbac.policies import policy_update
 from tests.agents.conftest import audit_events, build_world, issued_count, post_form
 
 
@@ -96,7 +95,7 @@ def test_two_rotations_in_a_row_leave_two_live_secrets(client, world):
 
 @pytest.mark.parametrize("overlap", [601, -1])
 def test_an_overlap_outside_the_policy_is_refused(client, world, overlap):
-    policy_update(access=world.access, secret_overlap_max_seconds=600)
+    agent_policy_update(access=world.access, secret_overlap_max_seconds=600)
     with pytest.raises(Invalid) as refused:
         agent_secret_rotate(access=world.access, agent=world.agent, overlap_seconds=overlap)
     assert "overlap_seconds" in refused.value.fields

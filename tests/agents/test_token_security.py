@@ -18,23 +18,24 @@ from django.test import override_settings
 from django.utils import timezone
 from freezegun import freeze_time
 
-from accounts.policy import policy_for_org
 from agents import revocation
 from agents.keys import caches_clear, signer_for
 from agents.models import Agent, AgentSecret, RunStatus, SigningKey
-from agents.services import (
+from agents.policies import (
     agent_create,
+    agent_policy_update,
     agent_revoke,
     agent_set_status,
     connection_create,
     run_start,
     run_terminate,
 )
+from agents.policy import agent_policy_for_org
 from agents.tokens import TokenInvalid, issuer_for, token_sign, token_verify
 from audit.models import AuditEntry
 from core.secrets import secret_hash
 from rbac.guard import access_for_user
-from rbac.policies import member_update, policy_update
+from rbac.policies import member_update
 from tests.agents.conftest import AUDIENCE, audit_events, build_world, issued_count, post_form
 from tests.factories import MemberFactory
 
@@ -142,7 +143,7 @@ def test_an_unknown_resource_is_invalid_target(client, world):
 # --- I70: lifetime ------------------------------------------------------------------------------
 
 def test_the_lifetime_is_capped_by_the_policy(client, world):
-    policy_update(access=world.access, agent_token_ttl_seconds=60)
+    agent_policy_update(access=world.access, agent_token_ttl_seconds=60)
     body = _ask(client, world, expires_in="86400").json()  # a client cannot ask for longer
     claims = pyjwt.decode(body["access_token"], options={"verify_signature": False})
     assert body["expires_in"] == 60 and claims["exp"] - claims["iat"] == 60
@@ -310,7 +311,7 @@ def _claims(world, **overrides) -> dict:
 
 
 def _real_key(world):
-    signer = signer_for(world.org, policy_for_org(world.org).token_alg)
+    signer = signer_for(world.org, agent_policy_for_org(world.org).token_alg)
     return signer, signer.key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 

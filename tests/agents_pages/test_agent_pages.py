@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from agents import services
+from agents import policies
 from agents.models import Agent, AgentSecret, AgentStatus, Connection, Run, RunStatus
 from audit.models import AuditEntry
 from rbac.guard import access_for_user
@@ -35,14 +35,14 @@ def access_of(membership):
 
 
 def make_connection(owner, audience=AUDIENCE, scopes=("tickets:read", "tickets:write")):
-    return services.connection_create(access=access_of(owner), name=f"Svc {audience}", audience=audience,
+    return policies.connection_create(access=access_of(owner), name=f"Svc {audience}", audience=audience,
                                       scopes=list(scopes))[0]
 
 
 def make_agent(owner, name="Triage bot", scopes=("tickets:read",)):
     if not Connection.objects.for_org(owner.org).filter(audience=AUDIENCE).exists():
         make_connection(owner)
-    return services.agent_create(access=access_of(owner), name=name, scopes=list(scopes),
+    return policies.agent_create(access=access_of(owner), name=name, scopes=list(scopes),
                                  audiences=[AUDIENCE], owner=owner)[0]
 
 
@@ -78,7 +78,7 @@ def test_read_pages_matrix(org, owner, name, detail):
 def test_another_orgs_agent_and_run_are_404_here(org, owner):
     other_owner = MemberFactory(org=OrgFactory(), role="owner")
     foreign = make_agent(other_owner)
-    run = services.run_start(access=access_of(other_owner), agent=foreign)
+    run = policies.run_start(access=access_of(other_owner), agent=foreign)
     client = as_user(owner.user)
     assert client.get(url("agent-detail", org, pk=foreign.pk)).status_code == 404
     assert client.post(url("agent-revoke", org, pk=foreign.pk)).status_code == 404
@@ -106,7 +106,7 @@ def test_writes_without_the_permission_are_403_change_nothing_and_are_audited(
     org, owner, name, target, role, perm
 ):
     agent = make_agent(owner)
-    run = services.run_start(access=access_of(owner), agent=agent)
+    run = policies.run_start(access=access_of(owner), agent=agent)
     kwargs = {"agent": {"pk": agent.pk}, "run": {"pk": run.pk}}.get(target, {})
     # Valid input, so only the missing permission can refuse it.
     data = {"name": "x", "audience": "https://n.test", "audiences": [AUDIENCE], "scopes": ["tickets:read"],
@@ -239,7 +239,7 @@ def test_grant_update_and_suspend_resume(org, owner):
 
 def test_revoke_confirms_then_revokes_everything(org, owner):
     agent = make_agent(owner)
-    run = services.run_start(access=access_of(owner), agent=agent)
+    run = policies.run_start(access=access_of(owner), agent=agent)
     client = as_user(owner.user)
     confirm = client.get(url("agent-revoke", org, pk=agent.pk))
     assert confirm.status_code == 200 and "cannot be undone" in confirm.content.decode()
@@ -295,7 +295,7 @@ def test_start_and_terminate_a_run(org, owner):
 
 def test_a_suspended_agent_is_not_offered_for_a_run(org, owner):
     agent = make_agent(owner)
-    services.agent_set_status(access=access_of(owner), agent=agent, status="suspended")
+    policies.agent_set_status(access=access_of(owner), agent=agent, status="suspended")
     response = as_user(owner.user).post(url("runs", org), {"agent": str(agent.pk)})
     assert response.status_code == 400 and not Run.objects.exists()
 

@@ -6,13 +6,15 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from agents.services import agent_create, agent_delegable_now, agent_secret_rotate, connection_create
+from agents.policies import agent_create, agent_secret_rotate, connection_create
+from agents.services import agent_delegable_now
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.exports import access_review_rows, safe_cell
 from audit.models import AuditEntry
 from audit.services import audit_record
 from core.permissions import Perm
+from iam_project.api_urls import ACCESS_REVIEW_SOURCES
 from rbac.guard import access_for_user
 from rbac.models import RoleAssignment, TeamMembership
 from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, UserFactory
@@ -188,11 +190,11 @@ def test_access_review_export_lists_agents_after_humans(org, key_client):
 def test_agent_rows_cost_the_same_queries_however_many_agents(org, django_assert_num_queries):
     _agents(org, 1)  # its owner and the agent's owner, then the agent
     with CaptureQueriesContext(connection) as one:
-        assert len(list(access_review_rows(org))) == 1 + 2 + 1
+        assert len(list(access_review_rows(org, ACCESS_REVIEW_SOURCES))) == 1 + 2 + 1
     other = OrgFactory()
     _agents(other, 6, scopes=("svc:read", "svc:write"))
     with django_assert_num_queries(len(one.captured_queries)):
-        assert len(list(access_review_rows(other))) == 1 + 7 + 6
+        assert len(list(access_review_rows(other, ACCESS_REVIEW_SOURCES))) == 1 + 7 + 6
 
 
 def test_export_needs_its_permission(org, key_client):

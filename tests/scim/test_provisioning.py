@@ -8,10 +8,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from accounts.models import ApiKey, Membership, SecurityPolicy, User, UserSession
+from accounts.models import ApiKey, Membership, User, UserSession
 from agents import keys
-from agents.models import Agent, AgentSecret
-from agents.services import agent_create
+from agents.models import Agent, AgentPolicy, AgentSecret
+from agents.policies import agent_create
 from agents.tokens import TokenInvalid, token_verify
 from audit.actors import Actor
 from audit.models import AuditEntry
@@ -530,7 +530,7 @@ def test_an_agent_left_without_an_owner_is_suspended_and_its_tokens_die(client):
 def test_the_reassign_policy_hands_agents_to_the_fallback_owner(client):
     world = build_world()
     member = MemberFactory(org=world.org)
-    SecurityPolicy.objects.create(org=world.org, deprovision_agents="reassign",
+    AgentPolicy.objects.create(org=world.org, deprovision_agents="reassign",
                                   deprovision_fallback_owner=world.owner)
     agent, secret = _agent_owned_by(member, world)
     result = deprovision(scim_user=scim_user(member), actor=SCIM, how="deactivated")
@@ -545,7 +545,7 @@ def test_reassign_falls_back_to_suspend_when_the_fallback_owner_cannot_act():
     world = build_world()
     member = MemberFactory(org=world.org)
     fallback = MemberFactory(org=world.org, status="suspended")
-    SecurityPolicy.objects.create(org=world.org, deprovision_agents="reassign",
+    AgentPolicy.objects.create(org=world.org, deprovision_agents="reassign",
                                   deprovision_fallback_owner=fallback)
     agent, _ = _agent_owned_by(member, world)
     result = deprovision(scim_user=scim_user(member), actor=SCIM, how="deactivated")

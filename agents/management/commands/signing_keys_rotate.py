@@ -2,8 +2,8 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.policy import policy_for_org
 from agents.keys import caches_clear, signing_key_rotate
+from agents.policy import agent_policy_for_org
 from core.models import Organization
 
 
@@ -24,7 +24,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no organization with slug {opts['org']!r}")
         for org in orgs:
             lead = timedelta(0) if opts["now"] else None
-            key = signing_key_rotate(org=org, alg=policy_for_org(org).token_alg, lead=lead)
+            key = signing_key_rotate(org=org, alg=agent_policy_for_org(org).token_alg, lead=lead)
             when = f"{key.activates_at:%Y-%m-%d %H:%M:%S}Z"
             self.stdout.write(f"{org.slug}: new key {key.kid} ({key.alg}) signs from {when}")
         caches_clear()

@@ -10,7 +10,6 @@ from audit.actors import Actor
 from core.models import Organization
 from core.permissions import Perm
 from core.roles import BuiltinRole
-from rbac.guard import access_for_user
 from rbac.models import Role, Team
 from rbac.services import membership_custom_roles_set, role_create, team_create, team_standing_add
 
@@ -43,11 +42,11 @@ class Command(BaseCommand):
             owner = self._user(DEMO_OWNER, "Demo Owner")
             if not Organization.objects.filter(slug=DEMO_SLUG).exists():
                 org_create(slug=DEMO_SLUG, name="Demo Org", owner=owner, actor=ACTOR)
-            access = access_for_user(user=owner, org_slug=DEMO_SLUG)
-            self._people(access)
-            self._auditor_role(access)
-            self._team(access)
-            self._agent(access)
+            org = Organization.objects.get(slug=DEMO_SLUG)
+            self._people(org)
+            self._auditor_role(org)
+            self._team(org)
+            self._agent(org)
         self.stdout.write(self.style.SUCCESS("Demo organization ready."))
         self.stdout.write(f"  Sign in at {settings.IAM_CANONICAL_ORIGIN}/login/")
         self.stdout.write(f"  email:    {DEMO_OWNER}")
@@ -63,39 +62,40 @@ class Command(BaseCommand):
         user.save(update_fields=["password"])
         return user
 
-    def _people(self, access):
+    def _people(self, org):
         for email, name, role in PEOPLE:
             user = self._user(email, name)
-            if not Membership.objects.for_org(access.org).filter(user=user).exists():
-                membership_create(org=access.org, user=user, role=role, actor=ACTOR)
+            if not Membership.objects.for_org(org).filter(user=user).exists():
+                membership_create(org=org, user=user, role=role, actor=ACTOR)
 
     @staticmethod
-    def _auditor_role(access):
-        role = Role.objects.for_org(access.org).filter(name="Auditor").first()
+    def _auditor_role(org):
+        role = Role.objects.for_org(org).filter(name="Auditor").first()
         if role is None:
-            role = role_create(org=access.org, name="Auditor", actor=ACTOR,
+            role = role_create(org=org, name="Auditor", actor=ACTOR,
                                description="Reads the audit log and exports access reviews.",
                                permissions=[Perm.AUDIT_READ, Perm.ACCESS_REVIEW_EXPORT])
-        dan = Membership.objects.for_org(access.org).get(user__email="dan@demo.example")
+        dan = Membership.objects.for_org(org).get(user__email="dan@demo.example")
         membership_custom_roles_set(membership=dan, roles=[role], actor=ACTOR)
 
     @staticmethod
-    def _team(access):
-        if Team.objects.for_org(access.org).filter(name="Platform").exists():
+    def _team(org):
+        if Team.objects.for_org(org).filter(name="Platform").exists():
             return
-        team = team_create(org=access.org, name="Platform", description="Runs the agent fleet.", actor=ACTOR)
-        alice = Membership.objects.for_org(access.org).get(user__email="alice@demo.example")
+        team = team_create(org=org, name="Platform", description="Runs the agent fleet.", actor=ACTOR)
+        alice = Membership.objects.for_org(org).get(user__email="alice@demo.example")
         team_standing_add(team=team, membership=alice, role="admin", actor=ACTOR)
 
     @staticmethod
-    def _agent(access):
+    def _agent(org):
         # The secrets these calls return are dropped on purpose: printing them would leave them in
         # terminal scrollback and CI logs. The agent page's rotation shows a fresh one once.
         name, audience, scopes = DEMO_CONNECTION
-        if not Connection.objects.for_org(access.org).filter(audience=audience).exists():
-            connection_create(access=access, name=name, audience=audience, scopes=scopes)
+        if not Connection.objects.for_org(org).filter(audience=audience).exists():
+            connection_create(org=org, name=name, audience=audience, scopes=scopes, actor=ACTOR)
         agent_name, agent_scopes = DEMO_AGENT
-        if Agent.objects.for_org(access.org).filter(name=agent_name).exists():
+        if Agent.objects.for_org(org).filter(name=agent_name).exists():
             return
-        alice = Membership.objects.for_org(access.org).get(user__email="alice@demo.example")
-        agent_create(access=access, name=agent_name, scopes=agent_scopes, audiences=[audience], owner=alice)
+        alice = Membership.objects.for_org(org).get(user__email="alice@demo.example")
+        agent_create(org=org, name=agent_name, scopes=agent_scopes, audiences=[audience], owners=[alice],
+                     actor=ACTOR)

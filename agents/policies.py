@@ -1,0 +1,108 @@
+"""Policy wrappers for agents, connections, runs and the org's agent settings: what the admin pages
+and the admin API call. Each takes the caller's `Access`, checks what the caller may do, then calls
+one effect service (agents.services, .rotation, .runs, .policy) with the caller as actor."""
+
+from django.db import transaction
+
+from accounts.models import ACTING_STATUSES, Membership
+from agents import rotation, runs, services
+from agents.grants import scope_needs
+from agents.policy import agent_policy_set
+from audit.events import AuditEvent
+from audit.services import records_denials
+from core.errors import DenialAudit, Forbidden, Invalid
+from core.tenancy import assert_same_org
+from rbac.access import Access
+
+
+def _owners(access: Access, owner) -> list[Membership]:
+    """The named owner, or by default the human behind the caller (the user, or the member who
+    created the calling API key)."""
+    if owner is not None:
+        if owner.org_id != access.org.pk or owner.status not in ACTING_STATUSES:
+            raise Invalid("The owner must be an active member.", fields={"owner": ["Not an active member."]})
+        return [owner]
+    creator = access.creator_user
+    membership = Membership.objects.for_org(access.org).filter(user=creator).first() if creator else None
+    if membership is None:
+        raise Invalid("Name an owner for the agent.", fields={"owner": ["Required for this caller."]})
+    return [membership]
+
+
+def _assert_can_hand_out(access: Access, scopes, owners) -> None:
+    """The caller and every owner must be able to hand out each scope: no escalation by naming a
+    more powerful owner, and no agent stronger than the people accountable for it."""
+    missing = {scope_needs(s) for s in scopes} - access.perms
+    missing |= services.owners_missing(scopes, owners)
+    if missing:
+        raise Forbidden(
+            "The agent's grant would exceed what you or its owners hold.", code="escalation_denied",
+            audit=DenialAudit(org=access.org, actor=access.actor, event=AuditEvent.ESCALATION_DENIED,
+                              data={"reason": "agent_grant", "missing": sorted(missing)}),
+        )
+
+
+@records_denials
+@transaction.atomic
+def agent_create(*, access: Access, name: str, scopes, audiences, owner=None):
+    """Register an agent (owned by `owner`, or by the caller). Returns it and its first secret."""
+    owners = _owners(access, owner)
+    scopes, audiences = services.grant_shape(access.org, scopes, audiences)
+    _assert_can_hand_out(access, scopes, owners)
+    return services.agent_create(org=access.org, name=name, scopes=scopes, audiences=audiences, owners=owners,
+                                 actor=access.actor, created_by=access.creator_user)
+
+
+@records_denials
+@transaction.atomic
+def agent_grant_update(*, access: Access, agent, scopes=None, audiences=None, owners=None):
+    assert_same_org(access.org, agent, *(owners or ()))
+    wanted_owners = owners if owners is not None else list(agent.owners.all())
+    if not wanted_owners:
+        raise Invalid("An agent needs at least one owner.", fields={"owners": ["Required."]})
+    new_scopes, _ = services.grant_shape(access.org, agent.scopes if scopes is None else scopes,
+                                         agent.audiences if audiences is None else audiences)
+    _assert_can_hand_out(access, new_scopes, wanted_owners)
+    return services.agent_grant_update(agent=agent, actor=access.actor, scopes=scopes, audiences=audiences,
+                                       owners=owners)
+
+
+def agent_set_status(*, access: Access, agent, status: str):
+    assert_same_org(access.org, agent)
+    return services.agent_status_set(agent=agent, status=status, actor=access.actor)
+
+
+def agent_revoke(*, access: Access, agent):
+    assert_same_org(access.org, agent)
+    return services.agent_revoke(agent=agent, actor=access.actor)
+
+
+def agent_secret_rotate(*, access: Access, agent, overlap_seconds: int | None = None):
+    assert_same_org(access.org, agent)
+    return rotation.agent_secret_rotate(agent=agent, actor=access.actor, overlap_seconds=overlap_seconds,
+                                        created_by=access.creator_user)
+
+
+def agent_secret_end_previous(*, access: Access, agent) -> int:
+    assert_same_org(access.org, agent)
+    return rotation.agent_secret_end_previous(agent=agent, actor=access.actor)
+
+
+def connection_create(*, access: Access, name: str, audience: str, scopes):
+    return services.connection_create(org=access.org, name=name, audience=audience, scopes=scopes,
+                                      actor=access.actor, created_by=access.creator_user)
+
+
+def run_start(*, access: Access, agent, description: str = ""):
+    assert_same_org(access.org, agent)
+    return runs.run_start(agent=agent, actor=access.actor, description=description)
+
+
+def run_terminate(*, access: Access, run):
+    assert_same_org(access.org, run)
+    return runs.run_terminate(run=run, actor=access.actor)
+
+
+def agent_policy_update(*, access: Access, **changes):
+    """Change the org's agent settings (the view's permission is all it takes)."""
+    return agent_policy_set(org=access.org, actor=access.actor, **changes)
