@@ -11,8 +11,8 @@ from agents.policy import agent_policy_set
 from audit.events import AuditEvent
 from audit.services import records_denials
 from core.errors import DenialAudit, Forbidden, Invalid
-from core.tenancy import assert_same_org
 from rbac.access import Access
+from rbac.authorization import assert_in_org
 
 
 def _owners(access: Access, owner) -> list[Membership]:
@@ -56,7 +56,7 @@ def agent_create(*, access: Access, name: str, scopes, audiences, owner=None):
 @records_denials
 @transaction.atomic
 def agent_grant_update(*, access: Access, agent, scopes=None, audiences=None, owners=None):
-    assert_same_org(access.org, agent, *(owners or ()))
+    assert_in_org(access, agent, *(owners or ()))
     wanted_owners = owners if owners is not None else list(agent.owners.all())
     if not wanted_owners:
         raise Invalid("An agent needs at least one owner.", fields={"owners": ["Required."]})
@@ -68,23 +68,23 @@ def agent_grant_update(*, access: Access, agent, scopes=None, audiences=None, ow
 
 
 def agent_set_status(*, access: Access, agent, status: str):
-    assert_same_org(access.org, agent)
+    assert_in_org(access, agent)
     return services.agent_status_set(agent=agent, status=status, actor=access.actor)
 
 
 def agent_revoke(*, access: Access, agent):
-    assert_same_org(access.org, agent)
+    assert_in_org(access, agent)
     return services.agent_revoke(agent=agent, actor=access.actor)
 
 
 def agent_secret_rotate(*, access: Access, agent, overlap_seconds: int | None = None):
-    assert_same_org(access.org, agent)
+    assert_in_org(access, agent)
     return rotation.agent_secret_rotate(agent=agent, actor=access.actor, overlap_seconds=overlap_seconds,
                                         created_by=access.creator_user)
 
 
 def agent_secret_end_previous(*, access: Access, agent) -> int:
-    assert_same_org(access.org, agent)
+    assert_in_org(access, agent)
     return rotation.agent_secret_end_previous(agent=agent, actor=access.actor)
 
 
@@ -94,12 +94,12 @@ def connection_create(*, access: Access, name: str, audience: str, scopes):
 
 
 def run_start(*, access: Access, agent, description: str = ""):
-    assert_same_org(access.org, agent)
+    assert_in_org(access, agent)
     return runs.run_start(agent=agent, actor=access.actor, description=description)
 
 
 def run_terminate(*, access: Access, run):
-    assert_same_org(access.org, run)
+    assert_in_org(access, run)
     return runs.run_terminate(run=run, actor=access.actor)
 
 

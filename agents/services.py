@@ -20,7 +20,7 @@ from agents.runs import runs_end_for_agent
 from agents.selectors import owners_permissions
 from audit.actors import Actor
 from audit.events import AuditEvent
-from audit.services import Target, audit_record, records_denials
+from audit.services import Target, audit_record, cross_tenant, records_denials
 from core.errors import Conflict, DenialAudit, Forbidden, Invalid
 from core.tenancy import assert_same_org
 from rbac.guard import membership_permissions
@@ -56,7 +56,7 @@ def owners_missing(scopes, owners) -> set:
 def _assert_owners(org, owners, scopes, actor: Actor) -> None:
     if not owners:
         raise Invalid("An agent needs at least one owner.", fields={"owners": ["Required."]})
-    assert_same_org(org, *owners)
+    assert_same_org(org, *owners, audit=cross_tenant(org, actor))
     missing = owners_missing(scopes, owners)
     if missing:
         raise Forbidden(
@@ -142,6 +142,7 @@ def agent_suspend_orphaned(*, agent: Agent, actor: Actor) -> Agent:
     return agent
 
 
+@records_denials
 @transaction.atomic
 def agent_owner_replace(*, agent: Agent, leaving: Membership, actor: Actor,
                         successor: Membership | None = None) -> Agent:
@@ -150,7 +151,7 @@ def agent_owner_replace(*, agent: Agent, leaving: Membership, actor: Actor,
     No escalation check against the successor: the org's policy named them, and every issuance
     checks the grant against the owners' permissions of the moment anyway.
     """
-    assert_same_org(agent.org, leaving, successor)
+    assert_same_org(agent.org, leaving, successor, audit=cross_tenant(agent.org, actor))
     agent.owners.remove(leaving)
     if successor is not None:
         agent.owners.add(successor)

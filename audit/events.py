@@ -59,6 +59,7 @@ class AuditEvent(Enum):
     PERMISSION_DENIED = (250, "access.denied", ("reason", "required", "action"))
     ESCALATION_DENIED = (251, "access.escalation_denied", ("reason", "missing"))
     LAST_OWNER_PROTECTED = (252, "access.last_owner_protected", ("action",))
+    CROSS_TENANT_DENIED = (253, "access.cross_tenant_denied", ("object", "id"))
     POLICY_CHANGED = (260, "policy.changed", ("fields", "previous"))
     POLICY_DENIED = (261, "policy.denied", ("reason",))
 

@@ -21,7 +21,7 @@ from audit.events import AuditEvent, Outcome
 from audit.exports import access_review_count, access_review_csv
 from audit.models import AuditChain, AuditEntry, chain_key
 from audit.selectors import audit_verify_org
-from core.errors import ServiceError
+from core.errors import DenialAudit, ServiceError
 
 
 @dataclass(frozen=True)
@@ -168,6 +168,14 @@ def audit_effect(*, org, actor: Actor, event: AuditEvent, target: Target | None,
         audit_record(org=org, actor=actor, event=event, target=target, data=data)
     elif audit_as.within is None:
         audit_record(org=org, actor=actor, event=audit_as.event, target=target, data=audit_as.data)
+
+
+def cross_tenant(org, actor: Actor):
+    """The audit entry of a service refusing another org's object (core.tenancy.assert_same_org)."""
+    def denial(obj) -> DenialAudit:
+        return DenialAudit(org=org, actor=actor, event=AuditEvent.CROSS_TENANT_DENIED,
+                           data={"object": obj._meta.model_name, "id": str(obj.pk)})
+    return denial
 
 
 def records_denials(service):

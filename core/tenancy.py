@@ -33,10 +33,11 @@ class OrgScopedModel(models.Model):
         abstract = True
 
 
-def assert_same_org(org, *objects) -> None:
+def assert_same_org(org, *objects, audit=None) -> None:
     """Every object given to a service belongs to the org it acts in. Another org's object is
     refused exactly like an id that does not exist (NotFound), wherever the service was called from.
-    `None` is skipped (an optional argument not given)."""
+    `None` is skipped (an optional argument not given). `audit(obj)` makes the refusal's audit entry
+    (audit.services.cross_tenant: the caller knows who asked)."""
     for obj in objects:
         if obj is not None and obj.org_id != org.pk:
-            raise NotFound(f"{type(obj).__name__} not found.")
+            raise NotFound(f"{type(obj).__name__} not found.", audit=audit(obj) if audit else None)

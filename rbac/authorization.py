@@ -8,12 +8,19 @@ the caller's transaction has rolled back (audit.services.records_denials).
 """
 
 from audit.events import AuditEvent
-from audit.services import Target
+from audit.services import Target, cross_tenant
 from core.errors import DenialAudit, Forbidden
 from core.permissions import Perm
 from core.roles import TeamRole
+from core.tenancy import assert_same_org
 from rbac.access import Access
 from rbac.guard import membership_permissions
+
+
+def assert_in_org(access: Access, *objects) -> None:
+    """Every object the caller names belongs to the caller's org: another org's is a 404, as an
+    unknown id is, and the attempt is on record."""
+    assert_same_org(access.org, *objects, audit=cross_tenant(access.org, access.actor))
 
 
 def assert_can_grant(access: Access, perms, *, target=None, reason: str = "grant") -> None:

@@ -16,7 +16,6 @@ from audit.services import Target, records_denials
 from core.errors import Invalid
 from core.permissions import perms_validate
 from core.roles import BUILTIN_ROLES, BuiltinRole
-from core.tenancy import assert_same_org
 from rbac import services as rbac
 from rbac.access import Access
 from rbac.authorization import (
@@ -24,6 +23,7 @@ from rbac.authorization import (
     assert_can_grant,
     assert_can_manage_member,
     assert_can_manage_team,
+    assert_in_org,
     roles_perms,
 )
 from rbac.models import Role
@@ -47,7 +47,7 @@ def member_add(*, access: Access, email: str, role: str = BuiltinRole.MEMBER, cu
 @transaction.atomic
 def member_update(*, access: Access, membership, role: str | None = None, status: str | None = None,
                   custom_roles=None):
-    assert_same_org(access.org, membership)
+    assert_in_org(access, membership)
     assert_can_manage_member(access, membership)
     if role is not None and role != membership.role:
         assert_can_grant(access, BUILTIN_ROLES.get(role, ()), target=Target.of(membership))
@@ -60,7 +60,7 @@ def member_update(*, access: Access, membership, role: str | None = None, status
 @records_denials
 @transaction.atomic
 def member_remove(*, access: Access, membership) -> None:
-    assert_same_org(access.org, membership)
+    assert_in_org(access, membership)
     assert_can_manage_member(access, membership)
     accounts.membership_remove(membership=membership, actor=access.actor)
 
@@ -69,7 +69,7 @@ def member_remove(*, access: Access, membership) -> None:
 @transaction.atomic
 def member_custom_roles_set(*, access: Access, membership, roles) -> None:
     """Replace a member's custom roles; every role added or removed must be within the caller's."""
-    assert_same_org(access.org, membership, *roles)
+    assert_in_org(access, membership, *roles)
     assert_can_manage_member(access, membership)
     current = set(Role.objects.for_org(access.org).filter(members=membership))
     assert_can_grant(access, roles_perms(current ^ set(roles)), target=Target.of(membership))
@@ -79,7 +79,7 @@ def member_custom_roles_set(*, access: Access, membership, roles) -> None:
 @records_denials
 def member_sessions_revoke(*, access: Access, membership) -> int:
     """An admin ends every session of a member (e.g. a lost laptop). Only within one's own power."""
-    assert_same_org(access.org, membership)
+    assert_in_org(access, membership)
     assert_can_manage_member(access, membership)
     return accounts.sessions_revoke(user=membership.user, reason="admin_revoke", actor=access.actor)
 
@@ -87,7 +87,7 @@ def member_sessions_revoke(*, access: Access, membership) -> int:
 @records_denials
 def member_password_reset_send(*, access: Access, membership) -> None:
     """Mail the member a single-use reset link; nobody but the member sees it."""
-    assert_same_org(access.org, membership)
+    assert_in_org(access, membership)
     assert_can_manage_member(access, membership)
     reset.reset_link_send(membership=membership, actor=access.actor)
 
@@ -110,7 +110,7 @@ def api_key_create(*, access: Access, name: str, permissions, expires_at=None):
 
 
 def api_key_revoke(*, access: Access, key):
-    assert_same_org(access.org, key)
+    assert_in_org(access, key)
     return api_keys.api_key_revoke(key=key, actor=access.actor)
 
 
@@ -136,7 +136,7 @@ def role_create(*, access: Access, name: str, permissions, description: str = ""
 @records_denials
 @transaction.atomic
 def role_update(*, access: Access, role, name=None, description=None, permissions=None):
-    assert_same_org(access.org, role)
+    assert_in_org(access, role)
     # Editing a role that is already more powerful than you would let you hand its power around.
     assert_can_grant(access, role.perms, target=Target.of(role), reason="role_edit")
     if permissions is not None:
@@ -148,7 +148,7 @@ def role_update(*, access: Access, role, name=None, description=None, permission
 @records_denials
 @transaction.atomic
 def role_delete(*, access: Access, role) -> None:
-    assert_same_org(access.org, role)
+    assert_in_org(access, role)
     assert_can_grant(access, role.perms, target=Target.of(role), reason="role_delete")
     rbac.role_delete(role=role, actor=access.actor)
 
@@ -159,7 +159,7 @@ def role_delete(*, access: Access, role) -> None:
 @records_denials
 @transaction.atomic
 def team_create(*, access: Access, name: str, description: str = "", roles=()):
-    assert_same_org(access.org, *roles)
+    assert_in_org(access, *roles)
     # Granting a role to a team grants it to every member: the same no-escalation rule applies.
     assert_can_grant(access, roles_perms(roles), reason="team_roles")
     return rbac.team_create(org=access.org, name=name, description=description, roles=roles,
@@ -169,7 +169,7 @@ def team_create(*, access: Access, name: str, description: str = "", roles=()):
 @records_denials
 @transaction.atomic
 def team_update(*, access: Access, team, name=None, description=None, roles=None):
-    assert_same_org(access.org, team, *(roles or ()))
+    assert_in_org(access, team, *(roles or ()))
     assert_can_manage_team(access, team)
     if roles is not None:
         changed = set(team.roles.all()) ^ set(roles)
@@ -180,7 +180,7 @@ def team_update(*, access: Access, team, name=None, description=None, roles=None
 @records_denials
 @transaction.atomic
 def team_delete(*, access: Access, team) -> None:
-    assert_same_org(access.org, team)
+    assert_in_org(access, team)
     assert_can_manage_team(access, team)
     rbac.team_delete(team=team, actor=access.actor)
 
@@ -188,7 +188,7 @@ def team_delete(*, access: Access, team) -> None:
 @records_denials
 @transaction.atomic
 def team_member_add(*, access: Access, team, membership, role: str = "member"):
-    assert_same_org(access.org, team, membership)
+    assert_in_org(access, team, membership)
     assert_can_manage_team(access, team)
     assert_can_give_team_role(access, team, role, membership)
     # Joining a team grants the team's roles, so the caller must hold them.
@@ -200,7 +200,7 @@ def team_member_add(*, access: Access, team, membership, role: str = "member"):
 @transaction.atomic
 def team_member_update(*, access: Access, team_membership, role: str):
     team = team_membership.team
-    assert_same_org(access.org, team)
+    assert_in_org(access, team)
     assert_can_manage_team(access, team)
     assert_can_give_team_role(access, team, role, team_membership.membership)
     return rbac.team_standing_set(standing=team_membership, role=role, actor=access.actor)
@@ -210,6 +210,6 @@ def team_member_update(*, access: Access, team_membership, role: str):
 @transaction.atomic
 def team_member_remove(*, access: Access, team_membership) -> None:
     team = team_membership.team
-    assert_same_org(access.org, team)
+    assert_in_org(access, team)
     assert_can_manage_team(access, team)
     rbac.team_standing_remove(standing=team_membership, actor=access.actor)

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from audit.actors import Actor
 from audit.events import AuditEvent
-from audit.services import AuditAs, Target, audit_effect, audit_record, records_denials
+from audit.services import AuditAs, Target, audit_effect, audit_record, cross_tenant, records_denials
 from core.errors import Conflict, Invalid
 from core.permissions import perms_validate
 from core.roles import TeamRole
@@ -71,10 +71,11 @@ def role_delete(*, role: Role, actor: Actor) -> None:
 # --- grants of custom roles -----------------------------------------------------------------------
 
 
+@records_denials
 @transaction.atomic
 def membership_custom_roles_set(*, membership, roles, actor: Actor) -> tuple[set, set]:
     """Replace the custom roles a member holds directly. Returns (added, removed)."""
-    assert_same_org(membership.org, *roles)
+    assert_same_org(membership.org, *roles, audit=cross_tenant(membership.org, actor))
     current = set(Role.objects.for_org(membership.org_id).filter(members=membership))
     wanted = set(roles)
     added, removed = wanted - current, current - wanted
@@ -88,11 +89,12 @@ def membership_custom_roles_set(*, membership, roles, actor: Actor) -> tuple[set
     return added, removed
 
 
+@records_denials
 @transaction.atomic
 def role_grant(*, membership, role: Role, actor: Actor, source: str = "",
                audit_as: AuditAs | None = None) -> RoleAssignment:
     """Give one member one custom role (tagged with `source`)."""
-    assert_same_org(membership.org, role)
+    assert_same_org(membership.org, role, audit=cross_tenant(membership.org, actor))
     assignment = RoleAssignment.objects.create(membership=membership, role=role, source=source)
     audit_effect(org=membership.org, actor=actor, event=AuditEvent.MEMBER_ROLES_CHANGED,
                  target=Target.of(membership), data={"added": [role.name], "removed": []}, audit_as=audit_as)
@@ -130,7 +132,7 @@ def _duplicate_team() -> Conflict:
 @records_denials
 @transaction.atomic
 def team_create(*, org, name: str, actor: Actor, description: str = "", roles=()) -> Team:
-    assert_same_org(org, *roles)
+    assert_same_org(org, *roles, audit=cross_tenant(org, actor))
     if _team_name_taken(org, name):
         raise _duplicate_team()
     team = Team.objects.create(org=org, name=name, description=description)
@@ -155,7 +157,7 @@ def team_update(*, team: Team, actor: Actor, name=None, description=None, roles=
     team.save()
     data = {"fields": fields}
     if roles is not None:
-        assert_same_org(team.org, *roles)
+        assert_same_org(team.org, *roles, audit=cross_tenant(team.org, actor))
         team.roles.set(roles)
         data["roles"] = sorted(r.name for r in roles)
     audit_record(org=team.org, actor=actor, event=AuditEvent.TEAM_UPDATED, target=Target.of(team), data=data)
@@ -177,7 +179,7 @@ def team_delete(*, team: Team, actor: Actor) -> None:
 def team_standing_add(*, team: Team, membership, role: str, actor: Actor, source: str = "",
                       audit_as: AuditAs | None = None) -> TeamMembership:
     """Put a member in a team with a standing (member, admin, owner), tagged with `source`."""
-    assert_same_org(team.org, membership)
+    assert_same_org(team.org, membership, audit=cross_tenant(team.org, actor))
     if role not in TeamRole.values:
         raise Invalid("Unknown team role.", fields={"role": ["Unknown team role."]})
     if TeamMembership.objects.filter(team=team, membership=membership).exists():

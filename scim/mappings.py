@@ -19,10 +19,9 @@ from audit.services import AuditAs, Target, audit_record, records_denials
 from core.errors import Conflict, DenialAudit, Forbidden, Invalid, NotFound
 from core.permissions import Perm
 from core.roles import BUILTIN_ROLES, BuiltinRole, TeamRole
-from core.tenancy import assert_same_org
 from rbac import services as rbac
 from rbac.access import Access
-from rbac.authorization import assert_can_give_team_role, assert_can_grant
+from rbac.authorization import assert_can_give_team_role, assert_can_grant, assert_in_org
 from rbac.models import RoleAssignment, TeamMembership
 from scim.models import (
     MAPPABLE_BUILTIN_ROLES,
@@ -327,7 +326,7 @@ def mapping_create(*, access: Access, group: ScimGroup, kind: str, builtin_role:
 @transaction.atomic
 def mapping_delete(*, access: Access, mapping: GroupMapping) -> None:
     """Delete the mapping; the grants it made are taken back (unless another mapping still gives them)."""
-    assert_same_org(access.org, mapping)
+    assert_in_org(access, mapping)
     group = _group_lock(access.org, mapping.group_id)
     if group is not None:
         mapping = (GroupMapping.objects.for_org(access.org).select_for_update(of=("self",))

@@ -50,9 +50,14 @@ def test_effective_permissions_are_the_union_of_org_custom_and_team_roles(org):
 def test_roles_of_other_orgs_and_inactive_members_grant_nothing(org):
     member = MemberFactory(org=org, role="viewer")
     other = OrgFactory()
+    # The member really is in the other org's team, and holds one of its roles directly, so only
+    # the org rule keeps these out (rows written straight to the tables, as a faulty import could).
     foreign_team = Team.objects.create(org=other, name="x")
     foreign_team.roles.add(RoleFactory(org=other, permissions=["org:delete"]))
-    assert Perm.ORG_DELETE not in access_for_user(user=member.user, org_slug=org.slug).perms
+    TeamMembership.objects.create(team=foreign_team, membership=member, role="member")
+    RoleAssignment.objects.create(membership=member, role=RoleFactory(org=other, permissions=["sso:write"]))
+    perms = access_for_user(user=member.user, org_slug=org.slug).perms
+    assert Perm.ORG_DELETE not in perms and Perm.SSO_WRITE not in perms
     assert access_for_user(user=member.user, org_slug=other.slug) is None
     member.status = "suspended"
     member.save()
