@@ -14,7 +14,7 @@ from core.credentials import Credential
 from core.permissions import perms_from_strings
 from core.roles import BuiltinRole
 from core.secrets import secret_matches
-from core.tenancy import OrgScopedManager, OrgScopedModel
+from core.tenancy import OrgScopedModel, org_scoped_manager
 
 
 def normalize_email(email: str) -> str:
@@ -179,7 +179,7 @@ class SecurityPolicy(models.Model):
         default=15, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)])
     updated_at = models.DateTimeField(default=timezone.now)
 
-    objects = OrgScopedManager()
+    objects = org_scoped_manager()
 
     class Meta:
         constraints = [

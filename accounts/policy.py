@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from accounts.models import ACTING_STATUSES, SecurityPolicy
+from accounts.models import ACTING_STATUSES, Membership, SecurityPolicy
 
 # Session keys written by accounts.login_flow (kept here, the lower layer, so both can read them).
 AUTH_TIME_KEY = "iam_auth_time"  # last password or second-factor proof (re-auth gate, org timeouts)
@@ -69,8 +69,9 @@ def user_policy(user) -> UserPolicy:
     """The strictest of the policies of every org the user may act in (defaults for the rest)."""
     if user is None or not user.pk:
         return UserPolicy()
-    memberships = list(user.memberships.filter(status__in=ACTING_STATUSES).select_related(
-        "org", "org__security_policy"))
+    memberships = (Membership.objects.unscoped()  # the person's memberships in every org
+                   .filter(user=user, status__in=ACTING_STATUSES)
+                   .select_related("org", "org__security_policy"))
     return UserPolicy.from_policies(policy_for_org(m.org) for m in memberships)
 
 

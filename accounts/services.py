@@ -346,7 +346,7 @@ def security_policy_set(*, org, actor: Actor, **changes) -> SecurityPolicy:
     unknown = set(changes) - set(POLICY_FIELDS)
     if unknown:
         raise Invalid("Unknown policy settings.", fields={k: ["Unknown setting."] for k in sorted(unknown)})
-    policy = SecurityPolicy.objects.select_for_update().filter(org=org).first() or SecurityPolicy(org=org)
+    policy = SecurityPolicy.objects.for_org(org).select_for_update().first() or SecurityPolicy(org=org)
     previous = {name: getattr(policy, name) for name in changes}
     for name, value in changes.items():
         setattr(policy, name, value)

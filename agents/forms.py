@@ -97,6 +97,9 @@ class AgentPolicyForm(forms.ModelForm):
     """Only shape and ranges; agents.policy.agent_policy_set applies and audits the change."""
 
     label_suffix = ""
+    # Declared, so that its choices come from the org in __init__ and never from the default manager.
+    deprovision_fallback_owner = forms.ModelChoiceField(queryset=Membership.objects.none(), required=False,
+                                                        label="Fallback owner for those agents")
 
     class Meta:
         model = AgentPolicy
@@ -106,7 +109,6 @@ class AgentPolicyForm(forms.ModelForm):
             "secret_overlap_max_seconds": "Longest secret rotation overlap (seconds)",
             "token_alg": "Token signing algorithm",
             "deprovision_agents": "When a deprovisioned member leaves agents without an owner",
-            "deprovision_fallback_owner": "Fallback owner for those agents",
         }
 
     def __init__(self, *args, **kwargs):

@@ -38,6 +38,7 @@ from audit.events import AuditEvent
 from audit.services import Target, audit_record
 from core.credentials import CredentialRefused, credential_check, credential_presented
 from core.secrets import secret_hash
+from core.tenancy import org_scope_enter
 
 # A connection's credentials never change after it is registered; anything that comes to change or
 # remove them must delete this record (`connection_record_key`) in the same step.
@@ -109,6 +110,7 @@ def introspect(*, org_slug: str, client_id: str, secret: str, token: str) -> Int
         credential_check(connection, presented.secret, timezone.now())
     except CredentialRefused:
         raise OAuthError("invalid_client", "Client authentication failed.", 401)
+    org_scope_enter(connection.org)  # the request acts in the authenticated connection's org
     if claims is not None and (
             found is None  # the store is unreachable: fail closed
             or revocation.reason_in(claims, revocation_keys, found)

@@ -19,6 +19,7 @@ from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
 from core.credentials import LAST_USED_RESOLUTION, credential_presented
 from core.secrets import secret_hash, secret_matches
+from core.tenancy import org_scope_enter
 
 
 class OAuthError(Exception):
@@ -72,6 +73,8 @@ def agent_authenticate(org_slug: str, client_id: str, client_secret: str,
     if context.agent.status != AgentStatus.ACTIVE:
         _refuse(context.agent, "invalid_client", "Client authentication failed.",
                 f"agent_{context.agent.status}", 401)
+    # The OAuth request acts in the authenticated agent's org from here on.
+    org_scope_enter(context.agent.org)
     return context
 
 

@@ -9,7 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from core.credentials import Credential
-from core.tenancy import OrgScopedManager, OrgScopedModel
+from core.tenancy import OrgScopedModel, org_scoped_manager
 
 
 def new_client_id(prefix: str) -> str:
@@ -56,6 +56,8 @@ class AgentSecret(Credential):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="secrets")
     window_closed_audited = models.BooleanField(default=False)
+
+    objects = org_scoped_manager("agent__org")
 
     class Meta:
         indexes = [models.Index(fields=["agent", "-created_at"])]
@@ -135,6 +137,8 @@ class RevokedToken(models.Model):
     org = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="+")
     expires_at = models.DateTimeField(db_index=True)
 
+    objects = org_scoped_manager()
+
 
 class AgentPolicy(models.Model):
     """An org's settings for agents: enforced at every token issuance and rotation, and when an
@@ -158,4 +162,4 @@ class AgentPolicy(models.Model):
         "accounts.Membership", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     updated_at = models.DateTimeField(default=timezone.now)
 
-    objects = OrgScopedManager()
+    objects = org_scoped_manager()

@@ -34,7 +34,7 @@ def agent_policy_set(*, org, actor: Actor, **changes) -> AgentPolicy:
     if fallback is not None and (fallback.org_id != org.pk or not fallback.can_act):
         message = "Choose an active member of this organization."
         raise Invalid(message, fields={"deprovision_fallback_owner": [message]})
-    policy = AgentPolicy.objects.select_for_update().filter(org=org).first() or AgentPolicy(org=org)
+    policy = AgentPolicy.objects.for_org(org).select_for_update().first() or AgentPolicy(org=org)
     previous = {name: getattr(policy, name) for name in changes}
     for name, value in changes.items():
         setattr(policy, name, value)

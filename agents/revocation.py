@@ -82,7 +82,7 @@ def _write(operation):
 
 
 def revoke_jti(jti: str, expires_at: float, *, org) -> None:
-    RevokedToken.objects.get_or_create(
+    RevokedToken.objects.for_org(org).get_or_create(
         jti=jti, defaults={"org_id": org.pk, "expires_at": datetime.fromtimestamp(expires_at, tz=UTC)})
     ttl = max(1, int(expires_at - time.time()) + 60)
     _write(lambda: cache.set(f"rv:jti:{jti}", 1, ttl))
@@ -106,14 +106,14 @@ def store_rebuild() -> None:
         entries[f"rv:agent:agent:{pk}"] = now
     for pk in Run.objects.unscoped().filter(ended_at__gte=recent).values_list("pk", flat=True):
         entries[f"rv:run:{pk}"] = now
-    ended = AgentSecret.objects.filter(
+    ended = AgentSecret.objects.unscoped().filter(
         Q(revoked_at__gte=recent) | Q(expires_at__range=(recent, timezone.now())))
     for pk in ended.values_list("pk", flat=True):
         entries[f"rv:cred:{pk}"] = now
     try:
         cache.set_many(entries, CUTOFF_TTL)
-        for jti, expires_at in RevokedToken.objects.filter(expires_at__gt=timezone.now()).values_list(
-                "jti", "expires_at"):
+        live = RevokedToken.objects.unscoped().filter(expires_at__gt=timezone.now())
+        for jti, expires_at in live.values_list("jti", "expires_at"):
             cache.set(f"rv:jti:{jti}", 1, max(1, int(expires_at.timestamp() - now) + 60))
         cache.set(READY_KEY, 1, None)
     except Exception as exc:

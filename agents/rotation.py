@@ -98,7 +98,7 @@ def rotation_windows_record(*, now=None) -> int:
     """Record the end of rotation windows that have passed. The old secret already stopped working
     at its `expires_at` (checked at authentication); this writes the audit entry, once each."""
     now = now or timezone.now()
-    ended = (AgentSecret.objects  # a system job over every org
+    ended = (AgentSecret.objects.unscoped()  # a system job over every org
              .select_for_update(skip_locked=True).select_related("agent__org")
              .filter(expires_at__lte=now, window_closed_audited=False).order_by("pk"))
     count = 0
@@ -106,6 +106,6 @@ def rotation_windows_record(*, now=None) -> int:
         audit_record(org=secret.agent.org, actor=Actor.system("rotation"),
                      event=AuditEvent.SECRET_WINDOW_ENDED,
                      target=Target.of(secret.agent), data={"secret": str(secret.pk), "how": "expired"})
-        AgentSecret.objects.filter(pk=secret.pk).update(window_closed_audited=True)
+        AgentSecret.objects.unscoped().filter(pk=secret.pk).update(window_closed_audited=True)
         count += 1
     return count

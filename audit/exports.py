@@ -10,6 +10,8 @@ import csv
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from core.tenancy import org_scope
+
 COLUMNS = [
     "principal_type", "principal_id", "name", "email", "status", "source", "org_role",
     "custom_roles", "teams", "effective_permissions", "mfa_enrolled", "last_login_at",
@@ -51,10 +53,12 @@ class _Echo:
 
 
 def access_review_csv(org, sources: Iterable[ReviewSource]):
-    """Encoded CSV lines, ready for a StreamingHttpResponse."""
+    """Encoded CSV lines, ready for a StreamingHttpResponse. The server reads them after the view has
+    returned (and its request scope has ended), so the stream enters the org's scope itself."""
     writer = csv.writer(_Echo(), lineterminator="\r\n")
-    for row in access_review_rows(org, sources):
-        yield writer.writerow([safe_cell(cell) for cell in row]).encode("utf-8")
+    with org_scope(org):
+        for row in access_review_rows(org, sources):
+            yield writer.writerow([safe_cell(cell) for cell in row]).encode("utf-8")
 
 
 def access_review_count(org, sources: Iterable[ReviewSource]) -> int:

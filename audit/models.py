@@ -2,7 +2,7 @@ from django.db import models
 from django.utils import timezone
 
 from audit.events import Outcome
-from core.tenancy import OrgScopedManager, OrgScopedQuerySet
+from core.tenancy import OrgScopedQuerySet, org_scoped_manager
 
 GENESIS_HASH = "0" * 64
 PLATFORM_CHAIN = "platform"  # events that belong to no org (e.g. a login for an unknown email)
@@ -37,10 +37,6 @@ class AuditEntryQuerySet(OrgScopedQuerySet):
         raise AppendOnlyError("audit entries are immutable")
 
 
-class AuditEntryManager(OrgScopedManager.from_queryset(AuditEntryQuerySet)):
-    pass
-
-
 class AuditEntry(models.Model):
     id = models.BigAutoField(primary_key=True)
     # No index of its own: the composite indexes below all lead with it, and every index costs the
@@ -66,7 +62,7 @@ class AuditEntry(models.Model):
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 
-    objects = AuditEntryManager()
+    objects = org_scoped_manager(queryset=AuditEntryQuerySet)
 
     class Meta:
         constraints = [

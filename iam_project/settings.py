@@ -145,6 +145,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.tenancy.TenancyScopeMiddleware",
     "audit.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

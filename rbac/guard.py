@@ -11,6 +11,7 @@ from accounts.models import ACTING_STATUSES, Membership, User
 from accounts.policy import org_session_denial
 from audit.actors import Actor
 from core.permissions import Perm
+from core.tenancy import org_scope_enter
 from rbac.access import Access, ServicePrincipal
 from rbac.models import TeamMembership
 from rbac.selectors import memberships_permissions
@@ -41,7 +42,8 @@ def access_for_user(*, user: User, org_slug: str) -> Access | None:
     if membership is None:
         return None
     team_roles = dict(
-        TeamMembership.objects.filter(membership=membership).values_list("team_id", "role")
+        TeamMembership.objects.unscoped()  # the standings of the membership just found in this org
+        .filter(membership=membership).values_list("team_id", "role")
     )
     return Access(
         org=membership.org,
@@ -76,6 +78,10 @@ def access_for_request(request, org_slug: str) -> Access | None:
         else:
             cache[org_slug] = access_for_user(user=request.user, org_slug=org_slug)
     access = cache[org_slug]
+    if access is not None:
+        # From here on the request acts in this org: any query an org filter was forgotten on is
+        # limited to it, and one reaching for another org's rows raises.
+        org_scope_enter(access.org)
     if access is not None and access.interactive:
         denial = org_session_denial(
             org=access.org, user=access.user, session=request.session,

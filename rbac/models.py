@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from core.permissions import perms_from_strings
 from core.roles import TeamRole
-from core.tenancy import OrgScopedModel
+from core.tenancy import OrgScopedModel, org_scoped_manager
 
 
 class Role(OrgScopedModel):
@@ -38,6 +38,8 @@ class RoleAssignment(models.Model):
     # opaque tag of the adapter that made it (a SCIM group mapping), which alone takes it back.
     source = models.CharField(max_length=64, blank=True)
 
+    objects = org_scoped_manager("membership__org")
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["membership", "role"], name="role_assignment_unique")
@@ -68,6 +70,8 @@ class TeamMembership(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     # As RoleAssignment.source: "" when a person gave this standing, else the adapter's tag.
     source = models.CharField(max_length=64, blank=True)
+
+    objects = org_scoped_manager("team__org")
 
     class Meta:
         constraints = [

@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import Membership
 from core.credentials import Credential
 from core.roles import BuiltinRole, TeamRole
-from core.tenancy import OrgScopedModel
+from core.tenancy import OrgScopedModel, org_scoped_manager
 
 
 class ScimToken(OrgScopedModel, Credential):
@@ -111,6 +111,8 @@ class ScimGroupMember(models.Model):
     user = models.ForeignKey(ScimUser, on_delete=models.CASCADE)
     display = models.CharField(max_length=254, blank=True)  # as the IdP labelled the member, if it did
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = org_scoped_manager("group__org")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["group", "user"], name="scim_group_member_unique")]

@@ -3,6 +3,7 @@ import os
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django_scopes import scope, scopes_disabled
 from rest_framework.test import APIClient
 
 from agents.introspection import forget_seen
@@ -18,6 +19,20 @@ def _celery_in_process():
     # worker through its own app instance.
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
+
+
+def as_outside_requests():
+    """Run a block as commands and tasks run in production: no org scope, so a scoped query that
+    nobody scoped raises (the autouse fixture below lifts that for plain test code)."""
+    return scope()
+
+
+@pytest.fixture(autouse=True)
+def _no_org_scope_in_test_code():
+    # Test code reads and writes any org's rows directly. Requests made through a client do not
+    # inherit this: TenancyScopeMiddleware starts each with no scope, as in production.
+    with scopes_disabled():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.apps import apps
 
-from core.tenancy import OrgScopedModel
+from core.tenancy import OrgScopedManager, OrgScopedModel
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {".venv", "tests", "migrations", "bench", "node_modules"}
@@ -25,12 +25,16 @@ UNSCOPED_ALLOWED = {
     "scim/tokens.py": "a SCIM token names its own org",
     "accounts/services.py": "a person's memberships in every org (invitations at login, acting elsewhere)",
     "accounts/selectors.py": "a person's memberships in every org (their org switcher, shared accounts)",
+    "accounts/policy.py": "the strictest policy of every org a person is in",
     "scim/services.py": "to notice another org's ids (audited, answered 404) and shared accounts",
 }
 
 
 def _scoped_model_names() -> list[str]:
-    return [m.__name__ for m in apps.get_models() if issubclass(m, OrgScopedModel)] + ["AuditEntry"]
+    """Models with an `org` column of their own and the scoped manager (child tables, reached
+    through their parent, are scoped at run time: tests/test_tenancy_scope.py)."""
+    return [m.__name__ for m in apps.get_models()
+            if isinstance(m._default_manager, OrgScopedManager) and m._default_manager.org_path == "org"]
 
 
 def _sources():
@@ -41,7 +45,8 @@ def _sources():
 
 
 def test_org_scoped_models_are_only_reached_through_the_scoped_manager():
-    assert {"Membership", "ApiKey", "Role", "Team"} <= set(_scoped_model_names())
+    assert {"Membership", "ApiKey", "Role", "Team", "AuditEntry", "AgentPolicy"} <= set(_scoped_model_names())
+    assert issubclass(apps.get_model("accounts", "Membership"), OrgScopedModel)
     names = "|".join(_scoped_model_names())
     call = re.compile(rf"\b({names})\.objects\.(\w+)")
     problems = []

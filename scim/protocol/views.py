@@ -19,6 +19,7 @@ from scim2_models import InvalidPathException, Path
 from audit.events import AuditEvent
 from audit.services import Target, audit_record
 from core.ratelimit import counters_incr
+from core.tenancy import org_scope_enter
 from scim import services
 from scim.models import ScimGroup, ScimUser
 from scim.protocol import discovery, patch
@@ -135,6 +136,7 @@ def scim_view(handler):
                 _count_failure(request)
                 raise
             _throttle(token.lookup_id)
+            org_scope_enter(token.org)  # the token alone decides the org this request acts in
             call = Call(request, token)
             return handler(call, **kwargs)
         except ScimError as exc:

@@ -10,6 +10,7 @@ from accounts.models import ApiKey, User
 from agents.models import Agent, AgentSecret, Connection
 from audit.models import AuditEntry
 from core.permissions import Perm
+from tests.conftest import as_outside_requests
 from tests.factories import UserFactory, api_key_for
 
 pytestmark = pytest.mark.django_db
@@ -102,8 +103,9 @@ def test_api_key_create_shows_the_secret_once(org, key_client):
 
 
 def test_bootstrap_org_prints_json_with_a_working_owner_key(capsys, api):
-    call_command("bootstrap_org", "--slug", "acme", "--name", "Acme", "--owner-email", "Root@Acme.test",
-                 "--api-key", "--json")
+    with as_outside_requests():
+        call_command("bootstrap_org", "--slug", "acme", "--name", "Acme", "--owner-email", "Root@Acme.test",
+                     "--api-key", "--json")
     result = json.loads(capsys.readouterr().out)
     assert result["org"] == "acme" and result["owner"] == "root@acme.test"
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {result['api_key']}")
@@ -119,8 +121,10 @@ def _members_by_slug(client, slug):
 
 def test_seed_demo_is_idempotent(capsys, settings):
     settings.DEBUG = True
-    call_command("seed_demo")
-    call_command("seed_demo")
+    with as_outside_requests():
+        call_command("seed_demo")
+    with as_outside_requests():
+        call_command("seed_demo")
     out = capsys.readouterr().out
     assert "owner@demo.example" in out
     assert User.objects.filter(email__endswith="@demo.example").count() == 5
@@ -133,7 +137,8 @@ def test_seed_demo_is_idempotent(capsys, settings):
     assert "ags_" not in out and "cns_" not in out and "rotate" in out
     settings.DEBUG = False
     with pytest.raises(CommandError):
-        call_command("seed_demo")
+        with as_outside_requests():
+            call_command("seed_demo")
 
 
 def test_openapi_schema_and_docs_are_served(client):

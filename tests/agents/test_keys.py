@@ -15,6 +15,7 @@ from agents.tasks import rotation_windows_close, signing_keys_maintain
 from agents.tokens import TokenInvalid, token_verify
 from audit.models import AuditEntry
 from rbac.guard import access_for_user
+from tests.conftest import as_outside_requests
 from tests.factories import OrgFactory
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +59,8 @@ def test_the_jwks_holds_public_keys_only_and_the_private_key_is_sealed():
 def test_the_command_and_the_task_rotate(capsys):
     org = OrgFactory()
     signer_for(org, "ES256")
-    call_command("signing_keys_rotate", "--org", org.slug)
+    with as_outside_requests():
+        call_command("signing_keys_rotate", "--org", org.slug)
     assert f"{org.slug}: new key" in capsys.readouterr().out
     assert SigningKey.objects.for_org(org).count() == 2
     SigningKey.objects.for_org(org).update(activates_at=timezone.now() - timedelta(days=400))

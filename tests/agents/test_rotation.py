@@ -13,6 +13,7 @@ from freezegun import freeze_time
 from agents.models import AgentSecret
 from agents.policies import agent_policy_update, agent_secret_end_previous, agent_secret_rotate
 from core.errors import Invalid
+from core.tenancy import org_scope
 from tests.agents.conftest import audit_events, build_world, issued_count, post_form
 
 
@@ -115,7 +116,8 @@ def test_concurrent_rotations_leave_one_current_and_at_most_two_live(client):
     def rotate():
         try:
             barrier.wait()
-            display, _ = agent_secret_rotate(access=world.access, agent=world.agent, overlap_seconds=3600)
+            with org_scope(world.org):  # as each request would be, once the guard has run
+                display, _ = agent_secret_rotate(access=world.access, agent=world.agent, overlap_seconds=3600)
             displays.append(display)
         except Exception as exc:
             errors.append(exc)

@@ -17,6 +17,7 @@ from core.permissions import Perm
 from iam_project.api_urls import ACCESS_REVIEW_SOURCES
 from rbac.guard import access_for_user
 from rbac.models import RoleAssignment, TeamMembership
+from tests.conftest import as_outside_requests
 from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -95,14 +96,16 @@ def test_verify_endpoint_and_command_name_the_first_tampered_entry(org, key_clie
     assert verdict["first_bad"]["seq"] == 3 and verdict["first_bad"]["id"] == third.pk
     assert "altered" in verdict["first_bad"]["reason"]
     with pytest.raises(CommandError) as failure:
-        call_command("audit_verify", "--org", org.slug)
+        with as_outside_requests():
+            call_command("audit_verify", "--org", org.slug)
     assert failure.value.returncode == 1
     assert f"BROKEN at seq 3 (entry id {third.pk})" in capsys.readouterr().out
 
 
 def test_audit_verify_command_exits_zero_when_intact(org, capsys):
     _fill(org, 2)
-    call_command("audit_verify", "--org", org.slug)
+    with as_outside_requests():
+        call_command("audit_verify", "--org", org.slug)
     assert "ok (" in capsys.readouterr().out
 
 

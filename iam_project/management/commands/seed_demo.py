@@ -10,6 +10,7 @@ from audit.actors import Actor
 from core.models import Organization
 from core.permissions import Perm
 from core.roles import BuiltinRole
+from core.tenancy import org_scope
 from rbac.models import Role, Team
 from rbac.services import membership_custom_roles_set, role_create, team_create, team_standing_add
 
@@ -43,10 +44,11 @@ class Command(BaseCommand):
             if not Organization.objects.filter(slug=DEMO_SLUG).exists():
                 org_create(slug=DEMO_SLUG, name="Demo Org", owner=owner, actor=ACTOR)
             org = Organization.objects.get(slug=DEMO_SLUG)
-            self._people(org)
-            self._auditor_role(org)
-            self._team(org)
-            self._agent(org)
+            with org_scope(org):  # everything below acts in the demo org
+                self._people(org)
+                self._auditor_role(org)
+                self._team(org)
+                self._agent(org)
         self.stdout.write(self.style.SUCCESS("Demo organization ready."))
         self.stdout.write(f"  Sign in at {settings.IAM_CANONICAL_ORIGIN}/login/")
         self.stdout.write(f"  email:    {DEMO_OWNER}")
