@@ -2,25 +2,25 @@
 
 from django.urls import path
 
-from accounts import login_views, mfa_views, reset_views, session_views, views
+from accounts.views import login, members, mfa, reset, sessions
 from web.routing import org_pages
 
 app_name = "accounts"
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("login/", login_views.login_view, name="login"),
-    path("logout/", login_views.logout_view, name="logout"),
-    path("reauth/", login_views.reauth_view, name="reauth"),
-    path("account/password/", login_views.password_change_view, name="password-change"),
-    *mfa_views.urlpatterns,
-    *reset_views.urlpatterns, *session_views.urlpatterns,
-    path("orgs/switch/", views.org_switch, name="org-switch"),
+    path("", members.home, name="home"),
+    path("login/", login.login_view, name="login"),
+    path("logout/", login.logout_view, name="logout"),
+    path("reauth/", login.reauth_view, name="reauth"),
+    path("account/password/", login.password_change_view, name="password-change"),
+    *mfa.urlpatterns,
+    *reset.urlpatterns, *sessions.urlpatterns,
+    path("orgs/switch/", members.org_switch, name="org-switch"),
     org_pages(
-        path("members/", views.MemberListView.as_view(), name="members"),
-        path("members/<uuid:pk>/", views.MemberEditView.as_view(), name="member-edit"),
-        path("members/<uuid:pk>/remove/", views.MemberRemoveView.as_view(), name="member-remove"),
-        path("members/<uuid:pk>/security/", views.MemberSecurityView.as_view(), name="member-security"),
-        path("api-keys/", views.ApiKeyListView.as_view(), name="api-keys"),
-        path("api-keys/<uuid:pk>/revoke/", views.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
+        path("members/", members.MemberListView.as_view(), name="members"),
+        path("members/<uuid:pk>/", members.MemberEditView.as_view(), name="member-edit"),
+        path("members/<uuid:pk>/remove/", members.MemberRemoveView.as_view(), name="member-remove"),
+        path("members/<uuid:pk>/security/", members.MemberSecurityView.as_view(), name="member-security"),
+        path("api-keys/", members.ApiKeyListView.as_view(), name="api-keys"),
+        path("api-keys/<uuid:pk>/revoke/", members.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
     ),
 ]

@@ -49,3 +49,8 @@ class NotFound(ServiceError):
 class Conflict(ServiceError):
     status = 409
     code = "conflict"
+
+
+class PreconditionFailed(ServiceError):
+    status = 412
+    code = "precondition_failed"

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Membership
 from core.credentials import Credential
+from core.errors import PreconditionFailed
 from core.roles import BuiltinRole, TeamRole
 from core.tenancy import OrgScopedModel, org_scoped_manager
 
@@ -33,7 +34,21 @@ class ScimToken(OrgScopedModel, Credential):
         return self.name
 
 
-class ScimUser(OrgScopedModel):
+class Versioned:
+    """A resource with a SCIM version (meta.version): every change bumps it, and a write that names a
+    version (If-Match) is refused once the row has moved on, so two racing IdP requests cannot both
+    win. `accepts` is the caller's reading of If-Match (None: the client named no version)."""
+
+    def version_check(self, accepts) -> None:
+        if accepts is not None and not accepts(self.version):
+            raise PreconditionFailed("The resource has changed since that version.", code="version_mismatch")
+
+    def touch(self) -> None:
+        self.version += 1
+        self.updated_at = timezone.now()
+
+
+class ScimUser(Versioned, OrgScopedModel):
     """The SCIM User resource: core schema and enterprise extension, for one membership."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -88,7 +103,7 @@ class ScimUser(OrgScopedModel):
         return self.active is not False
 
 
-class ScimGroup(OrgScopedModel):
+class ScimGroup(Versioned, OrgScopedModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     display_name = models.CharField(max_length=254)
     external_id = models.CharField(max_length=254, blank=True)

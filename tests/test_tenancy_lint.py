@@ -26,7 +26,8 @@ UNSCOPED_ALLOWED = {
     "accounts/services.py": "a person's memberships in every org (invitations at login, acting elsewhere)",
     "accounts/selectors.py": "a person's memberships in every org (their org switcher, shared accounts)",
     "accounts/policy.py": "the strictest policy of every org a person is in",
-    "scim/services.py": "to notice another org's ids (audited, answered 404) and shared accounts",
+    "scim/users.py": "to notice another org's ids (audited, answered 404)",
+    "scim/groups.py": "to notice another org's member ids (audited, answered 404)",
 }
 
 

@@ -10,6 +10,8 @@ import functools
 import scim2_models as sm
 from django.conf import settings
 
+from scim.protocol.dispatch import scim_json, scim_view
+from scim.protocol.errors import ScimError, not_found
 from scim.protocol.filters import ENTERPRISE, GROUP_CORE, USER_CORE
 from scim.protocol.resources import base_url
 
@@ -98,3 +100,48 @@ def schemas() -> list[dict]:
 def list_response(resources: list, total: int, start_index: int = 1) -> dict:
     return {"schemas": [LIST_SCHEMA], "totalResults": total, "startIndex": start_index,
             "itemsPerPage": len(resources), "Resources": resources}
+
+
+# --- the discovery endpoints ------------------------------------------------------------------------
+
+@scim_view
+def service_provider_config_endpoint(call):
+    if call.request.method != "GET":
+        raise call.method_not_allowed()
+    return scim_json(200, service_provider_config())
+
+
+@scim_view
+def resource_types_endpoint(call, name=None):
+    if call.request.method != "GET":
+        raise call.method_not_allowed()
+    types = resource_types()
+    if name is None:
+        return scim_json(200, list_response(types, len(types)))
+    found = next((t for t in types if t["id"] == name), None)
+    if found is None:
+        raise not_found("ResourceType")
+    return scim_json(200, found)
+
+
+@scim_view
+def schemas_endpoint(call, urn=None):
+    if call.request.method != "GET":
+        raise call.method_not_allowed()
+    documents = schemas()
+    if urn is None:
+        return scim_json(200, list_response(documents, len(documents)))
+    found = next((d for d in documents if d["id"] == urn), None)
+    if found is None:
+        raise not_found("Schema")
+    return scim_json(200, found)
+
+
+@scim_view
+def unsupported(call, **_):
+    raise ScimError(501, "Not supported by this server (see ServiceProviderConfig).")
+
+
+@scim_view
+def unknown(call, **_):
+    raise not_found("Endpoint")

@@ -19,8 +19,9 @@ from django.db.models import Q
 from scim2_models import InvalidFilterException, ScimFilter
 from scim2_models.path import AttrPath, Comparison, LogicalExpr, Not, Present, ValuePath
 
+from scim.ids import uuid_or_none
+from scim.indexes import ADDRESS_PARTS, clean_index_text
 from scim.protocol.errors import ScimError
-from scim.protocol.ids import uuid_or_none
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 USER_CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -44,7 +45,7 @@ class Field:
     to_many: bool = False
 
 
-ADDRESS_PARTS = ("formatted", "streetAddress", "locality", "region", "postalCode", "country")
+
 
 
 USER_FIELDS = {
@@ -357,11 +358,6 @@ def _multi_compare(lookup: str, kind: str | None, op: str, value) -> Q:
 
 def _line_regex(kind: str, text: str) -> str:
     return rf"\n{re.escape(kind.lower())}\t[^\n]*{re.escape(text)}"
-
-
-def clean_index_text(value: str) -> str:
-    """A value as the filter indexes hold it: no newline or tab (they separate lines and fields)."""
-    return value.replace("\n", " ").replace("\t", " ")
 
 
 def _boolean(value) -> bool:

@@ -15,9 +15,9 @@ extension attributes as keys or paths, and member removal by filter or by a valu
 from scim2_models import InvalidPathException, Path
 from scim2_models.path import AttrPath, Comparison, LogicalExpr, ValuePath
 
+from scim.ids import id_key
 from scim.protocol.errors import ScimError
 from scim.protocol.filters import ENTERPRISE
-from scim.protocol.ids import id_key
 from scim.protocol.resources import CaseInsensitive, member_ids
 
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from scim.models import ScimGroup, ScimUser
 from scim.protocol.errors import ScimError, bad_request
-from scim.protocol.filters import ENTERPRISE, GROUP_CORE, USER_CORE, clean_index_text
+from scim.protocol.filters import ENTERPRISE, GROUP_CORE, USER_CORE
 
 USER_STRINGS = {  # SCIM name -> model field
     "externalId": "external_id", "displayName": "display_name", "nickName": "nick_name",
@@ -38,6 +38,20 @@ def base_url() -> str:
 
 def etag(version: int) -> str:
     return f'W/"{version}"'
+
+
+def if_match_accepts(header: str | None):
+    """RFC 7644 §3.14: If-Match as a test of a resource's version (`*` matches any; otherwise one of
+    the listed tags, weak or strong). None when the client sent none."""
+    if header is None:
+        return None
+    tags = [t.strip() for t in header.split(",")]
+
+    def accepts(version: int) -> bool:
+        current = etag(version)
+        return "*" in tags or current in tags or current.removeprefix("W/") in tags
+
+    return accepts
 
 
 def _meta(resource_type: str, obj, path: str) -> dict:
@@ -172,24 +186,6 @@ def multi_valued(value, attr: str) -> list[dict]:
         if item.get("value") or attr == "addresses" and any(k != "primary" for k in item):
             items.append(item)
     return items
-
-
-def multi_index(items: list[dict]) -> str:
-    """One "<type>\\t<value>" line per value, lower-cased, framed by newlines (scim.protocol.filters)."""
-    if not items:
-        return ""
-    lines = [f"{clean_index_text(i.get('type', ''))}\t{clean_index_text(i.get('value', ''))}" for i in items]
-    return ("\n" + "\n".join(lines) + "\n").lower()
-
-
-def address_index(items: list[dict]) -> str:
-    """One "<type>\t<part>\t<value>" line per address part, lower-cased (scim.protocol.filters)."""
-    parts = [p for p in MULTI_SUB["addresses"] if p not in ("type", "primary")]
-    lines = [f"{clean_index_text(i.get('type', ''))}\t{part.lower()}\t{clean_index_text(i[part])}"
-             for i in items for part in parts if i.get(part)]
-    return ("\n" + "\n".join(lines) + "\n").lower() if lines else ""
-
-
 
 
 def user_fields(body: dict) -> dict:

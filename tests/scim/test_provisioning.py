@@ -20,9 +20,10 @@ from core.permissions import Perm
 from core.tenancy import org_scope
 from rbac.guard import access_for_user
 from rbac.models import RoleAssignment, TeamMembership
+from scim import groups as scim_groups
 from scim import mappings
-from scim import services as scim_services
 from scim.deprovisioning import DEPROVISION_HOWS, DeprovisionResult, deprovision, reactivate
+from scim.groups import GroupChange
 from scim.mappings import group_reconcile, mapping_create, mapping_delete, mappings_reconcile
 from scim.models import GroupMapping, ScimGroup, ScimGroupMember, ScimUser, mapping_tag
 from tests.agents.conftest import AUDIENCE, build_world, post_form
@@ -721,9 +722,9 @@ def test_a_mapping_deleted_while_a_group_update_adds_a_member_leaves_no_orphan_g
     monkeypatch.setattr(mappings, hooked, signal_then_linger)
 
     def add_member():
-        scim_services.group_update(org=org, actor=SCIM, pk=g.pk,
-                                   fields={"display_name": "Ops", "external_id": ""}, if_match=None,
-                                   method="PATCH", add=[(str(su.pk), "")])
+        change = GroupChange({"display_name": "Ops", "external_id": ""}, add=[(str(su.pk), "")])
+        scim_groups.group_update(org=org, actor=SCIM, pk=g.pk, change=lambda _: change, accepts=None,
+                                 method="PATCH")
 
     def delete_mapping():
         mapping_delete(access=access, mapping=mapping)

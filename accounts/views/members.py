@@ -8,9 +8,9 @@ from django.views import View
 from django.views.decorators.http import require_GET
 
 from accounts.forms import ApiKeyCreateForm, MemberAddForm, MemberEditForm
-from accounts.login_views import landing
 from accounts.models import ApiKey, Membership
 from accounts.selectors import orgs_for_user
+from accounts.views.login import landing
 from core.errors import ServiceError
 from core.permissions import Perm
 from rbac import policies

@@ -1,6 +1,6 @@
 """Pages: the second-factor challenge at login, and the person's own Security page (enrolling an
 authenticator app, recovery codes, removing factors). Rules live in accounts.mfa, accounts.factors
-and accounts.passkeys; these views only translate. Passkey JSON endpoints: accounts.passkey_views.
+and accounts.passkeys; these views only translate. Passkey JSON endpoints: accounts.views.passkeys.
 
 Every enrollment or removal needs a fresh proof (accounts.reauth): a session left open on a shared
 machine must not be enough to add an attacker's authenticator or strip the owner's.
@@ -19,12 +19,13 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
 from qrcode.image.svg import SvgPathImage
 
-from accounts import factors, lockout, login_flow, mfa, passkey_views
+from accounts import factors, lockout, login_flow, mfa
 from accounts.forms import ReauthForm
-from accounts.login_views import UNAVAILABLE, landing, safe_next
-from accounts.passkey_views import after_enrollment_url, with_next
 from accounts.reauth import reauth_required
 from accounts.selectors import orgs_for_user
+from accounts.views import passkeys as passkey_views
+from accounts.views.login import UNAVAILABLE, landing, safe_next
+from accounts.views.passkeys import after_enrollment_url, with_next
 from core.errors import ServiceError
 
 TOTP_DRAFT_KEY = "iam_totp_draft"  # the unconfirmed device this session is enrolling

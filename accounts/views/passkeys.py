@@ -17,9 +17,9 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import factors, lockout, login_flow, passkeys
-from accounts.login_views import UNAVAILABLE, landing, safe_next
 from accounts.reauth import auth_is_fresh, reauth_record_refusal, reauth_required
 from accounts.selectors import orgs_for_user
+from accounts.views.login import UNAVAILABLE, landing, safe_next
 
 REJECTED = "That passkey could not be verified. Try again, or use a code instead."
 

@@ -1,0 +1,1 @@
+"""Pages of accounts: sign-in and second factors, the person's own account, members and API keys."""

@@ -1,0 +1,170 @@
+"""Every SCIM request's way in: bearer token → org (scim.tokens), the per-address guard against token
+guessing and the per-token request limit, the org's scope, then the resource handler. Every failure
+leaves as an RFC 7644 §3.12 error body, and a refused write is audited once, after its transaction
+has rolled back: first the refusal's own entry when the service named one (another org's id, the
+org's last owner), then `scim.request_rejected` with the status the IdP was given."""
+
+import json
+import logging
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from audit.events import AuditEvent, Outcome
+from audit.services import audit_record
+from core.errors import ServiceError
+from core.ratelimit import counters_incr
+from core.tenancy import org_scope_enter
+from scim.ids import uuid_or_none
+from scim.protocol.errors import CONTENT_TYPE, ScimError, from_service_error, not_found
+from scim.protocol.resources import etag, if_match_accepts
+from scim.tokens import actor_for, scim_token_authenticate
+
+logger = logging.getLogger(__name__)
+MAX_BODY = 1024 * 1024
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def scim_json(status: int, body: dict, *, version: int | None = None,
+              location: str | None = None) -> HttpResponse:
+    response = HttpResponse(json.dumps(body), status=status, content_type=CONTENT_TYPE)
+    if version is not None:
+        response["ETag"] = etag(version)
+    if location:
+        response["Location"] = location
+    return response
+
+
+class Call:
+    """One authenticated SCIM request."""
+
+    def __init__(self, request, token):
+        self.request, self.token, self.org, self.actor = request, token, token.org, actor_for(token)
+
+    def body(self) -> dict:
+        if len(self.request.body) > MAX_BODY:
+            raise ScimError(413, "The request body is too large.")
+        try:
+            data = json.loads(self.request.body or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise ScimError(400, "The body is not valid JSON.", "invalidSyntax")
+        if not isinstance(data, dict):
+            raise ScimError(400, "The body must be a JSON object.", "invalidSyntax")
+        return data
+
+    @property
+    def accepts(self):
+        """The request's If-Match, as the predicate the services check versions with (None: none)."""
+        return if_match_accepts(self.request.headers.get("If-Match"))
+
+    def method_not_allowed(self) -> ScimError:
+        return ScimError(405, f"{self.request.method} is not supported here.")
+
+
+def _authenticate(request):
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise ScimError(401, "A SCIM bearer token is required.")
+    token = scim_token_authenticate(raw.strip())
+    if token is None:
+        raise ScimError(401, "The bearer token is not valid.")
+    return token
+
+
+def _failures_key(request) -> str:
+    ip = getattr(getattr(request, "audit_context", None), "ip", None) or "unknown"
+    return f"scim:authfail:{ip}"
+
+
+def _refuse_guessers(request) -> None:
+    """Before any token lookup: an address that keeps presenting bad tokens is refused for a while.
+    Only failures count per address, because IdPs send every customer's traffic from a few shared
+    addresses; the request limit is per token."""
+    try:
+        failures = cache.get(_failures_key(request)) or 0
+    except Exception:
+        raise ScimError(503, "Try again shortly.")
+    if failures >= settings.IAM_SCIM_AUTH_FAILURE_LIMIT:
+        raise ScimError(429, "Too many failed authentications from this address.")
+
+
+def _count_failure(request) -> None:
+    try:
+        counters_incr([_failures_key(request)], 60)
+    except Exception:
+        logger.warning("could not count a failed SCIM authentication", exc_info=True)
+
+
+def _throttle(token_key: str) -> None:
+    try:
+        (count,) = counters_incr([f"scim:token:{token_key}"], 60)
+    except Exception:
+        raise ScimError(503, "Try again shortly.")
+    if count > settings.IAM_SCIM_RATE_LIMIT:
+        raise ScimError(429, "Too many requests.")
+
+
+def _record_refusal(call: Call, error: ScimError, denial) -> None:
+    if denial is not None:
+        audit_record(org=denial.org, actor=denial.actor, event=denial.event, outcome=Outcome.DENIED,
+                     target=denial.target, data=denial.data)
+    if call.request.method in WRITES and error.status in (400, 409, 412, 413):
+        audit_record(org=call.org, actor=call.actor, event=AuditEvent.SCIM_REQUEST_REJECTED,
+                     outcome=Outcome.DENIED,
+                     data={"method": call.request.method, "resource": call.request.path[:200],
+                           "status": error.status, "scim_type": error.scim_type, "detail": error.detail})
+
+
+def scim_view(handler):
+    """Authentication, throttling, the org's scope, error bodies, and the audit of refused writes."""
+
+    @csrf_exempt
+    def view(request, **kwargs):
+        call = None
+        try:
+            _refuse_guessers(request)
+            try:
+                token = _authenticate(request)
+            except ScimError:
+                _count_failure(request)
+                raise
+            _throttle(token.lookup_id)
+            org_scope_enter(token.org)  # the token alone decides the org this request acts in
+            call = Call(request, token)
+            return handler(call, **kwargs)
+        except (ScimError, ServiceError) as exc:
+            error = exc if isinstance(exc, ScimError) else from_service_error(exc)
+            if call is not None:
+                _record_refusal(call, error, getattr(exc, "audit", None))
+            response = error.response()
+            if error.status in (429, 503):
+                response["Retry-After"] = "60"
+            return response
+        except Exception:
+            logger.exception("SCIM request failed")
+            return ScimError(500, "The server could not complete the request.").response()
+
+    return view
+
+
+def resource_id(pk: str, resource: str):
+    """Ids are UUIDs; anything else is as missing as an unknown one."""
+    parsed = uuid_or_none(pk)
+    if parsed is None:
+        raise not_found(resource)
+    return parsed
+
+
+def resource_query(call) -> tuple:
+    return call.request.GET.get("attributes"), call.request.GET.get("excludedAttributes")
+
+
+def read_one(call, model, pk, resource: str, respond) -> HttpResponse:
+    found = model.objects.for_org(call.org).filter(pk=pk).first()
+    if found is None:
+        raise not_found(resource)
+    if call.request.headers.get("If-None-Match") == etag(found.version):
+        return HttpResponse(status=304)
+    return respond(call, found)
