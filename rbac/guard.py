@@ -43,7 +43,7 @@ def access_for_user(*, user: User, org_slug: str) -> Access | None:
         return None
     team_roles = dict(
         TeamMembership.objects.unscoped()  # the standings of the membership just found in this org
-        .filter(membership=membership).values_list("team_id", "role")
+        .filter(membership=membership, team__org_id=membership.org_id).values_list("team_id", "role")
     )
     return Access(
         org=membership.org,

@@ -3,15 +3,17 @@ org's scope every reach for another org's rows (a related manager, a child table
 limited or refused. The regex lint (test_tenancy_lint.py) stays as a backstop for the spelling."""
 
 import pytest
-from django.test import Client
-from django_scopes import ScopeError
+from django.http import HttpResponse
+from django_scopes import ScopeError, get_scope
 
 from accounts.models import Membership
 from agents.models import AgentSecret
-from core.tenancy import org_scope
+from core.tenancy import TenancyScopeMiddleware, org_scope
+from rbac.authentication import ApiKeyPrincipal
+from rbac.guard import access_for_request
 from rbac.models import Role, RoleAssignment, TeamMembership
 from tests.conftest import as_outside_requests
-from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamMemberFactory, sign_in
+from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamMemberFactory, api_key_for
 
 pytestmark = pytest.mark.django_db
 
@@ -46,15 +48,34 @@ def test_in_one_orgs_scope_only_its_rows_are_seen_and_another_org_is_refused():
         assert Membership.objects.unscoped().filter(pk=theirs.pk).exists()  # the loud spelling works
 
 
-def test_a_request_starts_without_the_scope_its_thread_had():
-    """Whatever the worker thread held before (here: the test's disabled scope), a request's
-    unscoped query raises, so the guard is the only way an org's rows become reachable."""
-    org = OrgFactory()
-    owner = MemberFactory(org=org, role="owner")
-    client = sign_in(Client(), owner.user)
-    assert client.get(f"/api/v1/orgs/{org.slug}/roles").status_code == 200  # the guard entered it
-    with org_scope(OrgFactory()):  # a stale scope of another org on the thread
-        assert client.get(f"/api/v1/orgs/{org.slug}/roles").status_code == 200
+def test_a_request_starts_without_the_scope_its_thread_had(rf):
+    """Whatever the worker thread held before (a stale org scope, or none being enforced), a
+    request starts with none: until the guard names the org, an unscoped query raises."""
+    seen = []
+
+    def view(request):
+        seen.append(dict(get_scope()))
+        with pytest.raises(ScopeError):
+            list(Role.objects.all())
+        return HttpResponse()
+
+    stale = OrgFactory()
+    with org_scope(stale):
+        TenancyScopeMiddleware(view)(rf.get("/"))
+        assert get_scope()["org"] == stale.pk  # and the thread's own state comes back afterwards
+    assert seen == [{"_enabled": True}]
+
+
+def test_the_guard_enters_the_scope_of_the_org_the_request_acts_in(rf):
+    key, _ = api_key_for(OrgFactory(), ["role:read"])
+    request = rf.get("/")
+    request.user = ApiKeyPrincipal(key)
+
+    def view(request):
+        assert access_for_request(request, key.org.slug) is not None
+        return HttpResponse(str(get_scope().get("org")))
+
+    assert TenancyScopeMiddleware(view)(request).content.decode() == str(key.org.pk)
 
 
 def test_a_child_tables_related_manager_is_limited_to_the_scope_too():

@@ -1,3 +1,4 @@
+import hashlib
 import json
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from accounts.models import ApiKey, User
 from agents.models import Agent, AgentSecret, Connection
 from audit.models import AuditEntry
 from core.permissions import Perm
+from core.secrets import secret_hash
 from tests.conftest import as_outside_requests
 from tests.factories import UserFactory, api_key_for
 
@@ -39,10 +41,16 @@ def _members(client, org):
 
 
 def test_api_key_secret_is_stored_as_a_keyed_hash_only(org, key_client):
-    key, secret = api_key_for(org, [Perm.MEMBER_READ])
-    stored = ApiKey.objects.for_org(org).values().get(pk=key.pk)
-    assert secret.split("_", 2)[2] not in json.dumps(stored, default=str)
-    assert len(stored["secret_hash"]) == 64
+    response = key_client(*Perm).post(f"/api/v1/orgs/{org.slug}/api-keys",
+                                      {"name": "ci", "permissions": ["member:read"]}, format="json")
+    assert response.status_code == 201
+    secret = response.json()["secret"]
+    raw = secret.split("_", 2)[2]
+    stored = ApiKey.objects.for_org(org).values().get(pk=response.json()["id"])
+    assert raw not in json.dumps(stored, default=str)
+    # An HMAC under the server key, not a bare digest anyone could recompute from a guess.
+    assert stored["secret_hash"] == secret_hash(raw, stored["hash_kid"])[0]
+    assert stored["secret_hash"] != hashlib.sha256(raw.encode()).hexdigest()
 
 
 @pytest.mark.parametrize("reason", ["bad_secret", "revoked", "expired"])

@@ -74,6 +74,7 @@ def test_a_wrong_current_password_changes_nothing(owner):
 
 def test_deactivating_a_user_ends_their_sessions_on_the_next_request(org, owner):
     client = _login(Client(), owner.user)
+    assert client.get(f"/api/v1/orgs/{org.slug}/members").status_code == 200
     owner.user.is_active = False
     owner.user.save()
     assert client.get(f"/api/v1/orgs/{org.slug}/members").status_code == 401

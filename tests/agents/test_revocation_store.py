@@ -4,6 +4,7 @@ import pytest
 from django.core.cache import cache
 
 from agents.policies import agent_revoke, agent_set_status, run_start, run_terminate
+from agents.tokens import token_sign
 from tests.agents.conftest import post_form
 
 pytestmark = pytest.mark.django_db
@@ -15,6 +16,17 @@ def _lose_store():
 
 def test_revoked_agents_tokens_stay_dead_after_the_store_loses_its_data(world, get_token, introspect):
     token = get_token(world)["access_token"]
+    agent_revoke(access=world.access, agent=world.agent)
+    _lose_store()
+    assert introspect(world, token) == {"active": False}
+
+
+def test_a_revoked_agents_cutoff_alone_survives_data_loss(world, introspect):
+    # A token bound to no credential (`cred`), so only the agent's own cutoff can end it: the
+    # rebuild must bring that cutoff back for a revoked agent.
+    token = token_sign(org=world.org, alg="ES256", agent=world.agent, audience=world.connection.audience,
+                       scope="tickets:read", ttl=300).token
+    assert introspect(world, token)["active"] is True
     agent_revoke(access=world.access, agent=world.agent)
     _lose_store()
     assert introspect(world, token) == {"active": False}

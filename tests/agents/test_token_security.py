@@ -372,6 +372,7 @@ def test_a_non_string_typ_header_is_inactive_not_a_500(world, introspect):
     token = pyjwt.encode(_claims(world), signer.key, algorithm="ES256", headers={"kid": signer.kid, "typ": 1})
     with pytest.raises(TokenInvalid, match="wrong_type"):
         token_verify(token)
+    assert introspect(world, token) == {"active": False}  # over HTTP: an answer, not a 500
 
 
 # --- a token verified once is remembered, never trusted blindly ------------------------------------

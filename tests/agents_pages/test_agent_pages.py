@@ -10,6 +10,7 @@ from django.utils import timezone
 from agents import policies
 from agents.models import Agent, AgentSecret, AgentStatus, Connection, Run, RunStatus
 from audit.models import AuditEntry
+from core.secrets import secret_hash
 from rbac.guard import access_for_user
 from tests.factories import MemberFactory, OrgFactory, sign_in
 
@@ -269,7 +270,9 @@ def test_create_connection_shows_its_secret_once(org, owner):
     connection = Connection.objects.for_org(org).get()
     secret = response.context["secret"]
     assert secret in response.content.decode() and connection.client_id in response.content.decode()
-    assert connection.scopes == ["tickets:read", "tickets:write"] and secret not in connection.secret_hash
+    raw = secret.split("_", 2)[2]
+    assert connection.scopes == ["tickets:read", "tickets:write"] and raw not in connection.secret_hash
+    assert connection.secret_hash == secret_hash(raw, connection.hash_kid)[0]
     assert secret not in client.get(url("connections", org)).content.decode()
     duplicate = client.post(url("connections", org), {"name": "Other", "audience": AUDIENCE, "scopes": ""})
     assert duplicate.status_code == 409 and "Already registered" in duplicate.content.decode()

@@ -6,12 +6,13 @@ import uuid
 import pytest
 
 from accounts.models import ApiKey, Membership
-from agents.models import Agent, Connection, Run, new_client_id
+from agents.models import Agent, AgentSecret, Connection, Run, new_client_id
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.models import AuditEntry
 from audit.services import audit_record
 from core.permissions import Perm
+from core.tenancy import org_scope
 from rbac.models import Role, Team
 from scim.models import GroupMapping, ScimGroup, ScimToken
 from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, api_key_for, sign_in
@@ -49,7 +50,26 @@ def _objects(org):
 
 AUDIENCE = "https://tickets.example/api"
 
-# (method, path, permission, body, allowed status, model whose rows must not change when refused)
+
+def _state(org) -> dict:
+    """Everything a call to this API could change in `org`: a refused call must leave it equal."""
+    with org_scope(org):
+        return {
+            "members": sorted(Membership.objects.values_list("pk", "role", "status")),
+            "custom roles": sorted(Role.objects.values_list("pk", "name", "description", "permissions")),
+            "teams": sorted(Team.objects.values_list("pk", "name", "description")),
+            "api keys": sorted(ApiKey.objects.values_list("pk", "name", "revoked_at")),
+            "agents": sorted((a.pk, a.status, a.scopes, a.audiences, sorted(a.owners.values_list("pk",
+                                                                                                 flat=True)))
+                             for a in Agent.objects.all()),
+            "agent secrets": sorted(AgentSecret.objects.values_list("pk", "expires_at", "revoked_at")),
+            "connections": sorted(Connection.objects.values_list("pk", "name", "scopes")),
+            "runs": sorted(Run.objects.values_list("pk", "status")),
+            "scim tokens": sorted(ScimToken.objects.values_list("pk", "expires_at", "revoked_at")),
+            "scim mappings": sorted(GroupMapping.objects.values_list("pk", "kind", "builtin_role")),
+        }
+
+# (method, path, permission, body, allowed status, the model a successful call adds to or removes from)
 CASES = [
     ("get", "members", Perm.MEMBER_READ, None, 200, None),
     ("get", "members/{member}", Perm.MEMBER_READ, None, 200, None),
@@ -131,12 +151,11 @@ def test_missing_permission_gets_403_and_changes_nothing(key_client, org, method
                                                          model):
     objects = _objects(org)
     client = key_client(*[p for p in Perm if p != perm])
-    before = model.objects.for_org(org).count() if model else None
+    before = _state(org)
     response = _call(client, method, org, path, objects, body)
     assert response.status_code == 403
     assert response.json()["error"] == "permission_denied"
-    if model:
-        assert model.objects.for_org(org).count() == before
+    assert _state(org) == before
     denial = AuditEntry.objects.for_org(org).filter(event_name="access.denied").latest("seq")
     assert denial.data["required"] == perm.value
 
@@ -155,11 +174,11 @@ def test_key_of_another_org_gets_404(key_client, org, method, path, perm, body, 
 def test_object_of_another_org_gets_404(key_client, org, method, path, perm, body, ok, model):
     other = OrgFactory()
     foreign = _objects(other)
-    before = model.objects.for_org(other).count() if model else None
-    response = _call(key_client(*Perm), method, org, path, foreign, body)
+    client = key_client(*Perm)
+    before = _state(other), _state(org)
+    response = _call(client, method, org, path, foreign, body)
     assert response.status_code == 404
-    if model:
-        assert model.objects.for_org(other).count() == before
+    assert (_state(other), _state(org)) == before
 
 
 @pytest.mark.parametrize("method,path,perm,body,ok,model", CASES, ids=IDS)

@@ -137,6 +137,24 @@ def test_team_admin_cannot_raise_their_own_team_standing(org):
     assert _last_event(org).event_name == "access.escalation_denied"
 
 
+def test_nobody_changes_their_own_team_standing_even_where_they_could_change_anothers(org):
+    # A team owner (no team:write) may make anyone an owner or an admin, but not touch their own
+    # standing: only the self rule refuses this change.
+    owner_of_team, other = MemberFactory(org=org, role="member"), MemberFactory(org=org, role="member")
+    team = TeamFactory(org=org)
+    TeamMembership.objects.create(team=team, membership=owner_of_team, role="owner")
+    TeamMembership.objects.create(team=team, membership=other, role="owner")
+    client = _client_for(owner_of_team)
+    response = client.patch(f"/api/v1/orgs/{org.slug}/teams/{team.pk}/members/{owner_of_team.pk}",
+                            {"role": "admin"}, format="json")
+    assert response.status_code == 403
+    assert TeamMembership.objects.get(team=team, membership=owner_of_team).role == "owner"
+    assert _last_event(org).event_name == "access.escalation_denied"
+    allowed = client.patch(f"/api/v1/orgs/{org.slug}/teams/{team.pk}/members/{other.pk}",
+                           {"role": "admin"}, format="json")
+    assert allowed.status_code == 200
+
+
 def test_team_admin_manages_their_team_but_not_others(org):
     admin = MemberFactory(org=org, role="member")
     team, other_team = TeamFactory(org=org), TeamFactory(org=org)

@@ -54,10 +54,11 @@ def test_roles_of_other_orgs_and_inactive_members_grant_nothing(org):
     # the org rule keeps these out (rows written straight to the tables, as a faulty import could).
     foreign_team = Team.objects.create(org=other, name="x")
     foreign_team.roles.add(RoleFactory(org=other, permissions=["org:delete"]))
-    TeamMembership.objects.create(team=foreign_team, membership=member, role="member")
+    TeamMembership.objects.create(team=foreign_team, membership=member, role="admin")
     RoleAssignment.objects.create(membership=member, role=RoleFactory(org=other, permissions=["sso:write"]))
-    perms = access_for_user(user=member.user, org_slug=org.slug).perms
-    assert Perm.ORG_DELETE not in perms and Perm.SSO_WRITE not in perms
+    access = access_for_user(user=member.user, org_slug=org.slug)
+    assert Perm.ORG_DELETE not in access.perms and Perm.SSO_WRITE not in access.perms
+    assert not access.can_manage_team(foreign_team.pk) and access.team_roles == {}
     assert access_for_user(user=member.user, org_slug=other.slug) is None
     member.status = "suspended"
     member.save()

@@ -1,6 +1,7 @@
 """Section G of the security cases: each bad input gets its response, changes nothing, and is
 audited where it is a security event."""
 
+import base64
 import json
 
 import pytest
@@ -245,11 +246,16 @@ def test_an_old_token_works_through_its_grace_period_and_not_after(scim):
 
 def test_a_scim_token_is_refused_by_the_admin_api_and_the_token_endpoint(scim):
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {scim.token}"}
-    assert Client().get(f"/api/v1/orgs/{scim.org.slug}/members", **bearer).status_code in (401, 403)
+    # 401, not 403: a 403 would mean the token was taken for a principal that merely lacks a permission.
+    refused = Client().get(f"/api/v1/orgs/{scim.org.slug}/members", **bearer)
+    assert refused.status_code == 401 and refused["WWW-Authenticate"].startswith("Bearer")
+    # Presented as a client secret, the way a client authenticates at the token endpoint.
+    basic = base64.b64encode(f"agt_anything:{scim.token}".encode()).decode()
     response = Client().post(f"/oauth/{scim.org.slug}/token", "grant_type=client_credentials",
-                             content_type="application/x-www-form-urlencoded", **bearer)
-    assert response.status_code in (400, 401)
-    assert response.json()["error"] in ("invalid_client", "invalid_request")
+                             content_type="application/x-www-form-urlencoded",
+                             HTTP_AUTHORIZATION=f"Basic {basic}")
+    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+    assert not AuditEntry.objects.for_org(scim.org).filter(event_name="token.issued").exists()
 
 
 # --- rate limits --------------------------------------------------------------------------------
