@@ -60,6 +60,8 @@ class MemberUpdateSerializer(serializers.Serializer):
 
 class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = Membership
+    list_ordering = "created_at"
+    search_fields = ("user__email", "user__display_name")
     serializer_class = MemberSerializer
     reauth_actions = frozenset(
         {"create", "partial_update", "destroy", "revoke_sessions", "send_password_reset"}
@@ -152,6 +154,8 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 
 class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = ApiKey
+    list_ordering = "-created_at"
+    search_fields = ("name",)
     serializer_class = ApiKeySerializer
     reauth_actions = frozenset({"create"})
     required = {

@@ -76,6 +76,8 @@ def _members(org, ids) -> list[Membership]:
 
 class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = Agent
+    list_ordering = "name"
+    search_fields = ("name", "client_id")
     serializer_class = AgentSerializer
     required = {
         "list": Perm.AGENT_READ,
@@ -165,6 +167,8 @@ class ConnectionWriteSerializer(serializers.Serializer):
 
 class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = Connection
+    list_ordering = "name"
+    search_fields = ("name", "audience")
     serializer_class = ConnectionSerializer
     required = {"list": Perm.CONNECTION_READ, "retrieve": Perm.CONNECTION_READ,
                 "create": Perm.CONNECTION_WRITE}
@@ -201,6 +205,8 @@ class RunWriteSerializer(serializers.Serializer):
 
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = Run
+    list_ordering = "-started_at"
+    search_fields = ("description", "agent__name")
     serializer_class = RunSerializer
     required = {"list": Perm.RUN_READ, "retrieve": Perm.RUN_READ, "create": Perm.RUN_WRITE,
                 "terminate": Perm.RUN_WRITE}

@@ -315,6 +315,8 @@ REST_FRAMEWORK = {
     # Deny by default: a view that forgets its permissions allows nothing.
     "DEFAULT_PERMISSION_CLASSES": ["web.api_permissions.DenyAll"],
     "EXCEPTION_HANDLER": "web.api_errors.exception_handler",
+    # Every list is paged (at most web.pagination.MAX_PAGE_SIZE rows a page).
+    "DEFAULT_PAGINATION_CLASS": "web.pagination.AdminCursorPagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

@@ -43,6 +43,8 @@ class BuiltinRoleSerializer(serializers.Serializer):
 
 class RoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = Role
+    list_ordering = "name"
+    search_fields = ("name", "description")
     serializer_class = RoleSerializer
     reauth_actions = frozenset({"create", "partial_update", "destroy"})
     required = {
@@ -128,6 +130,8 @@ class TeamMemberAddSerializer(TeamMemberWriteSerializer):
 
 class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = Team
+    list_ordering = "name"
+    search_fields = ("name", "description")
     serializer_class = TeamSerializer
     # Team admins manage their own team without TEAM_WRITE: the services check their standing.
     reauth_actions = frozenset({"partial_update", "add_member"})

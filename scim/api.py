@@ -77,6 +77,8 @@ class ScimTokenRevokeSerializer(serializers.Serializer):
 
 class ScimTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = ScimToken
+    list_ordering = "-created_at"
+    search_fields = ("name",)
     serializer_class = ScimTokenSerializer
     required = {
         "list": Perm.SCIM_READ,
@@ -164,6 +166,8 @@ def _one_of_org(model, org, pk, what: str):
 
 class GroupMappingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = GroupMapping
+    list_ordering = "created_at"
+    search_fields = ("group__display_name",)
     serializer_class = GroupMappingSerializer
     required = {
         "list": Perm.SCIM_READ,

@@ -7,12 +7,16 @@ override `get_queryset`/`get_object` (checked when the class is created), so ano
 always a 404.
 """
 
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
+from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet
 
 from core.permissions import Perm
 from web.api_permissions import OrgAccessPermission
+
+MAX_QUERY = 100
 
 
 def _check_declarations(cls) -> None:
@@ -54,6 +58,9 @@ class OrgScopedMixin:
 class OrgScopedViewSet(OrgScopedMixin, GenericViewSet):
     model = None
     lookup_value_regex = "[0-9a-fA-F-]{36}"
+    # Lists are paged (web.pagination) in this order; `?q=` matches these fields, case-insensitively.
+    list_ordering: str | None = None
+    search_fields: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -72,7 +79,22 @@ class OrgScopedViewSet(OrgScopedMixin, GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no request org
             return self.model.objects.none()
-        return self.scope(self.model.objects.for_org(self.request.access.org))
+        queryset = self.scope(self.model.objects.for_org(self.request.access.org))
+        if self.action == "list":
+            queryset = self.search(queryset)
+        return queryset
+
+    def search(self, queryset):
+        """`?q=text`: rows whose search fields contain the text (at most MAX_QUERY characters)."""
+        text = self.request.query_params.get("q", "").strip()
+        if not text or not self.search_fields:
+            return queryset
+        if len(text) > MAX_QUERY:
+            raise ValidationError({"q": [f"At most {MAX_QUERY} characters."]})
+        match = Q()
+        for name in self.search_fields:
+            match |= Q(**{f"{name}__icontains": text})
+        return queryset.filter(match)
 
     def get_object(self):
         lookup = self.lookup_url_kwarg or self.lookup_field

@@ -1,6 +1,7 @@
 """Pages: login, logout, home and the org switcher; org members and org API keys."""
 
 from django.contrib import messages
+from django.db.models import Q
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -16,6 +17,7 @@ from core.permissions import Perm
 from rbac import policies
 from rbac.models import Role
 from web.forms import permission_groups
+from web.api import MAX_QUERY
 from web.pages import OrgPageMixin, form_apply_service_error
 
 # --- Login, logout, home ----------------------------------------------------------------------
@@ -70,7 +72,10 @@ class MemberListView(OrgPageMixin, View):
             .prefetch_related("custom_roles", "team_memberships__team")
             .order_by("created_at")
         )
-        return self.render_page(self.template, status=status, members=members, form=form)
+        q = self.request.GET.get("q", "").strip()[:MAX_QUERY]
+        if q:  # by email or name, as the admin API's ?q= does
+            members = members.filter(Q(user__email__icontains=q) | Q(user__display_name__icontains=q))
+        return self.render_page(self.template, status=status, members=members, form=form, q=q)
 
 
 class MemberEditView(OrgPageMixin, View):

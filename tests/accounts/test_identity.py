@@ -124,7 +124,7 @@ def test_bootstrap_org_prints_json_with_a_working_owner_key(capsys, api):
 def _members_by_slug(client, slug):
     response = client.get(f"/api/v1/orgs/{slug}/members")
     assert response.status_code == 200
-    return response.json()
+    return response.json()["results"]
 
 
 def test_seed_demo_is_idempotent(capsys, settings):

@@ -148,3 +148,22 @@ def test_member_of_another_org_gets_not_found(page, live_server, owner):
     log_in(page, live_server.url, stranger.user.email)
     response = page.goto(f"{live_server.url}/orgs/{owner.org.slug}/members/")
     assert response.status == 404
+
+
+def test_find_a_member_by_email_or_name(page, live_server, owner):
+    org = owner.org
+    MemberFactory(org=org, user=UserFactory(email="grace@example.com", display_name="Grace Hopper"))
+    MemberFactory(org=org, user=UserFactory(email="alan@example.com", display_name="Alan Turing"))
+    log_in(page, live_server.url, owner.user.email, path=f"/orgs/{org.slug}/members/")
+    search = page.get_by_role("search")
+    search.get_by_label("Find a member by email or name").fill("hopper")
+    search.get_by_role("button", name="Search").click()
+    expect(page).to_have_url(re.compile(r"\?q=hopper$"))
+    rows = page.get_by_role("table").get_by_role("row")
+    expect(rows).to_have_count(2)  # the header and Grace
+    expect(rows.nth(1)).to_contain_text("grace@example.com")
+    search.get_by_label("Find a member by email or name").fill("nobody-at-all")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("table")).to_contain_text("No member matches “nobody-at-all”.")
+    page.get_by_role("link", name="Show everyone").click()
+    expect(page.get_by_role("table").get_by_role("row")).to_have_count(4)

@@ -69,7 +69,7 @@ def test_create_returns_the_token_once_and_it_authenticates(org, owner):
         assert secret.rsplit("_", 1)[1] not in later.content.decode()
     token = ScimToken.objects.for_org(org).get()
     assert token.secret_hash not in listed.content.decode() + detail.content.decode()
-    assert set(listed.json()[0]) == LISTED_FIELDS == set(detail.json())
+    assert set(listed.json()["results"][0]) == LISTED_FIELDS == set(detail.json())
     assert detail.json()["last_used_at"] is not None  # the authentication above used it
     created = events(org, "scim.token_created").get()
     assert created.data == {"name": "Okta production"} and created.target_id == body["id"]
@@ -135,7 +135,7 @@ def test_another_orgs_token_is_404_and_stays_live(org, owner):
     client = as_user(owner)
     assert client.get(tokens_url(org, foreign.pk)).status_code == 404
     assert client.post(tokens_url(org, foreign.pk, "revoke"), {}, format="json").status_code == 404
-    assert client.get(tokens_url(org)).json() == []
+    assert client.get(tokens_url(org)).json()["results"] == []
     assert scim_token_authenticate(secret).pk == foreign.pk
 
 
@@ -213,7 +213,7 @@ def test_mapping_service_create_builtin_role_and_list(org, owner, group):
     assert body["group"] == {"id": str(group.pk), "display_name": "Engineering"}
     assert (body["kind"], body["builtin_role"]) == ("builtin_role", "viewer")
     assert GroupMapping.objects.for_org(org).get().builtin_role == "viewer"
-    assert [m["id"] for m in client.get(mappings_url(org)).json()] == [body["id"]]
+    assert [m["id"] for m in client.get(mappings_url(org)).json()["results"]] == [body["id"]]
     assert events(org, "scim.mapping_created").exists()
 
 
