@@ -1,8 +1,8 @@
 """Pages: login, logout, home and the org switcher; org members and org API keys."""
 
 from django.contrib import messages
-from django.db.models import Q
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views import View
@@ -16,8 +16,8 @@ from core.errors import ServiceError
 from core.permissions import Perm
 from rbac import policies
 from rbac.models import Role
-from web.forms import permission_groups
 from web.api import MAX_QUERY
+from web.forms import permission_groups
 from web.pages import OrgPageMixin, form_apply_service_error
 
 # --- Login, logout, home ----------------------------------------------------------------------
