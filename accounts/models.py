@@ -8,7 +8,6 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django_otp.models import Device
-from django_scim.models import AbstractSCIMUserMixin
 
 from core.credentials import Credential
 from core.permissions import perms_from_strings
@@ -40,7 +39,7 @@ class UserManager(BaseUserManager):
         return self.create_user(email, password, is_staff=True, **fields)
 
 
-class User(AbstractSCIMUserMixin, AbstractBaseUser):
+class User(AbstractBaseUser):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     email = models.EmailField(unique=True, max_length=254)
     display_name = models.CharField(max_length=150, blank=True)
@@ -76,9 +75,6 @@ class User(AbstractSCIMUserMixin, AbstractBaseUser):
 
     def save(self, *args, **kwargs):
         self.email = normalize_email(self.email)
-        # django-scim2 fills scim_id only for integer keys it has not seen; ours exist before save.
-        if not self.scim_id:
-            self.scim_id = str(self.id)
         super().save(*args, **kwargs)
 
 

@@ -24,7 +24,7 @@ PERMS = [p.value for p in Perm]
 
 def _member_with(n: int) -> User:
     org = Organization.objects.create(slug=f"guard-{n}", name=f"guard {n}")
-    user = User.objects.create(email=f"member-{n}@bench.example", password="!unusable", scim_id=f"guard-{n}")
+    user = User.objects.create(email=f"member-{n}@bench.example", password="!unusable")
     membership = Membership.objects.create(org=org, user=user, role="viewer")
     roles = Role.objects.bulk_create(
         Role(org=org, name=f"role {i}", permissions=PERMS[i % len(PERMS):][:3]) for i in range(2 * n)

@@ -31,11 +31,6 @@ def test_the_database_refuses_an_unnormalised_email():
         User.objects.filter(pk=user.pk).update(email="Mixed@Example.com")
 
 
-def test_scim_id_is_set_from_the_primary_key():
-    user = UserFactory()
-    assert user.scim_id == str(user.pk)
-
-
 def _members(client, org):
     return client.get(f"/api/v1/orgs/{org.slug}/members")
 
