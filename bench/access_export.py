@@ -27,7 +27,8 @@ def _populate(rows: int) -> Organization:
     """`rows` members, fast: bulk inserts, and no password hashing (Argon2 costs ~30 ms each)."""
     org = Organization.objects.create(slug="export", name="Export & Co")
     users = User.objects.bulk_create(
-        (User(email=f"user{i}@bench.example", display_name=f"User {i}", password="!unusable") for i in range(rows)),
+        (User(email=f"user{i}@bench.example", display_name=f"User {i}", password="!unusable")
+         for i in range(rows)),
         batch_size=BATCH,
     )
     builtin, statuses = list(BuiltinRole.values), [MembershipStatus.ACTIVE] * 8 + [
