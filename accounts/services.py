@@ -24,8 +24,7 @@ from accounts.models import (
 )
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
-from audit.models import AuditChain, chain_key
-from audit.services import AuditAs, Target, audit_effect, audit_record, records_denials
+from audit.services import AuditAs, Target, audit_effect, audit_record, chain_open, records_denials
 from core.errors import Conflict, DenialAudit, Invalid
 from core.models import Organization
 from core.roles import BUILTIN_ROLES, BuiltinRole
@@ -67,7 +66,7 @@ def org_create(*, slug: str, name: str, owner: User, actor: Actor | None = None)
     org = Organization(slug=slug, name=name)
     org.full_clean()
     org.save()
-    AuditChain.objects.create(chain=chain_key(org))
+    chain_open(org=org)
     actor = actor or Actor.for_user(owner)
     audit_record(org=org, actor=actor, event=AuditEvent.ORG_CREATED, target=Target.of(org),
                  data={"slug": slug, "name": name})

@@ -134,6 +134,11 @@ def _append_postgresql(entry: AuditEntry) -> AuditEntry:
     return entry
 
 
+def chain_open(*, org) -> None:
+    """Start an org's chain (its head row). Appends also create it on first use, under the lock."""
+    AuditChain.objects.get_or_create(chain=chain_key(org))
+
+
 def _append_generic(entry: AuditEntry) -> AuditEntry:
     with transaction.atomic():
         head, _ = AuditChain.objects.select_for_update().get_or_create(chain=entry.chain)

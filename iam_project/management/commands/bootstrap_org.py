@@ -8,7 +8,7 @@ from django.db import transaction
 
 from accounts.api_keys import api_key_mint
 from accounts.models import normalize_email
-from accounts.services import org_create, user_get_or_create
+from accounts.services import org_create, password_set, user_get_or_create
 from audit.actors import Actor
 from core.models import Organization
 from core.permissions import ALL_PERMS
@@ -35,8 +35,7 @@ class Command(BaseCommand):
             owner = user_get_or_create(email=email)
             if password is not None:
                 self._validate(password, owner)
-                owner.set_password(password)
-                owner.save(update_fields=["password"])
+                password_set(user=owner, new_password=password, reason="bootstrap_org")
             actor = Actor.system("bootstrap_org")
             org = org_create(slug=opts["slug"], name=opts["name"], owner=owner, actor=actor)
             result = {"org": org.slug, "owner": owner.email}

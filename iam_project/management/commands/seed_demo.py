@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import Membership
-from accounts.services import membership_create, org_create, user_get_or_create
+from accounts.services import membership_create, org_create, password_set, user_get_or_create
 from agents.models import Agent, Connection
 from agents.services import agent_create, connection_create
 from audit.actors import Actor
@@ -60,8 +60,8 @@ class Command(BaseCommand):
     @staticmethod
     def _user(email, name):
         user = user_get_or_create(email=email, display_name=name)
-        user.set_password(DEMO_PASSWORD)  # the printed demo login always works
-        user.save(update_fields=["password"])
+        if not user.check_password(DEMO_PASSWORD):  # the printed demo login always works
+            password_set(user=user, new_password=DEMO_PASSWORD, reason="seed_demo")
         return user
 
     def _people(self, org):
