@@ -1,14 +1,17 @@
 import time
+import uuid
 
 import factory
 
 from accounts.models import ApiKey, Membership, User
 from accounts.policy import AUTH_TIME_KEY, LAST_SEEN_KEY, MFA_TIME_KEY
+from agents.models import Agent, Connection, Run, new_client_id
 from audit.models import AuditChain
 from core.models import Organization
 from core.roles import BuiltinRole
 from core.secrets import credential_mint
 from rbac.models import Role, Team, TeamMembership
+from scim.models import GroupMapping, ScimGroup, ScimGroupMember, ScimToken, ScimUser
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -104,3 +107,99 @@ def sign_in(client, user, *, mfa: bool = False, auth_age: float = 0.0):
     session[MFA_TIME_KEY] = now if mfa else None
     session.save()
     return client
+
+
+class ConnectionFactory(factory.django.DjangoModelFactory):
+    """A downstream service. Its introspection secret is not known (use the service for one)."""
+
+    class Meta:
+        model = Connection
+
+    org = factory.SubFactory(OrgFactory)
+    name = factory.Sequence(lambda n: f"Service {n}")
+    audience = factory.Sequence(lambda n: f"https://service{n}.example/api")
+    scopes = factory.LazyFunction(lambda: ["t:read"])
+    client_id = factory.LazyFunction(lambda: new_client_id("cnc"))
+    lookup_id = factory.LazyFunction(lambda: uuid.uuid4().hex)
+    secret_hash = "0" * 64
+    hash_kid = "x"
+
+
+class AgentFactory(factory.django.DjangoModelFactory):
+    """An agent row with its grant written directly (no owner check): `owners=[membership, ...]`."""
+
+    class Meta:
+        model = Agent
+        skip_postgeneration_save = True
+
+    org = factory.SubFactory(OrgFactory)
+    name = factory.Sequence(lambda n: f"bot {n}")
+    client_id = factory.LazyFunction(lambda: new_client_id("agt"))
+    scopes = factory.LazyFunction(lambda: ["t:read"])
+    audiences = factory.LazyFunction(lambda: ["https://service.example/api"])
+
+    @factory.post_generation
+    def owners(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.owners.set(extracted)
+
+
+class RunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Run
+
+    agent = factory.SubFactory(AgentFactory)
+    org = factory.SelfAttribute("agent.org")
+    started_by_type = "human"
+
+
+class ScimTokenFactory(factory.django.DjangoModelFactory):
+    """A SCIM token row whose secret nobody knows (scim.tokens.scim_token_create mints a usable one)."""
+
+    class Meta:
+        model = ScimToken
+
+    org = factory.SubFactory(OrgFactory)
+    name = "Okta"
+    lookup_id = factory.LazyFunction(lambda: uuid.uuid4().hex)
+    secret_hash = "0" * 64
+    hash_kid = "x"
+
+
+class ScimUserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ScimUser
+
+    membership = factory.SubFactory(MemberFactory)
+    org = factory.SelfAttribute("membership.org")
+    user_name = factory.LazyAttribute(lambda u: u.membership.user.email)
+
+
+class ScimGroupFactory(factory.django.DjangoModelFactory):
+    """A pushed group; `members=[scim_user, ...]` puts them in it."""
+
+    class Meta:
+        model = ScimGroup
+        skip_postgeneration_save = True
+
+    org = factory.SubFactory(OrgFactory)
+    display_name = factory.Sequence(lambda n: f"Group {n}")
+
+    @factory.post_generation
+    def members(self, create, extracted, **kwargs):
+        for user in extracted or ():
+            ScimGroupMember.objects.create(group=self, user=user)
+
+
+class GroupMappingFactory(factory.django.DjangoModelFactory):
+    """A mapping; its kind follows from what it grants (`builtin_role`, `role`, or `team`)."""
+
+    class Meta:
+        model = GroupMapping
+
+    group = factory.SubFactory(ScimGroupFactory)
+    org = factory.SelfAttribute("group.org")
+    kind = factory.LazyAttribute(
+        lambda m: "builtin_role" if m.builtin_role else "custom_role" if m.role else "team")
+    builtin_role = ""
+    role = None

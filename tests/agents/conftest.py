@@ -11,11 +11,11 @@ from accounts.models import Membership
 from agents import keys
 from agents.models import Agent, Connection
 from agents.policies import agent_create, connection_create
-from audit.models import AuditEntry
 from core.models import Organization
 from rbac.access import Access
 from rbac.guard import access_for_user
 from tests.factories import MemberFactory, OrgFactory
+from tests.helpers import audit_events
 
 AUDIENCE = "https://tickets.example.com"
 SCOPES = ["tickets:read", "tickets:write"]
@@ -104,10 +104,6 @@ def introspect(client):
         return response.json()
 
     return call
-
-
-def audit_events(org, name: str):
-    return AuditEntry.objects.for_org(org).filter(event_name=name).order_by("seq")
 
 
 def issued_count(org) -> int:

@@ -5,8 +5,9 @@ from django.db import connection
 
 from agents.tokens import token_verify
 from rbac.models import RoleAssignment
-from tests.agents.conftest import audit_events, post_form
+from tests.agents.conftest import post_form
 from tests.factories import RoleFactory, TeamFactory, TeamMemberFactory
+from tests.helpers import audit_events
 
 # Observed budgets, asserted exactly so that any new query on these paths is a decision.
 # Token: one statement for the secret joined to its agent, org, policy and connection, and the

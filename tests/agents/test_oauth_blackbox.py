@@ -10,7 +10,8 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from agents.policies import run_start
-from tests.agents.conftest import AUDIENCE, audit_events, issued_count, post_form
+from tests.agents.conftest import AUDIENCE, issued_count, post_form
+from tests.helpers import audit_events
 
 
 def _path(url: str) -> str:

@@ -14,7 +14,8 @@ from agents.models import AgentSecret
 from agents.policies import agent_policy_update, agent_secret_end_previous, agent_secret_rotate
 from core.errors import Invalid
 from core.tenancy import org_scope
-from tests.agents.conftest import audit_events, build_world, issued_count, post_form
+from tests.agents.conftest import build_world, issued_count, post_form
+from tests.helpers import audit_events
 
 
 def _start() -> datetime:

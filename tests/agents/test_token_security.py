@@ -36,8 +36,9 @@ from audit.models import AuditEntry
 from core.secrets import secret_hash
 from rbac.guard import access_for_user
 from rbac.policies import member_update
-from tests.agents.conftest import AUDIENCE, audit_events, build_world, issued_count, post_form
+from tests.agents.conftest import AUDIENCE, build_world, issued_count, post_form
 from tests.factories import MemberFactory
+from tests.helpers import audit_events
 
 UNREACHABLE_REDIS = {"default": {
     "BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",

@@ -9,10 +9,10 @@ from django.utils import timezone
 
 from agents import policies
 from agents.models import Agent, AgentSecret, AgentStatus, Connection, Run, RunStatus
-from audit.models import AuditEntry
 from core.secrets import secret_hash
-from rbac.guard import access_for_user
 from tests.factories import MemberFactory, OrgFactory, sign_in
+from tests.helpers import access_of
+from tests.helpers import audit_events as events
 
 pytestmark = pytest.mark.django_db
 
@@ -25,14 +25,6 @@ def as_user(user, **kwargs) -> Client:
 
 def url(name, org, **kwargs):
     return reverse(name if ":" in name else f"agents:{name}", kwargs={"org": org.slug, **kwargs})
-
-
-def events(org, name):
-    return AuditEntry.objects.for_org(org).filter(event_name=name)
-
-
-def access_of(membership):
-    return access_for_user(user=membership.user, org_slug=membership.org.slug)
 
 
 def make_connection(owner, audience=AUDIENCE, scopes=("tickets:read", "tickets:write")):

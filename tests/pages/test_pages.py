@@ -15,6 +15,7 @@ from tests.factories import (
     UserFactory,
     sign_in,
 )
+from tests.helpers import audit_events as events
 
 pytestmark = pytest.mark.django_db
 
@@ -27,10 +28,6 @@ def as_user(user) -> Client:
 
 def member(org, role="member", **kwargs):
     return MemberFactory(org=org, role=role, **kwargs)
-
-
-def events(org, name):
-    return AuditEntry.objects.for_org(org).filter(event_name=name)
 
 
 # Which app's namespace each page is in (the parametrized tests name pages without it).

@@ -1,12 +1,11 @@
 """The permission matrix for every admin API resource: anonymous 401, missing permission 403,
 another org's URL or object 404, allowed 2xx. Each refused call also changes nothing."""
 
-import uuid
 
 import pytest
 
 from accounts.models import ApiKey, Membership
-from agents.models import Agent, AgentSecret, Connection, Run, new_client_id
+from agents.models import Agent, AgentSecret, Connection, Run
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.models import AuditEntry
@@ -14,8 +13,21 @@ from audit.services import audit_record
 from core.permissions import Perm
 from core.tenancy import org_scope
 from rbac.models import Role, Team
-from scim.models import GroupMapping, ScimGroup, ScimToken
-from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, api_key_for, sign_in
+from scim.models import GroupMapping, ScimToken
+from tests.factories import (
+    AgentFactory,
+    ConnectionFactory,
+    GroupMappingFactory,
+    MemberFactory,
+    OrgFactory,
+    RoleFactory,
+    RunFactory,
+    ScimGroupFactory,
+    ScimTokenFactory,
+    TeamFactory,
+    api_key_for,
+    sign_in,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -25,26 +37,21 @@ def _objects(org):
     member = MemberFactory(org=org)
     MemberFactory(org=org, role="owner")
     entry = audit_record(org=org, actor=Actor.system(), event=AuditEvent.ORG_UPDATED)
-    connection = Connection.objects.create(org=org, name="tickets", audience=AUDIENCE, scopes=["t:read"],
-                                           client_id=new_client_id("cnc"), secret_hash="0" * 64, hash_kid="x")
-    agent = Agent.objects.create(org=org, name="bot", client_id=new_client_id("agt"), scopes=["t:read"],
-                                 audiences=[AUDIENCE])
-    agent.owners.add(member)
-    scim_group = ScimGroup.objects.create(org=org, display_name="Engineering")
+    connection = ConnectionFactory(org=org, name="tickets", audience=AUDIENCE, scopes=["t:read"])
+    agent = AgentFactory(org=org, name="bot", scopes=["t:read"], audiences=[AUDIENCE], owners=[member])
+    scim_group = ScimGroupFactory(org=org, display_name="Engineering")
     return {
         "agent": agent.pk,
         "connection": connection.pk,
-        "run": Run.objects.create(org=org, agent=agent, started_by_type="human").pk,
+        "run": RunFactory(agent=agent).pk,
         "member": member.pk,
         "team": TeamFactory(org=org).pk,
         "role": RoleFactory(org=org, permissions=["agent:read"]).pk,
         "api_key": api_key_for(org, [Perm.MEMBER_READ])[0].pk,
         "audit": entry.pk,
-        "scim_token": ScimToken.objects.create(org=org, name="Okta", lookup_id=uuid.uuid4().hex,
-                                               secret_hash="0" * 64, hash_kid="x").pk,
+        "scim_token": ScimTokenFactory(org=org).pk,
         "scim_group": scim_group.pk,
-        "scim_mapping": GroupMapping.objects.create(org=org, group=scim_group, kind="builtin_role",
-                                                    builtin_role="viewer").pk,
+        "scim_mapping": GroupMappingFactory(group=scim_group, builtin_role="viewer").pk,
     }
 
 

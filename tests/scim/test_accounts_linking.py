@@ -8,11 +8,11 @@ from django.db import connection
 from django.test import Client
 
 from accounts.models import Membership, MembershipStatus, User
-from audit.models import AuditEntry
 from rbac.guard import access_for_user
 from rbac.policies import member_add, policy_update
 from scim.models import ScimUser
 from tests.factories import PASSWORD, MemberFactory, sign_in
+from tests.helpers import audit_events as _events
 from tests.scim.conftest import BASE, scim_for, user_body
 
 STRONG = "another long passphrase 7 for SCIM"
@@ -20,10 +20,6 @@ STRONG = "another long passphrase 7 for SCIM"
 
 def _login(email: str, password: str):
     return Client().post("/login/", {"email": email, "password": password})
-
-
-def _events(org, name):
-    return AuditEntry.objects.for_org(org).filter(event_name=name)
 
 
 @pytest.mark.django_db

@@ -9,12 +9,12 @@ from django.conf import settings
 from freezegun import freeze_time
 from rest_framework.test import APIClient
 
-from audit.models import AuditEntry
 from core.permissions import Perm
 from rbac.guard import access_for_user
 from scim.models import GroupMapping, ScimGroup, ScimToken
 from scim.tokens import scim_token_authenticate, scim_token_create
 from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, sign_in
+from tests.helpers import audit_events as events
 
 pytestmark = pytest.mark.django_db
 
@@ -36,10 +36,6 @@ def as_user(membership, **kwargs) -> APIClient:
 
 def make_token(owner, name="Okta") -> tuple[ScimToken, str]:
     return scim_token_create(access=access_for_user(user=owner.user, org_slug=owner.org.slug), name=name)
-
-
-def events(org, name):
-    return AuditEntry.objects.for_org(org).filter(event_name=name)
 
 
 # --- Tokens -------------------------------------------------------------------------------------

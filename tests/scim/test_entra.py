@@ -19,6 +19,8 @@ from rbac.models import RoleAssignment
 from scim.mappings import mapping_create
 from scim.models import MAPPING_TAG, ScimGroup, ScimGroupMember, ScimUser
 from tests.factories import RoleFactory
+from tests.helpers import events_since, last_seq
+from tests.helpers import latest_event as entry
 from tests.scim.conftest import SCIM_JSON
 
 pytestmark = pytest.mark.django_db
@@ -56,19 +58,6 @@ def scim_body(response, status: int) -> dict:
 def no_content(response) -> None:
     assert response.status_code == 204, response.content
     assert response.content == b""
-
-
-def last_seq(org) -> int:
-    return AuditEntry.objects.for_org(org).order_by("-seq").values_list("seq", flat=True).first() or 0
-
-
-def events_since(org, seq: int) -> list[str]:
-    return list(AuditEntry.objects.for_org(org).filter(seq__gt=seq).order_by("seq")
-                .values_list("event_name", flat=True))
-
-
-def entry(org, name: str) -> AuditEntry:
-    return AuditEntry.objects.for_org(org).filter(event_name=name).order_by("-seq").first()
 
 
 def create(scim, name: str, **enterprise) -> dict:

@@ -17,6 +17,8 @@ from rbac.guard import access_for_user
 from scim.mappings import mapping_create
 from scim.models import ScimGroup, ScimGroupMember, ScimUser
 from tests.factories import sign_in
+from tests.helpers import events_since, last_seq
+from tests.helpers import latest_event as entry
 from tests.scim.conftest import SCIM_JSON
 
 pytestmark = pytest.mark.django_db
@@ -47,19 +49,6 @@ def scim_body(response, status: int) -> dict:
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith(SCIM_JSON)
     return response.json()
-
-
-def events_since(org, seq: int = 0) -> list[str]:
-    return list(AuditEntry.objects.for_org(org).filter(seq__gt=seq).order_by("seq")
-                .values_list("event_name", flat=True))
-
-
-def last_seq(org) -> int:
-    return AuditEntry.objects.for_org(org).order_by("-seq").values_list("seq", flat=True).first() or 0
-
-
-def entry(org, name: str) -> AuditEntry:
-    return AuditEntry.objects.for_org(org).filter(event_name=name).order_by("-seq").first()
 
 
 def create(scim, user_name: str, **kw) -> dict:

@@ -12,12 +12,12 @@ from freezegun import freeze_time
 
 from audit.actors import Actor
 from audit.events import AuditEvent
-from audit.models import AuditEntry
 from audit.services import audit_record
 from rbac.guard import access_for_user
 from scim.models import GroupMapping, ScimGroup, ScimToken
 from scim.tokens import scim_token_authenticate, scim_token_create
 from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, sign_in
+from tests.helpers import audit_events as events
 
 pytestmark = pytest.mark.django_db
 
@@ -35,10 +35,6 @@ def as_user(membership, **kwargs) -> Client:
 
 def make_token(owner, name="Okta") -> tuple[ScimToken, str]:
     return scim_token_create(access=access_for_user(user=owner.user, org_slug=owner.org.slug), name=name)
-
-
-def events(org, name):
-    return AuditEntry.objects.for_org(org).filter(event_name=name)
 
 
 @pytest.mark.parametrize("name,detail", PAGES)

@@ -27,7 +27,18 @@ from scim.groups import GroupChange
 from scim.mappings import group_reconcile, mapping_create, mapping_delete, mappings_reconcile
 from scim.models import GroupMapping, ScimGroup, ScimGroupMember, ScimUser, mapping_tag
 from tests.agents.conftest import AUDIENCE, build_world, post_form
-from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, api_key_for, sign_in
+from tests.factories import (
+    GroupMappingFactory,
+    MemberFactory,
+    OrgFactory,
+    RoleFactory,
+    ScimGroupFactory,
+    ScimUserFactory,
+    TeamFactory,
+    api_key_for,
+    sign_in,
+)
+from tests.helpers import audit_events
 
 pytestmark = pytest.mark.django_db
 
@@ -43,15 +54,11 @@ def _fresh_key_caches():
 
 
 def scim_user(membership, name=None) -> ScimUser:
-    return ScimUser.objects.create(org=membership.org, membership=membership,
-                                   user_name=name or membership.user.email)
+    return ScimUserFactory(membership=membership, user_name=name or membership.user.email)
 
 
 def group(org, name, *users) -> ScimGroup:
-    g = ScimGroup.objects.create(org=org, display_name=name)
-    for u in users:
-        ScimGroupMember.objects.create(group=g, user=u)
-    return g
+    return ScimGroupFactory(org=org, display_name=name, members=users)
 
 
 def leave(g, u) -> None:
@@ -59,12 +66,11 @@ def leave(g, u) -> None:
 
 
 def mapped(g, **fields) -> GroupMapping:
-    kind = "builtin_role" if "builtin_role" in fields else "custom_role" if "role" in fields else "team"
-    return GroupMapping.objects.create(org=g.org, group=g, kind=kind, **fields)
+    return GroupMappingFactory(group=g, **fields)
 
 
 def events(org, name):
-    return list(AuditEntry.objects.for_org(org).filter(event_name=name).order_by("seq"))
+    return list(audit_events(org, name))
 
 
 def audit_count(org) -> int:

@@ -12,13 +12,10 @@ from accounts.models import ApiKey, Membership, MembershipStatus
 from audit.models import AuditEntry
 from scim.models import ScimGroup, ScimToken, ScimUser
 from tests.factories import api_key_for, sign_in
+from tests.helpers import audit_events as _events
 from tests.scim.conftest import BASE, scim_for, user_body
 
 pytestmark = pytest.mark.django_db
-
-
-def _events(org, name: str):
-    return AuditEntry.objects.for_org(org).filter(event_name=name)
 
 
 def _error(response, status: int, scim_type: str | None = None) -> dict:

@@ -1,0 +1,27 @@
+"""Helpers more than one test file needs: reading an org's audit log and a member's access."""
+
+from audit.models import AuditEntry
+from rbac.guard import access_for_user
+
+
+def audit_events(org, name: str):
+    """The org's entries of one event, oldest first."""
+    return AuditEntry.objects.for_org(org).filter(event_name=name).order_by("seq")
+
+
+def last_seq(org) -> int:
+    return AuditEntry.objects.for_org(org).order_by("-seq").values_list("seq", flat=True).first() or 0
+
+
+def events_since(org, seq: int = 0) -> list[str]:
+    """The names of the org's entries after `seq`, in order."""
+    return list(AuditEntry.objects.for_org(org).filter(seq__gt=seq).order_by("seq")
+                .values_list("event_name", flat=True))
+
+
+def latest_event(org, name: str) -> AuditEntry:
+    return audit_events(org, name).latest("seq")
+
+
+def access_of(membership):
+    return access_for_user(user=membership.user, org_slug=membership.org.slug)
