@@ -107,6 +107,14 @@ def reset_request(*, email: str, ip: str | None) -> ResetRequestOutcome:
     raw = secrets.token_urlsafe(32)
     digest = token_hash(raw)  # computed on every path so timing does not tell who has an account
     user = User.objects.filter(email=email, is_active=True).first() if email else None
+    _request_record(user, raw, digest, within_limit)
+    return ResetRequestOutcome("accepted")
+
+
+@transaction.atomic
+def _request_record(user: User | None, raw: str, digest: str, within_limit: bool) -> None:
+    """The link (when one is due), its audit entry and its mail, in one transaction: the mail is
+    queued only once the link it carries is committed."""
     delivered = user is not None and within_limit
     if delivered:
         _token_store(user, digest)
@@ -119,7 +127,6 @@ def reset_request(*, email: str, ip: str | None) -> ResetRequestOutcome:
                  target=Target.of(user) if user else None, data={"delivered": delivered, "reason": reason})
     if delivered:
         _mail_link(user, raw)
-    return ResetRequestOutcome("accepted")
 
 
 @transaction.atomic

@@ -5,11 +5,14 @@ from datetime import timedelta
 import pytest
 from argon2 import PasswordHasher, low_level
 from django.core import mail
+from django.db import transaction
 from django.test import Client, TestCase
 from django.utils import timezone
 
 from accounts.models import PasswordResetToken, UserSession
+from accounts.reset import reset_link_send
 from accounts.tasks import auth_records_cleanup
+from audit.actors import Actor
 from audit.models import AuditEntry
 from tests.factories import PASSWORD, MemberFactory, UserFactory, sign_in
 
@@ -69,3 +72,15 @@ def test_cleanup_deletes_only_what_has_already_expired(owner):
     PasswordResetToken.objects.create(user=owner.user, token_hash="2" * 64, expires_at=now + timedelta(1))
     assert auth_records_cleanup.apply().get() == {"sessions": 1, "reset_links": 1}
     assert list(UserSession.objects.values_list("session_key", flat=True)) == ["b" * 32]
+
+
+def test_a_reset_link_is_mailed_only_once_its_transaction_commits(org, owner):
+    member = MemberFactory(org=org, user=UserFactory(password=PASSWORD))
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            reset_link_send(membership=member, actor=Actor.for_user(owner.user))
+            raise RuntimeError("the request fails after the link was made")
+    assert not mail.outbox and not PasswordResetToken.objects.filter(user=member.user).exists()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        reset_link_send(membership=member, actor=Actor.for_user(owner.user))
+    assert [m.to for m in mail.outbox] == [[member.user.email]]
