@@ -225,6 +225,18 @@ def membership_directory_reactivate(*, membership: Membership, actor: Actor, aud
     return changed
 
 
+@transaction.atomic
+def membership_directory_release(*, membership: Membership, actor: Actor, audit_as: AuditAs) -> None:
+    """The directory stops managing this member (its IdP deleted them): the membership stays as it
+    is (deprovisioned, if it was), but from now on it is an admin's to restore or remove."""
+    _membership_lock(membership)
+    if membership.deactivated_by_directory:
+        membership.deactivated_by_directory = False
+        membership.save(update_fields=["deactivated_by_directory"])
+        audit_effect(org=membership.org, actor=actor, event=AuditEvent.MEMBER_UPDATED,
+                     target=Target.of(membership), data={"status": membership.status}, audit_as=audit_as)
+
+
 def acting_elsewhere(membership: Membership) -> bool:
     """Whether the person can still act in another org than this membership's."""
     return (Membership.objects.unscoped()  # the person's memberships in every org

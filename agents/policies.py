@@ -67,42 +67,50 @@ def agent_grant_update(*, access: Access, agent, scopes=None, audiences=None, ow
                                        owners=owners)
 
 
+@records_denials
 def agent_set_status(*, access: Access, agent, status: str):
     assert_in_org(access, agent)
     return services.agent_status_set(agent=agent, status=status, actor=access.actor)
 
 
+@records_denials
 def agent_revoke(*, access: Access, agent):
     assert_in_org(access, agent)
     return services.agent_revoke(agent=agent, actor=access.actor)
 
 
+@records_denials
 def agent_secret_rotate(*, access: Access, agent, overlap_seconds: int | None = None):
     assert_in_org(access, agent)
     return rotation.agent_secret_rotate(agent=agent, actor=access.actor, overlap_seconds=overlap_seconds,
                                         created_by=access.creator_user)
 
 
+@records_denials
 def agent_secret_end_previous(*, access: Access, agent) -> int:
     assert_in_org(access, agent)
     return rotation.agent_secret_end_previous(agent=agent, actor=access.actor)
 
 
+@records_denials
 def connection_create(*, access: Access, name: str, audience: str, scopes):
     return services.connection_create(org=access.org, name=name, audience=audience, scopes=scopes,
                                       actor=access.actor, created_by=access.creator_user)
 
 
+@records_denials
 def run_start(*, access: Access, agent, description: str = ""):
     assert_in_org(access, agent)
     return runs.run_start(agent=agent, actor=access.actor, description=description)
 
 
+@records_denials
 def run_terminate(*, access: Access, run):
     assert_in_org(access, run)
     return runs.run_terminate(run=run, actor=access.actor)
 
 
+@records_denials
 def agent_policy_update(*, access: Access, **changes):
     """Change the org's agent settings (the view's permission is all it takes)."""
     return agent_policy_set(org=access.org, actor=access.actor, **changes)

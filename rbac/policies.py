@@ -109,6 +109,7 @@ def api_key_create(*, access: Access, name: str, permissions, expires_at=None):
                                  created_by=access.creator_user, expires_at=expires_at)
 
 
+@records_denials
 def api_key_revoke(*, access: Access, key):
     assert_in_org(access, key)
     return api_keys.api_key_revoke(key=key, actor=access.actor)
@@ -117,6 +118,7 @@ def api_key_revoke(*, access: Access, key):
 # --- security policy ------------------------------------------------------------------------------
 
 
+@records_denials
 def policy_update(*, access: Access, **changes):
     """Change the org's security policy (the view's permission is all it takes)."""
     return accounts.security_policy_set(org=access.org, actor=access.actor, **changes)

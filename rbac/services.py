@@ -199,7 +199,7 @@ def team_standing_set(*, standing: TeamMembership, role: str, actor: Actor, sour
     if source is not None:
         standing.source = source
     standing.save(update_fields=["role", "source"])
-    if previous != role:
+    if previous != role or audit_as is None:  # a person's change is on record even when it changes nothing
         audit_effect(org=standing.team.org, actor=actor, event=AuditEvent.TEAM_MEMBER_UPDATED,
                      target=Target.of(standing.team),
                      data={"member": str(standing.membership_id), "role": role, "previous_role": previous},

@@ -222,6 +222,10 @@ def user_delete(*, org, actor: Actor, pk, accepts) -> None:
     scim_user = user_locked(org, actor, pk, "DELETE")
     scim_user.version_check(accepts)
     deprovisioning.deprovision(scim_user=scim_user, actor=actor, how="deleted")
+    # The IdP no longer knows this person: the membership is the admins' again (as when it had no
+    # SCIM user at all), so they may restore or remove it.
+    accounts.membership_directory_release(membership=scim_user.membership, actor=actor,
+                                          audit_as=AuditAs(within=AuditEvent.SCIM_USER_DELETED))
     ScimGroupMember.objects.filter(user=scim_user).delete()
     for group in groups:
         group.touch()

@@ -194,3 +194,15 @@ def test_the_fallback_owner_must_be_an_active_member_of_this_org(org, owner):
     assert policy.deprovision_fallback_owner is None and policy.deprovision_agents == "suspend"
     page = client.get(f"/orgs/{org.slug}/security/").content.decode()
     assert owner.user.email in page and other_org_member.user.email not in page
+
+
+def test_a_patch_answers_with_what_was_saved_when_the_rows_already_exist(org, owner):
+    _policy(org, lockout_threshold=5)
+    AgentPolicy.objects.create(org=org, agent_token_ttl_seconds=300)
+    client = sign_in(Client(), owner.user)
+    url = f"/api/v1/orgs/{org.slug}/security-policy"
+    response = client.patch(url, {"lockout_threshold": 3, "agent_token_ttl_seconds": 600},
+                            content_type="application/json")
+    assert response.status_code == 200
+    assert (response.json()["lockout_threshold"], response.json()["agent_token_ttl_seconds"]) == (3, 600)
+    assert client.get(url).json()["lockout_threshold"] == 3

@@ -12,6 +12,7 @@ import io
 import pytest
 from django.test import Client
 
+from agents import policies as agent_policies
 from agents.models import Agent
 from agents.selectors import owners_permissions
 from audit.exports import access_review_csv
@@ -24,7 +25,7 @@ from rbac import policies, services
 from rbac.guard import access_for_user
 from rbac.models import RoleAssignment, TeamMembership
 from tests.agents.conftest import build_world, post_form
-from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory
+from tests.factories import MemberFactory, OrgFactory, RoleFactory, TeamFactory, api_key_for
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +118,20 @@ def test_a_service_handed_another_orgs_role_refuses_it(how):
     [denial] = _denials(world.org)
     assert denial.data == {"object": "role", "id": str(foreign.pk)} and denial.actor_id == actor.id
     assert Perm.ORG_DELETE not in access_for_user(user=member.user, org_slug=world.slug).perms
+
+
+@pytest.mark.parametrize("call", [
+    lambda access, other: agent_policies.agent_revoke(access=access, agent=other.agent),
+    lambda access, other: agent_policies.agent_set_status(access=access, agent=other.agent,
+                                                          status="suspended"),
+    lambda access, other: agent_policies.agent_secret_rotate(access=access, agent=other.agent),
+    lambda access, other: policies.api_key_revoke(access=access,
+                                                  key=api_key_for(other.org, ["member:read"])[0]),
+])
+def test_a_wrapper_handed_another_orgs_object_refuses_and_records_it(call):
+    world, other = build_world(), build_world()
+    with pytest.raises(NotFound):
+        call(world.access, other)
+    assert len(_denials(world.org)) == 1
+    other.agent.refresh_from_db()
+    assert other.agent.status == "active"

@@ -156,3 +156,18 @@ def test_an_admin_cannot_bring_back_someone_the_directory_deactivated(scim):
     scim.patch(f"/Users/{created['id']}", [{"op": "replace", "path": "active", "value": True}])
     membership.refresh_from_db()
     assert membership.status in (MembershipStatus.ACTIVE, MembershipStatus.INVITED)
+
+
+@pytest.mark.django_db
+def test_once_the_idp_deletes_someone_an_admin_may_restore_them(scim):
+    created = scim.post("/Users", user_body("left@example.com")).json()
+    membership = Membership.objects.for_org(scim.org).get(scim__pk=created["id"])
+    assert scim.delete(f"/Users/{created['id']}").status_code == 204
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.DEPROVISIONED and not membership.deactivated_by_directory
+    admin = sign_in(Client(), scim.owner.user)
+    response = admin.patch(f"/api/v1/orgs/{scim.org.slug}/members/{membership.pk}", {"status": "active"},
+                           content_type="application/json")
+    assert response.status_code == 200
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.ACTIVE
