@@ -27,16 +27,21 @@ from audit.events import AuditEvent, Outcome
 from audit.services import AuditAs, Target, audit_effect, audit_record, chain_open, records_denials
 from core.errors import Conflict, DenialAudit, Invalid
 from core.models import Organization
+from core.org_settings import settings_apply
 from core.roles import BUILTIN_ROLES, BuiltinRole
 
 
-def user_get_or_create(*, email: str, password: str | None = None, display_name: str = "",
-                       **fields) -> User:
+def user_get_or_create(*, email: str, password: str | None = None, display_name: str = "") -> User:
     email = normalize_email(email)
     user = User.objects.filter(email=email).first()
     if user is None:
-        user = User.objects.create_user(email, password, display_name=display_name, **fields)
+        user = user_create(email=email, password=password, display_name=display_name)
     return user
+
+
+def user_create(*, email: str, password: str | None = None, display_name: str = "", **fields) -> User:
+    """A new account; without a password it cannot sign in until one is set (or by SSO)."""
+    return User.objects.create_user(email, password, display_name=display_name, **fields)
 
 
 def account_claim(*, user: User, org, actor: Actor) -> None:
@@ -354,20 +359,8 @@ POLICY_FIELDS = (
 @transaction.atomic
 def security_policy_set(*, org, actor: Actor, **changes) -> SecurityPolicy:
     """Change the org's security policy; takes effect on each member's next request or login."""
-    unknown = set(changes) - set(POLICY_FIELDS)
-    if unknown:
-        raise Invalid("Unknown policy settings.", fields={k: ["Unknown setting."] for k in sorted(unknown)})
     policy = SecurityPolicy.objects.for_org(org).select_for_update().first() or SecurityPolicy(org=org)
-    previous = {name: getattr(policy, name) for name in changes}
-    for name, value in changes.items():
-        setattr(policy, name, value)
-    try:
-        policy.full_clean(exclude=["org"])
-    except ValidationError as exc:
-        raise Invalid("Invalid policy.", fields=exc.message_dict)
-    policy.updated_at = timezone.now()
-    policy.save()
-    changed = sorted(name for name in changes if previous[name] != changes[name])
+    changed = settings_apply(policy, changes, POLICY_FIELDS)
     audit_record(org=org, actor=actor, event=AuditEvent.POLICY_CHANGED, target=Target.of(org),
-                 data={"fields": changed, "previous": {k: previous[k] for k in changed}})
+                 data={"fields": sorted(changed), "previous": changed})
     return policy

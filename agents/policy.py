@@ -1,14 +1,13 @@
 """The org's agent settings (agents.AgentPolicy): reading them, and the one service that changes them."""
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from agents.models import AgentPolicy
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record, records_denials
 from core.errors import Invalid
+from core.org_settings import settings_apply
 
 AGENT_POLICY_FIELDS = ("agent_token_ttl_seconds", "secret_overlap_max_seconds", "token_alg",
                        "deprovision_agents", "deprovision_fallback_owner")
@@ -27,24 +26,12 @@ def agent_policy_for_org(org) -> AgentPolicy:
 def agent_policy_set(*, org, actor: Actor, **changes) -> AgentPolicy:
     """Change the org's agent settings; each applies at the next token issuance, rotation or
     departure of an owner."""
-    unknown = set(changes) - set(AGENT_POLICY_FIELDS)
-    if unknown:
-        raise Invalid("Unknown policy settings.", fields={k: ["Unknown setting."] for k in sorted(unknown)})
     fallback = changes.get("deprovision_fallback_owner")
     if fallback is not None and (fallback.org_id != org.pk or not fallback.can_act):
         message = "Choose an active member of this organization."
         raise Invalid(message, fields={"deprovision_fallback_owner": [message]})
     policy = AgentPolicy.objects.for_org(org).select_for_update().first() or AgentPolicy(org=org)
-    previous = {name: getattr(policy, name) for name in changes}
-    for name, value in changes.items():
-        setattr(policy, name, value)
-    try:
-        policy.full_clean(exclude=["org"])
-    except ValidationError as exc:
-        raise Invalid("Invalid policy.", fields=exc.message_dict)
-    policy.updated_at = timezone.now()
-    policy.save()
-    changed = sorted(name for name in changes if previous[name] != changes[name])
+    changed = settings_apply(policy, changes, AGENT_POLICY_FIELDS)
     audit_record(org=org, actor=actor, event=AuditEvent.POLICY_CHANGED, target=Target.of(org),
-                 data={"fields": changed, "previous": {k: previous[k] for k in changed}})
+                 data={"fields": sorted(changed), "previous": changed})
     return policy

@@ -67,14 +67,16 @@ import json
 from accounts.models import User
 from accounts.services import org_create
 from agents.policies import agent_create, connection_create
+from core.tenancy import org_scope
 from rbac.guard import access_for_user
 owner = User.objects.create_user("owner@bench.example")
-org_create(slug={ORG!r}, name="OAuth bench", owner=owner)
+org = org_create(slug={ORG!r}, name="OAuth bench", owner=owner)
 access = access_for_user(user=owner, org_slug={ORG!r})
-connection, connection_secret = connection_create(access=access, name="bench-api", audience={AUDIENCE!r},
-                                                  scopes=[{SCOPE!r}, "write"])
-agent, agent_secret = agent_create(access=access, name="bench-agent", scopes=[{SCOPE!r}],
-                                   audiences=[{AUDIENCE!r}])
+with org_scope(org):  # as the guard would have it for a request
+    connection, connection_secret = connection_create(access=access, name="bench-api",
+                                                      audience={AUDIENCE!r}, scopes=[{SCOPE!r}, "write"])
+    agent, agent_secret = agent_create(access=access, name="bench-agent", scopes=[{SCOPE!r}],
+                                       audiences=[{AUDIENCE!r}])
 print(json.dumps({{"agent": [agent.client_id, agent_secret],
                   "connection": [connection.client_id, connection_secret]}}))
 """

@@ -137,8 +137,8 @@ def _user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
         # No address at all: a placeholder in the reserved .invalid domain; such an account can
         # only ever sign in by single sign-on.
         email = email or f"scim+{uuid.uuid4().hex}@{PLACEHOLDER_EMAIL_DOMAIN}"
-        user = accounts.user_get_or_create(email=email, display_name=fields["display_name"][:150],
-                                           scim_managed_by=org)
+        user = accounts.user_create(email=email, display_name=fields["display_name"][:150],
+                                    scim_managed_by=org)
     membership = Membership.objects.for_org(org).select_for_update().filter(user=user).first()
     if membership is not None and ScimUser.objects.for_org(org).filter(membership=membership).exists():
         raise uniqueness("This person is already provisioned in this organization.")
