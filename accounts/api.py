@@ -127,16 +127,13 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
 
 class ApiKeySerializer(serializers.ModelSerializer):
     created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
-    display = serializers.SerializerMethodField()
+    display = serializers.CharField(read_only=True)
 
     class Meta:
         model = ApiKey
         fields = ["id", "name", "display", "permissions", "created_by", "created_at",
                   "expires_at", "last_used_at", "revoked_at"]
         read_only_fields = fields
-
-    def get_display(self, key) -> str:
-        return f"{ApiKey.PREFIX}_{key.lookup_id}_…"
 
 
 class ApiKeyCreateSerializer(serializers.Serializer):

@@ -40,7 +40,7 @@ def token_status(token: ScimToken, now=None) -> str:
 
 class ScimTokenSerializer(serializers.ModelSerializer):
     created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
-    display = serializers.SerializerMethodField()
+    display = serializers.CharField(read_only=True)
     status = serializers.SerializerMethodField()
 
     class Meta:
@@ -49,9 +49,6 @@ class ScimTokenSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "display", "created_at", "created_by", "last_used_at", "expires_at",
                   "revoked_at", "status"]
         read_only_fields = fields
-
-    def get_display(self, token) -> str:
-        return f"{ScimToken.PREFIX}_{token.lookup_id}_…"
 
     def get_status(self, token) -> str:
         return token_status(token)

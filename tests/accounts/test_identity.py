@@ -102,6 +102,7 @@ def test_api_key_create_shows_the_secret_once(org, key_client):
     secret = created.json()["secret"]
     listed = client.get(f"/api/v1/orgs/{org.slug}/api-keys/{created.json()['id']}").json()
     assert "secret" not in listed and secret not in json.dumps(listed)
+    assert listed["display"] == f"iamk_{secret.split('_', 2)[1]}_…"
     assert not AuditEntry.objects.for_org(org).filter(data__icontains=secret.split("_", 2)[2]).exists()
 
 

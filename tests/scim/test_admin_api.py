@@ -66,6 +66,7 @@ def test_create_returns_the_token_once_and_it_authenticates(org, owner):
     token = ScimToken.objects.for_org(org).get()
     assert token.secret_hash not in listed.content.decode() + detail.content.decode()
     assert set(listed.json()["results"][0]) == LISTED_FIELDS == set(detail.json())
+    assert detail.json()["display"] == f"scim_{token.lookup_id}_…"
     assert detail.json()["last_used_at"] is not None  # the authentication above used it
     created = events(org, "scim.token_created").get()
     assert created.data == {"name": "Okta production"} and created.target_id == body["id"]
