@@ -7,7 +7,10 @@ import urllib.request
 
 import pytest
 
-from accounts.models import ApiKey, Membership
+from accounts.models import ApiKey, Membership, SecurityPolicy
+from accounts.policy import policy_for_org
+from agents.models import AgentPolicy
+from agents.policy import agent_policy_for_org
 from rbac.guard import access_for_user
 from rbac.models import Role, Team, TeamMembership
 from rbac.policies import team_create
@@ -167,3 +170,33 @@ def test_find_a_member_by_email_or_name(page, live_server, owner):
     expect(page.get_by_role("table")).to_contain_text("No member matches “nobody-at-all”.")
     page.get_by_role("link", name="Show everyone").click()
     expect(page.get_by_role("table").get_by_role("row")).to_have_count(4)
+
+
+def test_change_the_security_policy(page, live_server, owner):
+    org = owner.org
+    log_in(page, live_server.url, owner.user.email)
+    nav(page, "Security policy")
+    expect(page.get_by_role("heading", name="Security policy")).to_be_visible()
+    lockout = page.get_by_label("Failed sign-ins before lockout")
+    lifetime = page.get_by_label("Longest agent token lifetime (seconds)")
+
+    # One bad field in one section: the page says which, and neither section changes.
+    lockout.fill("7")
+    lifetime.fill("10")
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.get_by_role("alert")).to_contain_text("greater than or equal to 30")
+    assert policy_for_org(org).lockout_threshold == 5
+    assert agent_policy_for_org(org).agent_token_ttl_seconds == 300
+
+    # Both sections in one save.
+    lockout.fill("7")
+    lifetime.fill("600")
+    page.get_by_label("When a deprovisioned member leaves agents without an owner").select_option("reassign")
+    page.get_by_label("Fallback owner for those agents").select_option(label=owner.user.email)
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.get_by_role("status")).to_have_text("Security policy saved.")
+    expect(lockout).to_have_value("7")
+    assert SecurityPolicy.objects.get(org=org).lockout_threshold == 7
+    agent_policy = AgentPolicy.objects.get(org=org)
+    assert (agent_policy.agent_token_ttl_seconds, agent_policy.deprovision_agents,
+            agent_policy.deprovision_fallback_owner_id) == (600, "reassign", owner.pk)
