@@ -3,6 +3,8 @@
 from urllib.parse import quote
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from scim.models import ScimUser
 from tests.scim.conftest import user_body
@@ -34,6 +36,22 @@ def people(scim):
     _user(scim, "carol@example.com", externalId="ext-3",
           addresses=[{"type": "home", "locality": "Oslo", "postalCode": "0150", "country": "NO"}])
     return scim
+
+
+@pytest.mark.parametrize("path", ["/Users", "/Groups", '/Users?filter=userName sw "u"', "/Users?count=2"])
+def test_a_list_costs_the_same_queries_whatever_the_page_holds(scim, path):
+    """Token lookup, count, page, and one query for every listed resource's groups or members."""
+    counts = []
+    for batch in range(2):
+        ids = [_user(scim, f"u{batch}-{i}@example.com")["id"] for i in range(1 + 4 * batch)]
+        group = scim.post("/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                      "displayName": f"Team {batch}", "members": [{"value": i} for i in ids]})
+        assert group.status_code == 201, group.content
+        with CaptureQueriesContext(connection) as queries:
+            response = scim.get(path.replace(" ", "%20").replace('"', "%22"))
+        assert response.status_code == 200 and response.json()["Resources"]
+        counts.append(len(queries))
+    assert counts == [4, 4]
 
 
 # --- filters: every operator on the attributes we store ------------------------------------------
