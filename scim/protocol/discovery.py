@@ -10,7 +10,7 @@ import functools
 import scim2_models as sm
 from django.conf import settings
 
-from scim.protocol.dispatch import scim_json, scim_view
+from scim.protocol.dispatch import MAX_BODY, scim_json, scim_view
 from scim.protocol.errors import ScimError, not_found
 from scim.protocol.filters import ENTERPRISE, GROUP_CORE, USER_CORE
 from scim.protocol.resources import base_url
@@ -37,7 +37,8 @@ def service_provider_config() -> dict:
         "schemas": [SPC_SCHEMA],
         "documentationUri": f"{settings.IAM_CANONICAL_ORIGIN.rstrip('/')}/api/docs/",
         "patch": {"supported": True},
-        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+        # No Bulk endpoint; maxPayloadSize is still the largest body any endpoint reads (413 above it).
+        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": MAX_BODY},
         "filter": {"supported": True, "maxResults": settings.IAM_SCIM_MAX_PAGE},
         "changePassword": {"supported": True},
         "sort": {"supported": True},

@@ -9,6 +9,7 @@ import logging
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -18,12 +19,15 @@ from core.errors import ServiceError
 from core.ratelimit import counters_incr
 from core.tenancy import org_scope_enter
 from scim.ids import uuid_or_none
-from scim.protocol.errors import CONTENT_TYPE, ScimError, from_service_error, not_found
+from scim.protocol.errors import CONTENT_TYPE, ScimError, bad_request, from_service_error, not_found
 from scim.protocol.resources import etag, if_match_accepts
+from scim.protocol.text import is_text
 from scim.tokens import actor_for, scim_token_authenticate
 
 logger = logging.getLogger(__name__)
-MAX_BODY = 1024 * 1024
+MAX_BODY = 1024 * 1024  # also the ServiceProviderConfig's bulk.maxPayloadSize
+# The deepest SCIM body we read is a PATCH of a complex value inside an operation (about 6 levels).
+MAX_DEPTH = 32
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
@@ -44,15 +48,7 @@ class Call:
         self.request, self.token, self.org, self.actor = request, token, token.org, actor_for(token)
 
     def body(self) -> dict:
-        if len(self.request.body) > MAX_BODY:
-            raise ScimError(413, "The request body is too large.")
-        try:
-            data = json.loads(self.request.body or b"null")
-        except (ValueError, UnicodeDecodeError):
-            raise ScimError(400, "The body is not valid JSON.", "invalidSyntax")
-        if not isinstance(data, dict):
-            raise ScimError(400, "The body must be a JSON object.", "invalidSyntax")
-        return data
+        return json_body(self.request)
 
     @property
     def accepts(self):
@@ -61,6 +57,54 @@ class Call:
 
     def method_not_allowed(self) -> ScimError:
         return ScimError(405, f"{self.request.method} is not supported here.")
+
+
+def json_body(request) -> dict:
+    """The request's JSON object. Its size is judged by Content-Length before anything is read (and
+    Django's own DATA_UPLOAD_MAX_MEMORY_SIZE refusal is the same 413); a body nested deeper than
+    MAX_DEPTH, or holding text that is not Unicode (a lone surrogate, which JSON's \\u escapes can
+    spell but neither database can store), is refused before any handler sees it."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > MAX_BODY:
+        raise ScimError(413, "The request body is too large.")
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise ScimError(413, "The request body is too large.")
+    if len(raw) > MAX_BODY:
+        raise ScimError(413, "The request body is too large.")
+    try:
+        data = json.loads(raw or b"null")
+    except RecursionError:  # the decoder's own guard, at the interpreter's recursion limit
+        raise ScimError(400, "The body is nested too deeply.", "invalidSyntax")
+    except (ValueError, UnicodeDecodeError):
+        raise ScimError(400, "The body is not valid JSON.", "invalidSyntax")
+    if not isinstance(data, dict):
+        raise ScimError(400, "The body must be a JSON object.", "invalidSyntax")
+    _check_shape(data)
+    return data
+
+
+def _check_shape(data) -> None:
+    """Walk the parsed body without recursion: nothing deeper than MAX_DEPTH (far less than what
+    the decoder allows, and what every later reader may then assume), every key and string text."""
+    pending = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise ScimError(400, "The body is nested too deeply.", "invalidSyntax")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not is_text(key):
+                    raise bad_request("The body holds text that is not valid Unicode.")
+                pending.append((item, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and not is_text(value):
+            raise bad_request("The body holds text that is not valid Unicode.")
 
 
 def _authenticate(request):

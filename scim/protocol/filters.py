@@ -22,6 +22,7 @@ from scim2_models.path import AttrPath, Comparison, LogicalExpr, Not, Present, V
 from scim.ids import uuid_or_none
 from scim.indexes import ADDRESS_PARTS, clean_index_text
 from scim.protocol.errors import ScimError
+from scim.protocol.text import is_text
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 USER_CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -187,6 +188,9 @@ class FilterTranslator:
         if isinstance(node, Present):
             return self._present(self._field(node.attr_path))
         if isinstance(node, Comparison):
+            if isinstance(node.value, str) and not is_text(node.value):
+                raise ScimError(400, "The filter compares with text that is not valid Unicode.",
+                                "invalidFilter")
             return self._compare(self._field(node.attr_path), node.op.value, node.value)
         if isinstance(node, ValuePath):
             return self._value_path(node)

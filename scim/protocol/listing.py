@@ -2,6 +2,8 @@
 sorting, paging by `startIndex`/`count` (at most IAM_SCIM_MAX_PAGE), and `attributes` projection.
 `/.search` at the root spans Users, then Groups."""
 
+import re
+
 from django.conf import settings
 from django.db.models import F
 from scim2_models import InvalidPathException, Path
@@ -18,13 +20,26 @@ SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 DEFAULT_PAGE = 100
 
 
+# startIndex and count are read as 64-bit integers: a larger one means the same (past every row,
+# or the largest page) and every client can parse the startIndex we echo.
+INT_BOUND = 2 ** 63 - 1
+_INTEGER = re.compile(r"\s*([+-]?)(\d+)\s*", re.ASCII)
+
+
 def _int(value, name: str) -> int | None:
     if value is None or value == "":
         return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+    if isinstance(value, float) and value.is_integer():  # a JSON search body may say 10.0
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(-INT_BOUND, min(value, INT_BOUND))
+    match = _INTEGER.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
         raise bad_request(f"'{name}' must be an integer.")
+    sign, digits = match.groups()
+    # Over 19 digits is past the bound whatever they are, and int() of thousands of digits is slow.
+    magnitude = INT_BOUND if len(digits.lstrip("0")) > 19 else min(int(digits), INT_BOUND)
+    return -magnitude if sign == "-" else magnitude
 
 
 def list_params(source) -> dict:
@@ -72,7 +87,8 @@ def _listing(call, queryset, translator, params: dict, *, unknown_is_false: bool
         queryset = queryset.order_by("created_at", "pk")
     total = queryset.count()
     offset = params["start"] - 1
-    page = list(queryset[offset:offset + params["count"]]) if params["count"] else []
+    # Past the last row the page is empty without asking: no database takes an offset past 64 bits.
+    page = list(queryset[offset:offset + params["count"]]) if params["count"] and offset < total else []
     return total, page
 
 

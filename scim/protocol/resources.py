@@ -13,6 +13,7 @@ from django.conf import settings
 from scim.models import ScimGroup, ScimUser
 from scim.protocol.errors import ScimError, bad_request
 from scim.protocol.filters import ENTERPRISE, GROUP_CORE, USER_CORE
+from scim.protocol.text import is_text
 
 USER_STRINGS = {  # SCIM name -> model field
     "externalId": "external_id", "displayName": "display_name", "nickName": "nick_name",
@@ -139,6 +140,8 @@ def string(value, attr: str, *, limit: int = FIELD_LIMIT, required: bool = False
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise bad_request(f"'{attr}' must be a string.")
     text = str(value).replace("\x00", "").strip()
+    if not is_text(text):  # a PATCH path's filter can spell a lone surrogate the body check never saw
+        raise bad_request(f"'{attr}' is not valid Unicode text.")
     if required and not text:
         raise bad_request(f"'{attr}' is required.")
     if len(text) > limit:
