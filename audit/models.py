@@ -61,6 +61,9 @@ class AuditEntry(models.Model):
     data = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    # The IAM_AUDIT_KEYS key that `hash` is an HMAC under; "" for entries from before the chain was
+    # keyed (plain SHA-256, accepted only as a prefix that a keyed entry seals: audit.chain).
+    hash_kid = models.CharField(max_length=32, blank=True, default="")
 
     objects = org_scoped_manager(queryset=AuditEntryQuerySet)
 

@@ -2,9 +2,13 @@
 
 `audit_record` is called by services inside their own transaction, so an entry exists exactly when
 the change it describes was committed. Every issued token writes an entry, so this is the hottest
-write in the product: on PostgreSQL it is one round trip to the `audit_append` function, which locks
-the chain head, numbers the entry, hashes it and inserts it. Elsewhere (SQLite) the same steps run
-here, serialised by SQLite's write lock.
+write in the product. The entry's HMAC is computed here, in Python, because the audit key must
+never reach the database (a statement log would hand it to the very people the key defends
+against). On PostgreSQL the append is still one round trip in the steady state: the entry goes to
+the `audit_append` function keyed against the head this process last saw; the function locks the
+head row and inserts only if the head is still that one, otherwise it answers with the head it now
+holds locked, and the second attempt (re-keyed against it) cannot lose. Elsewhere (SQLite) the
+same steps run here, serialised by SQLite's write lock.
 """
 
 import datetime
@@ -15,11 +19,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.actors import Actor
-from audit.chain import canonical_json, entry_document, entry_hash, hash_frame
+from audit.chain import canonical_json, entry_seal
 from audit.context import current_context
 from audit.events import AuditEvent, Outcome
 from audit.exports import access_review_count, access_review_csv
-from audit.models import AuditChain, AuditEntry, chain_key
+from audit.models import GENESIS_HASH, AuditChain, AuditEntry, chain_key
 from audit.selectors import audit_verify_org
 from core.errors import DenialAudit, ServiceError
 
@@ -100,35 +104,40 @@ def audit_record(
 
 
 _APPEND_SQL = (
-    "SELECT new_id, new_seq, new_prev_hash, new_hash FROM audit_append("
-    "%s, %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s::inet, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+    "SELECT new_id, head_seq, head_hash FROM audit_append("
+    "%s, %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s::inet, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)"
 )
+# The head each chain had after this process's last append: a guess, checked under the lock by the
+# append function. A wrong guess (another process appended, or a transaction rolled back) costs one
+# more round trip, never a wrong entry.
+_HEADS: dict[str, tuple[int, str]] = {}
+_HEADS_MAX = 10_000
 
 
 def _append_postgresql(entry: AuditEntry) -> AuditEntry:
-    prefix, suffix = hash_frame(entry_document(entry))
-    params = [
-        entry.chain,
-        str(entry.org_id) if entry.org_id else None,
-        entry.ts,
-        entry.actor_type,
-        entry.actor_id,
-        entry.actor_display,
-        entry.event_code,
-        entry.event_name,
-        entry.outcome,
-        entry.ip,
-        entry.user_agent,
-        entry.correlation_id,
-        entry.target_type,
-        entry.target_id,
-        canonical_json(entry.data),
-        prefix,
-        suffix,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_APPEND_SQL, params)
-        entry.id, entry.seq, entry.prev_hash, entry.hash = cursor.fetchone()
+    data = canonical_json(entry.data)
+    seq, prev = _HEADS.get(entry.chain, (0, GENESIS_HASH))
+    # savepoint=False: no extra statement; outside a transaction it opens one, so the head row that
+    # a refused first attempt locked stays locked for the second.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        for _ in range(2):
+            entry.seq, entry.prev_hash = seq + 1, prev
+            entry_seal(entry)
+            cursor.execute(_APPEND_SQL, [
+                entry.chain, str(entry.org_id) if entry.org_id else None, entry.ts, entry.actor_type,
+                entry.actor_id, entry.actor_display, entry.event_code, entry.event_name, entry.outcome,
+                entry.ip, entry.user_agent, entry.correlation_id, entry.target_type, entry.target_id, data,
+                entry.seq, entry.prev_hash, entry.hash, entry.hash_kid,
+            ])
+            entry_id, seq, prev = cursor.fetchone()
+            if entry_id is not None:
+                break
+        else:
+            raise RuntimeError(f"audit chain {entry.chain}: the head moved while it was locked")
+    if len(_HEADS) >= _HEADS_MAX:
+        _HEADS.clear()
+    _HEADS[entry.chain] = (entry.seq, entry.hash)
+    entry.id = entry_id
     entry._state.adding = False
     entry._state.db = connection.alias
     return entry
@@ -144,11 +153,10 @@ def _append_generic(entry: AuditEntry) -> AuditEntry:
         head, _ = AuditChain.objects.select_for_update().get_or_create(chain=entry.chain)
         entry.seq = head.last_seq + 1
         entry.prev_hash = head.last_hash
-        entry.hash = entry_hash(entry)
+        entry_seal(entry)
         entry.save()
         AuditChain.objects.filter(pk=head.pk).update(last_seq=entry.seq, last_hash=entry.hash)
     return entry
-
 
 
 @dataclass(frozen=True)

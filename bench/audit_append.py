@@ -1,8 +1,9 @@
 """Audit append throughput: `audit_record` against a naive row-locked ORM read-modify-write.
 
-On PostgreSQL `audit_record` is one round trip to the `audit_append` stored function; the peer locks
-the chain head with SELECT ... FOR UPDATE, hashes in Python, inserts the entry and updates the head:
-four round trips inside a transaction. On SQLite `audit_record` itself takes the ORM path, so both
+On PostgreSQL `audit_record` is one round trip to the `audit_append` stored function (two when
+another writer moved the head since this process last appended); the peer locks the chain head with
+SELECT ... FOR UPDATE, keys the entry in Python, inserts it and updates the head: four round trips
+inside a transaction. On SQLite `audit_record` itself takes the ORM path, so both
 sides are the same kind of append and the ratio should sit near 1.
 """
 
@@ -10,7 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.actors import Actor
-from audit.chain import entry_hash
+from audit.chain import entry_seal
 from audit.events import AuditEvent
 from audit.models import AuditChain, AuditEntry, chain_key
 from audit.selectors import audit_verify_org
@@ -37,7 +38,7 @@ def naive(org, i: int) -> None:
             ts=timezone.now(), actor_type="system", actor_display="bench", event_code=EVENT.code,
             event_name=EVENT.label, outcome="success", data={"fields": [f"f{i}"]},
         )
-        entry.hash = entry_hash(entry)
+        entry_seal(entry)
         entry.save()
         head.last_seq, head.last_hash = entry.seq, entry.hash
         head.save(update_fields=["last_seq", "last_hash"])

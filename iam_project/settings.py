@@ -115,6 +115,10 @@ IAM_ENCRYPTION_KEYS = {
     kid: key[:32] for kid, key in _parse_keys(_encryption_spec, "IAM_ENCRYPTION_KEYS").items()
 }
 IAM_ENCRYPTION_CURRENT_KID = next(iter(IAM_ENCRYPTION_KEYS))
+# The audit chain's keys, same format: audit/keys.py derives from each a MAC key for entries and an
+# Ed25519 key for checkpoints. The first keys new entries; keep every kid that keyed an entry. Unset,
+# it is the IAM_HMAC_KEYS ring (the derived keys differ from the credential hashes' own).
+IAM_AUDIT_KEYS = _parse_keys(env("IAM_AUDIT_KEYS", _hmac_spec), "IAM_AUDIT_KEYS")
 
 # The origin used to build links in mails and metadata; never taken from request headers.
 IAM_CANONICAL_ORIGIN = env("IAM_CANONICAL_ORIGIN", "http://127.0.0.1:8000")
@@ -155,6 +159,8 @@ MIDDLEWARE = [
     "accounts.middleware.SessionActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A view that loses the database answers 503 with Retry-After in its surface's format.
+    "web.outage.DatabaseOutageMiddleware",
 ]
 
 ROOT_URLCONF = "iam_project.urls"
@@ -319,7 +325,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "web.pagination.AdminCursorPagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["web.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

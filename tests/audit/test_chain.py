@@ -1,10 +1,15 @@
+import hashlib
+import hmac
+
 import pytest
 from django.db import connection
 
+from audit import keys, services
 from audit.actors import Actor
-from audit.chain import canonical_json, entry_document, entry_hash, hash_frame, hash_from_frame
+from audit.apps import audit_keys_check
+from audit.chain import canonical_json, entry_document, entry_hash
 from audit.events import AuditEvent
-from audit.models import AppendOnlyError, AuditEntry
+from audit.models import AppendOnlyError, AuditEntry, chain_key
 from audit.selectors import audit_verify_org
 from audit.services import audit_record
 
@@ -19,13 +24,15 @@ def _record(org, n=1, **data):
     ]
 
 
-def test_hash_frame_reassembles_the_canonical_json(org):
+def test_the_hash_is_an_hmac_of_the_canonical_json_under_the_named_audit_key(org, settings):
     entry = _record(org)[0]
-    prefix, suffix = hash_frame(entry_document(entry))
-    assert f'{prefix}{entry.prev_hash}","seq":{entry.seq}{suffix}' == canonical_json(
-        entry_document(entry)
-    )
-    assert hash_from_frame(prefix, entry.prev_hash, entry.seq, suffix) == entry.hash
+    material = canonical_json(entry_document(entry)).encode("ascii")
+    mac_key = keys._derive(settings.IAM_AUDIT_KEYS[entry.hash_kid], keys._MAC_LABEL)
+    assert entry.hash == hmac.new(mac_key, material, hashlib.sha256).hexdigest()
+    assert entry.hash != hashlib.sha256(material).hexdigest()
+    stored = AuditEntry.objects.for_org(org).get(pk=entry.pk)
+    assert (stored.hash, stored.hash_kid, stored.seq, stored.prev_hash) == (
+        entry.hash, entry.hash_kid, 1, "0" * 64)
 
 
 def test_entries_form_a_linear_chain_that_verifies(org):
@@ -82,3 +89,21 @@ def test_append_is_one_round_trip_on_postgresql(org, django_assert_num_queries):
         pytest.skip("the single-statement append is PostgreSQL's")
     with django_assert_num_queries(1):
         _record(org)
+
+
+def test_a_stale_head_guess_costs_one_more_round_trip_on_postgresql(org, django_assert_num_queries):
+    if connection.vendor != "postgresql":
+        pytest.skip("the head guess is the PostgreSQL append's")
+    _record(org, 2)
+    services._HEADS[chain_key(org)] = (1, "f" * 64)  # as another process's appends leave it
+    with django_assert_num_queries(2):
+        [entry] = _record(org)
+    assert (entry.seq, entry.prev_hash) == (3, AuditEntry.objects.for_org(org).get(seq=2).hash)
+    with django_assert_num_queries(1):
+        _record(org)
+    assert audit_verify_org(org=org).ok
+
+
+def test_a_key_id_too_long_to_store_stops_start_up(settings):
+    settings.IAM_AUDIT_KEYS = {"k" * 33: b"x" * 32}
+    assert [e.id for e in audit_keys_check()] == ["audit.E001"]
