@@ -57,3 +57,9 @@ def api_keys_revoke_created_by(*, org, user, actor: Actor) -> int:
     for key in keys:
         api_key_revoke(key=key, actor=actor)
     return len(keys)
+
+
+def api_keys_on_departure(*, membership, actor: Actor) -> dict[str, int]:
+    """A member leaves: the keys they made here die with their membership (accounts.departures)."""
+    return {"api_keys_revoked": api_keys_revoke_created_by(org=membership.org, user=membership.user,
+                                                           actor=actor)}

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.departures import member_departed
 from accounts.models import (
     ACTING_STATUSES,
     Membership,
@@ -153,7 +154,9 @@ def membership_update(*, membership: Membership, actor: Actor, role: str | None 
 @records_denials
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor: Actor) -> None:
+    """Take a person out of the org, with every credential they made or hold here."""
     _assert_not_last_owner(membership, actor, "remove")
+    member_departed(membership=membership, actor=actor)
     org, target, email, role = membership.org, Target.of(membership), membership.user.email, membership.role
     membership.delete()
     audit_record(org=org, actor=actor, event=AuditEvent.MEMBER_REMOVED, target=target,

@@ -23,16 +23,20 @@ class SecretSummarySerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True)
     revoked_at = serializers.DateTimeField(allow_null=True)
     last_used_at = serializers.DateTimeField(allow_null=True)
+    issued_to = serializers.UUIDField(source="created_by_id", allow_null=True,
+                                      help_text="The person (user id) this secret was handed to.")
 
 
 class AgentSerializer(serializers.ModelSerializer):
     owners = serializers.SerializerMethodField()
     secrets = SecretSummarySerializer(many=True, read_only=True)
+    created_by = serializers.UUIDField(source="created_by_id", allow_null=True, read_only=True,
+                                       help_text="The person (user id) who registered the agent.")
 
     class Meta:
         model = Agent
         fields = ["id", "name", "client_id", "status", "scopes", "audiences", "owners", "secrets",
-                  "created_at", "revoked_at"]
+                  "created_by", "created_at", "revoked_at"]
         read_only_fields = fields
 
     def get_owners(self, agent) -> list[dict]:

@@ -4,6 +4,7 @@
 import secrets
 import uuid
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -33,6 +34,9 @@ class Agent(OrgScopedModel):
     scopes = models.JSONField(default=list)
     audiences = models.JSONField(default=list)
     owners = models.ManyToManyField("accounts.Membership", related_name="owned_agents")
+    # The person who registered it. Who last received a secret is each secret's `created_by`.
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

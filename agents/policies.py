@@ -12,21 +12,46 @@ from audit.events import AuditEvent
 from audit.services import records_denials
 from core.errors import DenialAudit, Forbidden, Invalid
 from rbac.access import Access
-from rbac.authorization import assert_in_org
+from rbac.authorization import assert_can_manage_member, assert_in_org
+
+
+def _own_membership(access: Access) -> Membership | None:
+    """The caller's membership: the person's, or that of the member who made the calling API key."""
+    if access.membership is not None:
+        return access.membership
+    creator = access.creator_user
+    return Membership.objects.for_org(access.org).filter(user=creator).first() if creator else None
 
 
 def _owners(access: Access, owner) -> list[Membership]:
     """The named owner, or by default the human behind the caller (the user, or the member who
-    created the calling API key)."""
+    created the calling API key). Naming someone else needs the power to manage them: an owner
+    answers for the agent, and its fate follows theirs."""
+    me = _own_membership(access)
     if owner is not None:
         if owner.org_id != access.org.pk or owner.status not in ACTING_STATUSES:
             raise Invalid("The owner must be an active member.", fields={"owner": ["Not an active member."]})
+        if me is None or owner.pk != me.pk:
+            assert_can_manage_member(access, owner, reason="agent_owner")
         return [owner]
-    creator = access.creator_user
-    membership = Membership.objects.for_org(access.org).filter(user=creator).first() if creator else None
-    if membership is None:
+    if me is None:
         raise Invalid("Name an owner for the agent.", fields={"owner": ["Required for this caller."]})
-    return [membership]
+    return [me]
+
+
+def _assert_can_change_owners(access: Access, agent, owners) -> None:
+    """Replacing an agent's owners is allowed to one of its current owners (who may add only people
+    they can manage, besides themselves) or to someone who can manage every old and new owner."""
+    old, new = set(agent.owners.all()), set(owners)
+    if old == new:
+        return
+    me = _own_membership(access)
+    if me is not None and me.can_act and me in old:
+        judged = new - old - {me}
+    else:
+        judged = old | new
+    for membership in sorted(judged, key=lambda m: str(m.pk)):
+        assert_can_manage_member(access, membership, reason="agent_owners")
 
 
 def _assert_can_hand_out(access: Access, scopes, owners) -> None:
@@ -60,6 +85,8 @@ def agent_grant_update(*, access: Access, agent, scopes=None, audiences=None, ow
     wanted_owners = owners if owners is not None else list(agent.owners.all())
     if not wanted_owners:
         raise Invalid("An agent needs at least one owner.", fields={"owners": ["Required."]})
+    if owners is not None:
+        _assert_can_change_owners(access, agent, owners)
     new_scopes, _ = services.grant_shape(access.org, agent.scopes if scopes is None else scopes,
                                          agent.audiences if audiences is None else audiences)
     _assert_can_hand_out(access, new_scopes, wanted_owners)

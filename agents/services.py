@@ -8,12 +8,13 @@ Client secrets are in agents.rotation, task runs in agents.runs.
 """
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ACTING_STATUSES, Membership
 from agents import revocation
 from agents.grants import delegable_scopes, scope_needs
-from agents.models import Agent, AgentStatus, Connection, new_client_id
+from agents.models import Agent, AgentSecret, AgentStatus, Connection, new_client_id
 from agents.policy import agent_policy_for_org
 from agents.rotation import agent_secret_create, assert_not_revoked, secret_end
 from agents.runs import runs_end_for_agent
@@ -77,7 +78,7 @@ def agent_create(*, org, name: str, scopes, audiences, owners, actor: Actor,
         raise Conflict("An agent with this name already exists.", code="duplicate",
                        fields={"name": ["Already taken."]})
     agent = Agent.objects.create(org=org, name=name, client_id=new_client_id("agt"),
-                                 scopes=scopes, audiences=audiences)
+                                 scopes=scopes, audiences=audiences, created_by=created_by)
     agent.owners.set(owners)
     secret, display = agent_secret_create(agent, created_by)
     audit_record(org=org, actor=actor, event=AuditEvent.AGENT_CREATED, target=Target.of(agent),
@@ -173,30 +174,59 @@ def _fallback_owner(org, leaving: Membership) -> Membership | None:
     return fallback
 
 
+def _departing_agents(membership: Membership) -> list[Agent]:
+    """The agents a leaving member answers for here: owned, registered by them, or holding a live
+    secret that was handed to them."""
+    now = timezone.now()
+    held = (AgentSecret.objects.for_org(membership.org_id).filter(created_by_id=membership.user_id)
+            .filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+            .values("agent_id"))
+    return list(Agent.objects.for_org(membership.org_id)
+                .filter(Q(owners=membership) | Q(created_by_id=membership.user_id) | Q(pk__in=held))
+                .distinct().order_by("pk"))
+
+
 @transaction.atomic
 def agents_release_owner(*, membership: Membership, actor: Actor) -> tuple[int, int]:
-    """A member leaves: take them off every agent they own here; agents left with no acting owner
-    go to the org's fallback owner, or are suspended with their credentials (the org's policy).
+    """A member leaves: every secret of an agent here that was handed to them ends (they may keep a
+    copy), they come off every agent they own, and agents they answered for that are left with no
+    acting owner go to the org's fallback owner, or are suspended with their credentials (the org's
+    deprovisioning policy).
 
     Returns (reassigned, suspended).
     """
     org = membership.org
-    agents = list(Agent.objects.for_org(org).filter(owners=membership).order_by("pk"))
+    agents = _departing_agents(membership)
     fallback = _fallback_owner(org, membership) if agents else None
     reassigned = suspended = 0
+    now = timezone.now()
     for agent in agents:
-        owned = (agent.status == AgentStatus.REVOKED
-                 or agent.owners.exclude(pk=membership.pk).filter(status__in=ACTING_STATUSES).exists())
+        for secret in agent.secrets.filter(created_by_id=membership.user_id).order_by("created_at"):
+            if secret.is_live(now):
+                secret_end(actor, secret, now, how="holder_departed")
+        if agent.status == AgentStatus.REVOKED:
+            agent.owners.remove(membership)
+            continue
+        owned = agent.owners.exclude(pk=membership.pk).filter(status__in=ACTING_STATUSES).exists()
+        is_owner = agent.owners.filter(pk=membership.pk).exists()
         if owned:
-            agent_owner_replace(agent=agent, leaving=membership, actor=actor)
+            if is_owner:
+                agent_owner_replace(agent=agent, leaving=membership, actor=actor)
         elif fallback is not None:
             agent_owner_replace(agent=agent, leaving=membership, actor=actor, successor=fallback)
             reassigned += 1
         else:
-            agent_owner_replace(agent=agent, leaving=membership, actor=actor)
+            if is_owner:
+                agent_owner_replace(agent=agent, leaving=membership, actor=actor)
             agent_suspend_orphaned(agent=agent, actor=actor)
             suspended += 1
     return reassigned, suspended
+
+
+def agents_on_departure(*, membership: Membership, actor: Actor) -> dict[str, int]:
+    """The departure handler (accounts.departures) for agents."""
+    reassigned, suspended = agents_release_owner(membership=membership, actor=actor)
+    return {"agents_reassigned": reassigned, "agents_suspended": suspended}
 
 
 @transaction.atomic

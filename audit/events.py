@@ -65,7 +65,7 @@ class AuditEvent(Enum):
 
     # 4xx SCIM provisioning
     SCIM_TOKEN_CREATED = (401, "scim.token_created", ("name",))
-    SCIM_TOKEN_REVOKED = (402, "scim.token_revoked", ("name", "grace_seconds"))
+    SCIM_TOKEN_REVOKED = (402, "scim.token_revoked", ("name", "grace_seconds", "reason"))
     SCIM_AUTH_FAILED = (403, "scim.auth_failed", ("reason",))
     SCIM_USER_CREATED = (410, "scim.user_created", ("user_name", "external_id", "email", "linked"))
     SCIM_USER_UPDATED = (411, "scim.user_updated", ("user_name", "fields", "method"))
@@ -85,7 +85,7 @@ class AuditEvent(Enum):
     MAPPING_REVOKED = (443, "scim.mapping_revoked", ("member", "group", "kind", "target", "restored_role"))
     DEPROVISIONED = (450, "member.deprovisioned",
                      ("member", "how", "sessions_revoked", "api_keys_revoked", "agents_reassigned",
-                      "agents_suspended", "account_deactivated"))
+                      "agents_suspended", "scim_tokens_revoked", "account_deactivated"))
 
     # 5xx agents, credentials and tokens
     AGENT_CREATED = (501, "agent.created", ("name", "scopes", "audiences", "owners"))

@@ -14,7 +14,7 @@ from core.permissions import Perm
 from core.roles import TeamRole
 from core.tenancy import assert_same_org
 from rbac.access import Access
-from rbac.guard import membership_permissions
+from rbac.guard import membership_standing_permissions
 
 
 def assert_in_org(access: Access, *objects) -> None:
@@ -36,11 +36,16 @@ def assert_can_grant(access: Access, perms, *, target=None, reason: str = "grant
         )
 
 
-def assert_can_manage_member(access: Access, membership) -> None:
-    """Changing a member needs every permission the member holds (a Member cannot demote an Owner)."""
+def assert_can_manage_member(access: Access, membership, *, reason: str = "manage") -> None:
+    """Changing a member needs every permission the member holds or, while suspended or
+    deprovisioned, would hold (a Member cannot demote, reinstate or remove an Owner)."""
     assert_can_grant(
-        access, membership_permissions(membership), target=Target.of(membership), reason="manage"
+        access, membership_standing_permissions(membership), target=Target.of(membership), reason=reason
     )
+
+
+def may_manage_member(access: Access, membership) -> bool:
+    return membership_standing_permissions(membership) <= access.perms
 
 
 def roles_perms(roles) -> frozenset[Perm]:

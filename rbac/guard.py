@@ -23,9 +23,16 @@ def _role_perms(membership: Membership) -> frozenset[Perm]:
 
 
 def membership_permissions(membership: Membership) -> frozenset[Perm]:
-    """Effective permissions of any membership (used to stop escalation against a target)."""
+    """Effective permissions of any membership now: none while it cannot act."""
     if not membership.can_act:
         return frozenset()
+    return _role_perms(membership)
+
+
+def membership_standing_permissions(membership: Membership) -> frozenset[Perm]:
+    """The permissions a membership holds, or would hold if it could act: what changing this person
+    is judged by, so that a suspended owner is still an owner to whoever would reinstate or remove
+    them."""
     return _role_perms(membership)
 
 

@@ -3,7 +3,7 @@ import uuid
 
 from django.db import connection
 
-from accounts.models import Membership
+from accounts.models import ACTING_STATUSES, Membership
 from core.errors import NotFound
 from core.permissions import Perm, perms_from_strings
 from core.roles import BUILTIN_ROLES
@@ -69,3 +69,20 @@ def memberships_permissions(*, org_id, roles: dict) -> dict:
         for membership_id, permissions in cursor.fetchall():  # SQLite returns UUIDs as hex text
             granted[uuid.UUID(str(membership_id))].append(permissions)
     return {pk: permissions_of(roles[pk], granted[uuid.UUID(str(pk))]) for pk in roles}
+
+
+def acting_member_permissions(*, org_id, user_id) -> frozenset[Perm] | None:
+    """Effective permissions of a person in one org, or None when they cannot act there (not a
+    member, suspended, deprovisioned). One query: the membership with its role-derived grants."""
+    statuses = ", ".join(["%s"] * len(ACTING_STATUSES))
+    sql = (f"SELECT m.role, g.permissions FROM accounts_membership m "  # noqa: S608 (constants only)
+           f"LEFT JOIN ({ROLE_GRANTS_SQL}) g ON g.membership_id = m.id "
+           f"WHERE m.org_id = %s AND m.user_id = %s AND m.status IN ({statuses})")
+    to_db = Membership._meta.pk.get_db_prep_value
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [to_db(org_id, connection), to_db(user_id, connection),
+                             *(str(s) for s in ACTING_STATUSES)])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    return permissions_of(rows[0][0], [permissions for _, permissions in rows if permissions is not None])

@@ -6,6 +6,10 @@ class ScimConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from accounts.departures import on_departure
+        from scim.tokens import scim_tokens_on_departure
+
+        on_departure(scim_tokens_on_departure)
         from django.db.models import CharField
         from django.db.models.functions import Lower
 

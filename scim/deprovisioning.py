@@ -1,19 +1,19 @@
 """What the directory switching a person off (or on again) does to their access in this org.
 
 Deprovisioning ends the membership here (never in another org), takes back every mapped grant, ends
-the person's sessions when this was the last org they could act in, revokes the API keys they made
-here, deals with the agents they owned by the org's policy, and switches the account off when no
-acting membership remains. Each step is an effect service of the app that owns it, with the SCIM
-actor; the whole is recorded as one `member.deprovisioned` entry naming every consequence.
+the person's sessions when this was the last org they could act in, ends every credential they made
+or hold here (accounts.departures: API keys, agents' secrets by the org's policy, SCIM tokens), and
+switches the account off when no acting membership remains. Each step is an effect service of the
+app that owns it, with the SCIM actor; the whole is recorded as one `member.deprovisioned` entry
+naming every consequence.
 """
 
 from dataclasses import dataclass
 
 from django.db import transaction
 
-from accounts import api_keys
 from accounts import services as accounts
-from agents.services import agents_release_owner
+from accounts.departures import member_departed
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import AuditAs, Target, audit_record, records_denials
@@ -30,6 +30,7 @@ class DeprovisionResult:
     agents_reassigned: int
     agents_suspended: int
     account_deactivated: bool
+    scim_tokens_revoked: int = 0
 
 
 @records_denials
@@ -54,15 +55,15 @@ def deprovision(*, scim_user: ScimUser, actor: Actor, how: str) -> DeprovisionRe
     # org's directory, by toggling `active`, could log someone out of another org again and again.
     elsewhere = accounts.acting_elsewhere(membership)
     sessions = 0 if elsewhere else accounts.sessions_revoke(user=user, reason="deprovisioned", actor=actor)
-    keys = api_keys.api_keys_revoke_created_by(org=org, user=user, actor=actor)
-    reassigned, suspended = agents_release_owner(membership=membership, actor=actor)
+    # Every credential the person made or holds here (API keys, agents' secrets, SCIM tokens).
+    gone = member_departed(membership=membership, actor=actor)
     deactivated = not elsewhere and accounts.user_deactivate(user=user)
-    result = DeprovisionResult(sessions, keys, reassigned, suspended, deactivated)
-    if newly or sessions or keys or reassigned or suspended or deactivated:
+    result = DeprovisionResult(sessions, gone["api_keys_revoked"], gone["agents_reassigned"],
+                               gone["agents_suspended"], deactivated, gone["scim_tokens_revoked"])
+    if newly or sessions or deactivated or any(gone.values()):
         audit_record(org=org, actor=actor, event=AuditEvent.DEPROVISIONED, target=Target.of(membership),
                      data={"member": str(membership.pk), "how": how, "sessions_revoked": sessions,
-                           "api_keys_revoked": keys, "agents_reassigned": reassigned,
-                           "agents_suspended": suspended, "account_deactivated": deactivated})
+                           **gone, "account_deactivated": deactivated})
     return result
 
 

@@ -20,6 +20,7 @@ from core.permissions import ALL_PERMS
 from core.secrets import credential_mint
 from rbac.access import Access
 from rbac.authorization import assert_can_grant
+from rbac.selectors import acting_member_permissions
 from scim.models import ScimToken
 
 MAX_GRACE_SECONDS = 7 * 24 * 3600
@@ -74,15 +75,53 @@ def scim_token_revoke(*, access: Access, token: ScimToken, grace_seconds: int = 
 def scim_token_authenticate(raw: str) -> ScimToken | None:
     """The live token these credentials are, with its org; None otherwise (the caller answers 401).
 
-    A known token presented with a wrong secret, or after it ended, is audited in its org.
+    A known token presented with a wrong secret, or after it ended, is audited in its org. A token
+    whose creator can no longer mint one (suspended, removed, demoted) dies here, audited.
     """
     try:
         # The credential names its org.
-        return credential_authenticate(raw, ScimToken.objects.unscoped().select_related("org"))
+        token = credential_authenticate(raw, ScimToken.objects.unscoped().select_related("org", "created_by"))
     except CredentialRefused as refused:
         if refused.credential is not None:
             _reject(refused.credential, refused.reason)
         return None
+    if not creator_may_mint(token):
+        scim_token_end_orphaned(token=token, reason="creator_lost_power")
+        _reject(token, "creator_lost_power")
+        return None
+    return token
+
+
+def creator_may_mint(token: ScimToken) -> bool:
+    """Whether the person who minted the token could mint it now (an acting member holding every
+    permission, as scim_token_create asks). One query."""
+    creator = token.created_by
+    if creator is None or not creator.is_active:
+        return False
+    held = acting_member_permissions(org_id=token.org_id, user_id=creator.pk)
+    return held is not None and ALL_PERMS <= held
+
+
+@transaction.atomic
+def scim_token_end_orphaned(*, token: ScimToken, reason: str, actor: Actor | None = None) -> bool:
+    """Revoke a token nobody who could mint it stands behind any more. True if it was live."""
+    token = ScimToken.objects.for_org(token.org_id).select_for_update().get(pk=token.pk)
+    if token.revoked_at is not None:
+        return False
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    audit_record(org=token.org, actor=actor or Actor.system("credential_lifecycle"),
+                 event=AuditEvent.SCIM_TOKEN_REVOKED, target=Target.of(token),
+                 data={"name": token.name, "grace_seconds": 0, "reason": reason})
+    return True
+
+
+def scim_tokens_on_departure(*, membership, actor: Actor) -> dict[str, int]:
+    """A member leaves (accounts.departures): the SCIM tokens they minted here die."""
+    tokens = (ScimToken.objects.for_org(membership.org_id)
+              .filter(created_by_id=membership.user_id, revoked_at__isnull=True).order_by("pk"))
+    ended = sum(scim_token_end_orphaned(token=t, reason="creator_departed", actor=actor) for t in tokens)
+    return {"scim_tokens_revoked": ended}
 
 
 def _reject(token: ScimToken, reason: str) -> None:

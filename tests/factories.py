@@ -84,8 +84,13 @@ class TeamMemberFactory(factory.django.DjangoModelFactory):
 
 
 def api_key_for(org, permissions, **fields) -> tuple[ApiKey, str]:
-    """An API key row and its presentable secret, without going through the service."""
+    """An API key row and its presentable secret, without going through the service.
+
+    A key works only while a member stands behind it: unless `created_by` is given, its creator is
+    a new owner of the org (so the key holds exactly its declared permissions)."""
     minted = credential_mint(ApiKey.PREFIX)
+    if "created_by" not in fields:
+        fields["created_by"] = MemberFactory(org=org, role=BuiltinRole.OWNER).user
     key = ApiKey.objects.create(
         org=org, name=fields.pop("name", "test key"), lookup_id=minted.lookup_id,
         secret_hash=minted.secret_hash, hash_kid=minted.hash_kid,

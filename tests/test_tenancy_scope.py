@@ -69,7 +69,7 @@ def test_a_request_starts_without_the_scope_its_thread_had(rf):
 def test_the_guard_enters_the_scope_of_the_org_the_request_acts_in(rf):
     key, _ = api_key_for(OrgFactory(), ["role:read"])
     request = rf.get("/")
-    request.user = ApiKeyPrincipal(key)
+    request.user = ApiKeyPrincipal(key, key.perms)
 
     def view(request):
         assert access_for_request(request, key.org.slug) is not None

@@ -137,7 +137,7 @@ def test_access_review_export_lists_every_human_safely(org, key_client):
     response, rows = _export(key_client(Perm.ACCESS_REVIEW_EXPORT), org)
     assert response["Content-Disposition"].startswith("attachment; filename=")
     assert response["Content-Type"] == "text/csv"
-    assert len(rows) == len(members) + 1
+    assert len(rows) == len(members) + 2  # and the owner who made the key
     names = {row["name"] for row in rows}
     assert {"'" + n for n in NASTY} <= names
     row = next(r for r in rows if r["principal_id"] == str(quoted.user.pk))
@@ -146,7 +146,7 @@ def test_access_review_export_lists_every_human_safely(org, key_client):
     assert {"audit:read", "sso:read", "agent:write"} <= set(row["effective_permissions"].split())
     assert row["principal_type"] == "human" and row["mfa_enrolled"] == "no"
     entry = AuditEntry.objects.for_org(org).latest("seq")
-    assert entry.event_name == "export.access_review" and entry.data == {"rows": 7}
+    assert entry.event_name == "export.access_review" and entry.data == {"rows": 8}
 
 
 AUDIENCE = "https://svc.example.test/api"
@@ -173,7 +173,7 @@ def test_access_review_export_lists_agents_after_humans(org, key_client):
     # An owner who can no longer delegate: the grant stays, the effective permissions empty.
     idle.owners.update(role="viewer")
     response, rows = _export(key_client(Perm.ACCESS_REVIEW_EXPORT), org)
-    assert [r["principal_type"] for r in rows] == ["human"] * 4 + ["agent"] * 2
+    assert [r["principal_type"] for r in rows] == ["human"] * 5 + ["agent"] * 2  # with the key's maker
     row, idle_row = rows[-2:]
     owner_email = agent.owners.get().user.email
     assert row == {
@@ -187,7 +187,7 @@ def test_access_review_export_lists_agents_after_humans(org, key_client):
     assert idle_row["effective_permissions"] == "" and agent_delegable_now(idle) == set()
     assert idle_row["secret_rotated_at"] == idle.secrets.latest("created_at").created_at.isoformat()
     entry = AuditEntry.objects.for_org(org).latest("seq")
-    assert entry.data == {"rows": 6}
+    assert entry.data == {"rows": 7}
 
 
 def test_agent_rows_cost_the_same_queries_however_many_agents(org, django_assert_num_queries):

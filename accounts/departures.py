@@ -1,0 +1,31 @@
+"""What a person leaving an org takes with them: every credential they made or hold there.
+
+An API key, an agent's secret or a SCIM token never outlives the person behind it. Each app that
+keeps such credentials registers, in its AppConfig.ready(), what it does when a member leaves (an
+admin removes them, or the org's directory deprovisions them); `member_departed` runs every
+handler, in registration order, inside the caller's transaction, and returns what they did.
+
+A registry rather than direct calls because the credentials live in apps above this one (agents,
+scim), which accounts must not import: the layers stay one-way and no leaving path can forget one.
+"""
+
+from collections.abc import Callable
+
+DepartureHandler = Callable[..., dict[str, int]]
+
+_HANDLERS: list[DepartureHandler] = []
+
+
+def on_departure(handler: DepartureHandler) -> DepartureHandler:
+    """Register `handler(*, membership, actor) -> {consequence: count}` (idempotent)."""
+    if handler not in _HANDLERS:
+        _HANDLERS.append(handler)
+    return handler
+
+
+def member_departed(*, membership, actor) -> dict[str, int]:
+    """Run every handler for a member leaving `membership.org`; each audits its own changes."""
+    consequences: dict[str, int] = {}
+    for handler in _HANDLERS:
+        consequences.update(handler(membership=membership, actor=actor))
+    return consequences
