@@ -15,7 +15,7 @@ from typing import Literal
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.mfa import method_name
+from accounts.mfa import ACCEPTED, method_name, totp_check
 from accounts.models import RecoveryCode, RecoveryCodeDevice, WebAuthnCredential
 from accounts.policy import policy_for_org
 from accounts.selectors import orgs_for_user
@@ -82,11 +82,12 @@ def totp_device_pending(*, user, device_id: int | None) -> TOTPDevice:
 def totp_device_confirm(*, user, device_id: int, code: str) -> TOTPDevice | None:
     """Confirm the draft device with a current code from the app; None when the code is wrong.
 
-    verify_token records the accepted time step, so the code used here cannot be replayed at the
-    next login."""
+    The code is checked like a login code (accounts.mfa.totp_check): its time step is claimed by one
+    conditional UPDATE, so it cannot be used again, neither by a parallel confirmation nor at the
+    next login. The row lock only keeps two confirmations with different codes from both enrolling."""
     device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=False, pk=device_id).first()
     code = (code or "").strip().replace(" ", "")
-    if device is None or not code.isdigit() or not device.verify_token(code):
+    if device is None or totp_check(device, code) != ACCEPTED:
         return None
     device.confirmed = True
     device.save(update_fields=["confirmed"])

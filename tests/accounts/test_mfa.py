@@ -2,15 +2,17 @@
 Passkeys (C24) are in test_passkeys.py."""
 
 import re
+import threading
 import time
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import lockout
+from accounts import lockout, mfa
 from accounts.login_flow import AUTH_TIME_KEY
 from accounts.models import RecoveryCode, RecoveryCodeDevice, SecurityPolicy, WebAuthnCredential
 from audit.models import AuditEntry
@@ -259,3 +261,150 @@ def test_another_persons_factor_is_not_found(user):
     other = totp_device(UserFactory())
     assert signed_in(user).post(remove_url("totp", other)).status_code == 404
     assert TOTPDevice.objects.filter(pk=other.pk).exists()
+
+
+# --- one time step, one use (C18 under concurrency) --------------------------------------------
+
+
+def in_parallel(count, call) -> list:
+    """Run `call(i)` in `count` threads released together, each on its own database connection."""
+    barrier, results, errors = threading.Barrier(count), {}, []
+
+    def run(i):
+        try:
+            barrier.wait(timeout=30)
+            results[i] = call(i)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and len(results) == count
+    return [results[i] for i in range(count)]
+
+
+def roomy_lockout(member):
+    # Twelve password steps and twelve codes stay under the threshold: only the replay rule may refuse.
+    SecurityPolicy.objects.create(org=member.org, lockout_threshold=100)
+
+
+def postgresql_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("race cases run on PostgreSQL (SQLite serialises every writer)")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_c18_twelve_parallel_logins_with_one_code_complete_exactly_one(member):
+    postgresql_only()
+    user = member.user
+    roomy_lockout(member)
+    device = totp_device(user)
+    clients = [password_step(user) for _ in range(12)]
+    code = current_code(device)
+    statuses = in_parallel(12, lambda i: clients[i].post("/login/mfa/", {"code": code}).status_code)
+    assert sorted(statuses) == [302] + [401] * 11
+    assert sum(logged_in(c) for c in clients) == 1
+    assert events("login.success").count() == events("mfa.success").count() == 1
+    # Each loser is refused as a replay, or by django-otp's back-off once a replay was counted.
+    assert events("mfa.failure").count() == 11 and events("mfa.replay").exists()
+    device.refresh_from_db()
+    assert device.last_t >= 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_c18_twelve_parallel_reauthentications_with_one_code_pass_exactly_one(member):
+    postgresql_only()
+    user = member.user
+    roomy_lockout(member)
+    device = totp_device(user)
+    clients = [signed_in(user, fresh=False) for _ in range(12)]
+    stamps = [c.session[AUTH_TIME_KEY] for c in clients]
+    code = current_code(device)
+    statuses = in_parallel(12, lambda i: clients[i].post("/reauth/", {"code": code}).status_code)
+    assert sorted(statuses) == [302] + [401] * 11
+    assert sum(c.session[AUTH_TIME_KEY] != s for c, s in zip(clients, stamps, strict=True)) == 1
+    assert events("reauth.success").count() == 1 and events("reauth.failure").count() == 11
+    assert events("mfa.failure").count() == 11 and events("mfa.replay").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_c18_parallel_confirmations_of_one_enrollment_enroll_once(member):
+    postgresql_only()
+    user = member.user
+    roomy_lockout(member)
+    first = signed_in(user)
+    assert first.get("/account/mfa/totp/").status_code == 200
+    draft = TOTPDevice.objects.get(user=user)
+    clients = [first] + [Client() for _ in range(11)]
+    for client in clients[1:]:
+        client.cookies["sessionid"] = first.cookies["sessionid"].value  # the same browser, twelve tabs
+    code = current_code(draft)
+    responses = in_parallel(12, lambda i: clients[i].post("/account/mfa/totp/", {"code": code}))
+    codes_page = reverse("accounts:mfa-recovery-codes")
+    enrolled = [r for r in responses if r.get("Location", "").startswith(codes_page)]
+    assert len(enrolled) == 1
+    assert TOTPDevice.objects.filter(user=user, confirmed=True).count() == 1
+    assert events("mfa.enrolled").count() == 1
+    # The step used to confirm is spent: it does not also sign anyone in.
+    client = password_step(user)
+    assert client.post("/login/mfa/", {"code": code}).status_code == 401 and not logged_in(client)
+
+
+def test_c18_a_copy_of_the_device_loaded_before_the_code_was_used_cannot_use_it(user, monkeypatch):
+    # The interleaving of two parallel requests, made deterministic: the second one read the device
+    # before the first one's code was accepted. This runs on SQLite too.
+    device = totp_device(user)
+    stale = TOTPDevice.objects.get(pk=device.pk)
+    code = current_code(device)
+    assert mfa.verify_code(user, code) == "totp"
+    step = TOTPDevice.objects.get(pk=device.pk).last_t
+    monkeypatch.setattr(mfa, "devices_for_user", lambda user, confirmed: [stale])
+    assert mfa.verify_code(user, code) is None
+    assert events("mfa.replay").get().data == {"method": "totp"}
+    # A wrong code through the stale copy counts against the device but never writes its old
+    # last_t back (which would make the used code valid again).
+    assert mfa.verify_code(user, "000000" if code != "000000" else "111111") is None
+    fresh = TOTPDevice.objects.get(pk=device.pk)
+    assert fresh.last_t == step and fresh.throttling_failure_count == 2
+    monkeypatch.undo()
+    TOTPDevice.objects.filter(pk=device.pk).update(throttling_failure_count=0)  # past the back-off
+    assert mfa.verify_code(user, code) is None
+    assert events("mfa.success").count() == 1
+
+
+def test_c18_the_same_code_twice_at_reauthentication_is_refused_the_second_time(user):
+    device = totp_device(user)
+    code = current_code(device)
+    first, second = signed_in(user, fresh=False), signed_in(user, fresh=False)
+    assert first.post("/reauth/", {"code": code}).status_code == 302
+    before = second.session[AUTH_TIME_KEY]
+    response = second.post("/reauth/", {"code": code})
+    assert response.status_code == 401 and second.session[AUTH_TIME_KEY] == before
+    assert events("mfa.replay").get().data == {"method": "totp"}
+    assert events("reauth.failure").get().data == {"method": "code", "reason": "mismatch"}
+
+
+def test_c18_the_code_that_confirmed_an_enrollment_does_not_sign_in(user):
+    client = signed_in(user)
+    client.get("/account/mfa/totp/")
+    draft = TOTPDevice.objects.get(user=user)
+    code = current_code(draft)
+    assert client.post("/account/mfa/totp/", {"code": code}).status_code == 302
+    again = password_step(user)
+    response = again.post("/login/mfa/", {"code": code})
+    assert response.status_code == 401 and not logged_in(again)
+    assert events("mfa.replay").get().data == {"method": "totp"}
+    assert not events("login.success").exists()
+
+
+@pytest.mark.parametrize("code", ["１２３４５６", "²²²²²²", "12 34 56x"])
+def test_non_ascii_digits_are_refused_without_an_error(user, code):
+    totp_device(user)
+    client = password_step(user)
+    assert client.post("/login/mfa/", {"code": code}).status_code == 401
+    assert events("mfa.failure").get().data == {"method": "code", "reason": "bad_code"}
