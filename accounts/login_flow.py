@@ -172,6 +172,32 @@ def session_label(session_key: str | None) -> str:
 
 
 
+@dataclass(frozen=True)
+class Recheck:
+    ok: bool
+    reason: str = ""  # mismatch | locked | backoff
+    retry_after: int | None = None
+
+
+def password_recheck(user: User, password: str) -> Recheck:
+    """Check a signed-in person's password again (re-authentication, the password change page)
+    under the login's lockout rules: the attempt is reserved before Argon2 runs, a wrong password
+    counts towards the account's lockout and back-off, and the lock it may cause is audited. A
+    session is no way round the lockout. May raise lockout.LoginUnavailable."""
+    policy = user_policy(user)
+    refusal = lockout.reserve_attempt(user.email, policy.lockout_threshold, policy.lockout_minutes)
+    if refusal is None:
+        if len(password) <= PASSWORD_MAX_LENGTH and user.check_password(password):
+            return Recheck(True)
+        refusal = lockout.register_failure(user.email, policy.lockout_threshold, policy.lockout_minutes)
+        if refusal is None:
+            return Recheck(False, "mismatch")
+    if refusal.newly_locked:
+        _record_lock(user, refusal)
+    # A wrong password that reaches the threshold locks the account; the answer is then the lock's.
+    return Recheck(False, refusal.reason, refusal.retry_after)
+
+
 def password_change_due(user) -> bool:
     return user.is_authenticated and password_expired(user)
 
@@ -182,14 +208,9 @@ def reauthenticate(request, *, password: str = "", code: str = "") -> str | None
     Failures count against the account's lockout like login failures. Success issues a new
     session key (so a key observed before the sensitive step is worthless after it)."""
     user = request.user
-    policy = user_policy(user)
     method = None
     if password:
-        refusal = lockout.reserve_attempt(user.email, policy.lockout_threshold, policy.lockout_minutes)
-        if refusal is None and len(password) <= PASSWORD_MAX_LENGTH and user.check_password(password):
-            method = "password"
-        elif refusal is None:
-            lockout.register_failure(user.email, policy.lockout_threshold, policy.lockout_minutes)
+        method = "password" if password_recheck(user, password).ok else None
     elif code:
         method = mfa.verify_code(user, code, purpose="reauth")
     if method is None:

@@ -15,7 +15,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import lockout, login_flow, services
 from accounts.forms import LOGIN_ERROR, LoginForm, PasswordChangeForm, ReauthForm
-from accounts.passwords import PASSWORD_MAX_LENGTH
 from accounts.selectors import orgs_for_user
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
@@ -124,25 +123,47 @@ def reauth_view(request):
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def password_change_view(request):
+    """The current password is checked like a login password (accounts.login_flow.password_recheck):
+    a wrong one counts towards the account's lockout and back-off, over them the answer is 429 with
+    Retry-After, and every refusal is audited. A stolen session cannot guess its way to a new password."""
     form = PasswordChangeForm(request.POST or None)
-    status = 200
+    status, retry_after = 200, None
     if request.method == "POST" and form.is_valid():
-        current = form.cleaned_data["current_password"]
-        if len(current) > PASSWORD_MAX_LENGTH or not request.user.check_password(current):
-            form.add_error("current_password", "That is not your current password.")
-            status = 400
-        else:
-            try:
-                services.password_set(user=request.user, new_password=form.cleaned_data["new_password"],
-                                      reason="changed", keep_session_key=request.session.session_key)
-            except ServiceError as exc:
-                form_apply_service_error(form, exc)
-                status = exc.status
-            else:
-                update_session_auth_hash(request, request.user)  # keep this session, new key
-                request.session[login_flow.AUTH_TIME_KEY] = time.time()
-                messages.success(request, "Your password has been changed. Other sessions were ended.")
-                return landing(request)
+        try:
+            status, retry_after = _password_change(request, form)
+        except lockout.LoginUnavailable:
+            form.add_error(None, UNAVAILABLE)
+            status = 503
+        if status == 302:
+            messages.success(request, "Your password has been changed. Other sessions were ended.")
+            return landing(request)
     context = {"form": form, "next": safe_next(request) or "", "user_orgs": orgs_for_user(request.user),
                "expired": login_flow.password_change_due(request.user)}
-    return render(request, "accounts/password_change.html", context, status=status)
+    response = render(request, "accounts/password_change.html", context, status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _password_change(request, form) -> tuple[int, int | None]:
+    """(status, retry_after): 302 once the password is changed, else the form carries the error."""
+    user = request.user
+    check = login_flow.password_recheck(user, form.cleaned_data["current_password"])
+    if not check.ok:
+        audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.REAUTH_FAILED,
+                     outcome=Outcome.FAILURE, data={"method": "password", "reason": check.reason})
+        if check.reason == "mismatch":
+            form.add_error("current_password", "That is not your current password.")
+            return 400, None
+        form.add_error(None, "Too many attempts. Wait a moment before trying again.")
+        return 429, check.retry_after
+    lockout.clear(user.email)  # proved, as a completed login would
+    try:
+        services.password_set(user=user, new_password=form.cleaned_data["new_password"],
+                              reason="changed", keep_session_key=request.session.session_key)
+    except ServiceError as exc:
+        form_apply_service_error(form, exc)
+        return exc.status, None
+    update_session_auth_hash(request, user)  # keep this session, new key
+    request.session[login_flow.AUTH_TIME_KEY] = time.time()
+    return 302, None

@@ -223,3 +223,88 @@ def test_a_completed_login_clears_the_counter(client, user):
     for _ in range(4):
         _login(Client(), user.email, "wrong")
     assert _login(Client(), user.email, PASSWORD).status_code == 302
+
+
+# --- the current password on /account/password/ is a login password too ---------------------------
+
+CHANGE = {"new_password": "a fresh and long passphrase 7"}
+
+
+def _signed_in(user) -> Client:
+    client = Client()
+    assert _login(client, user.email, PASSWORD).status_code == 302
+    return client
+
+
+def _change(client, current):
+    return client.post("/account/password/", {"current_password": current, **CHANGE})
+
+
+def _reauth_failures():
+    return list(_platform("reauth.failure").order_by("seq").values_list("data", flat=True))
+
+
+def test_wrong_current_passwords_lock_the_account_and_the_page_says_wait(user):
+    client = _signed_in(user)
+    before = user.password
+    assert [_change(client, "wrong").status_code for _ in range(4)] == [400] * 4
+    locking = _change(client, "wrong")
+    assert locking.status_code == 429 and int(locking["Retry-After"]) > 0
+    assert "Too many attempts" in locking.content.decode()
+    right = _change(client, PASSWORD)  # even the right one, while locked
+    assert right.status_code == 429 and int(right["Retry-After"]) > 0
+    user.refresh_from_db()
+    assert user.password == before and not _platform("password.changed").exists()
+    assert _reauth_failures() == [{"method": "password", "reason": "mismatch"}] * 4 + [
+        {"method": "password", "reason": "locked"}] * 2
+    assert _platform("login.locked").get().data["reason"] == "threshold"
+    # It is the account's lockout: signing in elsewhere is refused too.
+    assert _login(Client(), user.email, PASSWORD).status_code == 401
+
+
+def test_wrong_current_passwords_and_wrong_logins_share_one_counter(user):
+    client = _signed_in(user)
+    for _ in range(3):
+        assert _login(Client(), user.email, "wrong").status_code == 401
+    assert _change(client, "wrong").status_code == 400
+    assert _change(client, "wrong").status_code == 429
+    assert _platform("login.locked").count() == 1
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+
+
+def test_quick_retries_of_the_current_password_back_off(user, settings):
+    settings.IAM_LOGIN_BACKOFF_BASE_SECONDS = 1
+    client = _signed_in(user)
+    assert _change(client, "wrong").status_code == 400
+    assert _change(client, "wrong").status_code == 400  # the first failure is free; now wait 1 s
+    response = _change(client, PASSWORD)
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+    assert _reauth_failures()[-1] == {"method": "password", "reason": "backoff"}
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+    time.sleep(2.1)
+    assert _change(client, PASSWORD).status_code == 302
+
+
+def test_a_right_current_password_clears_the_counter(user):
+    client = _signed_in(user)
+    for _ in range(4):
+        assert _change(client, "wrong").status_code == 400
+    assert _change(client, PASSWORD).status_code == 302
+    for _ in range(4):
+        assert _login(Client(), user.email, "wrong").status_code == 401
+    assert _login(Client(), user.email, CHANGE["new_password"]).status_code == 302
+
+
+@override_settings(CACHES={"default": {
+    "BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
+    "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2}}})
+def test_the_password_page_fails_closed_without_the_lockout_store(user):
+    client = Client()
+    client.force_login(user)
+    before = user.password
+    response = _change(client, PASSWORD)
+    assert response.status_code == 503
+    user.refresh_from_db()
+    assert user.password == before and not _platform("password.changed").exists()
