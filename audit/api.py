@@ -1,4 +1,5 @@
-"""Admin API: the audit log (read-only), chain verification and the access-review export."""
+"""Admin API: the audit log (read-only), chain verification, signed checkpoints and the access-review
+export."""
 
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -9,6 +10,8 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from audit.chain import format_ts
+from audit.checkpoints import checkpoint_issue
+from audit.keys import public_jwks
 from audit.models import AuditEntry
 from audit.selectors import audit_filter
 from audit.services import access_review_export, audit_verify_recorded
@@ -94,6 +97,25 @@ class AuditVerifyView(OrgScopedAPIView):
         """Walk this org's hash chain and name the first entry that breaks it, if any."""
         verdict = audit_verify_recorded(org=self.org, actor=self.access.actor)
         return Response(verdict.as_dict())
+
+
+class AuditCheckpointView(OrgScopedAPIView):
+    required = {"get": Perm.AUDIT_READ}
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, org):
+        """A signed checkpoint of this org's chain head (409 `audit_chain_broken` when the chain does not
+        verify). Keep it: `audit_verify --checkpoint` later proves the chain still holds that entry."""
+        return Response(checkpoint_issue(org=self.org))
+
+
+class AuditCheckpointKeysView(OrgScopedAPIView):
+    required = {"get": Perm.AUDIT_READ}
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, org):
+        """The Ed25519 public keys (JWK Set) that verify checkpoints offline, the current one first."""
+        return Response(public_jwks())
 
 
 class AccessReviewExportView(OrgScopedAPIView):

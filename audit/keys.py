@@ -49,10 +49,9 @@ def mac(kid: str, material: bytes) -> str | None:
     return hmac.new(_mac_key(secret), material, hashlib.sha256).hexdigest()
 
 
-def sign(material: bytes) -> tuple[str, bytes]:
-    """An Ed25519 signature of `material` under the current key, and that key's id."""
-    kid = current_kid()
-    return kid, _signing_key(settings.IAM_AUDIT_KEYS[kid]).sign(material)
+def sign(kid: str, material: bytes) -> bytes:
+    """An Ed25519 signature of `material` under the ring's key `kid`."""
+    return _signing_key(settings.IAM_AUDIT_KEYS[kid]).sign(material)
 
 
 def public_key(kid: str) -> Ed25519PublicKey | None:

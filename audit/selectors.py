@@ -45,6 +45,9 @@ class ChainVerdict:
     first_bad_id: int | None = None
     first_bad_seq: int | None = None
     reason: str = ""
+    # The head the walk went up to (when ok, what a checkpoint of this chain attests).
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
 
     def as_dict(self) -> dict:
         return {
@@ -103,7 +106,7 @@ def _verify_entries(chain: str, entries, head: AuditChain | None) -> ChainVerdic
         return ChainVerdict(chain, False, checked, first_unkeyed.id, first_unkeyed.seq,
                             "the chain ends in unkeyed entries: rewritten without the audit key, or never "
                             "sealed (migration audit/0005)")
-    return ChainVerdict(chain, True, checked)
+    return ChainVerdict(chain, True, checked, head_seq=last_seq, head_hash=expected_prev)
 
 
 def audit_verify_chain(*, chain: str) -> ChainVerdict:

@@ -9,7 +9,13 @@ from accounts.api import ApiKeyViewSet, MemberViewSet
 from agents.api import POLICY_SECTION as AGENTS_POLICY
 from agents.api import AgentViewSet, ConnectionViewSet, RunViewSet
 from agents.review import AGENTS
-from audit.api import AccessReviewExportView, AuditEventViewSet, AuditVerifyView
+from audit.api import (
+    AccessReviewExportView,
+    AuditCheckpointKeysView,
+    AuditCheckpointView,
+    AuditEventViewSet,
+    AuditVerifyView,
+)
 from rbac.api import PermissionCatalogueView, RoleViewSet, TeamViewSet
 from rbac.review import HUMANS
 from scim.api import GroupMappingViewSet, ScimTokenViewSet
@@ -35,6 +41,8 @@ router.register("scim-mappings", GroupMappingViewSet, basename="scim-mapping")
 app_name = "api"
 urlpatterns = [
     re_path(r"^audit/verify/?$", AuditVerifyView.as_view(), name="audit-verify"),
+    re_path(r"^audit/checkpoint/?$", AuditCheckpointView.as_view(), name="audit-checkpoint"),
+    re_path(r"^audit/checkpoint-keys/?$", AuditCheckpointKeysView.as_view(), name="audit-checkpoint-keys"),
     re_path(r"^exports/access-review\.csv$", AccessReviewExportView.as_view(sources=ACCESS_REVIEW_SOURCES),
             name="access-review"),
     re_path(r"^permissions/?$", PermissionCatalogueView.as_view(), name="permissions"),
