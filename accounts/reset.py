@@ -141,7 +141,7 @@ def _token_store(user: User, digest: str) -> PasswordResetToken:
 
 def reset_link(raw: str) -> str:
     # From configuration only: a forged Host or X-Forwarded-Host must never steer the link elsewhere.
-    path = reverse("accounts:password-reset-confirm", kwargs={"token": raw})
+    path = reverse("accounts:password-reset-link", kwargs={"token": raw})
     return settings.IAM_CANONICAL_ORIGIN.rstrip("/") + path
 
 
@@ -171,9 +171,9 @@ def _rejected(reason: str, user: User | None) -> ResetRejected:
     )
 
 
-def _find(raw: str) -> PasswordResetToken:
-    token = (PasswordResetToken.objects.select_related("user").filter(token_hash=token_hash(raw)).first()
-             if raw else None)
+def _find(digest: str) -> PasswordResetToken:
+    token = (PasswordResetToken.objects.select_related("user").filter(token_hash=digest).first()
+             if digest else None)
     if token is None:
         raise _rejected("unknown", None)
     if token.used_at is not None:
@@ -184,20 +184,21 @@ def _find(raw: str) -> PasswordResetToken:
 
 
 @records_denials
-def reset_token_check(*, raw: str) -> User:
-    """The user a link is good for, or ResetRejected (audited) when it is not."""
-    return _find(raw).user
+def reset_token_check(*, digest: str) -> User:
+    """The user a link is good for, or ResetRejected (audited) when it is not. Links are named by
+    their `token_hash` here, so the page may keep one in its session without keeping the secret."""
+    return _find(digest).user
 
 
 @records_denials
 @transaction.atomic
-def reset_complete(*, raw: str, new_password: str) -> int:
-    """Set the password a valid link allows; returns the number of sessions ended.
+def reset_complete(*, digest: str, new_password: str) -> int:
+    """Set the password the link with this `token_hash` allows; returns the number of sessions ended.
 
     A password the policy refuses raises Invalid and rolls everything back, the link's consumption
     included, so the user can try another password with the same link.
     """
-    token = _find(raw)
+    token = _find(digest)
     now = timezone.now()
     # One conditional UPDATE is the whole race: under concurrent redemption the database lets
     # exactly one transaction change the row; the rest see used_at set and update nothing.

@@ -1,5 +1,13 @@
 """Pages: "forgot your password" (request a link) and the link's own page (choose a new password).
-The rules live in accounts.reset; these views only translate."""
+The rules live in accounts.reset; these views only translate.
+
+The mailed link carries the secret in its path, so it is opened once and left at once: its GET keeps
+the link's hash (`token_hash`, never the secret, which the database must not hold) in the session
+and redirects to `password/reset/new/`, whose address holds nothing secret. That page may then use
+`Referrer-Policy: same-origin`: its form's POST carries a real `Origin` (under `no-referrer` Chromium
+sends `Origin: null`, which Django's CSRF check rightly refuses), and no other site ever receives a
+referrer from it. The link's own responses stay `no-referrer`, so the secret is never handed on.
+"""
 
 from django import forms
 from django.contrib import messages
@@ -47,9 +55,18 @@ class ResetConfirmForm(PageForm):
         return data
 
 
+RESET_LINK_KEY = "iam_reset_link"  # the opened link's token_hash, while its form is being filled in
+
+
 def _no_referrer(response):
-    # The link's secret is in the URL: never hand it on to another page, even on our own origin.
+    # The address holds the link's secret: never hand it on to another page, even on our own origin.
     response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _same_origin(response):
+    # No secret in this address. A referrer (and with it a real Origin) goes to our own pages only.
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 
@@ -77,40 +94,60 @@ def reset_request_view(request):
     return render(request, "accounts/reset_sent.html", {"ttl_minutes": reset.ttl_seconds() // 60})
 
 
-def _invalid_link(request):
-    return _no_referrer(render(request, "accounts/reset_invalid.html", status=400))
+def _invalid_link(request, referrer_policy=_no_referrer):
+    request.session.pop(RESET_LINK_KEY, None)
+    return referrer_policy(render(request, "accounts/reset_invalid.html", status=400))
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def reset_link_view(request, token: str):
+    """The mailed link: checked, kept in the session by its hash, and left for the form page."""
+    digest = reset.token_hash(token)
+    try:
+        reset.reset_token_check(digest=digest)
+    except reset.ResetRejected:
+        return _invalid_link(request)
+    request.session[RESET_LINK_KEY] = digest
+    return _no_referrer(redirect("accounts:password-reset-confirm"))
 
 
 @never_cache
 @csrf_protect
 @require_http_methods(["GET", "HEAD", "POST"])
-def reset_confirm_view(request, token: str):
+def reset_confirm_view(request):
+    digest = request.session.get(RESET_LINK_KEY, "")
+    if not digest:  # no link was opened in this browser: nothing was presented, nothing to audit
+        return _invalid_link(request, _same_origin)
     if request.method != "POST":
         try:
-            reset.reset_token_check(raw=token)
+            reset.reset_token_check(digest=digest)
         except reset.ResetRejected:
-            return _invalid_link(request)
-        return _no_referrer(render(request, "accounts/reset_confirm.html", {"form": ResetConfirmForm()}))
+            return _invalid_link(request, _same_origin)
+        return _same_origin(render(request, "accounts/reset_confirm.html", {"form": ResetConfirmForm()}))
     form = ResetConfirmForm(request.POST)
     status = 400
     if form.is_valid():
         try:
-            reset.reset_complete(raw=token, new_password=form.cleaned_data["new_password"])
+            reset.reset_complete(digest=digest, new_password=form.cleaned_data["new_password"])
         except reset.ResetRejected:
-            return _invalid_link(request)
+            return _invalid_link(request, _same_origin)
         except ServiceError as exc:  # the policy refused the password; the link stays usable
             form_apply_service_error(form, exc)
             status = exc.status
         else:
             if request.user.is_authenticated:
                 logout(request)  # its session row is already gone; drop the cookie too
+            request.session.pop(RESET_LINK_KEY, None)
             # Not logged in on purpose: the next login asks for the second factor as usual.
             messages.success(request, "Your password has been changed. Sign in with the new one.")
             return redirect("accounts:login")
-    return _no_referrer(render(request, "accounts/reset_confirm.html", {"form": form}, status=status))
+    return _same_origin(render(request, "accounts/reset_confirm.html", {"form": form}, status=status))
 
 
 urlpatterns = [
     path("password/reset/", reset_request_view, name="password-reset"),
-    path("password/reset/<str:token>/", reset_confirm_view, name="password-reset-confirm"),
+    # Before the link's route: "new" is never a token (they are 43 characters).
+    path("password/reset/new/", reset_confirm_view, name="password-reset-confirm"),
+    path("password/reset/<str:token>/", reset_link_view, name="password-reset-link"),
 ]

@@ -11,7 +11,7 @@ from django.test import Client, TestCase
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import PasswordResetToken, User
+from accounts.models import PasswordResetToken, User, UserSession
 from audit.models import AuditEntry
 from tests.factories import PASSWORD, MemberFactory, UserFactory
 
@@ -38,8 +38,10 @@ def _token_for(client, user) -> str:
 
 
 def _complete(client, token, password=NEW_PASSWORD):
+    """As a browser does: open the mailed link (it moves on to the form page), then send the form."""
+    client.get(f"/password/reset/{token}/")
     data = {"new_password": password, "new_password_again": password}
-    return client.post(f"/password/reset/{token}/", data)
+    return client.post("/password/reset/new/", data)
 
 
 def _events(name):
@@ -113,8 +115,11 @@ def test_reset_ends_every_session_notifies_and_logs_nobody_in(client, django_cap
     _login(old, user)
     assert old.get(members_url).status_code == 200
     token = _token_for(client, user)
-    page = client.get(f"/password/reset/{token}/")
-    assert page.status_code == 200 and page["Referrer-Policy"] == "no-referrer"
+    link = client.get(f"/password/reset/{token}/")
+    assert link.status_code == 302 and link["Location"] == "/password/reset/new/"
+    assert link["Referrer-Policy"] == "no-referrer"
+    page = client.get(link["Location"])
+    assert page.status_code == 200 and page["Referrer-Policy"] == "same-origin"
     with django_capture_on_commit_callbacks(execute=True):
         response = _complete(client, token)
     assert response.status_code == 302 and response["Location"] == "/login/"
@@ -254,3 +259,51 @@ def test_parallel_redemption_of_one_token_succeeds_exactly_once():
     assert len(_events("password.reset_completed")) == 1
     assert len(_events("password.reset_rejected")) == 9
     assert user.password_history.count() == 1
+
+
+def test_the_link_leaves_its_address_at_once_and_the_session_keeps_only_its_hash(client):
+    user = UserFactory(password=PASSWORD)
+    token = _token_for(client, user)
+    link = client.get(f"/password/reset/{token}/")
+    assert link.status_code == 302 and link["Location"] == "/password/reset/new/"
+    assert "no-store" in link["Cache-Control"]
+    stored = dict(client.session.items())  # what the session row holds, decoded
+    assert UserSession.objects.filter(session_key=client.session.session_key).exists()
+    assert token not in json.dumps(stored)
+    assert stored["iam_reset_link"] == hashlib.sha256(token.encode()).hexdigest()
+    # The address that holds the secret takes no form: the browser's form posts to the page.
+    posted = client.post(f"/password/reset/{token}/", {"new_password": NEW_PASSWORD,
+                                                       "new_password_again": NEW_PASSWORD})
+    assert posted.status_code == 405
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD) and PasswordResetToken.objects.get(user=user).used_at is None
+
+
+def test_the_form_page_without_an_opened_link_changes_nothing(client):
+    user = UserFactory(password=PASSWORD)
+    _token_for(client, user)  # a link exists, but this browser never opened it
+    for response in (client.get("/password/reset/new/"),
+                     client.post("/password/reset/new/", {"new_password": NEW_PASSWORD,
+                                                          "new_password_again": NEW_PASSWORD})):
+        assert response.status_code == 400 and b"expired or has already been used" in response.content
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD) and PasswordResetToken.objects.get(user=user).used_at is None
+    assert not _events("password.reset_completed") and not _events("password.reset_rejected")
+
+
+def test_the_csrf_check_accepts_the_form_pages_own_origin_and_refuses_null(settings):
+    settings.IAM_CANONICAL_ORIGIN = "http://testserver"
+    user = UserFactory(password=PASSWORD)
+    token = _token_for(Client(), user)
+    client = Client(enforce_csrf_checks=True)
+    client.get(f"/password/reset/{token}/")
+    page = client.get("/password/reset/new/")
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
+    data = {"new_password": NEW_PASSWORD, "new_password_again": NEW_PASSWORD, "csrfmiddlewaretoken": csrf}
+    # What a browser sends from a no-referrer page: refused, and nothing changes.
+    assert client.post("/password/reset/new/", data, HTTP_ORIGIN="null").status_code == 403
+    assert PasswordResetToken.objects.get(user=user).used_at is None
+    # What it sends from a same-origin page.
+    assert client.post("/password/reset/new/", data, HTTP_ORIGIN="http://testserver").status_code == 302
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
