@@ -6,9 +6,11 @@ Plain Django views rather than DRF: these are hot paths, their wire formats are 
 
 import base64
 import binascii
+from functools import wraps
 from urllib.parse import unquote_plus
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.cache import cache_control
@@ -27,12 +29,34 @@ from core.ratelimit import counters_incr
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def _error(exc: OAuthError) -> JsonResponse:
+def oauth_error_response(error: str, description: str, status: int = 400) -> JsonResponse:
+    """An RFC 6749 §5.2 error body, never cached (also used by web.error_views for these paths)."""
     headers = dict(NO_STORE)
-    if exc.status == 401:
+    if status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="oauth", charset="UTF-8"'
-    return JsonResponse({"error": exc.error, "error_description": exc.description},
-                        status=exc.status, headers=headers)
+    return JsonResponse({"error": error, "error_description": description}, status=status, headers=headers)
+
+
+def _error(exc: OAuthError) -> JsonResponse:
+    return oauth_error_response(exc.error, exc.description, exc.status)
+
+
+def _bounded_parameters(view):
+    """Read the query and the body before the endpoint does, so that Django's limits on them
+    (DATA_UPLOAD_MAX_MEMORY_SIZE, DATA_UPLOAD_MAX_NUMBER_FIELDS) are refused in this surface's
+    format rather than as the site's HTML 400."""
+
+    @wraps(view)
+    def bounded(request, org):
+        try:
+            _ = request.GET, request.POST  # parsing them applies the limits
+        except RequestDataTooBig:
+            return _error(OAuthError("invalid_request", "The request body is too large.", 413))
+        except (TooManyFieldsSent, TooManyFilesSent):
+            return _error(OAuthError("invalid_request", "Too many parameters."))
+        return view(request, org)
+
+    return bounded
 
 
 def _client_credentials(request) -> tuple[str, str]:
@@ -78,6 +102,7 @@ def _throttle(ip: str, client_id: str) -> None:
 
 @csrf_exempt
 @require_POST
+@_bounded_parameters
 def token_endpoint(request, org):
     try:
         _form_only(request)
@@ -102,6 +127,7 @@ def token_endpoint(request, org):
 
 @csrf_exempt
 @require_POST
+@_bounded_parameters
 def introspection_endpoint(request, org):
     """RFC 7662. A connection learns about tokens for its own audience in its own org; anything
     else (another org's token, another audience, revoked, expired, garbage) is just inactive."""
@@ -124,6 +150,7 @@ def introspection_endpoint(request, org):
 
 @csrf_exempt
 @require_POST
+@_bounded_parameters
 def revocation_endpoint(request, org):
     """RFC 7009. An agent revokes its own tokens; an unknown or foreign token still gets 200."""
     try:

@@ -3,11 +3,13 @@
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from core.errors import ServiceError
+from web.error_views import OUTAGE_ERRORS, RETRY_AFTER_SECONDS, TOO_LARGE, UNAVAILABLE
 
 logger = logging.getLogger("iam.api")
 
@@ -45,6 +47,16 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):  # Django's limits on the query
+        exc = exceptions.ParseError("Too many parameters.")
+
+    if isinstance(exc, RequestDataTooBig):  # over DATA_UPLOAD_MAX_MEMORY_SIZE
+        return error_response(TOO_LARGE.code, TOO_LARGE.detail, TOO_LARGE.status)
+    if isinstance(exc, OUTAGE_ERRORS):
+        logger.error("database unavailable in %s: %s: %s", context.get("view").__class__.__name__,
+                     type(exc).__name__, exc)
+        return error_response(UNAVAILABLE.code, UNAVAILABLE.detail, UNAVAILABLE.status,
+                              headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     if isinstance(exc, ServiceError):
         return error_response(exc.code, exc.detail, exc.status, fields=exc.fields)
