@@ -6,7 +6,6 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from audit.chain import format_ts
@@ -17,6 +16,7 @@ from audit.selectors import audit_filter
 from audit.services import access_review_export, audit_verify_recorded
 from core.permissions import Perm
 from web.api import OrgScopedAPIView, OrgScopedViewSet
+from web.pagination import AdminCursorPagination
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
@@ -48,7 +48,7 @@ class AuditEntrySerializer(serializers.ModelSerializer):
         return {"type": entry.target_type, "id": entry.target_id}
 
 
-class AuditCursor(CursorPagination):
+class AuditCursor(AdminCursorPagination):
     ordering = "-seq"
     page_size = 50
     max_page_size = 500

@@ -13,7 +13,7 @@ from core.roles import BUILTIN_ROLES, BuiltinRole, TeamRole
 from rbac import policies
 from rbac.models import Role, Team, TeamMembership
 from rbac.selectors import roles_in_org
-from web.api import OrgScopedAPIView, OrgScopedViewSet
+from web.api import UUID_PATTERN, OrgScopedAPIView, OrgScopedViewSet
 
 
 class RoleSerializer(serializers.ModelSerializer):
@@ -180,7 +180,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVie
 
     @extend_schema(request=TeamMemberWriteSerializer, responses={200: TeamSerializer})
     @action(detail=True, methods=["patch", "delete"],
-            url_path=r"members/(?P<member_id>[0-9a-fA-F-]{36})")
+            url_path=f"members/(?P<member_id>{UUID_PATTERN})")
     def member(self, request, org, pk, member_id):
         team = self.get_object()
         team_membership = TeamMembership.objects.filter(team=team, membership_id=member_id).first()

@@ -7,7 +7,9 @@ override `get_queryset`/`get_object` (checked when the class is created), so ano
 always a 404.
 """
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
@@ -17,6 +19,8 @@ from core.permissions import Perm
 from web.api_permissions import OrgAccessPermission
 
 MAX_QUERY = 100
+# A canonical UUID, the shape of every id in a path: anything else (36 dashes, say) is not routed.
+UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
 def _check_declarations(cls) -> None:
@@ -57,7 +61,7 @@ class OrgScopedMixin:
 
 class OrgScopedViewSet(OrgScopedMixin, GenericViewSet):
     model = None
-    lookup_value_regex = "[0-9a-fA-F-]{36}"
+    lookup_value_regex = UUID_PATTERN
     # Lists are paged (web.pagination) in this order; `?q=` matches these fields, case-insensitively.
     list_ordering: str | None = None
     search_fields: tuple[str, ...] = ()
@@ -91,6 +95,8 @@ class OrgScopedViewSet(OrgScopedMixin, GenericViewSet):
             return queryset
         if len(text) > MAX_QUERY:
             raise ValidationError({"q": [f"At most {MAX_QUERY} characters."]})
+        if "\x00" in text:  # PostgreSQL refuses NUL in a string, as a server error
+            raise ValidationError({"q": ["Null characters are not allowed."]})
         match = Q()
         for name in self.search_fields:
             match |= Q(**{f"{name}__icontains": text})
@@ -98,7 +104,14 @@ class OrgScopedViewSet(OrgScopedMixin, GenericViewSet):
 
     def get_object(self):
         lookup = self.lookup_url_kwarg or self.lookup_field
-        return get_object_or_404(self.get_queryset(), **{self.lookup_field: self.kwargs[lookup]})
+        opts = self.model._meta
+        field = opts.pk if self.lookup_field == "pk" else opts.get_field(self.lookup_field)
+        try:
+            # A value the column cannot hold (a 5,000-digit number) names no row: 404, not a 500.
+            value = field.to_python(self.kwargs[lookup])
+        except DjangoValidationError:
+            raise Http404 from None
+        return get_object_or_404(self.get_queryset(), **{self.lookup_field: value})
 
 
 class OrgScopedAPIView(OrgScopedMixin, APIView):

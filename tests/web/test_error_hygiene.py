@@ -2,6 +2,7 @@
 surface's format: malformed ids, numbers out of any range, crafted cursors, oversized, deeply nested
 and many-field bodies."""
 
+import base64
 import json
 from urllib.parse import urlencode
 
@@ -10,9 +11,10 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from core.permissions import Perm
+from iam_project.api_urls import router
 from rbac.models import Team
 from tests.agents.conftest import FORM, basic, build_world, post_form
-from tests.factories import api_key_for, sign_in
+from tests.factories import TeamFactory, api_key_for, sign_in
 from tests.helpers import audit_events, last_seq
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +54,90 @@ def assert_oauth_error(response, status: int, error: str = "invalid_request") ->
     assert body["error"] == error and body["error_description"]
 
 
-# --- Queries on the admin API ------------------------------------------------------------------
+def _detail_routes():
+    """(prefix, action url_path or None, methods) of every detail route the admin API router makes."""
+    for prefix, viewset, _ in router.registry:
+        methods = [m for m, name in (("get", "retrieve"), ("patch", "partial_update"), ("put", "update"),
+                                     ("delete", "destroy")) if hasattr(viewset, name)]
+        yield prefix, None, methods
+        for extra in viewset.get_extra_actions():
+            if extra.detail and "(?P<" not in extra.url_path:
+                yield prefix, extra.url_path, sorted(extra.mapping)
+
+
+def _cursor(**tokens) -> str:
+    return base64.b64encode(urlencode(tokens).encode()).decode()
+
+
+# --- Ids and numbers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix,action,methods", list(_detail_routes()))
+def test_a_malformed_id_on_every_detail_route_of_the_api_is_a_json_404(org, api, prefix, action, methods):
+    assert methods
+    before = last_seq(org)
+    for bad in (DASHES, DIGITS):
+        path = f"/api/v1/orgs/{org.slug}/{prefix}/{bad}" + (f"/{action}" if action else "")
+        for method in methods:
+            assert_api_error(getattr(api, method)(path, {}, format="json"), 404, "not_found")
+    assert last_seq(org) == before
+
+
+def test_a_malformed_member_id_inside_a_team_route_is_a_json_404(org, api):
+    team = TeamFactory(org=org)
+    before = last_seq(org)
+    path = f"/api/v1/orgs/{org.slug}/teams/{team.pk}/members/{DASHES}"
+    assert_api_error(api.delete(path), 404, "not_found")
+    assert_api_error(api.patch(path, {"role": "member"}, format="json"), 404, "not_found")
+    assert last_seq(org) == before
+
+
+def test_a_malformed_id_on_a_page_is_the_html_404(org, page):
+    for path in (f"agents/{DASHES}/", f"agents/{DASHES}/rotate/", f"members/{DASHES}/", f"teams/{DASHES}/",
+                 f"roles/{DASHES}/", f"runs/{DASHES}/terminate/"):
+        response = page.get(f"/orgs/{org.slug}/{path}")
+        assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
+def test_a_5000_digit_audit_entry_id_is_a_json_404(org, api):
+    for bad in (DIGITS, "9" * 4000, "9" * 30):
+        assert_api_error(api.get(f"/api/v1/orgs/{org.slug}/audit/events/{bad}"), 404, "not_found")
+
+
+def _ordered_by_text(viewset) -> bool:
+    ordering = (viewset.list_ordering or viewset.pagination_class.ordering).lstrip("-")
+    return viewset.model._meta.get_field(ordering).get_internal_type() in ("CharField", "TextField")
+
+
+@pytest.mark.parametrize("position", ["garbage", DIGITS, DASHES, "a\x00b"])
+def test_a_crafted_cursor_position_is_a_json_404_unless_the_list_is_ordered_by_text(org, api, position):
+    for prefix, viewset, _ in router.registry:
+        if not hasattr(viewset, "list"):
+            continue
+        response = api.get(f"/api/v1/orgs/{org.slug}/{prefix}", {"cursor": _cursor(p=position)})
+        if _ordered_by_text(viewset) and "\x00" not in position:
+            assert response.status_code == 200 and "results" in response.json()  # a name sorts anywhere
+        else:
+            body = assert_api_error(response, 404, "not_found")
+            assert body["detail"] == "Invalid cursor"
+
+
+@pytest.mark.parametrize("cursor", [DIGITS, _cursor(o=DIGITS), _cursor(o="9" * 4000, p="x")])
+def test_a_cursor_that_is_no_cursor_is_a_json_404(org, api, cursor):
+    response = api.get(f"/api/v1/orgs/{org.slug}/members?cursor={cursor}")
+    assert_api_error(response, 404, "not_found")
+
+
+def test_a_5000_digit_page_size_falls_back_to_the_default(org, api):
+    response = api.get(f"/api/v1/orgs/{org.slug}/members", {"page_size": DIGITS})
+    assert response.status_code == 200 and response.json()["results"]
+
+
+def test_a_nul_in_a_search_is_a_validation_error(org, api):
+    for prefix in ("members", "teams", "agents"):
+        body = assert_api_error(api.get(f"/api/v1/orgs/{org.slug}/{prefix}", {"q": "a\x00b"}),
+                                400, "validation_error")
+        assert "q" in body["fields"]
 
 
 def test_too_many_query_parameters_on_the_api_are_a_json_400(org, api):
@@ -111,3 +196,18 @@ def test_the_token_endpoint_still_answers_a_normal_request(org, client):
     response = post_form(client, world.url("token"), {"grant_type": "client_credentials"},
                          auth=(world.agent.client_id, world.agent_secret))
     assert response.status_code == 200 and response.json()["access_token"]
+
+
+
+# --- Unknown routes -----------------------------------------------------------------------------
+
+
+def test_an_unknown_route_is_a_404_in_the_format_of_its_surface(db):
+    client = Client()
+    api = client.get("/api/v1/no-such-thing")
+    assert api.status_code == 404 and api.json() == {"error": "not_found", "detail": "Not found."}
+    oauth = client.get("/oauth/no-such-org/no-such-endpoint")
+    assert oauth.status_code == 404 and oauth["Cache-Control"] == "no-store"
+    assert oauth.json()["error"] == "invalid_request" and oauth.json()["error_description"]
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
