@@ -18,7 +18,9 @@ from django.utils import timezone
 from audit import keys
 from audit.chain import canonical_json, format_ts
 from audit.models import AuditEntry, chain_key
-from audit.selectors import ChainVerdict, audit_verify_org
+from audit.selectors import audit_verify_org
+from audit.services import chain_verify_marked
+from audit.verification import ChainVerdict
 from core.errors import Conflict
 
 TYPE = "iam.audit.checkpoint"
@@ -29,9 +31,10 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def checkpoint_issue(*, org) -> dict:
-    """A signed checkpoint of the org's head, once its chain verifies; a broken chain gets none (a
-    signature must never vouch for a tampered head)."""
-    verdict = audit_verify_org(org=org)
+    """A signed checkpoint of the org's head, once its chain verifies (from its mark: the head's HMAC
+    chain covers everything below it); a broken chain gets none, since a signature must never vouch
+    for a tampered head."""
+    verdict = chain_verify_marked(chain=chain_key(org))
     if not verdict.ok:
         raise Conflict(f"The audit chain is broken at seq {verdict.first_bad_seq}: {verdict.reason}",
                        code="audit_chain_broken")

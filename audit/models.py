@@ -20,6 +20,20 @@ class AuditChain(models.Model):
     last_hash = models.CharField(max_length=64, default=GENESIS_HASH)
 
 
+class AuditVerifiedMark(models.Model):
+    """How far a chain last verified, and where the next re-check of older entries starts
+    (audit/verification.py). Not part of the log: rewritten by each verification, and MAC'd under an
+    audit key so that nobody without it can move the mark past entries they changed."""
+
+    chain = models.CharField(max_length=36, primary_key=True)
+    seq = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    recheck_seq = models.BigIntegerField(default=1)
+    verified_at = models.DateTimeField()
+    kid = models.CharField(max_length=32)
+    mac = models.CharField(max_length=64)
+
+
 class AppendOnlyError(Exception):
     pass
 

@@ -15,6 +15,7 @@ import datetime
 import functools
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -23,8 +24,16 @@ from audit.chain import canonical_json, entry_seal
 from audit.context import current_context
 from audit.events import AuditEvent, Outcome
 from audit.exports import access_review_count, access_review_csv
-from audit.models import GENESIS_HASH, AuditChain, AuditEntry, chain_key
-from audit.selectors import audit_verify_org
+from audit.models import GENESIS_HASH, AuditChain, AuditEntry, AuditVerifiedMark, chain_key
+from audit.selectors import audit_verified_last
+from audit.verification import (
+    ChainVerdict,
+    Mark,
+    chain_verify_full,
+    chain_verify_incremental,
+    mark_fields,
+    mark_read,
+)
 from core.errors import DenialAudit, ServiceError
 
 
@@ -210,12 +219,53 @@ def records_denials(service):
     return wrapper
 
 
+def _mark_keep(chain: str, previous: Mark | None, mark: Mark | None) -> None:
+    if mark is None or mark == previous:
+        return  # nothing verified, or nothing moved: a repeated verification writes nothing
+    AuditVerifiedMark.objects.bulk_create(
+        [AuditVerifiedMark(chain=chain, verified_at=timezone.now(), **mark_fields(chain, mark))],
+        update_conflicts=True, unique_fields=["chain"],
+        update_fields=["seq", "hash", "recheck_seq", "verified_at", "kid", "mac"],
+    )
+
+
 @transaction.atomic
-def audit_verify_recorded(*, org, actor: Actor):
-    """Verify an org's chain and record who checked it and what they saw."""
-    verdict = audit_verify_org(org=org)
-    audit_record(org=org, actor=actor, event=AuditEvent.AUDIT_VERIFIED,
-                 data={"ok": verdict.ok, "checked": verdict.checked, "first_bad_seq": verdict.first_bad_seq})
+def chain_verify_marked(*, chain: str) -> ChainVerdict:
+    """Verify a chain from its mark (audit/verification.py), then move the mark."""
+    previous, _ = mark_read(chain)
+    verdict, mark = chain_verify_incremental(chain)
+    _mark_keep(chain, previous, mark)
+    return verdict
+
+
+@transaction.atomic
+def chain_verify_whole(*, chain: str) -> ChainVerdict:
+    """Walk a whole chain; when it verifies, mark it verified through its head."""
+    previous, _ = mark_read(chain)
+    verdict = chain_verify_full(chain)
+    if verdict.ok:
+        _mark_keep(chain, previous, Mark(verdict.head_seq, verdict.head_hash, 1))
+    return verdict
+
+
+def _verification_due(org, actor: Actor, verdict: ChainVerdict) -> bool:
+    """Record a verification when this actor has none on record in the interval, or saw otherwise."""
+    last = audit_verified_last(org=org, actor=actor)
+    if last is None or (last["data"].get("ok"), last["data"].get("first_bad_seq")) != (
+            verdict.ok, verdict.first_bad_seq):
+        return True
+    return timezone.now() - last["ts"] >= datetime.timedelta(seconds=settings.IAM_AUDIT_VERIFY_RECORD_SECONDS)
+
+
+@transaction.atomic
+def audit_verify_recorded(*, org, actor: Actor) -> ChainVerdict:
+    """Verify an org's chain from its mark. Who checked it and what they saw is recorded once per
+    actor per IAM_AUDIT_VERIFY_RECORD_SECONDS, and whenever the verdict changes: a read that wrote an
+    entry every time would grow the very log it checks."""
+    verdict = chain_verify_marked(chain=chain_key(org))
+    if _verification_due(org, actor, verdict):
+        audit_record(org=org, actor=actor, event=AuditEvent.AUDIT_VERIFIED, data={
+            "ok": verdict.ok, "checked": verdict.checked, "first_bad_seq": verdict.first_bad_seq})
     return verdict
 
 

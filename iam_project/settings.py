@@ -119,6 +119,11 @@ IAM_ENCRYPTION_CURRENT_KID = next(iter(IAM_ENCRYPTION_KEYS))
 # Ed25519 key for checkpoints. The first keys new entries; keep every kid that keyed an entry. Unset,
 # it is the IAM_HMAC_KEYS ring (the derived keys differ from the credential hashes' own).
 IAM_AUDIT_KEYS = _parse_keys(env("IAM_AUDIT_KEYS", _hmac_spec), "IAM_AUDIT_KEYS")
+# A verification from the API or a page re-checks this many entries below its last mark
+# (audit/verification.py) and records `audit.verified` for an actor at most once per this many seconds
+# while the verdict stays the same.
+IAM_AUDIT_VERIFY_RECHECK = int(env("IAM_AUDIT_VERIFY_RECHECK", "10000"))
+IAM_AUDIT_VERIFY_RECORD_SECONDS = int(env("IAM_AUDIT_VERIFY_RECORD_SECONDS", "3600"))
 
 # The origin used to build links in mails and metadata; never taken from request headers.
 IAM_CANONICAL_ORIGIN = env("IAM_CANONICAL_ORIGIN", "http://127.0.0.1:8000")

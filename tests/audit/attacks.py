@@ -55,9 +55,12 @@ def delete(*entries) -> None:
         raw("DELETE FROM audit_auditentry WHERE id = %s", [entry.id])
 
 
-def truncate_to(org, seq: int) -> None:
-    """Delete every entry after `seq` and move the head back: the chain left is genuine."""
+def truncate_to(org, seq: int, *, erase_mark: bool = True) -> None:
+    """Delete every entry after `seq` and move the head back: the chain left is genuine. Someone who
+    knows the system also deletes the chain's verification mark, which would give the cut away."""
     kept = AuditEntry.objects.for_org(org).get(seq=seq)
     raw("DELETE FROM audit_auditentry WHERE chain = %s AND seq > %s", [chain_key(org), seq])
     raw("UPDATE audit_auditchain SET last_seq = %s, last_hash = %s WHERE chain = %s",
         [seq, kept.hash, chain_key(org)])
+    if erase_mark:
+        raw("DELETE FROM audit_auditverifiedmark WHERE chain = %s", [chain_key(org)])

@@ -75,7 +75,8 @@ def test_truncation_after_a_checkpoint_is_detected(org, key_client, tmp_path, ca
                                                                    "checkpoint at seq 6 among them)\n")
     truncate_to(org, 4)
 
-    # What is left is a genuine chain, so on its own it verifies: only the checkpoint knows better.
+    # What is left is a genuine chain and its mark is gone, so on its own it verifies: only the saved
+    # checkpoint knows better.
     assert audit_verify_org(org=org).ok
     code, out = _verify_against(org, checkpoint, tmp_path, capsys)
 
