@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from accounts.models import Membership
 from agents import policies
-from agents.forms import AgentPolicyForm
+from agents.forms import OVERLAP_LIMIT_SECONDS, AgentPolicyForm
 from agents.models import Agent, AgentPolicy, Connection, Run
 from agents.policy import AGENT_POLICY_FIELDS, agent_policy_for_org
 from core.errors import NotFound
@@ -57,7 +57,9 @@ class AgentGrantSerializer(serializers.Serializer):
 
 
 class RotateSerializer(serializers.Serializer):
-    overlap_seconds = serializers.IntegerField(required=False, min_value=0)
+    overlap_seconds = serializers.IntegerField(
+        required=False, min_value=0, max_value=OVERLAP_LIMIT_SECONDS,
+        error_messages={"max_value": "Between 0 and {max_value} seconds."})
 
 
 class RotatedSerializer(serializers.Serializer):

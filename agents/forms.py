@@ -11,6 +11,9 @@ from agents.policy import AGENT_POLICY_FIELDS
 from web.forms import PageForm
 
 DEFAULT_OVERLAP_SECONDS = 3600
+# The longest rotation overlap any org's policy may allow (AgentPolicy.secret_overlap_max_seconds);
+# a longer one is refused here, before it can overflow a date, and the org's own limit is the service's.
+OVERLAP_LIMIT_SECONDS = 7 * 24 * 3600
 
 
 def _acting_members(org):
@@ -67,7 +70,9 @@ class AgentGrantForm(_GrantFields):
 
 class SecretRotateForm(PageForm):
     overlap_seconds = forms.IntegerField(
-        min_value=0, initial=DEFAULT_OVERLAP_SECONDS, label="Overlap window (seconds)",
+        min_value=0, max_value=OVERLAP_LIMIT_SECONDS, initial=DEFAULT_OVERLAP_SECONDS,
+        error_messages={"max_value": "Between 0 and %(limit_value)s seconds."},
+        label="Overlap window (seconds)",
         help_text="How long the current secret keeps working alongside the new one (0 ends it now).")
 
 

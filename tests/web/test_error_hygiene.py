@@ -7,9 +7,12 @@ import json
 from urllib.parse import urlencode
 
 import pytest
+from django.core.validators import MaxValueValidator
 from django.test import Client
 from rest_framework.test import APIClient
 
+from agents.forms import OVERLAP_LIMIT_SECONDS
+from agents.models import AgentPolicy, AgentSecret
 from core.permissions import Perm
 from iam_project.api_urls import router
 from rbac.models import Team
@@ -144,6 +147,57 @@ def test_too_many_query_parameters_on_the_api_are_a_json_400(org, api):
     assert_api_error(api.get(f"/api/v1/orgs/{org.slug}/members?{MANY_FIELDS}"), 400, "parse_error")
 
 
+# --- Secret rotation's overlap ------------------------------------------------------------------
+
+
+def test_the_overlap_bound_is_the_longest_window_any_policy_allows():
+    field = AgentPolicy._meta.get_field("secret_overlap_max_seconds")
+    limits = [v.limit_value for v in field.validators if isinstance(v, MaxValueValidator)]
+    assert limits == [OVERLAP_LIMIT_SECONDS]
+
+
+def _agent_state(agent):
+    return sorted(AgentSecret.objects.filter(agent=agent).values_list("pk", "expires_at", "revoked_at"))
+
+
+@pytest.mark.parametrize("overlap", [10**30, -(10**30), 10**9])
+def test_an_overlap_out_of_any_range_is_a_validation_error_and_rotates_nothing(org, owner, api, overlap):
+    world = build_world(org)
+    before = _agent_state(world.agent)
+    response = api.post(f"/api/v1/orgs/{org.slug}/agents/{world.agent.pk}/rotate-secret",
+                        {"overlap_seconds": overlap}, format="json")
+    body = assert_api_error(response, 400, "validation_error")
+    assert body["fields"]["overlap_seconds"][0].startswith(("Between 0 and", "Ensure this value"))
+    assert _agent_state(world.agent) == before
+    assert not audit_events(org, "agent.secret_rotated").exists()
+
+
+@pytest.mark.parametrize("overlap", [str(10**30), str(-(10**30)), DIGITS])
+def test_an_overlap_out_of_any_range_on_the_page_is_a_form_error(org, owner, page, overlap):
+    world = build_world(org)
+    before = _agent_state(world.agent)
+    response = page.post(f"/orgs/{org.slug}/agents/{world.agent.pk}/rotate/", {"overlap_seconds": overlap})
+    assert response.status_code == 400 and response["Content-Type"].startswith("text/html")
+    assert response.context["rotate_form"].errors["overlap_seconds"]
+    assert _agent_state(world.agent) == before
+    assert not audit_events(org, "agent.secret_rotated").exists()
+
+
+def test_an_overlap_within_the_bound_but_over_the_orgs_policy_is_the_policys_error(org, owner, api, page):
+    world = build_world(org)
+    before = _agent_state(world.agent)
+    over_policy = 86400 + 1  # the default policy allows a day
+    response = api.post(f"/api/v1/orgs/{org.slug}/agents/{world.agent.pk}/rotate-secret",
+                        {"overlap_seconds": over_policy}, format="json")
+    body = assert_api_error(response, 400, "validation_error")
+    assert body["fields"]["overlap_seconds"] == ["Between 0 and 86400 seconds."]
+    on_page = page.post(f"/orgs/{org.slug}/agents/{world.agent.pk}/rotate/", {"overlap_seconds": over_policy})
+    assert on_page.status_code == 400
+    assert on_page.context["rotate_form"].errors["overlap_seconds"] == ["Between 0 and 86400 seconds."]
+    assert _agent_state(world.agent) == before
+    assert not audit_events(org, "agent.secret_rotated").exists()
+
+
 # --- Bodies on the admin API --------------------------------------------------------------------
 
 
@@ -196,7 +250,6 @@ def test_the_token_endpoint_still_answers_a_normal_request(org, client):
     response = post_form(client, world.url("token"), {"grant_type": "client_credentials"},
                          auth=(world.agent.client_id, world.agent_secret))
     assert response.status_code == 200 and response.json()["access_token"]
-
 
 
 # --- Unknown routes -----------------------------------------------------------------------------
