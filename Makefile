@@ -2,7 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-HOST ?= 127.0.0.1:8000
+# Where `make run` serves; links, the OAuth issuer and metadata, the SCIM base URL and passkeys follow
+# it through IAM_CANONICAL_ORIGIN (set that yourself when the browser reaches the server by another
+# name). localhost, not 127.0.0.1: passkeys need a host name. It binds 127.0.0.1, so both answer.
+HOST ?= localhost:8000
+IAM_CANONICAL_ORIGIN ?= http://$(HOST)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/iam
 REDIS ?= redis://127.0.0.1:6379
 
@@ -18,8 +22,8 @@ install: $(BIN)/.installed
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py runserver $(HOST)
+	IAM_CANONICAL_ORIGIN=$(IAM_CANONICAL_ORIGIN) $(BIN)/python manage.py seed_demo
+	IAM_CANONICAL_ORIGIN=$(IAM_CANONICAL_ORIGIN) $(BIN)/python manage.py runserver $(HOST)
 
 test: install
 	$(BIN)/python -m pytest

@@ -125,8 +125,15 @@ IAM_AUDIT_KEYS = _parse_keys(env("IAM_AUDIT_KEYS", _hmac_spec), "IAM_AUDIT_KEYS"
 IAM_AUDIT_VERIFY_RECHECK = int(env("IAM_AUDIT_VERIFY_RECHECK", "10000"))
 IAM_AUDIT_VERIFY_RECORD_SECONDS = int(env("IAM_AUDIT_VERIFY_RECORD_SECONDS", "3600"))
 
-# The origin used to build links in mails and metadata; never taken from request headers.
-IAM_CANONICAL_ORIGIN = env("IAM_CANONICAL_ORIGIN", "http://127.0.0.1:8000")
+# The origin used to build links in mails and metadata (OAuth issuer, SCIM base URL, reset links);
+# never taken from request headers. `make run` sets it to where it serves (http://$(HOST)).
+IAM_CANONICAL_ORIGIN = env("IAM_CANONICAL_ORIGIN", "http://127.0.0.1:8000").rstrip("/")
+_ORIGIN_HOST = urlparse(IAM_CANONICAL_ORIGIN).hostname or ""
+if DEBUG and not env_list("DJANGO_ALLOWED_HOSTS"):
+    # Development answers on loopback and on whatever host name the origin says it is served as.
+    _served_as = f"[{_ORIGIN_HOST}]" if ":" in _ORIGIN_HOST else _ORIGIN_HOST
+    if _served_as and _served_as not in ALLOWED_HOSTS:
+        ALLOWED_HOSTS.append(_served_as)
 
 # Client IPs are read from X-Forwarded-For only when the direct peer is one of these networks.
 IAM_TRUSTED_PROXIES = [ipaddress.ip_network(n, strict=False) for n in env_list("IAM_TRUSTED_PROXIES")]
@@ -265,8 +272,9 @@ IAM_LOGIN_BACKOFF_BASE_SECONDS = float(env("IAM_LOGIN_BACKOFF_BASE_SECONDS", "1"
 IAM_REAUTH_WINDOW_SECONDS = int(env("IAM_REAUTH_WINDOW_SECONDS", "600"))
 IAM_MFA_PENDING_SECONDS = 300  # how long a password-verified login may wait for its second factor
 # WebAuthn relying party: the host name passkeys are bound to, and the exact origin pages are served
-# from. Both default to the canonical origin.
-IAM_WEBAUTHN_RP_ID = env("IAM_WEBAUTHN_RP_ID", urlparse(IAM_CANONICAL_ORIGIN).hostname)
+# from. Both default to the canonical origin. An IP address cannot be an RP ID (browsers refuse it),
+# which is why `make run` serves http://localhost:8000 rather than http://127.0.0.1:8000.
+IAM_WEBAUTHN_RP_ID = env("IAM_WEBAUTHN_RP_ID", _ORIGIN_HOST)
 IAM_WEBAUTHN_ORIGIN = env("IAM_WEBAUTHN_ORIGIN", IAM_CANONICAL_ORIGIN)
 OTP_TOTP_ISSUER = env("IAM_TOTP_ISSUER", "Agent IAM")
 # Agent tokens. A new signing key is published this long before it signs (resource servers cache

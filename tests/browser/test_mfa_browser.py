@@ -2,9 +2,15 @@
 authenticator (driven over CDP). WebAuthn needs a secure context: http://localhost is one,
 http://127.0.0.1 is not, so pages are opened on the live server's localhost URL."""
 
+import itertools
+import os
 import re
+import shlex
+import socket
+import subprocess
 import time
 from base64 import b32decode
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -17,6 +23,7 @@ from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory
 expect = pytest.importorskip("playwright.sync_api").expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -134,3 +141,90 @@ def test_a_passkey_without_user_verification_is_refused(page, base, member):
     assert failure.data == {"method": "webauthn", "reason": "client_NotAllowedError"}
     logins = AuditEntry.objects.for_org(None).filter(event_name="login.success")
     assert not logins.filter(data__method="password+webauthn").exists()
+
+
+# --- the quick start's printed origin --------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _make_run_steps(env: dict, port: int) -> list[tuple[dict, list[str]]]:
+    """What `make run` would run with its default HOST (per `make -n`), moved to `port`: each step's
+    environment assignments and its command."""
+    listed = subprocess.run(["make", "-n", "run"], cwd=ROOT, env=env, check=True, capture_output=True,
+                            text=True, timeout=60).stdout
+    steps = []
+    for line in listed.replace(":8000", f":{port}").splitlines():
+        words = shlex.split(line)
+        assigned = dict(w.split("=", 1) for w in itertools.takewhile(lambda w: "=" in w, words))
+        steps.append((assigned, words[len(assigned):]))
+    return steps
+
+
+@pytest.fixture
+def quick_start(tmp_path):
+    """The server exactly as `make run` starts it (its default HOST, another port), on a fresh
+    database: yields seed_demo's printout once the server answers."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DJANGO_", "IAM_")) and k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    *setup, (serve_env, serve) = _make_run_steps(env, port)
+    assert serve[-2] == "runserver"
+    printed = ""
+    for assigned, command in setup:
+        printed += subprocess.run(command, cwd=ROOT, env={**env, **assigned}, check=True, capture_output=True,
+                                  text=True, timeout=300).stdout
+    # Without the autoreloader: one process to stop, and no restart when a source file changes.
+    server = subprocess.Popen([*serve, "--noreload"], cwd=ROOT, env={**env, **serve_env},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, "the server did not start"
+                time.sleep(0.2)
+        yield printed
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_passkey_registers_and_signs_in_on_the_origin_the_quick_start_prints(page, quick_start):
+    login_url = re.search(r"Sign in at (\S+)", quick_start).group(1)
+    email = re.search(r"email:\s+(\S+)", quick_start).group(1)
+    password = re.search(r"password:\s+(\S+)", quick_start).group(1)
+    origin = login_url.removesuffix("/login/")
+    assert urlparse(login_url).hostname == "localhost"  # an IP address cannot be a WebAuthn RP ID
+    cdp, authenticator = virtual_authenticator(page)
+
+    def sign_in_with_password():
+        page.goto(login_url)
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+
+    sign_in_with_password()
+    expect(page).to_have_url(f"{origin}/orgs/demo/members/")
+    page.goto(origin + "/account/mfa/passkey/")
+    page.get_by_label("Name").fill("Virtual key")
+    page.get_by_role("button", name="Create passkey").click()
+    expect(page.get_by_role("heading", name="Recovery codes")).to_be_visible()
+    (credential,) = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
+    assert credential["rpId"] == "localhost"
+    log_out(page)
+
+    sign_in_with_password()
+    page.get_by_role("button", name="Use a passkey").click()
+    expect(page).to_have_url(f"{origin}/orgs/demo/members/")
+    (used,) = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
+    assert used["signCount"] > credential["signCount"]
+    # The contract's address reaches the same server.
+    assert page.request.get(f"http://127.0.0.1:{urlparse(origin).port}/login/").status == 200
