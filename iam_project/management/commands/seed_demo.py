@@ -1,9 +1,12 @@
+import ipaddress
+
 from django.conf import settings
+from django.contrib.auth.hashers import check_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from accounts.models import Membership
-from accounts.services import membership_create, org_create, password_set, user_get_or_create
+from accounts.models import Membership, User, normalize_email
+from accounts.services import membership_create, org_create, password_set, user_create
 from agents.models import Agent, Connection
 from agents.services import agent_create, connection_create
 from audit.actors import Actor
@@ -31,7 +34,7 @@ DEMO_AGENT = ("Triage bot", ["tickets:read"])
 
 class Command(BaseCommand):
     help = ("Create (idempotently) a demo organization with members, a team, a custom role, a connection "
-            "and an agent.")
+            "and an agent. Accounts that already exist keep their passwords and sessions.")
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="allow in production mode")
@@ -53,14 +56,24 @@ class Command(BaseCommand):
         self.stdout.write(f"  Sign in at {settings.IAM_CANONICAL_ORIGIN}/login/")
         self.stdout.write(f"  email:    {DEMO_OWNER}")
         self.stdout.write(f"  password: {DEMO_PASSWORD}")
+        # Checked without the rehash-on-login setter: reading the hash never writes it.
+        if not check_password(DEMO_PASSWORD, owner.password):
+            self.stdout.write("            (changed since the demo was seeded, and left as it is; "
+                              "use \"Forgot your password?\" on the sign-in page)")
+        if _is_ip_address(settings.IAM_WEBAUTHN_RP_ID):
+            self.stdout.write("  Passkeys need a host name, not an IP address: serve on localhost (the "
+                              "make run default) or set IAM_CANONICAL_ORIGIN.")
         self.stdout.write(f"  agent:    {DEMO_AGENT[0]}, calling {DEMO_CONNECTION[1]}")
         self.stdout.write("  Client secrets are shown only at creation; rotate one on the agent's page "
                           f"({settings.IAM_CANONICAL_ORIGIN}/orgs/{DEMO_SLUG}/agents/) to get a usable one.")
 
     @staticmethod
     def _user(email, name):
-        user = user_get_or_create(email=email, display_name=name)
-        if not user.check_password(DEMO_PASSWORD):  # the printed demo login always works
+        """The demo account, with the demo password only when this run creates it. Re-running must
+        not undo a password someone chose or end their sessions (`password_set` ends every one)."""
+        user = User.objects.filter(email=normalize_email(email)).first()
+        if user is None:
+            user = user_create(email=email, display_name=name)
             password_set(user=user, new_password=DEMO_PASSWORD, reason="seed_demo")
         return user
 
@@ -101,3 +114,11 @@ class Command(BaseCommand):
         alice = Membership.objects.for_org(org).get(user__email="alice@demo.example")
         agent_create(org=org, name=agent_name, scopes=agent_scopes, audiences=[audience], owners=[alice],
                      actor=ACTOR)
+
+
+def _is_ip_address(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address((host or "").strip("[]"))
+    except ValueError:
+        return False
+    return True
