@@ -19,6 +19,7 @@ from core.credentials import Credential
 from core.errors import PreconditionFailed
 from core.roles import BuiltinRole, TeamRole
 from core.tenancy import OrgScopedModel, org_scoped_manager
+from scim.usernames import user_name_key
 
 
 class ScimToken(OrgScopedModel, Credential):
@@ -54,6 +55,10 @@ class ScimUser(Versioned, OrgScopedModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     membership = models.OneToOneField(Membership, on_delete=models.CASCADE, related_name="scim")
     user_name = models.CharField(max_length=254)
+    # scim.usernames.user_name_key(user_name), the org's unique key and what `userName eq` compares.
+    # Null only for a row that, when the key was introduced, collided with an older row of its org
+    # (scim 0009): it keeps its id and userName, and gets its key when its userName next changes.
+    user_name_key = models.CharField(max_length=1024, null=True, editable=False)
     external_id = models.CharField(max_length=254, blank=True)
     active = models.BooleanField(null=True, default=True)  # None: unassigned, which counts as active
     display_name = models.CharField(max_length=254, blank=True)
@@ -88,7 +93,7 @@ class ScimUser(Versioned, OrgScopedModel):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(Lower("user_name"), "org", name="scim_user_name_unique_ci"),
+            models.UniqueConstraint(fields=["org", "user_name_key"], name="scim_user_name_key_unique"),
         ]
         indexes = [
             models.Index(fields=["org", "external_id"]),
@@ -97,6 +102,12 @@ class ScimUser(Versioned, OrgScopedModel):
 
     def __str__(self) -> str:
         return self.user_name
+
+    def save(self, *args, **kwargs):
+        # A new row always has its key; afterwards scim.users sets it with every userName change.
+        if self._state.adding and self.user_name_key is None:
+            self.user_name_key = user_name_key(self.user_name)
+        super().save(*args, **kwargs)
 
     @property
     def is_active(self) -> bool:

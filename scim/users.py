@@ -11,7 +11,6 @@ scim.protocol.errors turns them into RFC 7644 errors.
 import uuid
 
 from django.db import IntegrityError, transaction
-from django.db.models.functions import Lower
 
 from accounts import services as accounts
 from accounts.models import Membership, MembershipSource, MembershipStatus, User, normalize_email
@@ -25,6 +24,7 @@ from core.roles import BuiltinRole
 from scim import deprovisioning
 from scim.indexes import address_index, multi_index
 from scim.models import ScimGroup, ScimGroupMember, ScimUser
+from scim.usernames import key_fits, user_name_key
 
 USER_MODEL_FIELDS = ("user_name", "external_id", "active", "display_name", "nick_name", "profile_url",
                      "title", "user_type", "preferred_language", "locale", "time_zone", "name", "emails",
@@ -62,15 +62,28 @@ def _primary_email(fields: dict) -> str:
     return ""
 
 
-def _user_name_taken(org, user_name: str, exclude=None) -> bool:
-    taken = ScimUser.objects.for_org(org).annotate(l=Lower("user_name")).filter(l=user_name.lower())
+def _user_name_taken(org, key: str, exclude=None) -> bool:
+    taken = ScimUser.objects.for_org(org).filter(user_name_key=key)
     if exclude is not None:
         taken = taken.exclude(pk=exclude.pk)
     return taken.exists()
 
 
+def _new_user_name_key(org, user_name: str, exclude=None) -> str:
+    """The key a row takes with this userName: refused when another row of the org holds it (the
+    unique index refuses it too, when two requests race)."""
+    key = user_name_key(user_name)
+    if not key_fits(key):
+        raise Invalid("userName is too long once normalised.")
+    if _user_name_taken(org, key, exclude=exclude):
+        raise uniqueness("userName is already in use in this organization.")
+    return key
+
+
 def _assign(scim_user: ScimUser, fields: dict) -> list[str]:
     changed = []
+    if scim_user.user_name != fields["user_name"]:  # the caller has checked the new key
+        scim_user.user_name_key = user_name_key(fields["user_name"])
     for field in USER_MODEL_FIELDS:
         if getattr(scim_user, field) != fields[field]:
             changed.append(SCIM_NAMES.get(field, field))
@@ -128,8 +141,7 @@ def user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
 
 @transaction.atomic
 def _user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
-    if _user_name_taken(org, fields["user_name"]):
-        raise uniqueness("userName is already in use in this organization.")
+    _new_user_name_key(org, fields["user_name"])
     email = _primary_email(fields)
     user = User.objects.filter(email=email).first() if email else None
     linked = user is not None
@@ -190,9 +202,10 @@ def user_update(*, org, actor: Actor, pk, change, accepts, method: str) -> ScimU
     scim_user = user_locked(org, actor, pk, method)
     scim_user.version_check(accepts)
     fields = change(scim_user)
-    if (fields["user_name"].lower() != scim_user.user_name.lower()
-            and _user_name_taken(org, fields["user_name"], exclude=scim_user)):
-        raise uniqueness("userName is already in use in this organization.")
+    # An unchanged userName is never checked again, so a row left without a key by scim 0009 (it
+    # collided with an older one) can still be changed, deactivated above all.
+    if fields["user_name"] != scim_user.user_name:
+        _new_user_name_key(org, fields["user_name"], exclude=scim_user)
     was_active = scim_user.is_active
     changed = _assign(scim_user, fields)
     if fields.get("password") and _set_password(scim_user.membership.user, org, actor, fields["password"],

@@ -23,6 +23,7 @@ from scim.ids import uuid_or_none
 from scim.indexes import ADDRESS_PARTS, clean_index_text
 from scim.protocol.errors import ScimError
 from scim.protocol.text import is_text
+from scim.usernames import user_name_key
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 USER_CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -39,11 +40,14 @@ class Field:
     case_exact: bool = False
     sub: str = ""  # complex_multi: the sub-attribute
     # Compared through lower() so that `eq` uses the (org, lower(...)) unique index; iexact's
-    # upper() cannot, and IdPs probe `userName eq` before every create.
+    # upper() cannot, and IdPs probe `displayName eq` before creating a group.
     lower_indexed: bool = False
     # The lookup crosses a to-many relation (groups, members): a filter on it needs DISTINCT, or a
     # row comes back once per related row that matches, and it cannot be sorted on.
     to_many: bool = False
+    # `eq`/`ne` compare this column with the value's scim.usernames key, as uniqueness does, so a
+    # probe finds exactly the row that a create of the same userName would collide with.
+    key_lookup: str = ""
 
 
 
@@ -52,7 +56,7 @@ class Field:
 USER_FIELDS = {
     "id": Field("id", "id", True),
     "externalid": Field("external_id", case_exact=True),
-    "username": Field("user_name", lower_indexed=True),
+    "username": Field("user_name", key_lookup="user_name_key"),
     "displayname": Field("display_name"),
     "nickname": Field("nick_name"),
     "profileurl": Field("profile_url", case_exact=True),
@@ -237,6 +241,9 @@ class FilterTranslator:
             return ~q if op == "ne" else q
         elif not isinstance(value, str):
             value = str(value).lower() if isinstance(value, bool) else str(value)
+        if field.key_lookup and op in ("eq", "ne"):
+            q = Q(**{field.key_lookup: user_name_key(value)})
+            return ~q if op == "ne" else q
         if field.lower_indexed and op in ("eq", "ne"):
             q = Q(**{f"{field.lookup}__lower": value.lower()})
             return ~q if op == "ne" else q
