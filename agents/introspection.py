@@ -4,7 +4,8 @@ Resource servers may introspect on every request they serve, so this is the prod
 It costs one round trip to the fast store and no query:
 
 - The token is checked locally first (`token_decode`: signature with a cached key, `typ`, `iss`,
-  times), which gives the revocation keys to read.
+  times), which gives the revocation keys to read (one the store lost is read back from the
+  database first: agents.revocation).
 - The connection's credential record lives in the fast store too (`cn:<org>:<client id>`), read in
   that same round trip; a miss reads the database once and refills it. The record holds only the
   keyed hash of the connection's secret, never the secret.
@@ -90,9 +91,9 @@ def introspect(*, org_slug: str, client_id: str, secret: str, token: str) -> Int
     except TokenInvalid:
         claims = None
     record_key = connection_record_key(org_slug, client_id)
-    revocation_keys = revocation.revocation_keys(claims) if claims else {"ready": revocation.READY_KEY}
+    revocation_keys = revocation.revocation_keys(claims) if claims else {}
     try:
-        found = revocation.store_read([record_key, *revocation_keys.values()])
+        found = revocation.store_read(revocation_keys, also=[record_key])
     except revocation.RevocationUnavailable:
         found = None
     connection = _from_record(found[record_key]) if found and record_key in found else None

@@ -167,3 +167,28 @@ class AgentPolicy(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     objects = org_scoped_manager()
+
+
+class CutoffKind(models.TextChoices):
+    AGENT = "agent", "Agent"
+    RUN = "run", "Run"
+    CRED = "cred", "Client secret"
+
+
+class RevocationCutoff(models.Model):
+    """The latest revocation cutoff of one agent (`agent:<id>`), run or client secret: every token
+    issued under it at or before `cutoff_at` is dead. The durable copy of the fast store's cutoff
+    keys (agents.revocation), written in the transaction that causes it, so a key the store loses is
+    read back from here. Useless, and pruned, once `expires_at` (the cutoff plus the longest token
+    life) has passed.
+
+    No org column: the subjects are globally unique ids, verification reads a row by them alone,
+    and a deleted org's rows are pruned within the hour like any other."""
+
+    kind = models.CharField(max_length=8, choices=CutoffKind.choices)
+    subject = models.CharField(max_length=64)
+    cutoff_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "subject"], name="revocation_cutoff_unique")]

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from agents.keys import signing_keys_rotate_due
+from agents.revocation import revocations_prune
 from agents.rotation import rotation_windows_record
 
 
@@ -16,3 +17,10 @@ def rotation_windows_close() -> int:
 def signing_keys_maintain() -> int:
     """Rotate each org's signing key once it is older than IAM_SIGNING_KEY_ROTATE_DAYS."""
     return signing_keys_rotate_due()
+
+
+@shared_task
+def revocation_rows_prune() -> int:
+    """Delete revocation rows that can no longer kill any unexpired token (verification never needs
+    this to run: it only keeps the tables small)."""
+    return revocations_prune()

@@ -64,6 +64,7 @@ def token_sign(*, org, alg: str, agent, audience: str, scope: str, ttl: int, run
         claims["act"] = act
     signer = signer_for(org, alg)
     token = jwt.encode(claims, signer.key, algorithm=signer.alg, headers={"kid": signer.kid, "typ": "at+jwt"})
+    revocation.token_issued(claims)
     return IssuedToken(token, claims, ttl)
 
 
