@@ -1,4 +1,7 @@
 from django.apps import AppConfig
+from django.core import checks
+
+from agents.checks import redis_eviction_check
 
 
 class AgentsConfig(AppConfig):
@@ -10,3 +13,4 @@ class AgentsConfig(AppConfig):
         from agents.services import agents_on_departure
 
         on_departure(agents_on_departure)
+        checks.register(redis_eviction_check, checks.Tags.caches, deploy=True)
