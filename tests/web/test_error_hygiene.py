@@ -217,6 +217,14 @@ def test_deeply_nested_json_is_a_json_400_and_creates_nothing(org, api):
     assert last_seq(org) == before and not Team.objects.for_org(org).exists()
 
 
+def test_a_page_form_over_the_upload_limit_is_the_html_413_and_creates_nothing(org, page):
+    before = last_seq(org)
+    body = urlencode({"name": "x" * TOO_BIG})
+    response = page.post(f"/orgs/{org.slug}/teams/", body, content_type=FORM)
+    assert response.status_code == 413 and response["Content-Type"].startswith("text/html")
+    assert last_seq(org) == before and not Team.objects.for_org(org).exists()
+
+
 # --- Bodies at the OAuth endpoints --------------------------------------------------------------
 
 
