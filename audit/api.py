@@ -118,17 +118,28 @@ class AuditCheckpointKeysView(OrgScopedAPIView):
         return Response(public_jwks())
 
 
+class _ExportOptions(serializers.Serializer):
+    bom = serializers.BooleanField(required=False, default=False)
+
+
 class AccessReviewExportView(OrgScopedAPIView):
     reauth_actions = frozenset({"get"})
     required = {"get": Perm.ACCESS_REVIEW_EXPORT}
     sources = ()  # the kinds of principal (audit.exports.ReviewSource), handed in by iam_project
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    @extend_schema(
+        parameters=[OpenApiParameter("bom", bool, description="begin with a UTF-8 byte order mark (Excel)")],
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
     def get(self, request, org):
-        """Every principal with its roles, teams and effective permissions, as RFC 4180 CSV."""
-        rows = access_review_export(org=self.org, actor=self.access.actor, sources=self.sources)
+        """Every principal (people, agents, API keys, SCIM tokens) with its roles, teams and effective
+        permissions, as RFC 4180 CSV in UTF-8."""
+        options = _ExportOptions(data=request.query_params)
+        options.is_valid(raise_exception=True)
+        rows = access_review_export(org=self.org, actor=self.access.actor, sources=self.sources,
+                                    bom=options.validated_data["bom"])
         filename = f"access-review-{self.org.slug}-{timezone.now():%Y%m%dT%H%M%SZ}.csv"
-        response = StreamingHttpResponse(rows, content_type="text/csv")
+        response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         response["Cache-Control"] = "no-store"
         return response

@@ -87,7 +87,7 @@ def audit_verify_checkpoint(*, org, checkpoint) -> ChainVerdict:
             chain, False, verdict.checked, None, verdict.head_seq + 1,
             f"the chain ends at seq {verdict.head_seq}, before the checkpoint's seq {seq}: its newest "
             "entries were deleted (truncated)")
-    attested = AuditEntry.objects.unscoped().filter(chain=chain, seq=seq).values_list("id", "hash").first()
+    attested = AuditEntry.objects.for_org(org).filter(seq=seq).values_list("id", "hash").first()
     if seq and attested[1] != head:
         return ChainVerdict(
             chain, False, verdict.checked, attested[0], seq,

@@ -270,8 +270,8 @@ def audit_verify_recorded(*, org, actor: Actor) -> ChainVerdict:
 
 
 @transaction.atomic
-def access_review_export(*, org, actor: Actor, sources):
+def access_review_export(*, org, actor: Actor, sources, bom: bool = False):
     """Record the export (with its row count) and return the CSV stream of `sources`."""
     audit_record(org=org, actor=actor, event=AuditEvent.ACCESS_REVIEW_EXPORTED, target=Target.of(org),
                  data={"rows": access_review_count(org, sources)})
-    return access_review_csv(org, sources)
+    return access_review_csv(org, sources, bom=bom)

@@ -17,13 +17,15 @@ from audit.api import (
     AuditVerifyView,
 )
 from rbac.api import PermissionCatalogueView, RoleViewSet, TeamViewSet
-from rbac.review import HUMANS
+from rbac.review import API_KEYS, human_source
 from scim.api import GroupMappingViewSet, ScimTokenViewSet
+from scim.review import SCIM_TOKENS, scim_member_names
 from web.policy import SecurityPolicyView
 
-# The security page and API show every app's settings; the access review lists people, then agents.
+# The security page and API show every app's settings; the access review lists people (named as the
+# org's IdP names them, where it provisions them), then agents, org API keys and SCIM tokens.
 POLICY_SECTIONS = (ACCOUNTS_POLICY, AGENTS_POLICY)
-ACCESS_REVIEW_SOURCES = (HUMANS, AGENTS)
+ACCESS_REVIEW_SOURCES = (human_source(overlays=(scim_member_names,)), AGENTS, API_KEYS, SCIM_TOKENS)
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # integrators write both; neither should be a redirect

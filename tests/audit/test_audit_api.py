@@ -136,8 +136,8 @@ def test_access_review_export_lists_every_human_safely(org, key_client):
     MemberFactory(org=OrgFactory())  # another org's member must not appear
     response, rows = _export(key_client(Perm.ACCESS_REVIEW_EXPORT), org)
     assert response["Content-Disposition"].startswith("attachment; filename=")
-    assert response["Content-Type"] == "text/csv"
-    assert len(rows) == len(members) + 2  # and the owner who made the key
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert len(rows) == len(members) + 3  # and the owner who made the key, and the key
     names = {row["name"] for row in rows}
     assert {"'" + n for n in NASTY} <= names
     row = next(r for r in rows if r["principal_id"] == str(quoted.user.pk))
@@ -146,7 +146,7 @@ def test_access_review_export_lists_every_human_safely(org, key_client):
     assert {"audit:read", "sso:read", "agent:write"} <= set(row["effective_permissions"].split())
     assert row["principal_type"] == "human" and row["mfa_enrolled"] == "no"
     entry = AuditEntry.objects.for_org(org).latest("seq")
-    assert entry.event_name == "export.access_review" and entry.data == {"rows": 8}
+    assert entry.event_name == "export.access_review" and entry.data == {"rows": 9}
 
 
 AUDIENCE = "https://svc.example.test/api"
@@ -173,8 +173,9 @@ def test_access_review_export_lists_agents_after_humans(org, key_client):
     # An owner who can no longer delegate: the grant stays, the effective permissions empty.
     idle.owners.update(role="viewer")
     response, rows = _export(key_client(Perm.ACCESS_REVIEW_EXPORT), org)
-    assert [r["principal_type"] for r in rows] == ["human"] * 5 + ["agent"] * 2  # with the key's maker
-    row, idle_row = rows[-2:]
+    # With the key's maker, and then the key itself.
+    assert [r["principal_type"] for r in rows] == ["human"] * 5 + ["agent"] * 2 + ["api_key"]
+    row, idle_row = rows[-3:-1]
     owner_email = agent.owners.get().user.email
     assert row == {
         "principal_type": "agent", "principal_id": str(agent.pk), "name": "'" + agent.name, "email": "",
@@ -187,7 +188,7 @@ def test_access_review_export_lists_agents_after_humans(org, key_client):
     assert idle_row["effective_permissions"] == "" and agent_delegable_now(idle) == set()
     assert idle_row["secret_rotated_at"] == idle.secrets.latest("created_at").created_at.isoformat()
     entry = AuditEntry.objects.for_org(org).latest("seq")
-    assert entry.data == {"rows": 7}
+    assert entry.data == {"rows": 8}
 
 
 def test_agent_rows_cost_the_same_queries_however_many_agents(org, django_assert_num_queries):
