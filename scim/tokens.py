@@ -14,7 +14,7 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record, records_denials
-from core.credentials import CredentialRefused, credential_authenticate
+from core.credentials import CredentialRefused, credential_authenticate, credential_presented
 from core.errors import Invalid
 from core.permissions import ALL_PERMS
 from core.secrets import credential_mint
@@ -72,17 +72,25 @@ def scim_token_revoke(*, access: Access, token: ScimToken, grace_seconds: int = 
     return token
 
 
-def scim_token_authenticate(raw: str) -> ScimToken | None:
+def scim_token_presented_id(raw: str) -> str | None:
+    """The lookup id of a token-shaped credential (nothing is looked up); None for anything else."""
+    presented = credential_presented(raw, ScimToken.PREFIX)
+    return presented.lookup_id if presented else None
+
+
+def scim_token_authenticate(raw: str, *, audit_refusal: bool = True) -> ScimToken | None:
     """The live token these credentials are, with its org; None otherwise (the caller answers 401).
 
-    A known token presented with a wrong secret, or after it ended, is audited in its org. A token
-    whose creator can no longer mint one (suspended, removed, demoted) dies here, audited.
+    A known token presented with a wrong secret, or after it ended, is audited in its org, unless
+    the caller has already refused the guesser (`audit_refusal=False`): a token's lookup id is no
+    secret, and guesses at it must not fill its org's log. A token whose creator can no longer mint
+    one (suspended, removed, demoted) dies here, audited.
     """
     try:
         # The credential names its org.
         token = credential_authenticate(raw, ScimToken.objects.unscoped().select_related("org", "created_by"))
     except CredentialRefused as refused:
-        if refused.credential is not None:
+        if refused.credential is not None and audit_refusal:
             _reject(refused.credential, refused.reason)
         return None
     if not creator_may_mint(token):

@@ -1,8 +1,9 @@
-"""Every SCIM request's way in: bearer token → org (scim.tokens), the per-address guard against token
-guessing and the per-token request limit, the org's scope, then the resource handler. Every failure
-leaves as an RFC 7644 §3.12 error body, and a refused write is audited once, after its transaction
-has rolled back: first the refusal's own entry when the service named one (another org's id, the
-org's last owner), then `scim.request_rejected` with the status the IdP was given."""
+"""Every SCIM request's way in: bearer token → org (scim.tokens), the guard against token guessing
+(per address and presented token id), the per-token request limit, the org's scope, then the
+resource handler. Every failure leaves as an RFC 7644 §3.12 error body, and a refused write is
+audited once, after its transaction has rolled back: first the refusal's own entry when the
+service named one (another org's id, the org's last owner), then `scim.request_rejected` with the
+status the IdP was given."""
 
 import json
 import logging
@@ -22,7 +23,7 @@ from scim.ids import uuid_or_none
 from scim.protocol.errors import CONTENT_TYPE, ScimError, bad_request, from_service_error, not_found
 from scim.protocol.resources import etag, if_match_accepts
 from scim.protocol.text import is_text
-from scim.tokens import actor_for, scim_token_authenticate
+from scim.tokens import actor_for, scim_token_authenticate, scim_token_presented_id
 
 logger = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # also the ServiceProviderConfig's bulk.maxPayloadSize
@@ -107,38 +108,49 @@ def _check_shape(data) -> None:
             raise bad_request("The body holds text that is not valid Unicode.")
 
 
-def _authenticate(request):
+def _bearer(request) -> str:
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not raw.strip():
-        raise ScimError(401, "A SCIM bearer token is required.")
-    token = scim_token_authenticate(raw.strip())
-    if token is None:
-        raise ScimError(401, "The bearer token is not valid.")
-    return token
+    return raw.strip() if scheme.lower() == "bearer" else ""
 
 
-def _failures_key(request) -> str:
+def _failures_key(request, lookup_id: str | None) -> str:
+    """Failures count per client address and presented token id, a malformed credential in one
+    bucket of its own per address. IdPs send every customer's traffic from a few shared addresses,
+    so a count per address alone would let one tenant's bad token stall everyone's provisioning."""
     ip = getattr(getattr(request, "audit_context", None), "ip", None) or "unknown"
-    return f"scim:authfail:{ip}"
+    return f"scim:authfail:{ip}:{lookup_id or '-'}"
 
 
-def _refuse_guessers(request) -> None:
-    """Before any token lookup: an address that keeps presenting bad tokens is refused for a while.
-    Only failures count per address, because IdPs send every customer's traffic from a few shared
-    addresses; the request limit is per token."""
+def _authenticate(request):
+    """The request's token, or a 401; a 429 once its address and token id have failed too often.
+
+    A valid token is never refused for failures, its own id's included: a lookup id is no secret
+    (token lists show it), so anyone sending from an IdP's shared address could otherwise stall the
+    IdP holding it. Once the bucket is over the limit, a malformed credential is refused without a
+    lookup, and a token-shaped one is still checked (one indexed read and an HMAC) but its refusal
+    is a 429 and no longer audited, so a guesser can neither fill the org's log nor learn anything
+    the 256-bit secret would not already keep from them.
+    """
+    raw = _bearer(request)
+    lookup_id = scim_token_presented_id(raw)
+    key = _failures_key(request, lookup_id)
     try:
-        failures = cache.get(_failures_key(request)) or 0
+        locked = (cache.get(key) or 0) >= settings.IAM_SCIM_AUTH_FAILURE_LIMIT
     except Exception:
         raise ScimError(503, "Try again shortly.")
-    if failures >= settings.IAM_SCIM_AUTH_FAILURE_LIMIT:
-        raise ScimError(429, "Too many failed authentications from this address.")
-
-
-def _count_failure(request) -> None:
+    token = None
+    if raw and (lookup_id is not None or not locked):
+        token = scim_token_authenticate(raw, audit_refusal=not locked)
+    if token is not None:
+        return token
     try:
-        counters_incr([_failures_key(request)], 60)
-    except Exception:
+        (failures,) = counters_incr([key], 60)
+    except Exception:  # uncounted guesses would be unlimited ones: fail closed
         logger.warning("could not count a failed SCIM authentication", exc_info=True)
+        raise ScimError(503, "Try again shortly.")
+    if failures > settings.IAM_SCIM_AUTH_FAILURE_LIMIT:
+        raise ScimError(429, "Too many failed authentications.")
+    raise ScimError(401, "A SCIM bearer token is required." if not raw else "The bearer token is not valid.")
 
 
 def _throttle(token_key: str) -> None:
@@ -168,12 +180,7 @@ def scim_view(handler):
     def view(request, **kwargs):
         call = None
         try:
-            _refuse_guessers(request)
-            try:
-                token = _authenticate(request)
-            except ScimError:
-                _count_failure(request)
-                raise
+            token = _authenticate(request)
             _throttle(token.lookup_id)
             org_scope_enter(token.org)  # the token alone decides the org this request acts in
             call = Call(request, token)
