@@ -43,6 +43,14 @@ class MemberSerializer(serializers.ModelSerializer):
                   "teams", "created_at", "last_login_at"]
         read_only_fields = fields
 
+    def to_representation(self, membership):
+        data = super().to_representation(membership)
+        if membership.status == MembershipStatus.INVITED:
+            # Until the person accepts, the org knows the address it typed and nothing else: not
+            # whether an account exists, its name, its id or when it last signed in.
+            data.update(user_id=None, name="", last_login_at=None)
+        return data
+
 
 class MemberCreateSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
@@ -64,7 +72,8 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
     search_fields = ("user__email", "user__display_name")
     serializer_class = MemberSerializer
     reauth_actions = frozenset(
-        {"create", "partial_update", "destroy", "revoke_sessions", "send_password_reset"}
+        {"create", "partial_update", "destroy", "revoke_sessions", "send_password_reset",
+         "resend_invitation"}
     )
     required = {
         "list": Perm.MEMBER_READ,
@@ -74,6 +83,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
         "destroy": Perm.MEMBER_WRITE,
         "revoke_sessions": Perm.MEMBER_WRITE,
         "send_password_reset": Perm.MEMBER_WRITE,
+        "resend_invitation": Perm.MEMBER_WRITE,
     }
 
     def scope(self, queryset):
@@ -85,6 +95,8 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
 
     @extend_schema(request=MemberCreateSerializer, responses={201: MemberSerializer})
     def create(self, request, org):
+        """Invite a person by address: a pending membership and a mailed link to accept it. The answer
+        is the same whether or not the address has an account."""
         data = self.validated(MemberCreateSerializer, request.data)
         roles = roles_in_org(self.org, data.get("custom_roles", []))
         membership = policies.member_add(
@@ -119,6 +131,14 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
     def send_password_reset(self, request, org, pk):
         """Mail the member a single-use reset link. Nobody but the member sees it."""
         policies.member_password_reset_send(access=self.access, membership=self.get_object())
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: None})
+    @action(detail=True, methods=["post"], url_path="resend-invitation")
+    def resend_invitation(self, request, org, pk):
+        """Mail a pending invitation again with a new link; the previous link stops working.
+        `DELETE` on a pending member cancels the invitation."""
+        policies.member_invitation_resend(access=self.access, membership=self.get_object())
         return Response(status=status.HTTP_202_ACCEPTED)
 
     def _out(self, pk) -> dict:

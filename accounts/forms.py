@@ -60,9 +60,12 @@ class MemberEditForm(PageForm):
 
     def __init__(self, *args, org, membership, **kwargs):
         super().__init__(*args, **kwargs)
-        # Owners switch members between active and suspended; invited/deprovisioned come from
-        # the login and provisioning flows, so they are offered only as the current value.
+        # Owners switch members between active and suspended; deprovisioned comes from the
+        # directory, so it is offered only as the current value. An invitation waits for the
+        # person's answer: nothing else is offered until then.
         allowed = {MembershipStatus.ACTIVE, MembershipStatus.SUSPENDED, membership.status}
+        if membership.status == MembershipStatus.INVITED:
+            allowed = {membership.status}
         self.fields["status"].choices = [c for c in MembershipStatus.choices if c[0] in allowed]
         self.fields["custom_roles"] = org_roles_field(org, label="Custom roles")
 

@@ -91,9 +91,9 @@ class MembershipSource(models.TextChoices):
     SCIM = "scim", "SCIM"
 
 
-# Statuses that let a member act in the org. An invited member has been added but has not yet
-# logged in; they may act once they do (the login itself activates them).
-ACTING_STATUSES = (MembershipStatus.ACTIVE, MembershipStatus.INVITED)
+# Statuses that let a member act in the org. An invited member has not accepted yet: until they do,
+# the membership grants nothing, applies none of the org's policy and cannot end their sessions.
+ACTING_STATUSES = (MembershipStatus.ACTIVE,)
 
 
 class Membership(OrgScopedModel):
@@ -110,6 +110,9 @@ class Membership(OrgScopedModel):
     # The org's directory (its IdP, over SCIM) has switched this person off. It is the source of
     # truth for them: an admin lifting a suspension cannot bring them back; the directory must.
     deactivated_by_directory = models.BooleanField(default=False)
+    # An admin ended the member's sessions' access to this org: a session whose last proof of
+    # identity is older works here again only after the person proves it anew (accounts.policy).
+    sessions_not_before = models.DateTimeField(null=True, blank=True)
     # custom_roles: reverse of rbac.Role.members (rbac depends on accounts, never the reverse).
 
     class Meta:
@@ -146,6 +149,10 @@ class ApiKey(OrgScopedModel, Credential):
         return perms_from_strings(self.permissions)
 
 
+LOCKOUT_THRESHOLD_MIN = 3
+LOCKOUT_MINUTES_MAX = 60
+
+
 class SecurityPolicy(models.Model):
     """An org's authentication policy. Enforced at login and on every request to the org.
 
@@ -169,10 +176,12 @@ class SecurityPolicy(models.Model):
     password_max_age_days = models.PositiveIntegerField(  # 0: never expires
         default=0, validators=[MaxValueValidator(3650)])
     mfa_required = models.BooleanField(default=False)
+    # Bounded so that no org can turn lockout into a weapon: every org a person belongs to may lock
+    # their account, so one wrong guess locking it everywhere for a day is never allowed.
     lockout_threshold = models.PositiveSmallIntegerField(
-        default=5, validators=[MinValueValidator(1), MaxValueValidator(100)])
+        default=5, validators=[MinValueValidator(LOCKOUT_THRESHOLD_MIN), MaxValueValidator(100)])
     lockout_minutes = models.PositiveIntegerField(
-        default=15, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)])
+        default=15, validators=[MinValueValidator(1), MaxValueValidator(LOCKOUT_MINUTES_MAX)])
     updated_at = models.DateTimeField(default=timezone.now)
 
     objects = org_scoped_manager()
@@ -183,8 +192,12 @@ class SecurityPolicy(models.Model):
                 condition=models.Q(password_min_length__gte=8, password_min_length__lte=128),
                 name="policy_password_length_range",
             ),
-            models.CheckConstraint(condition=models.Q(lockout_threshold__gte=1, lockout_threshold__lte=100),
-                                   name="policy_lockout_threshold_range"),
+            models.CheckConstraint(condition=models.Q(lockout_threshold__gte=LOCKOUT_THRESHOLD_MIN,
+                                                      lockout_threshold__lte=100),
+                                   name="policy_lockout_threshold_bounds"),
+            models.CheckConstraint(condition=models.Q(lockout_minutes__gte=1,
+                                                      lockout_minutes__lte=LOCKOUT_MINUTES_MAX),
+                                   name="policy_lockout_minutes_bounds"),
             models.CheckConstraint(condition=models.Q(session_absolute_minutes__gte=5),
                                    name="policy_session_absolute_min"),
             models.CheckConstraint(condition=models.Q(session_idle_minutes__gte=5),
@@ -219,6 +232,24 @@ class UserSession(AbstractBaseSession):
 
     class Meta:
         indexes = [models.Index(fields=["user", "-last_seen_at"])]
+
+
+class Invitation(OrgScopedModel):
+    """The emailed, single-use link with which a person accepts a membership (Membership status
+    `invited`). Only the SHA-256 of the link's 32 random bytes is stored, as for reset links. A
+    resend replaces the secret; validity is decided by timestamps, whether or not cleanup runs."""
+
+    membership = models.OneToOneField(Membership, on_delete=models.CASCADE, related_name="invitation")
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(default=timezone.now)
+    sent_count = models.PositiveSmallIntegerField(default=1)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"invitation:{self.membership_id}"
 
 
 class PasswordResetToken(models.Model):

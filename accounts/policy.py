@@ -91,6 +91,7 @@ def missing_classes(password: str, classes) -> list[str]:
 
 # Reasons a valid session may not use one org's resources right now, and where a page sends it.
 SESSION_DENIALS = {
+    "session_revoked": "accounts:reauth",
     "session_expired": "accounts:reauth",
     "session_idle": "accounts:reauth",
     "mfa_required": "accounts:reauth",
@@ -99,15 +100,19 @@ SESSION_DENIALS = {
 }
 
 
-def org_session_denial(*, org, user, session, idle_seconds: float | None, has_factor) -> str | None:
+def org_session_denial(*, org, user, session, idle_seconds: float | None, has_factor,
+                       not_before=None) -> str | None:
     """Why this session may not act in `org` under the org's policy, or None.
 
     Checked on every request to the org's resources (by the guard), so a policy change or the
     passing of time takes effect on the next request. `has_factor` is called only when needed.
+    `not_before`: an admin ended the member's sessions' access to this org at that time.
     """
     policy = policy_for_org(org)
     now = time.time()
     proven = session.get(AUTH_TIME_KEY) or 0
+    if not_before is not None and proven <= not_before.timestamp():
+        return "session_revoked"
     if now - proven > policy.session_absolute_minutes * 60:
         return "session_expired"
     if idle_seconds is not None and idle_seconds > policy.session_idle_minutes * 60:

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import invitations
 from accounts.departures import member_departed
 from accounts.models import (
     ACTING_STATUSES,
@@ -46,11 +47,12 @@ def user_create(*, email: str, password: str | None = None, display_name: str = 
 
 
 def account_claim(*, user: User, org, actor: Actor) -> None:
-    """Another org is taking this account in (a member added, an IdP linking it): if one org's SCIM
-    created it, that org stops managing it and its password is cleared, with every session.
+    """The person accepted another org's invitation from the mailed link: if one org's SCIM created
+    the account, that org stops managing it and its password is cleared, with every session.
 
     Otherwise an org could create an account for someone else's address, set its password, and sign
-    in wherever the real person is later added. The person sets their own password by reset.
+    in wherever the real person is later added. The person sets their own password on the same
+    page (accounts.invitations).
     """
     if user.scim_managed_by_id is None or user.scim_managed_by_id == org.pk:
         return
@@ -85,18 +87,19 @@ def org_create(*, slug: str, name: str, owner: User, actor: Actor | None = None)
 @records_denials
 @transaction.atomic
 def membership_create(*, org, user: User, role: str, actor: Actor, source: str = MembershipSource.MANUAL,
-                      status: str | None = None) -> Membership:
-    """Add a person to the org. Without a `status`, someone who cannot sign in yet (no usable
-    password) is invited and becomes active at their first login."""
+                      status: str = MembershipStatus.INVITED, invited_by: User | None = None) -> Membership:
+    """Add a person to the org. By default they are invited: the membership waits for their consent
+    (accounts.invitations mails the link) and grants nothing until then. Only a caller that owns
+    the account outright (an org's own SCIM creating it, bootstrap, the demo) makes it active."""
     if role not in BUILTIN_ROLES:
         raise Invalid("Unknown role.", fields={"role": ["Unknown role."]})
     if Membership.objects.for_org(org).filter(user=user).exists():
         raise Conflict("This person is already a member.", code="duplicate",
                        fields={"email": ["Already a member of this organization."]})
-    account_claim(user=user, org=org, actor=actor)
-    if status is None:
-        status = MembershipStatus.ACTIVE if user.has_usable_password() else MembershipStatus.INVITED
-    return _membership_insert(org=org, user=user, role=role, actor=actor, source=source, status=status)
+    membership = _membership_insert(org=org, user=user, role=role, actor=actor, source=source, status=status)
+    if status == MembershipStatus.INVITED:
+        invitations.invitation_send(membership=membership, actor=actor, invited_by=invited_by)
+    return membership
 
 
 def _membership_insert(*, org, user: User, role: str, actor: Actor, source: str, status: str) -> Membership:
@@ -134,6 +137,10 @@ def membership_update(*, membership: Membership, actor: Actor, role: str | None 
         data.update(role=role, previous_role=membership.role)
         membership.role = role
     if status is not None and status != membership.status:
+        if membership.status == MembershipStatus.INVITED:
+            # Only the person makes an invitation a membership (accounts.invitations).
+            raise Invalid("This person has not accepted the invitation yet.", code="not_accepted",
+                          fields={"status": ["The invitation is still pending."]})
         if status not in ACTING_STATUSES:
             _assert_not_last_owner(membership, actor, "suspend")
         elif membership.deactivated_by_directory:
@@ -166,13 +173,14 @@ def membership_remove(*, membership: Membership, actor: Actor) -> None:
 @transaction.atomic
 def membership_adopt(*, membership: Membership, source: str, actor: Actor, audit_as: AuditAs) -> Membership:
     """A directory takes over an existing membership (an IdP links a person added by hand, or one it
-    deprovisioned before): it becomes the directory's, and a deprovisioned one is invited again."""
+    deprovisioned before): it becomes the directory's. A deprovisioned one is active again (the
+    person accepted it once); a pending invitation stays pending."""
     _membership_lock(membership)
     data = {"source": source, "previous_source": membership.source}
     membership.source = source
     if membership.status == MembershipStatus.DEPROVISIONED:
-        data.update(status=MembershipStatus.INVITED, previous_status=membership.status)
-        membership.status = MembershipStatus.INVITED
+        data.update(status=MembershipStatus.ACTIVE, previous_status=membership.status)
+        membership.status = MembershipStatus.ACTIVE
     membership.deactivated_by_directory = False
     membership.save(update_fields=["source", "status", "deactivated_by_directory"])
     audit_effect(org=membership.org, actor=actor, event=AuditEvent.MEMBER_UPDATED,
@@ -233,18 +241,6 @@ def membership_directory_reactivate(*, membership: Membership, actor: Actor, aud
     return changed
 
 
-@transaction.atomic
-def membership_directory_release(*, membership: Membership, actor: Actor, audit_as: AuditAs) -> None:
-    """The directory stops managing this member (its IdP deleted them): the membership stays as it
-    is (deprovisioned, if it was), but from now on it is an admin's to restore or remove."""
-    _membership_lock(membership)
-    if membership.deactivated_by_directory:
-        membership.deactivated_by_directory = False
-        membership.save(update_fields=["deactivated_by_directory"])
-        audit_effect(org=membership.org, actor=actor, event=AuditEvent.MEMBER_UPDATED,
-                     target=Target.of(membership), data={"status": membership.status}, audit_as=audit_as)
-
-
 def acting_elsewhere(membership: Membership) -> bool:
     """Whether the person can still act in another org than this membership's."""
     return (Membership.objects.unscoped()  # the person's memberships in every org
@@ -272,25 +268,9 @@ def user_activate(*, user: User) -> bool:
 
 
 def login_record_success(*, user: User, method: str = "password") -> None:
-    """A completed login: invited memberships become active, and the login is audited."""
-    # Most logins have nothing to activate: a plain read answers that in one round trip, and only
-    # then is a transaction with row locks opened.
-    if Membership.objects.unscoped().filter(user=user, status=MembershipStatus.INVITED).exists():
-        _memberships_activate(user)
+    """A completed login, audited. It joins no org: pending invitations wait for an answer."""
     audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.LOGIN_SUCCEEDED,
                  data={"method": method})
-
-
-@transaction.atomic
-def _memberships_activate(user: User) -> None:
-    invited = (Membership.objects.unscoped()  # the person's invitations in every org
-               .select_for_update().select_related("org").filter(user=user, status=MembershipStatus.INVITED))
-    for membership in invited:
-        membership.status = MembershipStatus.ACTIVE
-        membership.save(update_fields=["status"])
-        audit_record(org=membership.org, actor=Actor.for_user(user), event=AuditEvent.MEMBER_UPDATED,
-                     target=Target.of(membership),
-                     data={"status": MembershipStatus.ACTIVE, "previous_status": MembershipStatus.INVITED})
 
 
 def login_record_failure(*, reason: str, method: str = "password") -> None:
@@ -317,6 +297,30 @@ def sessions_revoke(*, user: User, reason: str, except_key: str | None = None,
     if count:
         audit_record(org=None, actor=actor or Actor.for_user(user), event=AuditEvent.SESSION_REVOKED,
                      target=Target.of(user), data={"reason": reason, "count": count})
+    return count
+
+
+@records_denials
+@transaction.atomic
+def member_sessions_end(*, membership: Membership, actor: Actor) -> int:
+    """An admin's "sign out everywhere" for a member: every session of the person loses this org
+    until they prove who they are again. Only when this org manages the account (its SCIM created
+    it) do the sessions themselves end. Returns the number of sessions affected."""
+    if membership.status == MembershipStatus.INVITED:
+        raise Conflict("This person has not accepted the invitation; they have no sessions here.",
+                       code="not_accepted")
+    user = membership.user
+    if user.scim_managed_by_id == membership.org_id:
+        count = sessions_revoke(user=user, reason="admin_revoke", actor=actor)
+        scope = "account"
+    else:
+        now = timezone.now()
+        Membership.objects.for_org(membership.org_id).filter(pk=membership.pk).update(sessions_not_before=now)
+        membership.sessions_not_before = now
+        count = user.sessions.filter(expire_date__gt=now).count()
+        scope = "org"
+    audit_record(org=membership.org, actor=actor, event=AuditEvent.MEMBER_SESSIONS_ENDED,
+                 target=Target.of(membership), data={"scope": scope, "sessions_revoked": count})
     return count
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from accounts.views import login, members, mfa, reset, sessions
+from accounts.views import invitations, login, members, mfa, reset, sessions
 from web.routing import org_pages
 
 app_name = "accounts"
@@ -13,7 +13,7 @@ urlpatterns = [
     path("reauth/", login.reauth_view, name="reauth"),
     path("account/password/", login.password_change_view, name="password-change"),
     *mfa.urlpatterns,
-    *reset.urlpatterns, *sessions.urlpatterns,
+    *reset.urlpatterns, *sessions.urlpatterns, *invitations.urlpatterns,
     path("orgs/switch/", members.org_switch, name="org-switch"),
     org_pages(
         path("members/", members.MemberListView.as_view(), name="members"),

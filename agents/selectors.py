@@ -86,7 +86,7 @@ _OWNERS_SQL = """
           JOIN agents_agent oa ON oa.id = ao.agent_id
           JOIN accounts_membership m ON m.id = ao.membership_id AND m.org_id = oa.org_id
           LEFT JOIN (""" + ROLE_GRANTS_SQL + """) r ON r.membership_id = m.id
-         WHERE ao.agent_id = {agent} AND m.status IN (%s, %s)
+         WHERE ao.agent_id = {agent} AND m.status IN (""" + ", ".join(["%s"] * len(ACTING_STATUSES)) + """)
 """  # noqa: S608 (constants only)
 
 _SECRET_WHERE = "s.lookup_id = %s AND a.client_id = %s AND o.slug = %s"

@@ -9,11 +9,12 @@ under their own policy.
 
 from django.db import transaction
 
-from accounts import api_keys, reset
+from accounts import api_keys, invitations, reset
 from accounts import services as accounts
+from accounts.models import MembershipStatus
 from accounts.services import user_get_or_create
 from audit.services import Target, records_denials
-from core.errors import Invalid
+from core.errors import Conflict, Invalid
 from core.permissions import perms_validate
 from core.roles import BUILTIN_ROLES, BuiltinRole
 from rbac import services as rbac
@@ -34,13 +35,25 @@ from rbac.models import Role
 @records_denials
 @transaction.atomic
 def member_add(*, access: Access, email: str, role: str = BuiltinRole.MEMBER, custom_roles=()):
-    """Add a person to the org. Someone who has no account yet is invited (no usable password)."""
+    """Invite a person to the org by address. The answer is the same whether or not the address has
+    an account: a pending membership, which grants nothing until the person accepts."""
     assert_can_grant(access, BUILTIN_ROLES[role], reason="member_add")
     user = user_get_or_create(email=email)
-    membership = accounts.membership_create(org=access.org, user=user, role=role, actor=access.actor)
+    membership = accounts.membership_create(org=access.org, user=user, role=role, actor=access.actor,
+                                            invited_by=access.creator_user)
     if custom_roles:
         member_custom_roles_set(access=access, membership=membership, roles=custom_roles)
     return membership
+
+
+@records_denials
+@transaction.atomic
+def member_invitation_resend(*, access: Access, membership):
+    """Mail a pending invitation again, with a new link (the older one stops working)."""
+    assert_in_org(access, membership)
+    assert_can_manage_member(access, membership)
+    return invitations.invitation_send(membership=membership, actor=access.actor,
+                                       invited_by=access.creator_user)
 
 
 @records_denials
@@ -60,9 +73,13 @@ def member_update(*, access: Access, membership, role: str | None = None, status
 @records_denials
 @transaction.atomic
 def member_remove(*, access: Access, membership) -> None:
+    """Remove a member, or withdraw a pending invitation."""
     assert_in_org(access, membership)
     assert_can_manage_member(access, membership)
-    accounts.membership_remove(membership=membership, actor=access.actor)
+    if membership.status == MembershipStatus.INVITED:
+        invitations.invitation_cancel(membership=membership, actor=access.actor)
+    else:
+        accounts.membership_remove(membership=membership, actor=access.actor)
 
 
 @records_denials
@@ -78,10 +95,11 @@ def member_custom_roles_set(*, access: Access, membership, roles) -> None:
 
 @records_denials
 def member_sessions_revoke(*, access: Access, membership) -> int:
-    """An admin ends every session of a member (e.g. a lost laptop). Only within one's own power."""
+    """An admin ends a member's sessions' access to this org (e.g. a lost laptop); the sessions
+    themselves only where this org manages the account. Only within one's own power."""
     assert_in_org(access, membership)
     assert_can_manage_member(access, membership)
-    return accounts.sessions_revoke(user=membership.user, reason="admin_revoke", actor=access.actor)
+    return accounts.member_sessions_end(membership=membership, actor=access.actor)
 
 
 @records_denials
@@ -89,6 +107,9 @@ def member_password_reset_send(*, access: Access, membership) -> None:
     """Mail the member a single-use reset link; nobody but the member sees it."""
     assert_in_org(access, membership)
     assert_can_manage_member(access, membership)
+    if membership.status == MembershipStatus.INVITED:
+        raise Conflict("This person has not accepted the invitation; resend it instead.",
+                       code="not_accepted")
     reset.reset_link_send(membership=membership, actor=access.actor)
 
 

@@ -156,8 +156,11 @@ def _user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
         raise uniqueness("This person is already provisioned in this organization.")
     created = AuditAs(within=AuditEvent.SCIM_USER_CREATED)  # written below, naming the link
     if membership is None:
+        # An account this org's IdP just created is the org's own: active at once. One that existed
+        # already is someone's: they are invited and join only when they accept (consent).
+        status = MembershipStatus.INVITED if linked else MembershipStatus.ACTIVE
         membership = accounts.membership_create(org=org, user=user, role=BuiltinRole.MEMBER, actor=actor,
-                                                status=MembershipStatus.INVITED, source=MembershipSource.SCIM)
+                                                status=status, source=MembershipSource.SCIM)
     else:
         accounts.membership_adopt(membership=membership, source=MembershipSource.SCIM, actor=actor,
                                   audit_as=created)
@@ -167,9 +170,6 @@ def _user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
     # After the membership exists, so that this org's password policy applies.
     if fields.get("password"):
         _set_password(user, org, actor, fields["password"], strict=False)
-    if membership.status == MembershipStatus.INVITED and user.has_usable_password():
-        accounts.membership_update(membership=membership, status=MembershipStatus.ACTIVE, actor=actor,
-                                   audit_as=created)
     active = fields["active"] is not False
     if active:
         accounts.user_activate(user=user)
@@ -234,11 +234,9 @@ def user_delete(*, org, actor: Actor, pk, accepts) -> None:
     groups = list(ScimGroup.objects.for_org(org).filter(members__pk=pk).select_for_update().order_by("pk"))
     scim_user = user_locked(org, actor, pk, "DELETE")
     scim_user.version_check(accepts)
+    # The directory's decision outlives the SCIM row: an admin may remove the membership, but only
+    # the directory (provisioning the person again) brings them back.
     deprovisioning.deprovision(scim_user=scim_user, actor=actor, how="deleted")
-    # The IdP no longer knows this person: the membership is the admins' again (as when it had no
-    # SCIM user at all), so they may restore or remove it.
-    accounts.membership_directory_release(membership=scim_user.membership, actor=actor,
-                                          audit_as=AuditAs(within=AuditEvent.SCIM_USER_DELETED))
     ScimGroupMember.objects.filter(user=scim_user).delete()
     for group in groups:
         group.touch()

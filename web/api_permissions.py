@@ -17,7 +17,7 @@ class SessionRefused(exceptions.APIException):
     """The org's policy refuses this session now: log in again (401) or complete a step (403)."""
 
     def __init__(self, reason: str):
-        expired = reason in ("session_expired", "session_idle")
+        expired = reason in ("session_expired", "session_idle", "session_revoked")
         self.status_code = 401 if expired else 403
         super().__init__(detail=_SESSION_MESSAGES[reason], code=reason)
         self.error_code = reason
@@ -26,6 +26,7 @@ class SessionRefused(exceptions.APIException):
 
 
 _SESSION_MESSAGES = {
+    "session_revoked": "An administrator ended your sessions in this organization. Sign in again.",
     "session_expired": "Your session is older than this organization allows. Sign in again.",
     "session_idle": "Your session was idle longer than this organization allows. Sign in again.",
     "mfa_required": "This organization requires two-step verification for this session.",

@@ -62,7 +62,7 @@ class MemberListView(OrgPageMixin, View):
         except ServiceError as exc:
             form_apply_service_error(form, exc)
             return self.page(form, status=exc.status)
-        messages.success(request, f"Added {form.cleaned_data['email']}.")
+        messages.success(request, f"Invited {form.cleaned_data['email']}. They join once they accept.")
         return redirect("accounts:members", org=self.org.slug)
 
     def page(self, form, status=200):
@@ -123,7 +123,8 @@ class MemberRemoveView(OrgPageMixin, View):
         except ServiceError as exc:
             messages.error(request, exc.detail)
             return self.render_page(self.template, status=exc.status, member=member)
-        messages.success(request, f"Removed {email}.")
+        messages.success(request, f"Removed {email}." if member.status != "invited"
+                         else f"Cancelled the invitation of {email}.")
         return redirect("accounts:members", org=self.org.slug)
 
 
@@ -191,8 +192,12 @@ class MemberSecurityView(OrgPageMixin, View):
         action = request.POST.get("action")
         try:
             if action == "revoke_sessions":
-                count = policies.member_sessions_revoke(access=self.access, membership=member)
-                messages.success(request, f"Ended {count} session(s) of {member.user.email}.")
+                policies.member_sessions_revoke(access=self.access, membership=member)
+                messages.success(request, f"Signed {member.user.email} out of {self.org.name} everywhere.")
+            elif action == "resend_invitation":
+                policies.member_invitation_resend(access=self.access, membership=member)
+                messages.success(request, f"Sent the invitation to {member.user.email} again.")
+                return redirect("accounts:members", org=self.org.slug)
             elif action == "send_reset":
                 policies.member_password_reset_send(access=self.access, membership=member)
                 messages.success(request, f"Sent a password reset link to {member.user.email}.")

@@ -153,13 +153,14 @@ def test_openapi_schema_and_docs_are_served(client):
     assert client.get("/api/docs/").status_code == 200
 
 
-def test_an_invited_member_becomes_active_on_first_login(client, org):
+def test_signing_in_does_not_accept_an_invitation(client, org):
     from tests.factories import PASSWORD, MemberFactory
 
     invited = MemberFactory(org=org, status="invited", user=UserFactory(password=PASSWORD))
+    seq = AuditEntry.objects.for_org(org).count()
     response = client.post("/login/", {"email": invited.user.email, "password": PASSWORD})
     assert response.status_code == 302
     invited.refresh_from_db()
-    assert invited.status == "active"
-    entry = AuditEntry.objects.for_org(org).latest("seq")
-    assert (entry.event_name, entry.data["previous_status"]) == ("member.updated", "invited")
+    assert invited.status == "invited"  # only the person's own answer makes them a member
+    assert AuditEntry.objects.for_org(org).count() == seq
+    assert client.get(f"/api/v1/orgs/{org.slug}/members").status_code == 404

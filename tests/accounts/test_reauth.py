@@ -87,8 +87,9 @@ def test_an_admin_revokes_a_members_sessions(org, owner):
     response = admin.post(f"/api/v1/orgs/{org.slug}/members/{member.pk}/revoke-sessions")
     assert response.status_code == 200 and response.json() == {"revoked": 1}
     assert victim.get(f"/api/v1/orgs/{org.slug}/members").status_code == 401
-    entry = AuditEntry.objects.unscoped().filter(event_name="session.revoked").latest("seq")
-    assert (entry.actor_id, entry.data["reason"]) == (str(owner.user.pk), "admin_revoke")
+    # The account is not this org's: its sessions lose this org, and live on elsewhere.
+    entry = AuditEntry.objects.for_org(org).filter(event_name="member.sessions_ended").latest("seq")
+    assert (entry.actor_id, entry.data) == (str(owner.user.pk), {"scope": "org", "sessions_revoked": 1})
 
 
 def test_a_member_admin_cannot_revoke_an_owners_sessions(org, owner):

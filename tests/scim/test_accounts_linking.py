@@ -1,11 +1,13 @@
 """Accounts are global; an IdP asserts addresses nobody verified. What one org's SCIM may do to an
 account that exists, or that another org later adds."""
 
+import re
 import threading
 
 import pytest
+from django.core import mail
 from django.db import connection
-from django.test import Client
+from django.test import Client, TestCase
 
 from accounts.models import Membership, MembershipStatus, User
 from rbac.guard import access_for_user
@@ -13,6 +15,8 @@ from rbac.policies import member_add, policy_update
 from scim.models import ScimUser
 from tests.factories import PASSWORD, MemberFactory, sign_in
 from tests.helpers import audit_events as _events
+from tests.helpers import events_since as _events_since
+from tests.helpers import last_seq as _last_seq
 from tests.scim.conftest import BASE, scim_for, user_body
 
 STRONG = "another long passphrase 7 for SCIM"
@@ -53,7 +57,7 @@ def test_no_password_oracle_on_an_account_managed_elsewhere(scim):
 
 
 @pytest.mark.django_db
-def test_an_account_another_org_created_loses_its_password_when_this_org_adds_it(client):
+def test_an_account_another_org_created_is_released_only_when_the_person_accepts(client):
     org_a, org_b = scim_for(), scim_for()
     response = org_a.post("/Users", user_body("ceo@victim-b.example", password=STRONG))
     assert response.status_code == 201
@@ -63,11 +67,18 @@ def test_an_account_another_org_created_loses_its_password_when_this_org_adds_it
     assert browser.get(f"/orgs/{org_a.org.slug}/members/").status_code == 200
 
     owner_b = access_for_user(user=org_b.owner.user, org_slug=org_b.org.slug)
-    membership = member_add(access=owner_b, email="ceo@victim-b.example")
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        membership = member_add(access=owner_b, email="ceo@victim-b.example")
+    assert membership.status == MembershipStatus.INVITED
+    user.refresh_from_db()  # adding the address changes nothing about the account
+    assert user.scim_managed_by_id == org_a.org.pk and user.check_password(STRONG)
 
+    token = re.search(r"/invitation/([A-Za-z0-9_-]+)/", mail.outbox[-1].body).group(1)
+    accepted = Client().post(f"/invitation/{token}/", {"decision": "accept", "new_password": PASSWORD,
+                                                       "new_password_again": PASSWORD})
+    assert accepted.status_code == 302
     user.refresh_from_db()
-    assert user.scim_managed_by_id is None and not user.has_usable_password()
-    assert membership.status == MembershipStatus.INVITED  # the person sets a password by reset
+    assert user.scim_managed_by_id is None and user.check_password(PASSWORD)
     assert _login("ceo@victim-b.example", STRONG).status_code != 302
     assert browser.get(f"/orgs/{org_a.org.slug}/members/").status_code == 302  # sessions ended
     entry = _events(org_b.org, "member.account_released").get()
@@ -79,12 +90,18 @@ def test_an_account_another_org_created_loses_its_password_when_this_org_adds_it
 
 
 @pytest.mark.django_db
-def test_another_orgs_scim_linking_the_account_releases_it_too():
+def test_another_orgs_scim_linking_an_existing_account_invites_the_person():
     org_a, org_b = scim_for(), scim_for()
     org_a.post("/Users", user_body("shared@example.com", password=STRONG))
-    assert org_b.post("/Users", user_body("shared@example.com")).status_code == 201
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert org_b.post("/Users", user_body("shared@example.com")).status_code == 201
     user = User.objects.get(email="shared@example.com")
-    assert user.scim_managed_by_id is None and not user.has_usable_password()
+    assert user.scim_managed_by_id == org_a.org.pk and user.check_password(STRONG)  # untouched
+    membership = Membership.objects.for_org(org_b.org).get(user=user)
+    assert membership.status == MembershipStatus.INVITED
+    assert access_for_user(user=user, org_slug=org_b.org.slug) is None
+    assert _events(org_b.org, "invitation.sent").count() == 1
+    assert mail.outbox[-1].to == ["shared@example.com"]
 
 
 @pytest.mark.django_db
@@ -94,8 +111,8 @@ def test_this_orgs_password_policy_applies_to_a_password_sent_on_create(scim):
     created = scim.post("/Users", user_body("short@example.com", password="twelve chars"))
     assert created.status_code == 201
     user = ScimUser.objects.for_org(scim.org).get(pk=created.json()["id"]).membership.user
-    assert not user.has_usable_password()
-    assert Membership.objects.for_org(scim.org).get(user=user).status == MembershipStatus.INVITED
+    assert not user.has_usable_password()  # the org's own account: a member, who signs in by reset or SSO
+    assert Membership.objects.for_org(scim.org).get(user=user).status == MembershipStatus.ACTIVE
     assert _events(scim.org, "password.rejected").exists()
     created = scim.post("/Users", user_body("long@example.com", password="a" * 4 + STRONG))
     user = ScimUser.objects.for_org(scim.org).get(pk=created.json()["id"]).membership.user
@@ -159,15 +176,22 @@ def test_an_admin_cannot_bring_back_someone_the_directory_deactivated(scim):
 
 
 @pytest.mark.django_db
-def test_once_the_idp_deletes_someone_an_admin_may_restore_them(scim):
+def test_once_the_idp_deletes_someone_only_the_directory_brings_them_back(scim):
     created = scim.post("/Users", user_body("left@example.com")).json()
     membership = Membership.objects.for_org(scim.org).get(scim__pk=created["id"])
     assert scim.delete(f"/Users/{created['id']}").status_code == 204
     membership.refresh_from_db()
-    assert membership.status == MembershipStatus.DEPROVISIONED and not membership.deactivated_by_directory
+    assert membership.status == MembershipStatus.DEPROVISIONED and membership.deactivated_by_directory
     admin = sign_in(Client(), scim.owner.user)
+    seq = _last_seq(scim.org)
     response = admin.patch(f"/api/v1/orgs/{scim.org.slug}/members/{membership.pk}", {"status": "active"},
                            content_type="application/json")
-    assert response.status_code == 200
+    assert response.status_code == 400 and response.json()["error"] == "directory_deactivated"
     membership.refresh_from_db()
-    assert membership.status == MembershipStatus.ACTIVE
+    assert membership.status == MembershipStatus.DEPROVISIONED
+    assert _events_since(scim.org, seq) == []
+    # Removing them stays the admins' call; provisioning them again is the directory's.
+    again = scim.post("/Users", user_body("left@example.com"))
+    assert again.status_code == 201
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.ACTIVE and not membership.deactivated_by_directory

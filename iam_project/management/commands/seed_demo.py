@@ -5,7 +5,7 @@ from django.contrib.auth.hashers import check_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from accounts.models import Membership, User, normalize_email
+from accounts.models import Membership, MembershipStatus, User, normalize_email
 from accounts.services import membership_create, org_create, password_set, user_create
 from agents.models import Agent, Connection
 from agents.services import agent_create, connection_create
@@ -81,7 +81,7 @@ class Command(BaseCommand):
         for email, name, role in PEOPLE:
             user = self._user(email, name)
             if not Membership.objects.for_org(org).filter(user=user).exists():
-                membership_create(org=org, user=user, role=role, actor=ACTOR)
+                membership_create(org=org, user=user, role=role, actor=ACTOR, status=MembershipStatus.ACTIVE)
 
     @staticmethod
     def _auditor_role(org):
