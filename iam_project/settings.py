@@ -286,7 +286,8 @@ IAM_TOKEN_CLIENT_LIMIT = int(env("IAM_TOKEN_CLIENT_LIMIT", "600"))  # token requ
 IAM_TOKEN_IP_LIMIT = int(env("IAM_TOKEN_IP_LIMIT", "3000"))  # token requests per client IP per minute
 # SCIM requests per minute per token (IdPs push in bursts: Okta up to ~600/min).
 IAM_SCIM_RATE_LIMIT = int(env("IAM_SCIM_RATE_LIMIT", "1200"))
-# Failed SCIM authentications per client IP per minute before that address is refused outright.
+# Failed SCIM authentications per client IP and presented token id per minute before further
+# failures are 429 (a valid token is always served: IdPs share addresses across customers).
 IAM_SCIM_AUTH_FAILURE_LIMIT = int(env("IAM_SCIM_AUTH_FAILURE_LIMIT", "30"))
 IAM_SCIM_MAX_PAGE = 200  # the largest `count` a list returns (ServiceProviderConfig filter.maxResults)
 IAM_CLOCK_SKEW_SECONDS = 30
