@@ -49,7 +49,7 @@ def test_login_page_is_keyboard_friendly(page, live_server, owner):
     expect(page.get_by_role("alert")).to_have_text("Email or password is incorrect.")
 
 
-def test_add_a_member(page, live_server, owner):
+def test_invite_a_member(page, live_server, owner):
     org = owner.org
     members_path = f"/orgs/{org.slug}/members/"
     page.goto(live_server.url + members_path)
@@ -61,10 +61,11 @@ def test_add_a_member(page, live_server, owner):
     expect(page.get_by_role("heading", name="Members")).to_be_visible()
     page.get_by_label("Email").fill("grace@example.com")
     page.get_by_label("Role").select_option("viewer")
-    page.get_by_role("button", name="Add member").click()
-    expect(page.get_by_role("status")).to_contain_text("Added grace@example.com")
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.get_by_role("status")).to_contain_text("Invited grace@example.com")
     expect(page.get_by_role("cell", name="grace@example.com", exact=True)).to_be_visible()
-    assert Membership.objects.for_org(org).get(user__email="grace@example.com").role == "viewer"
+    invited = Membership.objects.for_org(org).get(user__email="grace@example.com")
+    assert (invited.role, invited.status) == ("viewer", "invited")
 
 
 def test_create_a_team_and_add_a_member(page, live_server, owner):

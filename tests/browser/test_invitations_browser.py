@@ -1,0 +1,67 @@
+"""Onboarding in a real browser: an owner invites someone, who opens the mailed link, sets a password,
+signs in and lands in the org; a signed-in person answers an invitation from the banner."""
+
+import re
+
+import pytest
+from django.core import mail
+
+from accounts.models import Membership
+from tests.browser.test_browser import log_in, owner  # noqa: F401 (the fixture)
+from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+NEW_PASSWORD = "lantern orbit ferry 7291 quietly"
+LINK = re.compile(r"https?://[^/\s]+(/invitation/[A-Za-z0-9_-]+/)")
+
+
+def test_an_invited_person_accepts_sets_a_password_and_signs_in(page, chromium, live_server, owner):  # noqa: F811
+    org = owner.org
+    log_in(page, live_server.url, owner.user.email)
+    page.get_by_label("Email").fill("newcomer@example.com")
+    page.get_by_label("Role").select_option("member")
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.get_by_role("status")).to_contain_text("Invited newcomer@example.com")
+    expect(page.get_by_role("button", name="Resend invitation to newcomer@example.com")).to_be_visible()
+    [message] = [m for m in mail.outbox if m.to == ["newcomer@example.com"]]
+    path = LINK.search(message.body).group(1)
+
+    # The invited person, in a browser of their own.
+    context = chromium.new_context()
+    tab = context.new_page()
+    tab.goto(live_server.url + path)
+    expect(tab.get_by_role("heading", name=f"Join {org.name}?")).to_be_visible()
+    tab.get_by_label("Choose a password").fill(NEW_PASSWORD)
+    tab.get_by_label("The password, again").fill(NEW_PASSWORD)
+    tab.get_by_role("button", name="Accept and join").click()  # a real POST: Origin, CSRF, Referer
+    expect(tab).to_have_url(live_server.url + "/login/")
+    expect(tab.get_by_role("status")).to_contain_text(f"You joined {org.name}")
+    tab.get_by_label("Email").fill("newcomer@example.com")
+    tab.get_by_label("Password").fill(NEW_PASSWORD)
+    tab.get_by_role("button", name="Sign in").click()
+    expect(tab).to_have_url(live_server.url + f"/orgs/{org.slug}/members/")
+    expect(tab.get_by_role("heading", name="Members")).to_be_visible()
+    assert Membership.objects.for_org(org).get(user__email="newcomer@example.com").status == "active"
+    # The link is spent.
+    tab.goto(live_server.url + path)
+    expect(tab.get_by_role("heading", name="This invitation link is not valid")).to_be_visible()
+    context.close()
+
+
+def test_a_signed_in_person_accepts_from_the_banner(page, live_server):
+    person = UserFactory(password=PASSWORD, email="dana@example.com")
+    MemberFactory(org=OrgFactory(name="Home Org"), user=person)
+    inviting = OrgFactory(name="Partner Org")
+    invited = MemberFactory(org=inviting, user=person, status="invited")
+    log_in(page, live_server.url, person.email)
+    banner = page.get_by_role("region", name="Invitations")
+    expect(banner).to_contain_text("You are invited to Partner Org")
+    banner.get_by_role("button", name="Accept the invitation to Partner Org").click()
+    expect(page).to_have_url(live_server.url + f"/orgs/{inviting.slug}/members/")
+    expect(page.get_by_role("status")).to_contain_text("You joined Partner Org")
+    expect(page.get_by_role("region", name="Invitations")).to_have_count(0)
+    invited.refresh_from_db()
+    assert invited.status == "active"
