@@ -13,5 +13,6 @@ class ScimConfig(AppConfig):
         from django.db.models import CharField
         from django.db.models.functions import Lower
 
-        # `user_name__lower=...`: filters compare through the same lower() the unique indexes use.
+        # `display_name__lower=...`: group filters compare through the same lower() as the group
+        # name's unique index (userName has its own key, scim.usernames).
         CharField.register_lookup(Lower)
