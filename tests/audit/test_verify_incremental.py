@@ -171,3 +171,10 @@ def test_the_hourly_task_marks_every_chain_so_api_calls_check_only_what_is_new(o
 
     assert verdict.ok and verdict.head_seq == 42
     assert verdict.checked <= 5 + 1 + 3
+
+
+def test_an_empty_chain_verifies_again_and_again(org):
+    first = audit_verify_recorded(org=org, actor=Actor.system())
+    assert first.ok and first.head_seq == 0
+    again = [audit_verify_recorded(org=org, actor=Actor.system()) for _ in range(2)]
+    assert all(v.ok for v in again) and again[-1].head_seq == 1  # the first verification is on record
