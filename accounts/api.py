@@ -71,10 +71,6 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
     list_ordering = "created_at"
     search_fields = ("user__email", "user__display_name")
     serializer_class = MemberSerializer
-    reauth_actions = frozenset(
-        {"create", "partial_update", "destroy", "revoke_sessions", "send_password_reset",
-         "resend_invitation"}
-    )
     required = {
         "list": Perm.MEMBER_READ,
         "retrieve": Perm.MEMBER_READ,
@@ -174,7 +170,6 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
     list_ordering = "-created_at"
     search_fields = ("name",)
     serializer_class = ApiKeySerializer
-    reauth_actions = frozenset({"create"})
     required = {
         "list": Perm.API_KEY_READ,
         "retrieve": Perm.API_KEY_READ,

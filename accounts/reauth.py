@@ -1,10 +1,11 @@
-"""The re-authentication gate ("sudo") for sensitive mutations.
+"""The re-authentication gate ("sudo") for changes.
 
-Inside a valid session, changing security policy or SSO/SCIM settings, creating API keys and agent
-secrets, changing roles, exporting access reviews and deleting the org need a password or second
-factor proven within `IAM_REAUTH_WINDOW_SECONDS` (default 10 minutes). Pages send a stale session to
-`/reauth/`; the API answers 403 `reauth_required`. API keys are not sessions: the gate does not apply
-to them (they carry exactly their declared permissions and no interactive proof is possible).
+Inside a valid session, every change to an org (any POST, PUT, PATCH or DELETE to its pages or its
+admin API) and the few reads that hand out a whole org's data (the access-review export) need a
+password or second factor proven within `IAM_REAUTH_WINDOW_SECONDS` (default 10 minutes). One rule,
+`reauth_needed`, decides for both surfaces, so a page and its API can never disagree. Pages send a
+stale session to `/reauth/`; the API answers 403 `reauth_required`. API keys and agents are not
+sessions: the gate does not apply to them (no interactive proof is possible).
 """
 
 import functools
@@ -21,6 +22,13 @@ from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
 
 REAUTH_URL_NAME = "accounts:reauth"
+CHANGING_METHODS = frozenset({"post", "put", "patch", "delete"})
+
+
+def reauth_needed(method: str, name: str, sensitive_reads=frozenset()) -> bool:
+    """Whether a request needs a fresh proof: every change, and the reads a view names as sensitive
+    (`name` is the API action or the page's HTTP method, looked up in the view's `reauth_reads`)."""
+    return method.lower() in CHANGING_METHODS or name in sensitive_reads
 
 
 def auth_is_fresh(request) -> bool:

@@ -96,7 +96,6 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
         "rotate_secret": Perm.AGENT_CREDENTIALS,
         "end_previous_secret": Perm.AGENT_CREDENTIALS,
     }
-    reauth_actions = frozenset({"create", "rotate_secret", "end_previous_secret", "revoke"})
 
     def scope(self, queryset):
         return queryset.prefetch_related("owners__user", "secrets").order_by("name")

@@ -38,6 +38,7 @@ class GrantRequest:
     scope: str | None
     resource: str | None
     run_id: str | None
+    origin: str | None = None  # where the client reached us (agents.tokens.issuer_for decides)
 
 
 def _target(agent: AgentRef) -> Target:
@@ -126,6 +127,7 @@ def token_grant(request: GrantRequest) -> IssuedToken:
     scope = _scope(context, scopes, request.scope)
     run = _run(agent, request.run_id)
     issued = token_sign(org=agent.org, alg=context.token_alg, agent=agent, audience=audience, scope=scope,
+                        origin=request.origin,
                         ttl=context.token_ttl, run=run, credential_id=context.secret_id)
     audit_record(org=agent.org, actor=Actor.for_agent(agent), event=AuditEvent.TOKEN_ISSUED,
                  target=_target(agent),

@@ -113,7 +113,7 @@ def token_endpoint(request, org):
         issued = token_grant(GrantRequest(
             org_slug=org, client_id=client_id, client_secret=client_secret,
             scope=request.POST.get("scope"), resource=request.POST.get("resource"),
-            run_id=request.POST.get("run"),
+            run_id=request.POST.get("run"), origin=request_origin(request),
         ))
     except OAuthError as exc:
         response = _error(exc)
@@ -173,12 +173,17 @@ def revocation_endpoint(request, org):
     return JsonResponse({}, headers=NO_STORE)
 
 
+def request_origin(request) -> str:
+    """The origin the client used; only honoured where it is one the settings list."""
+    return f"{request.scheme}://{request.get_host()}"
+
+
 @require_GET
 @cache_control(max_age=300, public=True)
 def metadata(request, org):
     """RFC 8414 authorization server metadata."""
     get_object_or_404(Organization, slug=org)
-    issuer = issuer_for(org)
+    issuer = issuer_for(org, request_origin(request))
     return JsonResponse({
         "issuer": issuer,
         "token_endpoint": f"{issuer}/token",

@@ -30,8 +30,21 @@ class TokenInvalid(Exception):
         self.reason = reason
 
 
-def issuer_for(org_slug: str) -> str:
-    return f"{settings.IAM_CANONICAL_ORIGIN.rstrip('/')}/oauth/{org_slug}"
+def _origins() -> tuple[str, ...]:
+    return (settings.IAM_CANONICAL_ORIGIN.rstrip("/"), *settings.IAM_ORIGIN_ALIASES)
+
+
+def issuer_for(org_slug: str, origin: str | None = None) -> str:
+    """The org's issuer: under the origin a client used, when that is one the server is configured
+    to answer as (development's localhost and 127.0.0.1), else the canonical origin. Never taken
+    from a request header the configuration does not list."""
+    base = origin if origin in _origins() else _origins()[0]
+    return f"{base}/oauth/{org_slug}"
+
+
+def issuers_for(org_slug: str) -> frozenset[str]:
+    """Every issuer a token of this org may carry (one in production)."""
+    return frozenset(f"{origin}/oauth/{org_slug}" for origin in _origins())
 
 
 @dataclass(frozen=True)
@@ -42,10 +55,10 @@ class IssuedToken:
 
 
 def token_sign(*, org, alg: str, agent, audience: str, scope: str, ttl: int, run=None,
-               credential_id=None, act: dict | None = None) -> IssuedToken:
+               credential_id=None, act: dict | None = None, origin: str | None = None) -> IssuedToken:
     now = int(time.time())
     claims = {
-        "iss": issuer_for(org.slug),
+        "iss": issuer_for(org.slug, origin),
         "sub": agent.subject,
         "aud": audience,
         "exp": now + ttl,
@@ -98,7 +111,7 @@ def token_decode(token: str, *, org_slug: str | None = None, audience: str | Non
         kid, claims = hit
         _check_key(verifier_for(kid), claims["org"])  # a key that stopped being published ends its tokens
         _check_times(claims)
-    if org_slug is not None and (claims["org"] != org_slug or claims["iss"] != issuer_for(org_slug)):
+    if org_slug is not None and (claims["org"] != org_slug or claims["iss"] not in issuers_for(org_slug)):
         raise TokenInvalid("wrong_issuer")
     if audience is not None and not audience_matches(claims, audience):
         raise TokenInvalid("wrong_audience")
@@ -148,7 +161,7 @@ def _verify_signed(token: str) -> tuple[str, dict]:
         raise TokenInvalid("unknown_key")
     claims = _decode(token, verifier)
     _check_key(verifier, claims["org"])
-    if claims["iss"] != issuer_for(claims["org"]):
+    if claims["iss"] not in issuers_for(claims["org"]):
         raise TokenInvalid("wrong_issuer")
     return kid, claims
 

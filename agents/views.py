@@ -51,7 +51,6 @@ def _agents_with_secrets(org, queryset):
 
 class AgentListView(OrgPageMixin, View):
     required = {"get": Perm.AGENT_READ, "post": Perm.AGENT_WRITE}
-    reauth_methods = ("post",)  # creating an agent mints its first client secret
     template = "agents/agents.html"
 
     def get(self, request, org):
@@ -107,7 +106,6 @@ class AgentPage(OrgPageMixin, View):
 class AgentDetailView(AgentPage):
     required = {"get": Perm.AGENT_READ, "post": Perm.AGENT_WRITE}
     # A grant change is a change of what a principal may do, gated like a member's role change.
-    reauth_methods = ("post",)
 
     def get(self, request, org, pk):
         return self.detail(self.agent(pk))
@@ -131,7 +129,6 @@ class AgentDetailView(AgentPage):
 
 class AgentRotateView(AgentPage):
     required = {"post": Perm.AGENT_CREDENTIALS}
-    reauth_methods = ("post",)
 
     def post(self, request, org, pk):
         agent = self.agent(pk)
@@ -181,7 +178,6 @@ class AgentStatusView(AgentPage):
 
 class AgentRevokeView(AgentPage):
     required = {"get": Perm.AGENT_WRITE, "post": Perm.AGENT_WRITE}
-    reauth_methods = ("post",)
     confirm_template = "agents/agent_revoke.html"
 
     def get(self, request, org, pk):
@@ -203,7 +199,6 @@ class AgentRevokeView(AgentPage):
 
 class ConnectionListView(OrgPageMixin, View):
     required = {"get": Perm.CONNECTION_READ, "post": Perm.CONNECTION_WRITE}
-    reauth_methods = ("post",)  # registering a connection mints its introspection secret
     template = "agents/connections.html"
 
     def get(self, request, org):

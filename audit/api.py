@@ -123,7 +123,7 @@ class _ExportOptions(serializers.Serializer):
 
 
 class AccessReviewExportView(OrgScopedAPIView):
-    reauth_actions = frozenset({"get"})
+    reauth_reads = frozenset({"get"})  # the whole org's data, handed out
     required = {"get": Perm.ACCESS_REVIEW_EXPORT}
     sources = ()  # the kinds of principal (audit.exports.ReviewSource), handed in by iam_project
 

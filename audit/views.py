@@ -57,7 +57,7 @@ class AuditLogView(OrgPageMixin, View):
 
 class AccessReviewView(OrgPageMixin, View):
     required = {"get": Perm.ACCESS_REVIEW_EXPORT}
-    reauth_methods = ("get",)
+    reauth_reads = ("get",)  # the whole org's data, handed out
     template = "audit/access_review.html"
 
     def get(self, request, org):

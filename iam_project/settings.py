@@ -129,6 +129,23 @@ IAM_AUDIT_VERIFY_RECORD_SECONDS = int(env("IAM_AUDIT_VERIFY_RECORD_SECONDS", "36
 # never taken from request headers. `make run` sets it to where it serves (http://$(HOST)).
 IAM_CANONICAL_ORIGIN = env("IAM_CANONICAL_ORIGIN", "http://127.0.0.1:8000").rstrip("/")
 _ORIGIN_HOST = urlparse(IAM_CANONICAL_ORIGIN).hostname or ""
+
+
+def _loopback_twin(origin: str) -> str | None:
+    """localhost and 127.0.0.1 on one port are one development server."""
+    parts = urlparse(origin)
+    twin = {"localhost": "127.0.0.1", "127.0.0.1": "localhost"}.get(parts.hostname or "")
+    if twin is None:
+        return None
+    return f"{parts.scheme}://{twin}" + (f":{parts.port}" if parts.port else "")
+
+
+# Other origins this server answers as. The OAuth metadata and tokens name the one the client used,
+# and tokens of any are accepted; links in mails always use the canonical origin. In development
+# the loopback twin of the canonical origin (so `make run`, printing localhost for passkeys, still
+# serves the documented http://127.0.0.1:8000 exactly); in production none unless set.
+IAM_ORIGIN_ALIASES = [o.rstrip("/") for o in env_list("IAM_ORIGIN_ALIASES")] or (
+    [_loopback_twin(IAM_CANONICAL_ORIGIN)] if DEBUG and _loopback_twin(IAM_CANONICAL_ORIGIN) else [])
 if DEBUG and not env_list("DJANGO_ALLOWED_HOSTS"):
     # Development answers on loopback and on whatever host name the origin says it is served as.
     _served_as = f"[{_ORIGIN_HOST}]" if ":" in _ORIGIN_HOST else _ORIGIN_HOST
@@ -295,7 +312,7 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 60 * 60 * 12
 CSRF_COOKIE_SAMESITE = "Lax"
-CSRF_TRUSTED_ORIGINS = [IAM_CANONICAL_ORIGIN]
+CSRF_TRUSTED_ORIGINS = [IAM_CANONICAL_ORIGIN, *IAM_ORIGIN_ALIASES]
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

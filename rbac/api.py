@@ -46,7 +46,6 @@ class RoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVie
     list_ordering = "name"
     search_fields = ("name", "description")
     serializer_class = RoleSerializer
-    reauth_actions = frozenset({"create", "partial_update", "destroy"})
     required = {
         "list": Perm.ROLE_READ,
         "retrieve": Perm.ROLE_READ,
@@ -134,7 +133,6 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVie
     search_fields = ("name", "description")
     serializer_class = TeamSerializer
     # Team admins manage their own team without TEAM_WRITE: the services check their standing.
-    reauth_actions = frozenset({"partial_update", "add_member"})
     required = {
         "list": Perm.TEAM_READ,
         "retrieve": Perm.TEAM_READ,

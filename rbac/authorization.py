@@ -87,3 +87,22 @@ def assert_can_give_team_role(access: Access, team, role: str, membership=None, 
                               event=AuditEvent.ESCALATION_DENIED, target=Target.of(team),
                               data={"reason": reason, "missing": [role]}),
         )
+
+
+def may_act_as_team_owner(access: Access, team) -> bool:
+    """TEAM_WRITE org-wide, or owner standing in that one team."""
+    return Perm.TEAM_WRITE in access.perms or access.team_roles.get(team.pk) == TeamRole.OWNER
+
+
+def assert_team_owner_power(access: Access, team, *, reason: str, standing=None) -> None:
+    """Only owners unmake owners: deleting a team, or demoting or removing one of its owners, is
+    refused to a team admin (`standing`: whose standing changes, when it is one)."""
+    if standing is not None and standing.role != TeamRole.OWNER:
+        return
+    if not may_act_as_team_owner(access, team):
+        raise Forbidden(
+            "Only a team owner can do this.", code="escalation_denied",
+            audit=DenialAudit(org=access.org, actor=access.actor, event=AuditEvent.ESCALATION_DENIED,
+                              target=Target.of(team),
+                              data={"reason": reason, "missing": [TeamRole.OWNER.value]}),
+        )

@@ -25,6 +25,7 @@ from rbac.authorization import (
     assert_can_manage_member,
     assert_can_manage_team,
     assert_in_org,
+    assert_team_owner_power,
     roles_perms,
 )
 from rbac.models import Role
@@ -205,6 +206,7 @@ def team_update(*, access: Access, team, name=None, description=None, roles=None
 def team_delete(*, access: Access, team) -> None:
     assert_in_org(access, team)
     assert_can_manage_team(access, team)
+    assert_team_owner_power(access, team, reason="team_delete")
     rbac.team_delete(team=team, actor=access.actor)
 
 
@@ -225,6 +227,8 @@ def team_member_update(*, access: Access, team_membership, role: str):
     team = team_membership.team
     assert_in_org(access, team)
     assert_can_manage_team(access, team)
+    if role != team_membership.role:
+        assert_team_owner_power(access, team, reason="team_owner_demote", standing=team_membership)
     assert_can_give_team_role(access, team, role, team_membership.membership)
     return rbac.team_standing_set(standing=team_membership, role=role, actor=access.actor)
 
@@ -235,4 +239,5 @@ def team_member_remove(*, access: Access, team_membership) -> None:
     team = team_membership.team
     assert_in_org(access, team)
     assert_can_manage_team(access, team)
+    assert_team_owner_power(access, team, reason="team_owner_remove", standing=team_membership)
     rbac.team_standing_remove(standing=team_membership, actor=access.actor)

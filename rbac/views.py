@@ -57,7 +57,6 @@ class TeamDetailView(OrgPageMixin, View):
     TEAM_WRITE holders) manage a team, so POST needs TEAM_READ and the services check standing."""
 
     required = {"get": Perm.TEAM_READ, "post": Perm.TEAM_READ}
-    reauth_methods = ("post",)
     template = "rbac/team_detail.html"
     actions = {"add_member", "set_member_role", "remove_member", "set_roles"}
 
@@ -149,7 +148,6 @@ class RoleListView(OrgPageMixin, View):
 
 class RoleCreateView(OrgPageMixin, View):
     required = {"get": Perm.ROLE_WRITE, "post": Perm.ROLE_WRITE}
-    reauth_methods = ("post",)
     template = "rbac/role_form.html"
 
     def get(self, request, org):
@@ -174,7 +172,6 @@ class RoleCreateView(OrgPageMixin, View):
 
 class RoleEditView(OrgPageMixin, View):
     required = {"get": Perm.ROLE_READ, "post": Perm.ROLE_WRITE}
-    reauth_methods = ("post",)
     template = "rbac/role_form.html"
 
     def get(self, request, org, pk):

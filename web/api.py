@@ -33,8 +33,9 @@ class OrgScopedMixin:
     """`required` maps each action (viewsets) or HTTP method (plain views) to a catalogue Perm."""
 
     required: dict[str, Perm] = {}
-    # Actions that need a fresh re-authentication when called from a browser session.
-    reauth_actions: frozenset[str] = frozenset()
+    # Every change from a browser session needs a fresh re-authentication (accounts.reauth); these
+    # read actions do too.
+    reauth_reads: frozenset[str] = frozenset()
     permission_classes = [OrgAccessPermission]
 
     def action_name(self) -> str:

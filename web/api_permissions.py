@@ -5,7 +5,7 @@ import logging
 
 from rest_framework import exceptions, permissions
 
-from accounts.reauth import auth_is_fresh
+from accounts.reauth import auth_is_fresh, reauth_needed
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
 from rbac.guard import SessionPolicyDenied, access_for_request
@@ -70,7 +70,8 @@ class OrgAccessPermission(permissions.BasePermission):
             raise exceptions.PermissionDenied(f"This needs the {perm.value} permission.")
         # API keys and agents carry no interactive proof: re-authentication is for people in
         # browser sessions.
-        if view.action_name() in view.reauth_actions and access.interactive and not auth_is_fresh(request):
+        if (access.interactive and reauth_needed(request.method, view.action_name(), view.reauth_reads)
+                and not auth_is_fresh(request)):
             audit_record(org=access.org, actor=access.actor, event=AuditEvent.REAUTH_REQUIRED,
                          outcome=Outcome.DENIED,
                          data={"action": f"{type(view).__name__}.{view.action_name()}"})

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from accounts.policy import SESSION_DENIALS
-from accounts.reauth import auth_is_fresh, reauth_redirect
+from accounts.reauth import auth_is_fresh, reauth_needed, reauth_redirect
 from accounts.selectors import orgs_for_user
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
@@ -30,8 +30,9 @@ class OrgPageMixin:
     """`required` maps each HTTP method (lower case) to the catalogue Perm it needs."""
 
     required: dict[str, Perm] = {}
-    # HTTP methods that change security-sensitive state and so need a fresh re-authentication.
-    reauth_methods: tuple[str, ...] = ()
+    # Every change (POST, ...) from a browser session needs a fresh re-authentication
+    # (accounts.reauth, the same rule as the API's); these read methods do too.
+    reauth_reads: tuple[str, ...] = ()
     forbidden_template = "pages/forbidden.html"
 
     def __init_subclass__(cls, **kwargs):
@@ -59,7 +60,8 @@ class OrgPageMixin:
             return self.forbidden(None)
         if not access.has(perm):
             return self.forbidden(perm)
-        if request.method.lower() in self.reauth_methods and not auth_is_fresh(request):
+        method = request.method.lower()
+        if reauth_needed(method, method, self.reauth_reads) and not auth_is_fresh(request):
             return reauth_redirect(request)
         return super().dispatch(request, *args, **kwargs)
 

@@ -54,7 +54,6 @@ class SecurityPolicyView(OrgScopedAPIView):
     """The org's policy. Changes apply at each member's next request, login or token issuance."""
 
     required = {"get": Perm.POLICY_READ, "patch": Perm.POLICY_WRITE}
-    reauth_actions = frozenset({"patch"})
     sections: tuple[PolicySection, ...] = ()
 
     def body(self, org=None) -> dict:
@@ -91,7 +90,6 @@ class SecurityPolicyView(OrgScopedAPIView):
 
 class SecurityPolicyPageView(OrgPageMixin, View):
     required = {"get": Perm.POLICY_READ, "post": Perm.POLICY_WRITE}
-    reauth_methods = ("post",)
     template = "pages/security_policy.html"
     sections: tuple[PolicySection, ...] = ()
 

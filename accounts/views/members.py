@@ -45,7 +45,6 @@ def org_switch(request):
 
 class MemberListView(OrgPageMixin, View):
     required = {"get": Perm.MEMBER_READ, "post": Perm.MEMBER_WRITE}
-    reauth_methods = ("post",)
     template = "accounts/members.html"
 
     def get(self, request, org):
@@ -80,7 +79,6 @@ class MemberListView(OrgPageMixin, View):
 
 class MemberEditView(OrgPageMixin, View):
     required = {"get": Perm.MEMBER_READ, "post": Perm.MEMBER_WRITE}
-    reauth_methods = ("post",)
     template = "accounts/member_edit.html"
 
     def get(self, request, org, pk):
@@ -109,7 +107,6 @@ class MemberEditView(OrgPageMixin, View):
 
 class MemberRemoveView(OrgPageMixin, View):
     required = {"get": Perm.MEMBER_WRITE, "post": Perm.MEMBER_WRITE}
-    reauth_methods = ("post",)
     template = "accounts/member_remove.html"
 
     def get(self, request, org, pk):
@@ -133,7 +130,6 @@ class MemberRemoveView(OrgPageMixin, View):
 
 class ApiKeyListView(OrgPageMixin, View):
     required = {"get": Perm.API_KEY_READ, "post": Perm.API_KEY_WRITE}
-    reauth_methods = ("post",)
     template = "accounts/api_keys.html"
 
     def get(self, request, org):
@@ -185,7 +181,6 @@ class MemberSecurityView(OrgPageMixin, View):
     """Buttons on a member's page: sign them out everywhere, or mail them a reset link."""
 
     required = {"post": Perm.MEMBER_WRITE}
-    reauth_methods = ("post",)
 
     def post(self, request, org, pk):
         member = self.scoped(Membership, pk=pk)

@@ -24,7 +24,7 @@ from tests.factories import PASSWORD, OrgFactory, UserFactory, api_key_for
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "http://localhost:8300"
 DERIVED = ("IAM_CANONICAL_ORIGIN", "IAM_WEBAUTHN_RP_ID", "IAM_WEBAUTHN_ORIGIN", "CSRF_TRUSTED_ORIGINS",
-           "ALLOWED_HOSTS")
+           "ALLOWED_HOSTS", "IAM_ORIGIN_ALIASES")
 
 
 def _development_settings(**env_overrides) -> dict:
@@ -43,10 +43,13 @@ def test_the_origin_names_the_relying_party_the_trusted_origin_and_an_allowed_ho
     derived = _development_settings(IAM_CANONICAL_ORIGIN=ORIGIN + "/")
     assert derived["IAM_CANONICAL_ORIGIN"] == ORIGIN
     assert derived["IAM_WEBAUTHN_RP_ID"] == "localhost" and derived["IAM_WEBAUTHN_ORIGIN"] == ORIGIN
-    assert derived["CSRF_TRUSTED_ORIGINS"] == [ORIGIN]
+    # The loopback twin is the same development server (the contract's http://127.0.0.1:PORT).
+    assert derived["IAM_ORIGIN_ALIASES"] == ["http://127.0.0.1:8300"]
+    assert derived["CSRF_TRUSTED_ORIGINS"] == [ORIGIN, "http://127.0.0.1:8300"]
     assert {"localhost", "127.0.0.1"} <= set(derived["ALLOWED_HOSTS"])
     named = _development_settings(IAM_CANONICAL_ORIGIN="http://iam.test:8300")
     assert named["IAM_WEBAUTHN_RP_ID"] == "iam.test" and "iam.test" in named["ALLOWED_HOSTS"]
+    assert named["IAM_ORIGIN_ALIASES"] == []
     # Loopback stays reachable whatever the origin says (the contract's http://127.0.0.1:8000).
     assert {"127.0.0.1", "localhost", "[::1]"} <= set(named["ALLOWED_HOSTS"])
 

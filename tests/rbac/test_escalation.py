@@ -205,3 +205,44 @@ def test_role_removed_takes_effect_on_the_next_request(org):
     assert client.get(f"/api/v1/orgs/{org.slug}/audit/events").status_code == 200
     assignment.delete()
     assert client.get(f"/api/v1/orgs/{org.slug}/audit/events").status_code == 403
+
+
+def _team_with_admin_and_owner(org):
+    admin, team_owner = MemberFactory(org=org, role="member"), MemberFactory(org=org, role="member")
+    team = TeamFactory(org=org)
+    TeamMembership.objects.create(team=team, membership=admin, role="admin")
+    TeamMembership.objects.create(team=team, membership=team_owner, role="owner")
+    return team, admin, team_owner
+
+
+@pytest.mark.parametrize("how", ["demote", "remove", "delete_team"])
+def test_only_team_owners_unmake_team_owners(org, how):
+    team, admin, team_owner = _team_with_admin_and_owner(org)
+    client = _client_for(admin)
+    url = f"/api/v1/orgs/{org.slug}/teams/{team.pk}"
+    before = AuditEntry.objects.for_org(org).count()
+    if how == "demote":
+        response = client.patch(f"{url}/members/{team_owner.pk}", {"role": "member"}, format="json")
+    elif how == "remove":
+        response = client.delete(f"{url}/members/{team_owner.pk}")
+    else:
+        response = client.delete(url)
+    assert response.status_code == 403 and response.json()["error"] == "escalation_denied"
+    assert TeamMembership.objects.get(team=team, membership=team_owner).role == "owner"
+    assert AuditEntry.objects.for_org(org).count() == before + 1
+    assert _last_event(org).event_name == "access.escalation_denied"
+    # The team's owner may do each of these.
+    peer = MemberFactory(org=org, role="member")
+    TeamMembership.objects.create(team=team, membership=peer, role="owner")
+    owner_client = _client_for(team_owner)
+    assert owner_client.delete(f"{url}/members/{peer.pk}").status_code == 204
+
+
+def test_a_team_admin_still_manages_the_teams_plain_members(org):
+    team, admin, _ = _team_with_admin_and_owner(org)
+    plain = MemberFactory(org=org, role="member")
+    TeamMembership.objects.create(team=team, membership=plain, role="member")
+    client = _client_for(admin)
+    url = f"/api/v1/orgs/{org.slug}/teams/{team.pk}/members/{plain.pk}"
+    assert client.patch(url, {"role": "admin"}, format="json").status_code == 200
+    assert client.delete(url).status_code == 204
