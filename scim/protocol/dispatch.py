@@ -24,6 +24,7 @@ from scim.protocol.errors import CONTENT_TYPE, ScimError, bad_request, from_serv
 from scim.protocol.resources import etag, if_match_accepts
 from scim.protocol.text import is_text
 from scim.tokens import actor_for, scim_token_authenticate, scim_token_presented_id
+from web.error_views import OUTAGE_ERRORS, RETRY_AFTER_SECONDS
 
 logger = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # also the ServiceProviderConfig's bulk.maxPayloadSize
@@ -192,6 +193,11 @@ def scim_view(handler):
             response = error.response()
             if error.status in (429, 503):
                 response["Retry-After"] = "60"
+            return response
+        except OUTAGE_ERRORS:  # the database went away: the IdP retries later
+            logger.warning("SCIM request failed: database unavailable", exc_info=True)
+            response = ScimError(503, "The service is temporarily unavailable. Try again shortly.").response()
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
             return response
         except Exception:
             logger.exception("SCIM request failed")

@@ -164,8 +164,6 @@ def test_the_revocation_endpoint_answers_503_in_rfc6749_json():
     assert response["Cache-Control"] == "no-store"
 
 
-@pytest.mark.xfail(strict=True, reason="scim.protocol.dispatch answers every exception of a SCIM view "
-                                       "with a 500 body, a lost database included")
 def test_a_scim_view_that_loses_the_database_answers_503():
     scim = scim_for()
     scim.client.raise_request_exception = False
