@@ -8,6 +8,13 @@ service's transaction has rolled back, so a refused change leaves a trace and no
 
 from dataclasses import dataclass, field
 
+from django.db import InterfaceError, OperationalError
+
+# The database is unreachable or dropped the connection (a restart, a failover, a network cut):
+# every surface answers 503 with Retry-After, in its own error format.
+OUTAGE_ERRORS = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = 5
+
 
 @dataclass(frozen=True)
 class DenialAudit:

@@ -8,6 +8,7 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from agents.revocation import RevocationUnavailable
 from core.errors import ServiceError
 from web.error_views import OUTAGE_ERRORS, RETRY_AFTER_SECONDS, TOO_LARGE, UNAVAILABLE
 
@@ -52,6 +53,9 @@ def exception_handler(exc, context):
 
     if isinstance(exc, RequestDataTooBig):  # over DATA_UPLOAD_MAX_MEMORY_SIZE
         return error_response(TOO_LARGE.code, TOO_LARGE.detail, TOO_LARGE.status)
+    if isinstance(exc, RevocationUnavailable):  # the fast store is down: a suspension cannot be sure
+        return error_response(UNAVAILABLE.code, UNAVAILABLE.detail, UNAVAILABLE.status,
+                              headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, OUTAGE_ERRORS):
         logger.error("database unavailable in %s: %s: %s", context.get("view").__class__.__name__,
                      type(exc).__name__, exc)

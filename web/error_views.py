@@ -18,17 +18,14 @@ import sys
 from dataclasses import dataclass
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
 from agents.oauth import oauth_error_response
+from core.errors import OUTAGE_ERRORS, RETRY_AFTER_SECONDS  # noqa: F401 (re-exported)
 
 logger = logging.getLogger("iam.errors")
 
-# The database is unreachable or dropped the connection (a restart, a failover, a network cut).
-OUTAGE_ERRORS = (OperationalError, InterfaceError)
-RETRY_AFTER_SECONDS = 5
 SCIM_ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 

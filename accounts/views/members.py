@@ -71,7 +71,8 @@ class MemberListView(OrgPageMixin, View):
             .prefetch_related("custom_roles", "team_memberships__team")
             .order_by("created_at")
         )
-        q = self.request.GET.get("q", "").strip()[:MAX_QUERY]
+        # NUL cannot be in a stored email or name (PostgreSQL refuses it in a query): drop it.
+        q = self.request.GET.get("q", "").replace("\x00", "").strip()[:MAX_QUERY]
         if q:  # by email or name, as the admin API's ?q= does
             members = members.filter(Q(user__email__icontains=q) | Q(user__display_name__icontains=q))
         return self.render_page(self.template, status=status, members=members, form=form, q=q)

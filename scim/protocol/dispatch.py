@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from audit.events import AuditEvent, Outcome
 from audit.services import audit_record
-from core.errors import ServiceError
+from core.errors import OUTAGE_ERRORS, RETRY_AFTER_SECONDS, ServiceError
 from core.ratelimit import counters_incr
 from core.tenancy import org_scope_enter
 from scim.ids import uuid_or_none
@@ -24,7 +24,6 @@ from scim.protocol.errors import CONTENT_TYPE, ScimError, bad_request, from_serv
 from scim.protocol.resources import etag, if_match_accepts
 from scim.protocol.text import is_text
 from scim.tokens import actor_for, scim_token_authenticate, scim_token_presented_id
-from web.error_views import OUTAGE_ERRORS, RETRY_AFTER_SECONDS
 
 logger = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # also the ServiceProviderConfig's bulk.maxPayloadSize

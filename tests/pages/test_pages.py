@@ -383,3 +383,19 @@ def test_access_review_links_the_export(owner, org):
     csv_response = as_user(owner.user).get(export)
     assert csv_response.status_code == 200
     assert b"".join(csv_response.streaming_content).startswith(b"principal_type,principal_id,name,email")
+
+
+def test_odd_query_strings_on_pages_are_answered_not_crashed(db):
+    from django.test import Client
+
+    from rbac.guard import access_for_user
+    from scim.tokens import scim_token_create
+    from tests.factories import MemberFactory, OrgFactory, sign_in
+
+    org = OrgFactory()
+    owner = MemberFactory(org=org, role="owner")
+    client = sign_in(Client(raise_request_exception=False), owner.user, mfa=True)
+    assert client.get(f"/orgs/{org.slug}/members/", {"q": "a\x00b"}).status_code == 200
+    scim_token_create(access=access_for_user(user=owner.user, org_slug=org.slug), name="Okta")
+    log = client.get(f"/orgs/{org.slug}/provisioning/log/", {"before": "9" * 5000})
+    assert log.status_code == 200

@@ -272,3 +272,24 @@ def test_an_unknown_route_is_a_404_in_the_format_of_its_surface(db):
     assert oauth.json()["error"] == "invalid_request" and oauth.json()["error_description"]
     page = client.get("/no-such-page/")
     assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+def test_a_suspension_while_the_revocation_store_is_down_is_a_json_503_that_changes_nothing(db):
+    from django.test import override_settings
+
+    from agents.models import Agent
+    from audit.models import AuditEntry
+    from tests.agents.conftest import build_world
+    from tests.agents.test_token_security import UNREACHABLE_REDIS
+    from tests.factories import sign_in
+
+    world = build_world()
+    client = sign_in(Client(raise_request_exception=False), world.owner.user, mfa=True)
+    url = f"/api/v1/orgs/{world.slug}/agents/{world.agent.pk}/suspend"
+    before = AuditEntry.objects.for_org(world.org).count()
+    with override_settings(CACHES=UNREACHABLE_REDIS):
+        response = client.post(url)
+    assert response.status_code == 503 and response.json()["error"] == "unavailable"
+    assert response["Retry-After"]
+    assert Agent.objects.get(pk=world.agent.pk).status == "active"
+    assert AuditEntry.objects.for_org(world.org).count() == before
