@@ -17,10 +17,11 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.mfa import ACCEPTED, method_name, totp_check
 from accounts.models import RecoveryCode, RecoveryCodeDevice, WebAuthnCredential
+from accounts.person_audit import person_record
 from accounts.policy import policy_for_org
 from accounts.selectors import orgs_for_user
 from audit.actors import Actor
-from audit.events import AuditEvent, Outcome
+from audit.events import AuditEvent
 from audit.services import audit_record, records_denials
 from core.errors import Conflict, DenialAudit, Invalid
 from core.secrets import secret_hash
@@ -91,8 +92,7 @@ def totp_device_confirm(*, user, device_id: int, code: str) -> TOTPDevice | None
         return None
     device.confirmed = True
     device.save(update_fields=["confirmed"])
-    audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.MFA_ENROLLED,
-                 data={"method": "totp", "device": device.pk})
+    person_record(user=user, event=AuditEvent.MFA_ENROLLED, data={"method": "totp", "device": device.pk})
     return device
 
 
@@ -152,6 +152,6 @@ def factor_remove(*, user, device) -> None:
         # Recovery codes back up a factor; with none left they would be a lone, printed secret.
         removed += [d for d in RecoveryCodeDevice.objects.filter(user=user) if d != device]
     for item in removed:
-        audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.MFA_REMOVED,
-                     outcome=Outcome.SUCCESS, data={"method": method_name(item), "device": item.pk})
+        person_record(user=user, event=AuditEvent.MFA_REMOVED,
+                      data={"method": method_name(item), "device": item.pk})
         item.delete()

@@ -20,6 +20,7 @@ from django_otp import devices_for_user
 from accounts import lockout, mfa
 from accounts.models import User, normalize_email
 from accounts.passwords import PASSWORD_MAX_LENGTH
+from accounts.person_audit import person_record
 from accounts.policy import AUTH_TIME_KEY, LAST_SEEN_KEY, MFA_TIME_KEY, password_expired, user_policy
 from accounts.services import login_record_failure, login_record_success
 from accounts.sessions import KEY_CREATED, KEY_IP, KEY_USER_AGENT
@@ -72,7 +73,7 @@ def password_login(request, *, email: str, password: str) -> LoginOutcome:
     policy = user_policy(user)
     refusal = lockout.reserve_attempt(email, policy.lockout_threshold, policy.lockout_minutes)
     if refusal:
-        login_record_failure(reason=refusal.reason)
+        login_record_failure(reason=refusal.reason, user=user)
         if refusal.newly_locked:
             _record_lock(user, refusal)
         if refusal.reason == "backoff":
@@ -105,7 +106,7 @@ def _verify(user: User | None, password: str) -> str:
 
 
 def _record_failure(user, reason: str, locked) -> None:
-    login_record_failure(reason=reason)
+    login_record_failure(reason=reason, user=user)
     if locked is not None and locked.newly_locked:
         _record_lock(user, locked)
 
@@ -113,8 +114,8 @@ def _record_failure(user, reason: str, locked) -> None:
 def _record_lock(user, refusal) -> None:
     actor = Actor.for_user(user) if user else Actor.anonymous()
     until = timezone.now().timestamp() + refusal.retry_after
-    audit_record(org=None, actor=actor, event=AuditEvent.LOGIN_LOCKED, outcome=Outcome.DENIED,
-                 data={"reason": "threshold", "locked_until": int(until)})
+    person_record(user=user, actor=actor, event=AuditEvent.LOGIN_LOCKED, outcome=Outcome.DENIED,
+                  data={"reason": "threshold", "locked_until": int(until)})
 
 
 def _record_throttle(scope: str, retry_after: int) -> None:
@@ -214,9 +215,8 @@ def reauthenticate(request, *, password: str = "", code: str = "") -> str | None
     elif code:
         method = mfa.verify_code(user, code, purpose="reauth")
     if method is None:
-        audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.REAUTH_FAILED,
-                     outcome=Outcome.FAILURE,
-                     data={"method": "password" if password else "code", "reason": "mismatch"})
+        person_record(user=user, event=AuditEvent.REAUTH_FAILED, outcome=Outcome.FAILURE,
+                      data={"method": "password" if password else "code", "reason": "mismatch"})
         return None
     request.session.cycle_key()
     now = time.time()
@@ -224,6 +224,5 @@ def reauthenticate(request, *, password: str = "", code: str = "") -> str | None
     if method != "password":
         request.session[MFA_TIME_KEY] = now
     lockout.clear(user.email)
-    audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.REAUTH_SUCCEEDED,
-                 data={"method": method})
+    person_record(user=user, event=AuditEvent.REAUTH_SUCCEEDED, data={"method": method})
     return method

@@ -43,6 +43,7 @@ from webauthn.helpers.structs import (
 
 from accounts import lockout
 from accounts.models import WebAuthnCredential
+from accounts.person_audit import person_record
 from accounts.policy import user_policy
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
@@ -173,8 +174,7 @@ def _credential_create(user, credential_id, verified, transports, name) -> WebAu
         user=user, name=(name or "").strip()[:64] or "Passkey", confirmed=True, credential_id=credential_id,
         public_key=verified.credential_public_key, sign_count=verified.sign_count, transports=transports,
         aaguid=str(verified.aaguid or ""))
-    audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.MFA_ENROLLED,
-                 data={"method": "webauthn", "device": device.pk})
+    person_record(user=user, event=AuditEvent.MFA_ENROLLED, data={"method": "webauthn", "device": device.pk})
     return device
 
 

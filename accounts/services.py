@@ -24,6 +24,7 @@ from accounts.models import (
     User,
     normalize_email,
 )
+from accounts.person_audit import person_record
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import AuditAs, Target, audit_effect, audit_record, chain_open, records_denials
@@ -269,14 +270,15 @@ def user_activate(*, user: User) -> bool:
 
 def login_record_success(*, user: User, method: str = "password") -> None:
     """A completed login, audited. It joins no org: pending invitations wait for an answer."""
-    audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.LOGIN_SUCCEEDED,
-                 data={"method": method})
+    person_record(user=user, event=AuditEvent.LOGIN_SUCCEEDED, data={"method": method})
 
 
-def login_record_failure(*, reason: str, method: str = "password") -> None:
+def login_record_failure(*, reason: str, method: str = "password", user: User | None = None) -> None:
     # Login events belong to no org (the platform chain); data never holds the email or password.
-    audit_record(org=None, actor=Actor.anonymous(), event=AuditEvent.LOGIN_FAILED,
-                 outcome=Outcome.FAILURE, data={"reason": reason, "method": method})
+    # A known account's orgs see the attempt on it (the actor stays anonymous: anyone can type an
+    # address); an unknown address is the platform's alone.
+    person_record(user=user, actor=Actor.anonymous(), event=AuditEvent.LOGIN_FAILED, outcome=Outcome.FAILURE,
+                  data={"reason": reason, "method": method})
 
 
 def logout_record(*, user: User) -> None:
@@ -295,8 +297,8 @@ def sessions_revoke(*, user: User, reason: str, except_key: str | None = None,
         sessions = sessions.exclude(session_key=except_key)
     count, _ = sessions.delete()
     if count:
-        audit_record(org=None, actor=actor or Actor.for_user(user), event=AuditEvent.SESSION_REVOKED,
-                     target=Target.of(user), data={"reason": reason, "count": count})
+        person_record(user=user, actor=actor, event=AuditEvent.SESSION_REVOKED,
+                      data={"reason": reason, "count": count})
     return count
 
 

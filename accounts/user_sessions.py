@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from accounts.login_flow import session_label
 from accounts.models import User
+from accounts.person_audit import person_record
 from audit.actors import Actor
-from audit.events import AuditEvent, Outcome
-from audit.services import Target, audit_record, records_denials
+from audit.events import AuditEvent
+from audit.services import Target, records_denials
 from core.errors import DenialAudit, NotFound
 
 
@@ -53,6 +54,6 @@ def session_revoke_one(*, user: User, label: str, actor: Actor) -> int:
             org=None, actor=actor, event=AuditEvent.SESSION_REVOKED, target=Target.of(user),
             data={"session": label, "reason": "unknown_session"}))
     count, _ = user.sessions.filter(session_key__in=matches).delete()
-    audit_record(org=None, actor=actor, event=AuditEvent.SESSION_REVOKED, outcome=Outcome.SUCCESS,
-                 target=Target.of(user), data={"session": label, "reason": "user_revoked", "count": count})
+    person_record(user=user, actor=actor, event=AuditEvent.SESSION_REVOKED,
+                  data={"session": label, "reason": "user_revoked", "count": count})
     return count

@@ -24,6 +24,7 @@ UNSCOPED_ALLOWED = {
     "agents/revocation.py": "rebuilding the revocation store covers every org",
     "scim/tokens.py": "a SCIM token names its own org",
     "accounts/services.py": "a person's memberships in every org (acting elsewhere)",
+    "accounts/person_audit.py": "a person's own account events go to every org they act in",
     "accounts/invitations.py": "a link names its own org; a person's own invitations in every org",
     "accounts/selectors.py": "a person's memberships in every org (their org switcher, shared accounts)",
     "accounts/policy.py": "the strictest policy of every org a person is in",
