@@ -163,11 +163,32 @@ class ConnectionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# RFC 6749 §3.3 scope-token characters.
+SCOPE_PATTERN = r"^[\x21\x23-\x5B\x5D-\x7E]{1,200}$"
+
+
 class ConnectionWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     audience = serializers.URLField(max_length=500)
-    scopes = serializers.ListField(child=serializers.RegexField(r"^[\x21\x23-\x5B\x5D-\x7E]{1,200}$"),
-                                   min_length=1)
+    scopes = serializers.ListField(child=serializers.RegexField(SCOPE_PATTERN), min_length=1)
+
+
+class ConnectionUpdateSerializer(serializers.Serializer):
+    """The audience is the connection's identity and cannot change; register another connection."""
+
+    name = serializers.CharField(max_length=100, required=False)
+    scopes = serializers.ListField(child=serializers.RegexField(SCOPE_PATTERN), min_length=1, required=False)
+
+    def validate(self, attrs):
+        if "audience" in self.initial_data:  # refused rather than ignored: the caller expects a change
+            raise serializers.ValidationError(
+                {"audience": ["The audience cannot change; register another connection for it."]})
+        return attrs
+
+
+class ConnectionSecretSerializer(serializers.Serializer):
+    client_id = serializers.CharField()
+    client_secret = serializers.CharField(help_text="Shown only in this response.")
 
 
 class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
@@ -176,8 +197,8 @@ class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgSco
     search_fields = ("name", "audience")
     serializer_class = ConnectionSerializer
     required = {"list": Perm.CONNECTION_READ, "retrieve": Perm.CONNECTION_READ,
-                "create": Perm.CONNECTION_WRITE}
-    reauth_actions = frozenset({"create"})
+                "create": Perm.CONNECTION_WRITE, "partial_update": Perm.CONNECTION_WRITE,
+                "destroy": Perm.CONNECTION_WRITE, "rotate_secret": Perm.CONNECTION_WRITE}
 
     def scope(self, queryset):
         return queryset.order_by("name")
@@ -188,6 +209,30 @@ class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgSco
         connection, secret = policies.connection_create(access=self.access, **data)
         body = {**ConnectionSerializer(connection).data, "client_secret": secret}
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
+
+    @extend_schema(request=ConnectionUpdateSerializer, responses={200: ConnectionSerializer})
+    def partial_update(self, request, org, pk):
+        """Rename, or change the scopes it accepts (409 `scope_in_use` while an agent's grant needs one
+        that would go)."""
+        data = self.validated(ConnectionUpdateSerializer, request.data)
+        connection = policies.connection_update(access=self.access, connection=self.get_object(),
+                                                name=data.get("name"), scopes=data.get("scopes"))
+        return Response(ConnectionSerializer(connection).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def destroy(self, request, org, pk):
+        """Remove it (409 `connection_in_use` while an agent's grant names its audience)."""
+        policies.connection_delete(access=self.access, connection=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: ConnectionSecretSerializer})
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, org, pk):
+        """A new introspection secret (only in this response); the previous one stops at once."""
+        connection, secret = policies.connection_secret_rotate(access=self.access,
+                                                               connection=self.get_object())
+        return Response({"client_id": connection.client_id, "client_secret": secret},
+                        headers={"Cache-Control": "no-store"})
 
 
 class RunSerializer(serializers.ModelSerializer):

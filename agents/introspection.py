@@ -8,7 +8,8 @@ It costs one round trip to the fast store and no query:
   database first: agents.revocation).
 - The connection's credential record lives in the fast store too (`cn:<org>:<client id>`), read in
   that same round trip; a miss reads the database once and refills it. The record holds only the
-  keyed hash of the connection's secret, never the secret.
+  keyed hash of the connection's secret, never the secret. Changing, rotating or deleting the
+  connection forgets it in the same step, so an old secret fails on the very next request.
 - The audit log gets one entry the first time a worker sees a connection ask about a token, and
   another whenever the answer changes (active, then revoked): a resource server asking about the
   same token on each of its requests does not write thousands of identical entries. Which
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 from cachetools import TLRUCache
 from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 
 from agents import revocation
@@ -41,9 +43,14 @@ from core.credentials import CredentialRefused, credential_check, credential_pre
 from core.secrets import secret_hash
 from core.tenancy import org_scope_enter
 
-# A connection's credentials never change after it is registered; anything that comes to change or
-# remove them must delete this record (`connection_record_key`) in the same step.
+# A connection's record changes only through agents.services (update, secret rotation, delete),
+# which call `connection_record_forget` in the same step.
 CONNECTION_RECORD_TTL = 600
+# A forgotten record is replaced by this marker for a while, and a fill only adds where nothing is:
+# a request that read the database just before the change cannot put the old record (and with it
+# the old secret) back after it. Until the marker expires the connection is read from the database.
+FORGOTTEN = ("forgotten",)
+FORGOTTEN_TTL = 60
 INACTIVE_MEMORY = 300  # seconds an inactive answer about one token string is remembered
 MAX_CLIENT_ID = 64
 
@@ -66,6 +73,8 @@ def _record(ref: ConnectionRef) -> tuple:
 
 
 def _from_record(record) -> ConnectionRef | None:
+    if record == FORGOTTEN:
+        return None
     try:
         pk, name, audience, hashed, kid, lookup_id, expires_at, revoked, org_pk, org_slug = record
         return ConnectionRef(pk=uuid.UUID(pk), name=name, audience=audience, secret_hash=hashed, hash_kid=kid,
@@ -124,9 +133,29 @@ def introspect(*, org_slug: str, client_id: str, secret: str, token: str) -> Int
 
 def _remember_connection(key: str, connection: ConnectionRef) -> None:
     try:
-        cache.set(key, _record(connection), CONNECTION_RECORD_TTL)
+        # Only if absent: a record forgotten since this request read the database stays forgotten.
+        cache.add(key, _record(connection), CONNECTION_RECORD_TTL)
     except Exception:  # only a cache fill: the next request reads the database again
         logger.warning("could not cache connection record", exc_info=True)
+
+
+def connection_record_forget(org_slug: str, client_id: str) -> None:
+    """Drop the connection's record from the fast store, within the transaction that changes the
+    connection: now (a store that cannot be written refuses the change, as a revocation does) and
+    again once the change commits, since a request may have read the old row in between."""
+    key = connection_record_key(org_slug, client_id)
+    try:
+        cache.set(key, FORGOTTEN, FORGOTTEN_TTL)
+    except Exception as exc:
+        raise revocation.RevocationUnavailable(type(exc).__name__) from exc
+    transaction.on_commit(lambda: _forget_again(key))
+
+
+def _forget_again(key: str) -> None:
+    try:
+        cache.set(key, FORGOTTEN, FORGOTTEN_TTL)
+    except Exception:
+        logger.error("could not forget %s again after its commit", key, exc_info=True)
 
 
 # What this worker has already recorded: (connection, token, answer) until the token expires.

@@ -126,6 +126,25 @@ def connection_create(*, access: Access, name: str, audience: str, scopes):
 
 
 @records_denials
+def connection_update(*, access: Access, connection, name: str | None = None, scopes=None):
+    assert_in_org(access, connection)
+    return services.connection_update(connection=connection, actor=access.actor, name=name, scopes=scopes)
+
+
+@records_denials
+def connection_secret_rotate(*, access: Access, connection):
+    """A new introspection secret, shown once; the previous one stops at once."""
+    assert_in_org(access, connection)
+    return services.connection_secret_rotate(connection=connection, actor=access.actor)
+
+
+@records_denials
+def connection_delete(*, access: Access, connection) -> None:
+    assert_in_org(access, connection)
+    services.connection_delete(connection=connection, actor=access.actor)
+
+
+@records_denials
 def run_start(*, access: Access, agent, description: str = ""):
     assert_in_org(access, agent)
     return runs.run_start(agent=agent, actor=access.actor, description=description)

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import ACTING_STATUSES
-from agents.models import Agent, AgentPolicy
+from agents.models import Agent, AgentPolicy, AgentStatus
 from rbac.selectors import ROLE_GRANTS_SQL, permissions_of
 
 _POLICY_DEFAULTS = AgentPolicy()
@@ -230,3 +230,11 @@ def _from_db_time(value):
         return value
     parsed = parse_datetime(str(value))
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+
+
+def connection_agents(connection) -> list[Agent]:
+    """The agents whose grant names the connection's audience, by name (a revoked agent holds
+    nothing). The grant is a JSON list, filtered here: no portable JSON lookup covers SQLite."""
+    agents = (Agent.objects.for_org(connection.org_id).exclude(status=AgentStatus.REVOKED)
+              .only("id", "name", "status", "scopes", "audiences").order_by("name"))
+    return [a for a in agents if connection.audience in a.audiences]

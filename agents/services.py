@@ -12,13 +12,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ACTING_STATUSES, Membership
-from agents import revocation
+from agents import introspection, revocation
 from agents.grants import delegable_scopes, scope_needs
 from agents.models import Agent, AgentSecret, AgentStatus, Connection, new_client_id
 from agents.policy import agent_policy_for_org
 from agents.rotation import agent_secret_create, assert_not_revoked, secret_end
 from agents.runs import runs_end_for_agent
-from agents.selectors import owners_permissions
+from agents.selectors import connection_agents, owners_permissions
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record, cross_tenant, records_denials
@@ -33,7 +33,10 @@ def grant_shape(org, scopes, audiences) -> tuple[list, list]:
     scopes, audiences = sorted(set(scopes)), sorted(set(audiences))
     if not audiences:
         raise Invalid("Give the agent at least one audience.", fields={"audiences": ["Required."]})
-    connections = list(Connection.objects.for_org(org).filter(audience__in=audiences))
+    # Locked, in the caller's transaction: a connection's update or deletion cannot pass between
+    # this check and the grant's save (connection_update, connection_delete take the same lock).
+    connections = list(Connection.objects.for_org(org).filter(audience__in=audiences)
+                       .select_for_update().order_by("pk"))
     known = {c.audience for c in connections}
     if known != set(audiences):
         raise Invalid("Unknown audience.", fields={
@@ -271,6 +274,95 @@ def connection_create(*, org, name: str, audience: str, scopes, actor: Actor,
     audit_record(org=org, actor=actor, event=AuditEvent.CONNECTION_CREATED, target=Target.of(connection),
                  data={"name": name, "audience": audience, "scopes": scopes})
     return connection, display
+
+
+def _connection_locked(connection: Connection) -> Connection:
+    """The connection's row, locked until the transaction ends: grants are checked against
+    connections under the same lock (grant_shape), so no grant can take up what is being removed."""
+    return Connection.objects.for_org(connection.org_id).select_for_update().get(pk=connection.pk)
+
+
+def _scopes_still_offered(connection: Connection, agent: Agent, scopes: set) -> set:
+    """What of `scopes` the agent's other connections offer."""
+    others = (Connection.objects.for_org(connection.org_id).filter(audience__in=agent.audiences)
+              .exclude(pk=connection.pk).values_list("scopes", flat=True))
+    return scopes & set().union(*others)
+
+
+def _assert_scopes_unused(connection: Connection, removed: set) -> None:
+    """A scope may leave a connection only if no agent's grant would be left holding it with no
+    connection of the agent offering it. Grants are never narrowed behind their owners' backs."""
+    stranded = []
+    for agent in connection_agents(connection):
+        lost = (set(agent.scopes) & removed) - _scopes_still_offered(connection, agent, removed)
+        stranded += [f"{agent.name} holds {s}." for s in sorted(lost)]
+    if stranded:
+        raise Conflict("Agents' grants use a scope you are removing; take it out of their grants first.",
+                       code="scope_in_use", fields={"scopes": stranded})
+
+
+@records_denials
+@transaction.atomic
+def connection_update(*, connection: Connection, actor: Actor, name: str | None = None,
+                      scopes=None) -> Connection:
+    """Rename a connection or change the scopes it accepts. Its audience is what it is (register a
+    new connection for another one); a scope some agent's grant relies on cannot be removed."""
+    connection = _connection_locked(connection)
+    previous = (connection.name, list(connection.scopes))
+    name = connection.name if name is None else name
+    scopes = previous[1] if scopes is None else sorted(set(scopes))
+    if (name, scopes) == previous:
+        return connection
+    if name != previous[0] and Connection.objects.for_org(connection.org_id).filter(name=name).exists():
+        raise Conflict("A connection with this name exists.", code="duplicate", fields={"name": ["Taken."]})
+    _assert_scopes_unused(connection, set(previous[1]) - set(scopes))
+    connection.name, connection.scopes = name, scopes
+    connection.save(update_fields=["name", "scopes"])
+    introspection.connection_record_forget(connection.org.slug, connection.client_id)
+    audit_record(org=connection.org, actor=actor, event=AuditEvent.CONNECTION_UPDATED,
+                 target=Target.of(connection),
+                 data={"name": name, "previous_name": previous[0], "scopes": scopes,
+                       "previous_scopes": previous[1]})
+    return connection
+
+
+@records_denials
+@transaction.atomic
+def connection_secret_rotate(*, connection: Connection, actor: Actor) -> tuple[Connection, str]:
+    """A new introspection secret (returned once); the previous one stops working at once, on the
+    very next request (the fast store's record of it is forgotten in this step)."""
+    connection = _connection_locked(connection)
+    previous = connection.lookup_id
+    fields, display = Connection.mint()
+    for field, value in fields.items():
+        setattr(connection, field, value)
+    connection.last_used_at = None
+    connection.save(update_fields=[*fields, "last_used_at"])
+    introspection.connection_record_forget(connection.org.slug, connection.client_id)
+    audit_record(org=connection.org, actor=actor, event=AuditEvent.CONNECTION_SECRET_ROTATED,
+                 target=Target.of(connection),
+                 data={"lookup_id": connection.lookup_id, "previous_lookup_id": previous})
+    return connection, display
+
+
+@records_denials
+@transaction.atomic
+def connection_delete(*, connection: Connection, actor: Actor) -> None:
+    """Remove a downstream service: its secret stops at once and its audience is refused at the
+    token endpoint. Refused while any agent's grant names it (narrow those grants first)."""
+    connection = _connection_locked(connection)
+    holders = connection_agents(connection)
+    if holders:
+        raise Conflict(
+            f"{len(holders)} agent(s) have this connection's audience in their grant; take it out of "
+            "their grants first.", code="connection_in_use",
+            fields={"agents": [a.name for a in holders]})
+    org, target = connection.org, Target.of(connection)
+    data = {"name": connection.name, "audience": connection.audience}
+    client_id = connection.client_id
+    connection.delete()
+    introspection.connection_record_forget(org.slug, client_id)
+    audit_record(org=org, actor=actor, event=AuditEvent.CONNECTION_DELETED, target=target, data=data)
 
 
 def agent_delegable_now(agent) -> set[str]:
