@@ -36,10 +36,33 @@ def auth_is_fresh(request) -> bool:
     return bool(proven) and time.time() - proven <= settings.IAM_REAUTH_WINDOW_SECONDS
 
 
+RESUME_KEY = "iam_reauth_resume"
+RESUME_MAX_CHARS = 20_000
+_NOT_KEPT = ("csrfmiddlewaretoken",)
+_SECRET_WORDS = ("password", "secret", "code", "token")
+
+
 def reauth_redirect(request):
-    # After a POST the browser comes back to the same page with a GET and submits again.
+    """Send a stale session to prove itself. A form it was submitting is kept in the session (its
+    fields, never a password, secret or code, nor the CSRF token) so that the re-authentication page
+    can offer to submit it again instead of losing it."""
     target = request.get_full_path()
+    if request.method == "POST":
+        fields = [(name, value) for name, values in request.POST.lists() for value in values
+                  if name not in _NOT_KEPT and not any(word in name.lower() for word in _SECRET_WORDS)]
+        if sum(len(n) + len(v) for n, v in fields) <= RESUME_MAX_CHARS:
+            request.session[RESUME_KEY] = {"path": target, "fields": fields, "at": time.time()}
     return redirect(f"{reverse(REAUTH_URL_NAME)}?{urlencode({'next': target})}")
+
+
+def reauth_resume_take(request, path: str | None) -> list | None:
+    """The kept form for `path` (once; None when there is none, or it is older than the window)."""
+    kept = request.session.pop(RESUME_KEY, None)
+    if not kept or not path or kept.get("path") != path:
+        return None
+    if time.time() - kept.get("at", 0) > settings.IAM_REAUTH_WINDOW_SECONDS:
+        return None
+    return kept["fields"]
 
 
 def reauth_record_refusal(request, action: str) -> None:

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import lockout, login_flow, services
 from accounts.forms import LOGIN_ERROR, LoginForm, PasswordChangeForm, ReauthForm
+from accounts.reauth import reauth_resume_take
 from accounts.selectors import orgs_for_user
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
@@ -111,6 +112,11 @@ def reauth_view(request):
             status = 503
         else:
             if method:
+                target = safe_next(request)
+                kept = reauth_resume_take(request, target)
+                if kept is not None:  # the form that sent the person here, ready to submit again
+                    context = {"action": target, "fields": kept, "user_orgs": orgs_for_user(request.user)}
+                    return render(request, "accounts/reauth_resume.html", context)
                 return landing(request)
             form.add_error(None, "That did not match. Try again.")
             status = 401

@@ -149,3 +149,22 @@ def test_api_keys_are_not_subject_to_the_session_gate(org, key_client):
     response = key_client(*Perm).post(f"/api/v1/orgs/{org.slug}/api-keys",
                                       {"name": "ci", "permissions": ["member:read"]}, format="json")
     assert response.status_code == 201
+
+
+def test_a_form_sent_to_re_authenticate_is_offered_again_without_its_secrets(org, owner):
+    client = sign_in(Client(), owner.user, auth_age=3600)
+    url = f"/orgs/{org.slug}/teams/"
+    sent = client.post(url, {"name": "Platform", "description": "Runs the fleet", "password": "not kept"})
+    assert sent.status_code == 302 and sent["Location"].startswith("/reauth/")
+    from rbac.models import Team
+    assert not Team.objects.for_org(org).exists()  # nothing happened yet
+    page = client.post(sent["Location"], {"password": PASSWORD, "next": url})
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert f'action="{url}"' in body and 'value="Platform"' in body and "not kept" not in body
+    # Submitting it (with the page's fresh CSRF token) does what the first attempt asked.
+    resumed = client.post(url, {"name": "Platform", "description": "Runs the fleet"})
+    assert resumed.status_code == 302 and Team.objects.for_org(org).get().name == "Platform"
+    # The kept form is gone: another re-authentication lands on the page as usual.
+    again = client.post("/reauth/", {"password": PASSWORD, "next": url})
+    assert again.status_code == 302

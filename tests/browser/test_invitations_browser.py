@@ -1,5 +1,6 @@
 """Onboarding in a real browser: an owner invites someone, who opens the mailed link, sets a password,
-signs in and lands in the org; a signed-in person answers an invitation from the banner."""
+signs in and lands in the org; a signed-in person answers an invitation from the banner; a form that
+ran into re-authentication is not lost."""
 
 import re
 
@@ -65,3 +66,31 @@ def test_a_signed_in_person_accepts_from_the_banner(page, live_server):
     expect(page.get_by_role("region", name="Invitations")).to_have_count(0)
     invited.refresh_from_db()
     assert invited.status == "active"
+
+
+def test_a_form_survives_re_authentication(page, live_server, owner):  # noqa: F811
+    from importlib import import_module
+
+    from django.conf import settings
+
+    from accounts.policy import AUTH_TIME_KEY
+    from rbac.models import Team
+
+    org = owner.org
+    log_in(page, live_server.url, owner.user.email)
+    page.goto(live_server.url + f"/orgs/{org.slug}/teams/")
+    # The session's proof of identity ages past the re-authentication window.
+    key = next(c["value"] for c in page.context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME)
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
+    session[AUTH_TIME_KEY] = session[AUTH_TIME_KEY] - 3600
+    session.save()
+    page.get_by_label("Name", exact=True).fill("Platform")
+    page.get_by_role("button", name="Create team").click()
+    expect(page.get_by_role("heading", name="Confirm it's you")).to_be_visible()
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Confirmed")).to_be_visible()
+    assert not Team.objects.for_org(org).exists()
+    page.get_by_role("button", name="Submit the form").click()
+    expect(page.get_by_role("heading", name="Platform")).to_be_visible()
+    assert Team.objects.for_org(org).get().name == "Platform"
