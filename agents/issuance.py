@@ -71,6 +71,9 @@ def agent_authenticate(org_slug: str, client_id: str, client_secret: str,
     matches = secret_matches(presented.secret, context.secret_hash, context.hash_kid)
     if not matches or not context.secret_live:
         _refuse(context.agent, "invalid_client", "Client authentication failed.", "bad_secret", 401)
+    if not context.holder_acting:  # the person this secret was handed to cannot act here now
+        _refuse(context.agent, "invalid_client", "Client authentication failed.",
+                "secret_holder_inactive", 401)
     if context.agent.status != AgentStatus.ACTIVE:
         _refuse(context.agent, "invalid_client", "Client authentication failed.",
                 f"agent_{context.agent.status}", 401)

@@ -58,6 +58,7 @@ class GrantContext:
     audience: str | None  # the connection matching the requested resource, if any
     audience_scopes: list
     owners: list  # each acting owner's permissions (frozensets)
+    holder_acting: bool = True  # the person the secret was handed to can still act in the org
 
 
 def _json(value) -> list:
@@ -76,6 +77,8 @@ def _db_time(value):
     return connection.ops.adapt_datetimefield_value(value)
 
 
+_STATUSES = "(" + ", ".join(["%s"] * len(ACTING_STATUSES)) + ")"
+
 # Each acting owner's role-derived permissions: built-in role, custom roles, team roles. The agent
 # is named by `{agent}`, a scalar subquery or a parameter.
 # Owners are members of the agent's own org; their roles come from rbac's one definition of
@@ -86,7 +89,7 @@ _OWNERS_SQL = """
           JOIN agents_agent oa ON oa.id = ao.agent_id
           JOIN accounts_membership m ON m.id = ao.membership_id AND m.org_id = oa.org_id
           LEFT JOIN (""" + ROLE_GRANTS_SQL + """) r ON r.membership_id = m.id
-         WHERE ao.agent_id = {agent} AND m.status IN (""" + ", ".join(["%s"] * len(ACTING_STATUSES)) + """)
+         WHERE ao.agent_id = {agent} AND m.status IN """ + _STATUSES + """
 """  # noqa: S608 (constants only)
 
 _SECRET_WHERE = "s.lookup_id = %s AND a.client_id = %s AND o.slug = %s"
@@ -106,6 +109,11 @@ _GRANT_SQL = """
                CASE WHEN s.last_used_at IS NULL OR s.last_used_at < %s THEN 1 ELSE 0 END,
                a.id, a.name, a.client_id, a.status, a.scopes, a.audiences, o.id, o.slug,
                p.agent_token_ttl_seconds, p.token_alg, c.audience, c.scopes,
+               CASE WHEN s.created_by_id IS NULL OR EXISTS (
+                        SELECT 1 FROM accounts_membership hm JOIN accounts_user hu ON hu.id = hm.user_id
+                         WHERE hm.user_id = s.created_by_id AND hm.org_id = a.org_id
+                           AND hm.status IN """ + _STATUSES + """ AND hu.is_active)
+                    THEN 1 ELSE 0 END,
                NULL, NULL, NULL
           FROM agents_agentsecret s
           JOIN agents_agent a ON a.id = s.agent_id
@@ -115,7 +123,7 @@ _GRANT_SQL = """
          WHERE """ + _SECRET_WHERE + """
         UNION ALL
         SELECT 'o', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-               NULL, NULL, NULL, NULL, owners.*
+               NULL, NULL, NULL, NULL, NULL, owners.*
           FROM (""" + _OWNERS_SQL.format(agent=_SECRET_AGENT) + ") owners"  # noqa: S608 (constants only)
 
 
@@ -126,18 +134,18 @@ def grant_context(*, org_slug: str, client_id: str, lookup_id: str, resource: st
     # Without a named resource every connection of the org comes back (a handful of rows) and the
     # agent's only audience picks its own, so the default costs no second query.
     secret = [lookup_id, client_id, org_slug]
-    params = [_db_time(now), _db_time(use_resolution), resource or "", resource or "", *secret,
-              *secret, *_acting_statuses()]
+    params = [_db_time(now), _db_time(use_resolution), *_acting_statuses(), resource or "", resource or "",
+              *secret, *secret, *_acting_statuses()]
     with connection.cursor() as cursor:
         cursor.execute(_GRANT_SQL, params)
         rows = cursor.fetchall()
-    grant_rows = [r[1:18] for r in rows if r[0] == "g"]
+    grant_rows = [r[1:19] for r in rows if r[0] == "g"]
     if not grant_rows:
         return None
     row = grant_rows[0]
     if not resource:
         wanted = _json(row[10])[:1]
-        row = next((r for r in grant_rows if [r[15]] == wanted), (*row[:15], None, None))
+        row = next((r for r in grant_rows if [r[15]] == wanted), (*row[:15], None, None, row[17]))
     org = OrgRef(_uuid(row[11]), row[12])
     agent = AgentRef(_uuid(row[5]), row[6], row[7], row[8], _json(row[9]), _json(row[10]), org)
     return GrantContext(
@@ -146,7 +154,8 @@ def grant_context(*, org_slug: str, client_id: str, lookup_id: str, resource: st
         token_ttl=row[13] if row[13] is not None else _POLICY_DEFAULTS.agent_token_ttl_seconds,
         token_alg=row[14] or _POLICY_DEFAULTS.token_alg,
         audience=row[15], audience_scopes=_json(row[16]),
-        owners=_owner_permissions(r[18:] for r in rows if r[0] == "o"),
+        owners=_owner_permissions(r[19:] for r in rows if r[0] == "o"),
+        holder_acting=bool(row[17]),
     )
 
 

@@ -252,3 +252,21 @@ def test_a_suspended_owner_is_still_an_owner_to_whoever_would_reinstate_or_remov
     assert events_since(org, seq) == ["access.escalation_denied"] * 2
     assert admin.pk  # a plain member exists alongside; nothing about them changed
     assert AuditEntry.objects.for_org(org).filter(event_name="member.updated").count() == 0
+
+
+def test_an_agent_secret_stops_while_the_person_it_was_handed_to_is_suspended(db):
+    world = build_world()
+    holder = MemberFactory(org=world.org, role="owner")
+    rotated = _member_client(holder).post(f"/api/v1/orgs/{world.slug}/agents/{world.agent.pk}/rotate-secret",
+                                          {"overlap_seconds": 0}, format="json")
+    assert rotated.status_code == 200, rotated.content
+    secret = rotated.json()["client_secret"]
+    assert _grant(world, secret).status_code == 200
+    Membership.objects.filter(pk=holder.pk).update(status="suspended")
+    seq = last_seq(world.org)
+    refused = _grant(world, secret)
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+    [denial] = entries_since(world.org, seq)
+    assert (denial.event_name, denial.data["reason"]) == ("token.denied", "secret_holder_inactive")
+    Membership.objects.filter(pk=holder.pk).update(status="active")
+    assert _grant(world, secret).status_code == 200
