@@ -331,7 +331,8 @@ def main(users: int = USERS) -> str:
             f"ORM: {'yes' if all(agree for _, agree in timed) else 'NO'}.",
             "userName eq p50 by org size: " + ", ".join(f"{eq_ms[s]:.2f} ms at {s:,}" for s in sizes)
             + f" ({eq_ms[users] / eq_ms[sizes[0]]:.2f}x the first); the same lookup through the "
-            f"normalised key's unique index (as the uniqueness check does it): {lower_ms:.2f} ms p50 with the ORM.",
+            f"normalised key's unique index (as the uniqueness check does it): {lower_ms:.2f} ms p50 "
+            "with the ORM.",
             f"load average (1 min) at start / end: {load_before:.1f} / {os.getloadavg()[0]:.1f} on "
             f"{os.cpu_count()} cores (this run adds about 1; more is other work competing with it).",
             f"failed requests: {len(scim.failures)}" + "".join(f"\n  {f}" for f in scim.failures[:10]),
