@@ -13,5 +13,6 @@ urlpatterns = [
         path("roles/", views.RoleListView.as_view(), name="roles"),
         path("roles/new/", views.RoleCreateView.as_view(), name="role-new"),
         path("roles/<uuid:pk>/", views.RoleEditView.as_view(), name="role-edit"),
+        path("roles/<uuid:pk>/delete/", views.RoleDeleteView.as_view(), name="role-delete"),
     ),
 ]

@@ -181,8 +181,8 @@ class RoleEditView(OrgPageMixin, View):
 
     def post(self, request, org, pk):
         role = self.scoped(Role, pk=pk)
-        if request.POST.get("action") == "delete":
-            return self.delete_role(role)
+        if request.POST.get("action") == "delete":  # deleting is asked for on its own page first
+            return redirect("rbac:role-delete", org=self.org.slug, pk=role.pk)
         form = RoleForm(request.POST)
         if not form.is_valid():
             return self.page(role, form, status=400)
@@ -195,18 +195,40 @@ class RoleEditView(OrgPageMixin, View):
         messages.success(request, f"Saved role {role.name}.")
         return redirect("rbac:roles", org=self.org.slug)
 
-    def delete_role(self, role):
-        name = role.name
-        try:
-            policies.role_delete(access=self.access, role=role)
-        except ServiceError as exc:
-            messages.error(self.request, exc.detail)
-            return self.page(role, RoleForm(initial={"name": role.name}), status=exc.status)
-        messages.success(self.request, f"Deleted role {name}.")
-        return redirect("rbac:roles", org=self.org.slug)
-
     def page(self, role, form, status=200):
         groups = permission_groups(form, "permissions", self.access, initial=role.permissions)
         beyond_mine = not self.access.has_all(role.perms)
         return self.render_page(self.template, status=status, form=form, groups=groups, role=role,
                                 beyond_mine=beyond_mine)
+
+
+class RoleDeleteView(OrgPageMixin, View):
+    """GET asks for confirmation and says who holds the role (it is also where re-authentication
+    comes back to); POST deletes it once confirmed. Everyone holding it loses it at once."""
+
+    required = {"get": Perm.ROLE_WRITE, "post": Perm.ROLE_WRITE}
+    template = "rbac/role_delete.html"
+
+    def get(self, request, org, pk):
+        return self.confirm(self.scoped(Role, pk=pk))
+
+    def post(self, request, org, pk):
+        role = self.scoped(Role, pk=pk)
+        if request.POST.get("confirm") != "yes":
+            return self.confirm(role)
+        name = role.name
+        try:
+            policies.role_delete(access=self.access, role=role)
+        except ServiceError as exc:
+            messages.error(request, exc.detail)
+            return self.confirm(role, status=exc.status)
+        messages.success(request, f"Deleted role {name}.")
+        return redirect("rbac:roles", org=self.org.slug)
+
+    def confirm(self, role, status=200):
+        teams = Team.objects.for_org(self.org).filter(roles=role)
+        through_teams = (TeamMembership.objects.filter(team__in=teams)
+                         .values("membership").distinct().count())
+        return self.render_page(
+            self.template, status=status, role=role, members=role.members.count(), teams=teams.count(),
+            through_teams=through_teams, beyond_mine=not self.access.has_all(role.perms))

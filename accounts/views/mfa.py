@@ -149,11 +149,12 @@ def recovery_codes_view(request):
 @reauth_required("mfa.remove")
 @require_http_methods(["GET", "HEAD", "POST"])
 def factor_remove_view(request, kind: str, pk: int):
-    """GET asks for confirmation (it is also where re-authentication returns to); POST removes."""
+    """GET asks for confirmation (it is also where re-authentication returns to); POST removes,
+    once confirmed there (a POST without the confirmation is shown the question and changes nothing)."""
     device = factors.factor_for_user(user=request.user, kind=kind, pk=pk)
     if device is None:
         raise Http404("No such factor.")
-    if request.method == "POST":
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
         try:
             factors.factor_remove(user=request.user, device=device)
         except ServiceError as exc:

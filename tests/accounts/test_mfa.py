@@ -216,6 +216,9 @@ def test_security_page_lists_factors(user):
     assert "Remove authenticator app" in body and "Work laptop" in body and "Add a passkey" in body
 
 
+CONFIRMED = {"confirm": "yes"}  # what the confirmation page's button sends
+
+
 def remove_url(kind, device):
     return reverse("accounts:mfa-remove", kwargs={"kind": kind, "pk": device.pk})
 
@@ -223,7 +226,7 @@ def remove_url(kind, device):
 def test_c22_the_last_factor_stays_while_an_org_mandates_mfa(user, member):
     SecurityPolicy.objects.create(org=member.org, mfa_required=True)
     device = totp_device(user)
-    response = signed_in(user).post(remove_url("totp", device))
+    response = signed_in(user).post(remove_url("totp", device), CONFIRMED)
     assert response.status_code == 409
     assert "requires two-step verification" in response.content.decode()
     assert TOTPDevice.objects.filter(pk=device.pk).exists()
@@ -233,7 +236,7 @@ def test_c22_the_last_factor_stays_while_an_org_mandates_mfa(user, member):
 
 def test_c22_removal_needs_a_fresh_proof(user):
     device = totp_device(user)
-    response = signed_in(user, fresh=False).post(remove_url("totp", device))
+    response = signed_in(user, fresh=False).post(remove_url("totp", device), CONFIRMED)
     assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:reauth"))
     assert TOTPDevice.objects.filter(pk=device.pk).exists()
     assert not events("mfa.removed").exists()
@@ -245,12 +248,12 @@ def test_c22_a_factor_can_go_when_another_remains_or_no_org_mandates_mfa(user, m
     device = totp_device(user)
     passkey = WebAuthnCredential.objects.create(user=user, name="Key", credential_id="abc", public_key=b"k")
     client = signed_in(user)
-    assert client.post(remove_url("totp", device)).status_code == 302
+    assert client.post(remove_url("totp", device), CONFIRMED).status_code == 302
     assert not TOTPDevice.objects.filter(pk=device.pk).exists()
-    assert client.post(remove_url("passkey", passkey)).status_code == 409
+    assert client.post(remove_url("passkey", passkey), CONFIRMED).status_code == 409
     SecurityPolicy.objects.filter(org=member.org).update(mfa_required=False)
     RecoveryCodeDevice.objects.create(user=user, name="Recovery codes")
-    assert client.post(remove_url("passkey", passkey)).status_code == 302
+    assert client.post(remove_url("passkey", passkey), CONFIRMED).status_code == 302
     assert not WebAuthnCredential.objects.exists() and not RecoveryCodeDevice.objects.exists()
     removed = [(e.outcome, e.data["method"]) for e in events("mfa.removed").order_by("seq")]
     assert removed == [("success", "totp"), ("denied", "webauthn"), ("success", "webauthn"),
@@ -259,7 +262,7 @@ def test_c22_a_factor_can_go_when_another_remains_or_no_org_mandates_mfa(user, m
 
 def test_another_persons_factor_is_not_found(user):
     other = totp_device(UserFactory())
-    assert signed_in(user).post(remove_url("totp", other)).status_code == 404
+    assert signed_in(user).post(remove_url("totp", other), CONFIRMED).status_code == 404
     assert TOTPDevice.objects.filter(pk=other.pk).exists()
 
 

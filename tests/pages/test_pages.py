@@ -32,7 +32,7 @@ def member(org, role="member", **kwargs):
 
 # Which app's namespace each page is in (the parametrized tests name pages without it).
 PAGE_NAMESPACES = {"teams": "rbac", "team-detail": "rbac", "roles": "rbac", "role-new": "rbac",
-                   "role-edit": "rbac", "audit-log": "audit", "access-review": "audit"}
+                   "role-edit": "rbac", "role-delete": "rbac", "audit-log": "audit", "access-review": "audit"}
 
 
 def url(name, org, **kwargs):
@@ -303,7 +303,7 @@ def test_edit_and_delete_role(owner, org):
     client.post(url("role-edit", org, pk=role.pk), {"name": "Readers", "permissions": ["run:read"]})
     role.refresh_from_db()
     assert role.permissions == ["run:read"]
-    client.post(url("role-edit", org, pk=role.pk), {"action": "delete"})
+    client.post(url("role-delete", org, pk=role.pk), {"confirm": "yes"})
     assert not Role.objects.for_org(org).filter(pk=role.pk).exists()
     assert events(org, "role.deleted").exists()
 
