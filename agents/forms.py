@@ -74,17 +74,48 @@ class SecretRotateForm(PageForm):
         error_messages={"max_value": "Between 0 and %(limit_value)s seconds."},
         label="Overlap window (seconds)",
         help_text="How long the current secret keeps working alongside the new one (0 ends it now).")
+    end_now = forms.BooleanField(
+        required=False, label="With no overlap, end the current secret at once",
+        help_text="Anything still using it fails on its next request. Needed when the window is 0.")
+
+    def clean(self):
+        data = super().clean()
+        # No overlap cuts off whatever still uses the current secret: only on purpose, never by a
+        # stray 0 in the field.
+        if data.get("overlap_seconds") == 0 and not data.get("end_now"):
+            self.add_error("end_now", "Tick this to end the current secret now, or give an overlap window.")
+        return data
+
+
+def _scope_list(text: str) -> list[str]:
+    return sorted({s for s in re.split(r"[\s,]+", text) if s})
+
+
+SCOPES_HELP = "Separated by spaces or commas, e.g. tickets:read tickets:write"
 
 
 class ConnectionCreateForm(PageForm):
     name = forms.CharField(max_length=100)
     audience = forms.URLField(max_length=500, label="Audience URL", assume_scheme="https",
                               help_text="The absolute URI agents name as `resource` to get tokens for it.")
-    scopes = forms.CharField(max_length=2000, required=False,
-                             help_text="Separated by spaces or commas, e.g. tickets:read tickets:write")
+    scopes = forms.CharField(max_length=2000, required=False, help_text=SCOPES_HELP)
 
     def clean_scopes(self) -> list[str]:
-        return sorted({s for s in re.split(r"[\s,]+", self.cleaned_data["scopes"]) if s})
+        return _scope_list(self.cleaned_data["scopes"])
+
+
+class ConnectionUpdateForm(PageForm):
+    """Name and scopes; the audience is the connection's identity (register another for a new one)."""
+
+    name = forms.CharField(max_length=100)
+    scopes = forms.CharField(max_length=2000, required=False, help_text=SCOPES_HELP)
+
+    @classmethod
+    def for_connection(cls, connection: Connection):
+        return cls(initial={"name": connection.name, "scopes": " ".join(connection.scopes)})
+
+    def clean_scopes(self) -> list[str]:
+        return _scope_list(self.cleaned_data["scopes"])
 
 
 class RunStartForm(PageForm):

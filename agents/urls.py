@@ -2,21 +2,27 @@
 
 from django.urls import path
 
-from agents import views
+from agents.views import agent_pages, connection_pages, run_pages
 from web.routing import org_pages
 
 app_name = "agents"
 urlpatterns = [
     org_pages(
-        path("agents/", views.AgentListView.as_view(), name="agents"),
-        path("agents/<uuid:pk>/", views.AgentDetailView.as_view(), name="agent-detail"),
-        path("agents/<uuid:pk>/rotate/", views.AgentRotateView.as_view(), name="agent-rotate"),
-        path("agents/<uuid:pk>/end-previous/", views.AgentEndPreviousView.as_view(),
+        path("agents/", agent_pages.AgentListView.as_view(), name="agents"),
+        path("agents/<uuid:pk>/", agent_pages.AgentDetailView.as_view(), name="agent-detail"),
+        path("agents/<uuid:pk>/rotate/", agent_pages.AgentRotateView.as_view(), name="agent-rotate"),
+        path("agents/<uuid:pk>/end-previous/", agent_pages.AgentEndPreviousView.as_view(),
              name="agent-end-previous"),
-        path("agents/<uuid:pk>/status/", views.AgentStatusView.as_view(), name="agent-status"),
-        path("agents/<uuid:pk>/revoke/", views.AgentRevokeView.as_view(), name="agent-revoke"),
-        path("connections/", views.ConnectionListView.as_view(), name="connections"),
-        path("runs/", views.RunListView.as_view(), name="runs"),
-        path("runs/<uuid:pk>/terminate/", views.RunTerminateView.as_view(), name="run-terminate"),
+        path("agents/<uuid:pk>/status/", agent_pages.AgentStatusView.as_view(), name="agent-status"),
+        path("agents/<uuid:pk>/revoke/", agent_pages.AgentRevokeView.as_view(), name="agent-revoke"),
+        path("connections/", connection_pages.ConnectionListView.as_view(), name="connections"),
+        path("connections/<uuid:pk>/", connection_pages.ConnectionDetailView.as_view(),
+             name="connection-detail"),
+        path("connections/<uuid:pk>/rotate/", connection_pages.ConnectionRotateView.as_view(),
+             name="connection-rotate"),
+        path("connections/<uuid:pk>/delete/", connection_pages.ConnectionDeleteView.as_view(),
+             name="connection-delete"),
+        path("runs/", run_pages.RunListView.as_view(), name="runs"),
+        path("runs/<uuid:pk>/terminate/", run_pages.RunTerminateView.as_view(), name="run-terminate"),
     ),
 ]

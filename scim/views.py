@@ -1,8 +1,8 @@
 """Pages of the Provisioning section: SCIM tokens, group mappings and the provisioning log.
 
 Every write goes through scim.tokens or scim.provisioning, which enforce the rules and audit; a
-ServiceError is shown on the form (or as a message) with its own status. A new token is rendered
-into one 201 response and kept nowhere else.
+ServiceError is shown on the form (or as a message) with its own status. A new token is shown once,
+by the GET its creation redirects to (accounts.views.shown_once).
 """
 
 from django.contrib import messages
@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views import View
 
+from accounts.views.shown_once import no_store, redirect_to_shown, secret_hold, secret_take
 from audit.events import AuditEvent
 from audit.selectors import audit_entries_for_org
 from audit.views import PAGE_SIZE
@@ -41,6 +42,12 @@ class ScimTokenListView(OrgPageMixin, View):
     template = "scim/tokens.html"
 
     def get(self, request, org):
+        shown = secret_take(request, org=self.org, kinds=("scim_token",))
+        if shown is not None:  # the redirect after creation: the token, once
+            token = ScimToken.objects.for_org(self.org).filter(pk=shown.refs.get("token")).first()
+            secret = shown.secret if token is not None else None
+            return no_store(self.render_page("scim/token_created.html", status=200 if secret else 410,
+                                             token=token, secret=secret, base_url=scim_base_url()))
         return self.page(ScimTokenCreateForm())
 
     def post(self, request, org):
@@ -52,12 +59,9 @@ class ScimTokenListView(OrgPageMixin, View):
         except ServiceError as exc:
             form_apply_service_error(form, exc)
             return self.page(form, status=exc.status)
-        # The secret is rendered into this one response and kept nowhere (not the session, not a
-        # message), so it cannot be shown again; no-store keeps it out of the browser cache too.
-        response = self.render_page("scim/token_created.html", status=201, token=token, secret=secret,
-                                    base_url=scim_base_url())
-        response["Cache-Control"] = "no-store"
-        return response
+        # Shown by the GET this redirects to, once: a refresh there mints nothing (shown_once).
+        handle = secret_hold(request, org=self.org, kind="scim_token", secret=secret, token=token.pk)
+        return redirect_to_shown(reverse("provisioning:tokens", args=[self.org.slug]), handle)
 
     def page(self, form, status=200):
         now = timezone.now()

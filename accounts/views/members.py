@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views import View
 from django.views.decorators.http import require_GET
 
@@ -12,6 +13,7 @@ from accounts.forms import ApiKeyCreateForm, MemberAddForm, MemberEditForm
 from accounts.models import ApiKey, Membership
 from accounts.selectors import orgs_for_user
 from accounts.views.login import landing
+from accounts.views.shown_once import no_store, redirect_to_shown, secret_hold, secret_take
 from core.errors import ServiceError
 from core.permissions import Perm
 from rbac import policies
@@ -134,6 +136,12 @@ class ApiKeyListView(OrgPageMixin, View):
     template = "accounts/api_keys.html"
 
     def get(self, request, org):
+        shown = secret_take(request, org=self.org, kinds=("api_key",))
+        if shown is not None:  # the redirect after creation: the secret, once
+            key = ApiKey.objects.for_org(self.org).filter(pk=shown.refs.get("key")).first()
+            secret = shown.secret if key is not None else None
+            return no_store(self.render_page("accounts/api_key_created.html", status=200 if secret else 410,
+                                             key=key, secret=secret))
         return self.page(ApiKeyCreateForm())
 
     def post(self, request, org):
@@ -148,11 +156,9 @@ class ApiKeyListView(OrgPageMixin, View):
         except ServiceError as exc:
             form_apply_service_error(form, exc)
             return self.page(form, status=exc.status)
-        # The secret is rendered into this one response and kept nowhere (not the session, not a
-        # message), so it cannot be shown again; no-store keeps it out of the browser cache too.
-        response = self.render_page("accounts/api_key_created.html", status=201, key=key, secret=secret)
-        response["Cache-Control"] = "no-store"
-        return response
+        # Shown by the GET this redirects to, once: a refresh there mints nothing (shown_once).
+        handle = secret_hold(request, org=self.org, kind="api_key", secret=secret, key=key.pk)
+        return redirect_to_shown(reverse("accounts:api-keys", args=[self.org.slug]), handle)
 
     def page(self, form, status=200):
         keys = ApiKey.objects.for_org(self.org).select_related("created_by").order_by("-created_at")

@@ -44,19 +44,35 @@ def counts():
             Connection.objects.unscoped().count(), Run.objects.unscoped().count())
 
 
+def connection_state(connection):
+    return Connection.objects.filter(pk=connection.pk).values_list("name", "scopes", "lookup_id",
+                                                                    "secret_hash").first()
+
+
+def shown_page(client, response):
+    """Follow a page's 303 to the GET that shows a new secret once."""
+    assert response.status_code == 303, response.content
+    assert response["Location"].split("?")[1].startswith("shown=")
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and page["Cache-Control"] == "no-store"
+    return page
+
+
 def live_secrets(agent):
     return [s for s in AgentSecret.objects.filter(agent=agent) if s.is_live(timezone.now())]
 
 
 # --- Permission matrix --------------------------------------------------------------------------
 
-READ_PAGES = [("agents", False), ("agent-detail", True), ("connections", False), ("runs", False)]
+READ_PAGES = [("agents", None), ("agent-detail", "agent"), ("connections", None),
+              ("connection-detail", "connection"), ("runs", None)]
 
 
 @pytest.mark.parametrize("name,detail", READ_PAGES)
 def test_read_pages_matrix(org, owner, name, detail):
     agent = make_agent(owner)
-    path = url(name, org, **({"pk": agent.pk} if detail else {}))
+    connection = Connection.objects.for_org(org).get()
+    path = url(name, org, **({"pk": {"agent": agent, "connection": connection}[detail].pk} if detail else {}))
     anonymous = Client().get(path)
     assert anonymous.status_code == 302 and anonymous["Location"].startswith("/login/")
     outsider = MemberFactory(org=OrgFactory(), role="owner")
@@ -64,7 +80,8 @@ def test_read_pages_matrix(org, owner, name, detail):
     viewer = MemberFactory(org=org, role="viewer")
     response = as_user(viewer.user).get(path)
     assert response.status_code == 200
-    assert "Register" not in response.content.decode() and "Start a run" not in response.content.decode()
+    body = response.content.decode()
+    assert "Register" not in body and "Start a run" not in body and "Save connection" not in body
     assert as_user(owner.user).get(path).status_code == 200
 
 
@@ -89,6 +106,9 @@ WRITES = [
     ("agent-status", "agent", "viewer", "agent:write"),
     ("agent-revoke", "agent", "viewer", "agent:write"),
     ("connections", None, "member", "connection:write"),
+    ("connection-detail", "connection", "member", "connection:write"),
+    ("connection-rotate", "connection", "member", "connection:write"),
+    ("connection-delete", "connection", "member", "connection:write"),
     ("runs", None, "viewer", "run:write"),
     ("run-terminate", "run", "viewer", "run:write"),
 ]
@@ -100,16 +120,17 @@ def test_writes_without_the_permission_are_403_change_nothing_and_are_audited(
 ):
     agent = make_agent(owner)
     run = policies.run_start(access=access_of(owner), agent=agent)
-    kwargs = {"agent": {"pk": agent.pk}, "run": {"pk": run.pk}}.get(target, {})
+    connection = Connection.objects.for_org(org).get()
+    kwargs = {"pk": {"agent": agent, "run": run, "connection": connection}[target].pk} if target else {}
     # Valid input, so only the missing permission can refuse it.
     data = {"name": "x", "audience": "https://n.test", "audiences": [AUDIENCE], "scopes": ["tickets:read"],
             "owner": str(owner.pk), "owners": [str(owner.pk)], "overlap_seconds": "60",
-            "status": "suspended", "agent": str(agent.pk), "description": "d"}
-    before = counts()
+            "status": "suspended", "agent": str(agent.pk), "description": "d", "confirm": "yes"}
+    before = counts(), connection_state(connection)
     caller = MemberFactory(org=org, role=role)
     response = as_user(caller.user).post(url(name, org, **kwargs), data)
     assert response.status_code == 403
-    assert counts() == before
+    assert (counts(), connection_state(connection)) == before
     agent.refresh_from_db()
     run.refresh_from_db()
     assert (agent.status, agent.scopes, run.status) == ("active", ["tickets:read"], "running")
@@ -132,11 +153,11 @@ def test_create_agent_shows_the_secret_once_and_stores_only_its_hash(org, owner)
     client = as_user(owner.user)
     form = client.get(url("agents", org)).content.decode()
     assert f'value="{AUDIENCE}"' in form and 'value="tickets:write"' in form
-    response = client.post(url("agents", org), {"name": "Triage bot", "audiences": [AUDIENCE],
-                                                 "scopes": ["tickets:read"], "owner": str(owner.pk)})
-    assert response.status_code == 201, response.content
-    assert response["Cache-Control"] == "no-store"
+    posted = client.post(url("agents", org), {"name": "Triage bot", "audiences": [AUDIENCE],
+                                               "scopes": ["tickets:read"], "owner": str(owner.pk)})
     agent = Agent.objects.for_org(org).get(name="Triage bot")
+    assert posted["Location"].startswith(url("agent-detail", org, pk=agent.pk) + "?shown=")
+    response = shown_page(client, posted)
     secret = response.context["secret"]
     body = response.content.decode()
     assert secret in body and agent.client_id in body
@@ -148,7 +169,7 @@ def test_create_agent_shows_the_secret_once_and_stores_only_its_hash(org, owner)
     with db.cursor() as cursor:
         cursor.execute("SELECT * FROM agents_agentsecret")
         assert raw not in repr(cursor.fetchall())
-    for again in (url("agents", org), url("agent-detail", org, pk=agent.pk)):
+    for again in (url("agents", org), url("agent-detail", org, pk=agent.pk), posted["Location"]):
         assert raw not in client.get(again).content.decode()
     assert events(org, "agent.created").count() == 1 and events(org, "agent.secret_issued").count() == 1
 
@@ -185,8 +206,8 @@ def test_rotate_with_a_stale_session_goes_to_reauth_and_changes_nothing(org, own
 def test_rotate_then_end_the_previous_secret(org, owner):
     agent = make_agent(owner)
     client = as_user(owner.user)
-    response = client.post(url("agent-rotate", org, pk=agent.pk), {"overlap_seconds": "3600"})
-    assert response.status_code == 201 and response["Cache-Control"] == "no-store"
+    rotated = client.post(url("agent-rotate", org, pk=agent.pk), {"overlap_seconds": "3600"})
+    response = shown_page(client, rotated)
     new_secret = response.context["secret"]
     assert new_secret in response.content.decode()
     live = live_secrets(agent)
@@ -222,7 +243,8 @@ def test_grant_update_and_suspend_resume(org, owner):
     agent.refresh_from_db()
     assert agent.scopes == ["tickets:read", "tickets:write"] and set(agent.owners.all()) == {owner, colleague}
     assert events(org, "agent.grant_changed").count() == 1
-    assert client.post(url("agent-status", org, pk=agent.pk), {"status": "suspended"}).status_code == 302
+    assert client.post(url("agent-status", org, pk=agent.pk),
+                       {"status": "suspended", "confirm": "yes"}).status_code == 302
     agent.refresh_from_db()
     assert agent.status == AgentStatus.SUSPENDED and events(org, "agent.suspended").count() == 1
     client.post(url("agent-status", org, pk=agent.pk), {"status": "active"})
@@ -255,17 +277,20 @@ def test_revoke_confirms_then_revokes_everything(org, owner):
 
 def test_create_connection_shows_its_secret_once(org, owner):
     client = as_user(owner.user)
-    response = client.post(url("connections", org), {
+    posted = client.post(url("connections", org), {
         "name": "Ticket service", "audience": AUDIENCE, "scopes": "tickets:write, tickets:read  tickets:read",
     })
-    assert response.status_code == 201 and response["Cache-Control"] == "no-store"
     connection = Connection.objects.for_org(org).get()
+    assert posted["Location"].startswith(url("connection-detail", org, pk=connection.pk) + "?shown=")
+    response = shown_page(client, posted)
     secret = response.context["secret"]
     assert secret in response.content.decode() and connection.client_id in response.content.decode()
     raw = secret.split("_", 2)[2]
     assert connection.scopes == ["tickets:read", "tickets:write"] and raw not in connection.secret_hash
     assert connection.secret_hash == secret_hash(raw, connection.hash_kid)[0]
-    assert secret not in client.get(url("connections", org)).content.decode()
+    for again in (url("connections", org), url("connection-detail", org, pk=connection.pk),
+                  posted["Location"]):
+        assert secret not in client.get(again).content.decode()
     duplicate = client.post(url("connections", org), {"name": "Other", "audience": AUDIENCE, "scopes": ""})
     assert duplicate.status_code == 409 and "Already registered" in duplicate.content.decode()
     assert events(org, "connection.created").count() == 1
@@ -281,7 +306,7 @@ def test_start_and_terminate_a_run(org, owner):
     assert (run.status, run.description) == ("running", "Nightly triage")
     assert run.started_by_id == str(operator.user.pk)
     assert "Nightly triage" in client.get(url("runs", org)).content.decode()
-    terminated = client.post(url("run-terminate", org, pk=run.pk), {"from": "agent"})
+    terminated = client.post(url("run-terminate", org, pk=run.pk), {"from": "agent", "confirm": "yes"})
     assert terminated["Location"] == url("agent-detail", org, pk=agent.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.TERMINATED and run.ended_at is not None

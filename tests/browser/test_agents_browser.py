@@ -84,7 +84,9 @@ def test_connection_agent_rotation_and_run(page, live_server, owner):
     page.get_by_role("button", name="Start run").click()
     expect(page.get_by_role("status")).to_contain_text("Started run")
     expect(page.get_by_role("cell", name="Nightly triage", exact=True)).to_be_visible()
-    page.get_by_role("button", name="Terminate run Nightly triage").click()
+    page.get_by_role("link", name="Terminate… run Nightly triage").click()
+    expect(page.get_by_role("heading", name="Terminate run “Nightly triage” of Triage bot?")).to_be_visible()
+    page.get_by_role("button", name="Terminate run").click()
     expect(page.get_by_role("status")).to_contain_text("Terminated run")
     run = Run.objects.for_org(org).get()
     assert run.status == RunStatus.TERMINATED and run.ended_at is not None

@@ -313,8 +313,10 @@ def test_edit_and_delete_role(owner, org):
 
 def test_create_api_key_shows_the_secret_once_and_stores_only_its_hash(owner, org):
     client = as_user(owner.user)
-    response = client.post(url("api-keys", org), {"name": "CI", "permissions": ["member:read", "audit:read"]})
-    assert response.status_code == 201
+    posted = client.post(url("api-keys", org), {"name": "CI", "permissions": ["member:read", "audit:read"]})
+    assert posted.status_code == 303
+    response = client.get(posted["Location"])
+    assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     key = ApiKey.objects.for_org(org).get(name="CI")
     body = response.content.decode()
@@ -325,6 +327,7 @@ def test_create_api_key_shows_the_secret_once_and_stores_only_its_hash(owner, or
     digest, _ = secret_hash(secret.removeprefix(prefix), key.hash_kid)
     assert key.secret_hash == digest and secret not in str(ApiKey.objects.filter(pk=key.pk).values().get())
     assert secret not in client.get(url("api-keys", org)).content.decode()
+    assert secret not in client.get(posted["Location"]).content.decode()
     assert not any(secret in str(e.data) for e in AuditEntry.objects.for_org(org))
     assert events(org, "api_key.created").filter(target_id=str(key.pk)).exists()
 

@@ -66,8 +66,10 @@ def test_the_org_navigation_links_the_section_for_those_who_may_read_it(org, own
 
 def test_create_shows_the_token_and_base_url_once(org, owner):
     client = as_user(owner)
-    response = client.post(url("tokens", org), {"name": "Okta production"})
-    assert response.status_code == 201
+    posted = client.post(url("tokens", org), {"name": "Okta production"})
+    assert posted.status_code == 303
+    response = client.get(posted["Location"])  # the token is shown by the GET it redirects to
+    assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     token = ScimToken.objects.for_org(org).get()
     page = response.content.decode()

@@ -1,35 +1,27 @@
-"""Pages: agents (grant, secrets, status, revocation), connections and runs.
-
-Every write goes through agents.services, which enforces the rules and audits; a ServiceError is
-shown on the form (or as a message) with its own status. Secrets are rendered into one 201 response
-and kept nowhere else.
-"""
+"""Agent pages: the list and registration, the detail page (grant), secrets, status, revocation."""
 
 from django.contrib import messages
 from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views import View
 
 from accounts.models import Membership
+from accounts.views.shown_once import no_store, redirect_to_shown, secret_hold, secret_take
 from agents import policies, services
-from agents.forms import AgentCreateForm, AgentGrantForm, ConnectionCreateForm, RunStartForm, SecretRotateForm
-from agents.models import Agent, AgentSecret, AgentStatus, Connection, Run
+from agents.forms import AgentCreateForm, AgentGrantForm, SecretRotateForm
+from agents.models import Agent, AgentSecret, AgentStatus, Connection, Run, RunStatus
+from agents.views import confirmed
 from core.errors import ServiceError
 from core.permissions import Perm
 from web.pages import OrgPageMixin, form_apply_service_error
 
-RUNS_SHOWN = 200
 AGENT_RUNS_SHOWN = 50
-
-
-def _secret_response(page, template: str, **context):
-    # The secret is rendered into this one response and kept nowhere (not the session, not a
-    # message), so it cannot be shown again; no-store keeps it out of the browser cache too.
-    response = page.render_page(template, status=201, **context)
-    response["Cache-Control"] = "no-store"
-    return response
+# What a handle on the agent's page can show, and with which template.
+SHOWN_TEMPLATES = {"agent": "agents/agent_created.html", "agent_secret": "agents/agent_secret_rotated.html"}
 
 
 def _agents_with_secrets(org, queryset):
@@ -44,9 +36,6 @@ def _agents_with_secrets(org, queryset):
         agent.all_secrets = [{"secret": s, "live": s.is_live(now)} for s in agent.secrets.all()]
         agent.live_secrets = [s for s in agent.secrets.all() if s.is_live(now)]
     return agents
-
-
-# --- Agents -----------------------------------------------------------------------------------
 
 
 class AgentListView(OrgPageMixin, View):
@@ -68,7 +57,8 @@ class AgentListView(OrgPageMixin, View):
         except ServiceError as exc:
             form_apply_service_error(form, exc)
             return self.page(form, status=exc.status)
-        return _secret_response(self, "agents/agent_created.html", agent=agent, secret=secret)
+        handle = secret_hold(request, org=self.org, kind="agent", secret=secret, agent=agent.pk)
+        return redirect_to_shown(reverse("agents:agent-detail", args=[self.org.slug, agent.pk]), handle)
 
     def page(self, form, status=200):
         agents = _agents_with_secrets(self.org, Agent.objects.for_org(self.org).order_by("name"))
@@ -102,13 +92,24 @@ class AgentPage(OrgPageMixin, View):
     def back(self, agent):
         return redirect("agents:agent-detail", org=self.org.slug, pk=agent.pk)
 
+    def shown(self, request, pk):
+        """The page a secret minted for this agent is shown on, once; None for an ordinary visit."""
+        shown = secret_take(request, org=self.org, kinds=SHOWN_TEMPLATES)
+        if shown is None:
+            return None
+        agent = self.agent(pk)
+        secret = shown.secret if shown.refs.get("agent") == str(agent.pk) else None
+        previous_end = parse_datetime(shown.refs.get("previous_end") or "") if secret else None
+        template = SHOWN_TEMPLATES.get(shown.kind or "", SHOWN_TEMPLATES["agent"])
+        return no_store(self.render_page(template, status=200 if secret else 410, agent=agent, secret=secret,
+                                         previous_end=previous_end))
+
 
 class AgentDetailView(AgentPage):
     required = {"get": Perm.AGENT_READ, "post": Perm.AGENT_WRITE}
-    # A grant change is a change of what a principal may do, gated like a member's role change.
 
     def get(self, request, org, pk):
-        return self.detail(self.agent(pk))
+        return self.shown(request, pk) or self.detail(self.agent(pk))
 
     def post(self, request, org, pk):
         agent = self.agent(pk)
@@ -133,7 +134,7 @@ class AgentRotateView(AgentPage):
     def post(self, request, org, pk):
         agent = self.agent(pk)
         form = SecretRotateForm(request.POST)
-        if not form.is_valid():
+        if not form.is_valid():  # a window of 0 needs its box ticked (SecretRotateForm.clean)
             return self.detail(agent, status=400, rotate_form=form)
         try:
             secret, previous_end = policies.agent_secret_rotate(
@@ -141,14 +142,13 @@ class AgentRotateView(AgentPage):
         except ServiceError as exc:
             form_apply_service_error(form, exc)
             return self.detail(agent, status=exc.status, rotate_form=form)
-        return _secret_response(self, "agents/agent_secret_rotated.html", agent=agent, secret=secret,
-                                previous_end=previous_end)
+        handle = secret_hold(request, org=self.org, kind="agent_secret", secret=secret, agent=agent.pk,
+                             previous_end=previous_end.isoformat() if previous_end else "")
+        return redirect_to_shown(reverse("agents:agent-detail", args=[self.org.slug, agent.pk]), handle)
 
 
 class AgentEndPreviousView(AgentPage):
     required = {"post": Perm.AGENT_CREDENTIALS}
-    # No re-authentication: ending a secret only takes access away, and in an incident it must
-    # not wait for a password prompt.
 
     def post(self, request, org, pk):
         agent = self.agent(pk)
@@ -162,18 +162,31 @@ class AgentEndPreviousView(AgentPage):
 
 
 class AgentStatusView(AgentPage):
-    required = {"post": Perm.AGENT_WRITE}
+    """GET asks whether to suspend (it is also where re-authentication comes back to); POST resumes,
+    or suspends once confirmed."""
+
+    required = {"get": Perm.AGENT_WRITE, "post": Perm.AGENT_WRITE}
+    confirm_template = "agents/agent_suspend.html"
+
+    def get(self, request, org, pk):
+        return self.confirm(self.scoped(Agent, pk=pk))
 
     def post(self, request, org, pk):
-        agent = self.agent(pk)
+        agent = self.scoped(Agent, pk=pk)
         status = request.POST.get("status", "")
+        if status == AgentStatus.SUSPENDED and not confirmed(request):
+            return self.confirm(agent)
         try:
             policies.agent_set_status(access=self.access, agent=agent, status=status)
         except ServiceError as exc:
             messages.error(request, exc.detail)
-            return self.detail(agent, status=exc.status)
+            return self.detail(self.agent(pk), status=exc.status)
         messages.success(request, f"{agent.name} is {agent.get_status_display().lower()}.")
         return self.back(agent)
+
+    def confirm(self, agent, status=200):
+        running = Run.objects.for_org(self.org).filter(agent=agent, status=RunStatus.RUNNING).count()
+        return self.render_page(self.confirm_template, status=status, agent=agent, running=running)
 
 
 class AgentRevokeView(AgentPage):
@@ -192,80 +205,3 @@ class AgentRevokeView(AgentPage):
             return self.render_page(self.confirm_template, status=exc.status, agent=agent)
         messages.success(request, f"Revoked {agent.name}: its secrets, tokens and runs no longer work.")
         return self.back(agent)
-
-
-# --- Connections ------------------------------------------------------------------------------
-
-
-class ConnectionListView(OrgPageMixin, View):
-    required = {"get": Perm.CONNECTION_READ, "post": Perm.CONNECTION_WRITE}
-    template = "agents/connections.html"
-
-    def get(self, request, org):
-        return self.page(ConnectionCreateForm())
-
-    def post(self, request, org):
-        form = ConnectionCreateForm(request.POST)
-        if not form.is_valid():
-            return self.page(form, status=400)
-        data = form.cleaned_data
-        try:
-            connection, secret = policies.connection_create(
-                access=self.access, name=data["name"], audience=data["audience"], scopes=data["scopes"])
-        except ServiceError as exc:
-            form_apply_service_error(form, exc)
-            return self.page(form, status=exc.status)
-        return _secret_response(self, "agents/connection_created.html", connection=connection, secret=secret)
-
-    def page(self, form, status=200):
-        connections = Connection.objects.for_org(self.org).order_by("name")
-        return self.render_page(self.template, status=status, form=form, connections=connections)
-
-
-# --- Runs -------------------------------------------------------------------------------------
-
-
-class RunListView(OrgPageMixin, View):
-    required = {"get": Perm.RUN_READ, "post": Perm.RUN_WRITE}
-    template = "agents/runs.html"
-
-    def get(self, request, org):
-        return self.page(RunStartForm(org=self.org))
-
-    def post(self, request, org):
-        form = RunStartForm(request.POST, org=self.org)
-        if not form.is_valid():
-            return self.page(form, status=400)
-        try:
-            run = policies.run_start(access=self.access, agent=form.cleaned_data["agent"],
-                                     description=form.cleaned_data["description"])
-        except ServiceError as exc:
-            form_apply_service_error(form, exc)
-            return self.page(form, status=exc.status)
-        messages.success(request, f"Started run {run.pk} of {run.agent.name}.")
-        return redirect("agents:runs", org=self.org.slug)
-
-    def page(self, form, status=200):
-        return _runs_page(self, form, status)
-
-
-def _runs_page(page, form, status=200):
-    runs = Run.objects.for_org(page.org).select_related("agent").order_by("-started_at")[:RUNS_SHOWN]
-    return page.render_page(RunListView.template, status=status, form=form, runs=runs, shown=RUNS_SHOWN)
-
-
-class RunTerminateView(OrgPageMixin, View):
-    required = {"post": Perm.RUN_WRITE}
-
-    def post(self, request, org, pk):
-        run = self.scoped(Run, pk=pk)
-        try:
-            policies.run_terminate(access=self.access, run=run)
-        except ServiceError as exc:
-            messages.error(request, exc.detail)
-            return _runs_page(self, RunStartForm(org=self.org), status=exc.status)
-        messages.success(request, f"Terminated run {run.pk}; tokens bound to it stop working.")
-        # Back to where the button was: the agent's page or the runs list.
-        if request.POST.get("from") == "agent":
-            return redirect("agents:agent-detail", org=self.org.slug, pk=run.agent_id)
-        return redirect("agents:runs", org=self.org.slug)
