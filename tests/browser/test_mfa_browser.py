@@ -155,8 +155,9 @@ def _free_port() -> int:
 def _make_run_steps(env: dict, port: int) -> list[tuple[dict, list[str]]]:
     """What `make run` would run with its default HOST (per `make -n`), moved to `port`: each step's
     environment assignments and its command."""
-    listed = subprocess.run(["make", "-n", "run"], cwd=ROOT, env=env, check=True, capture_output=True,
-                            text=True, timeout=60).stdout
+    # --no-print-directory: under a parent make (make test) "Entering directory" lines would join in.
+    listed = subprocess.run(["make", "--no-print-directory", "-n", "run"], cwd=ROOT, env=env, check=True,
+                            capture_output=True, text=True, timeout=60).stdout
     steps = []
     for line in listed.replace(":8000", f":{port}").splitlines():
         words = shlex.split(line)

@@ -57,8 +57,8 @@ def test_the_origin_names_the_relying_party_the_trusted_origin_and_an_allowed_ho
 def test_make_run_derives_the_origin_from_where_it_serves():
     def dry_run(*args, **env):
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "IAM_"))}
-        result = subprocess.run(["make", "-n", "run", *args], cwd=ROOT, env={**clean, **env},
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(["make", "--no-print-directory", "-n", "run", *args], cwd=ROOT,
+                                env={**clean, **env}, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         return result.stdout
 
