@@ -2,15 +2,26 @@
 their introspection secret, delete them. Each change forgets the fast store's record of the
 connection, so an old secret fails on the very next introspection; each refusal changes nothing."""
 
+import threading
+
 import pytest
+from django.db import connection as db_connection
 from django.test import Client
 
 from agents import introspection
 from agents.models import Agent, Connection
-from agents.policies import agent_create, agent_grant_update, agent_revoke, connection_create
+from agents.policies import (
+    agent_create,
+    agent_grant_update,
+    agent_revoke,
+    connection_create,
+    connection_delete,
+)
 from agents.selectors import connection_for_client
 from audit.models import AuditEntry
+from core.errors import ServiceError
 from core.permissions import Perm
+from core.tenancy import org_scope
 from tests.agents.conftest import AUDIENCE, build_world, post_form
 from tests.factories import MemberFactory, OrgFactory, sign_in
 from tests.helpers import audit_events, latest_event
@@ -259,3 +270,46 @@ def test_another_members_session_in_another_org_cannot_touch_it(world):
     before = state(world)
     assert client.delete(api_url(world, world.connection.pk)).status_code == 404
     assert state(world) == before
+
+
+# --- Races ---------------------------------------------------------------------------------------
+
+
+def _grant_and_delete_at_once() -> tuple[dict, bool, bool]:
+    world = build_world()
+    crm, _ = connection_create(access=world.access, name="CRM", audience=OTHER, scopes=["crm:read"])
+    barrier, outcomes = threading.Barrier(2), {}
+
+    def run(name, call):
+        try:
+            barrier.wait(timeout=30)
+            with org_scope(world.org):  # as each request would be, once the guard has run
+                call()
+            outcomes[name] = "done"
+        except ServiceError as exc:
+            outcomes[name] = exc.code
+        finally:
+            db_connection.close()
+
+    calls = {"delete": lambda: connection_delete(access=world.access, connection=crm),
+             "grant": lambda: agent_grant_update(access=world.access, agent=world.agent,
+                                                 audiences=[AUDIENCE, OTHER])}
+    threads = [threading.Thread(target=run, args=item) for item in calls.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    held = OTHER in Agent.objects.get(pk=world.agent.pk).audiences
+    return outcomes, held, Connection.objects.filter(pk=crm.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_grant_and_a_deletion_at_once_never_leave_a_grant_on_a_deleted_connection():
+    if db_connection.vendor != "postgresql":
+        pytest.skip("race cases run on PostgreSQL (SQLite serialises every writer)")
+    for _ in range(10):  # the race is won either way; each round must end consistent
+        outcomes, held, exists = _grant_and_delete_at_once()
+        # One of them went first; the other was refused by what the first did.
+        assert outcomes in ({"delete": "done", "grant": "validation_error"},
+                            {"grant": "done", "delete": "connection_in_use"})
+        assert (held, exists) == ((True, True) if outcomes["grant"] == "done" else (False, False))
