@@ -6,9 +6,9 @@ import threading
 
 import pytest
 from django.db import connection as db_connection
-from django.test import Client
+from django.test import Client, override_settings
 
-from agents import introspection
+from agents import introspection, revocation
 from agents.models import Agent, Connection
 from agents.policies import (
     agent_create,
@@ -16,6 +16,7 @@ from agents.policies import (
     agent_revoke,
     connection_create,
     connection_delete,
+    connection_secret_rotate,
 )
 from agents.selectors import connection_for_client
 from audit.models import AuditEntry
@@ -29,6 +30,9 @@ from tests.helpers import audit_events, latest_event
 pytestmark = pytest.mark.django_db
 
 OTHER = "https://crm.example.com"
+UNREACHABLE_REDIS = {"default": {
+    "BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
+    "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2}}}
 
 
 def api_url(world, *parts) -> str:
@@ -213,6 +217,15 @@ def test_a_read_from_before_the_rotation_cannot_put_the_old_record_back(admin, c
     introspection._remember_connection(  # noqa: SLF001 (the fill a racing request makes)
         introspection.connection_record_key(world.slug, world.connection.client_id), stale)
     assert introspect(client, world, token).status_code == 401
+
+
+def test_a_rotation_the_store_cannot_record_is_refused_and_changes_nothing(world):
+    # Were it to commit, the store could keep answering for the old secret until its record expires.
+    before = state(world)
+    with override_settings(CACHES=UNREACHABLE_REDIS), pytest.raises(revocation.RevocationUnavailable):
+        connection_secret_rotate(access=world.access, connection=world.connection)
+    assert state(world) == before
+    assert not audit_events(world.org, "connection.secret_rotated").exists()
 
 
 # --- Deletion ------------------------------------------------------------------------------------
