@@ -115,7 +115,7 @@ def _record_lock(user, refusal) -> None:
     actor = Actor.for_user(user) if user else Actor.anonymous()
     until = timezone.now().timestamp() + refusal.retry_after
     person_record(user=user, actor=actor, event=AuditEvent.LOGIN_LOCKED, outcome=Outcome.DENIED,
-                  data={"reason": "threshold", "locked_until": int(until)})
+                  data={"reason": "threshold", "locked_until": int(until)}, queued=True)
 
 
 def _record_throttle(scope: str, retry_after: int) -> None:

@@ -278,7 +278,7 @@ def login_record_failure(*, reason: str, method: str = "password", user: User | 
     # A known account's orgs see the attempt on it (the actor stays anonymous: anyone can type an
     # address); an unknown address is the platform's alone.
     person_record(user=user, actor=Actor.anonymous(), event=AuditEvent.LOGIN_FAILED, outcome=Outcome.FAILURE,
-                  data={"reason": reason, "method": method})
+                  data={"reason": reason, "method": method}, queued=True)
 
 
 def logout_record(*, user: User) -> None:

@@ -23,3 +23,12 @@ def auth_records_cleanup() -> dict:
     old_links, _ = PasswordResetToken.objects.filter(
         expires_at__lt=timezone.now() - timedelta(days=1)).delete()
     return {"sessions": expired_sessions, "reset_links": old_links}
+
+
+@shared_task
+def person_event_to_orgs(user_id: str, event_code: int, actor: list, outcome: str, data: dict,
+                         target: list | None, context: list) -> int:
+    """Copy one event about a person's account to the log of every org they act in."""
+    from accounts.person_audit import person_event_replay
+
+    return person_event_replay(user_id, event_code, actor, outcome, data, target, context)

@@ -1,6 +1,7 @@
 """Password login and lockout (SECURITY_CASES A1-A11, Q93): response, no change, audit event."""
 
 import re
+import statistics
 import threading
 import time
 
@@ -71,13 +72,15 @@ def test_unknown_and_known_users_get_the_same_answer_at_the_same_cost(client, us
     assert (known.status_code, unknown.status_code) == (401, 401)
     assert _page(known, user.email) == _page(unknown, "nobody@example.com")
     assert hash_calls == ["verify", "encode"]  # one Argon2 operation each
-    timings = {}
-    for label, email in (("known", user.email), ("unknown", "nobody2@example.com")):
-        started = time.perf_counter()
-        for _ in range(3):
+    # Alternating samples, compared by their medians: other work on the machine slows both alike
+    # instead of whichever happened to run during a burst. Three stay under the lockout threshold.
+    timings = {"known": [], "unknown": []}
+    for i in range(3):
+        for label, email in (("known", user.email), ("unknown", f"nobody{i}@example.com")):
+            started = time.perf_counter()
             _login(Client(), email, "another wrong one")
-        timings[label] = (time.perf_counter() - started) / 3
-    assert abs(timings["known"] - timings["unknown"]) < 0.05
+            timings[label].append(time.perf_counter() - started)
+    assert abs(statistics.median(timings["known"]) - statistics.median(timings["unknown"])) < 0.05
 
 
 @override_settings(IAM_LOGIN_IP_LIMIT=5)
