@@ -4,9 +4,14 @@ A checkpoint says "this org's chain verified through seq N, whose hash is H", si
 Ed25519 key that audit/keys.py derives from the current audit key. Anyone can check the signature
 offline with the published public key (`audit/checkpoint-keys`, or `audit_checkpoint
 --public-keys`): remove `signature`, take the canonical JSON of the rest (sorted keys, no spaces,
-ASCII only) and verify. Later, `audit_verify --checkpoint FILE` checks that the chain still holds
-entry N with hash H. That catches what the chain alone cannot: deleting the newest entries and
-moving the head back leaves a chain that verifies, but no longer through the saved checkpoint.
+ASCII only) and verify. H is the contract's SHA-256 hash, so an auditor also ties the checkpoint to
+the entries offline: entry N of `audit/events` carries H, and the recomputed hashes and `prev_hash`
+links lead from it back to seq 1. The entry's MAC is left out: it is a function of H under the
+server's key, so it would attest nothing H does not, and nobody outside could check it.
+
+Later, `audit_verify --checkpoint FILE` checks that the chain still holds entry N with hash H. That
+catches what the chain alone cannot: deleting the newest entries and moving the head back leaves a
+chain that verifies, but no longer through the saved checkpoint.
 """
 
 import binascii
@@ -31,9 +36,9 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def checkpoint_issue(*, org) -> dict:
-    """A signed checkpoint of the org's head, once its chain verifies (from its mark: the head's HMAC
-    chain covers everything below it); a broken chain gets none, since a signature must never vouch
-    for a tampered head."""
+    """A signed checkpoint of the org's head, once its chain verifies (from its mark: the head's hash
+    commits to everything below it, and each MAC to its hash); a broken chain gets none, since a
+    signature must never vouch for a tampered head."""
     verdict = chain_verify_marked(chain=chain_key(org))
     if not verdict.ok:
         raise Conflict(f"The audit chain is broken at seq {verdict.first_bad_seq}: {verdict.reason}",

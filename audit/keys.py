@@ -1,11 +1,12 @@
-"""The audit key ring (`IAM_AUDIT_KEYS`): the keys that MAC the chain and sign its checkpoints.
+"""The audit key ring (`IAM_AUDIT_KEYS`): the keys that MAC the chain's entries and sign its checkpoints.
 
 A ring entry is `kid:base64url key`; the first is current. Each yields two keys by HKDF-SHA256 under
-distinct labels: an HMAC-SHA256 key for entry hashes and an Ed25519 key pair for checkpoints, so one
-secret per kid serves both without either use weakening the other (nor the credential hashes, when
-the ring is the IAM_HMAC_KEYS one). The keys live in settings, never in the database: whoever can
-write the database can neither recompute a chain nor sign a checkpoint. To rotate, put a new key
-first; entries and checkpoints made under older kids verify as long as their key stays in the ring.
+distinct labels: an HMAC-SHA256 key for entry MACs (and verification marks) and an Ed25519 key pair
+for checkpoints, so one secret per kid serves both without either use weakening the other (nor the
+credential hashes, when the ring is the IAM_HMAC_KEYS one). The keys live in settings, never in the
+database: whoever can write the database can recompute the chain's SHA-256 hashes, but neither the
+MACs over them nor a checkpoint's signature. To rotate, put a new key first; entries and checkpoints
+made under older kids verify as long as their key stays in the ring.
 """
 
 import base64

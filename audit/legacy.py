@@ -1,12 +1,13 @@
 """Sealing chains written before entries were keyed (migration audit/0005).
 
-Those entries keep their plain SHA-256 hashes and `hash_kid` "": rewriting them would change the
-record the log exists to keep, and would turn whatever they hold into keyed fact. Instead each chain
-whose newest entry is unkeyed gets one keyed `audit.chain_keyed` entry on top. Its HMAC covers the
-last unkeyed hash, so no unkeyed entry can change without that entry failing; and the verifier
-accepts unkeyed entries only below a keyed one, so a chain rewritten without the key (all of it
-unkeyed, or unkeyed after keyed) fails. Sealing checks nothing: a break among the unkeyed entries
-stays a break, reported as before.
+Those entries keep their hashes (the same SHA-256 every entry carries) with `hash_kid` "" and no
+`mac`: the log is append-only, and a MAC added now would claim they were keyed when written, which
+they were not. Instead each chain whose newest entry is unkeyed gets one
+keyed `audit.chain_keyed` entry on top. Its hash commits to the last unkeyed hash and its MAC to its
+hash, so no unkeyed entry can change, even with every SHA-256 after it recomputed, without that MAC
+failing; and the verifier accepts unkeyed entries only below a keyed one, so a chain rewritten
+without the key (all of it unkeyed, or unkeyed after keyed) fails. Sealing checks nothing: a break
+among the unkeyed entries stays a break, reported as before.
 
 The functions take the model classes, so the migration can hand in its historical ones.
 """

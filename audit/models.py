@@ -74,10 +74,12 @@ class AuditEntry(models.Model):
     target_id = models.CharField(max_length=64, blank=True)
     data = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
-    # The IAM_AUDIT_KEYS key that `hash` is an HMAC under; "" for entries from before the chain was
-    # keyed (plain SHA-256, accepted only as a prefix that a keyed entry seals: audit.chain).
+    hash = models.CharField(max_length=64)  # SHA-256 of the canonical entry, as the contract says
+    # `mac` is an HMAC-SHA256 of `hash` under the IAM_AUDIT_KEYS key `hash_kid` names (audit.chain);
+    # both are "" for entries from before the chain was keyed, accepted only as a prefix that a keyed
+    # entry seals.
     hash_kid = models.CharField(max_length=32, blank=True, default="")
+    mac = models.CharField(max_length=64, blank=True, default="")
 
     objects = org_scoped_manager(queryset=AuditEntryQuerySet)
 

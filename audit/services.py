@@ -2,13 +2,14 @@
 
 `audit_record` is called by services inside their own transaction, so an entry exists exactly when
 the change it describes was committed. Every issued token writes an entry, so this is the hottest
-write in the product. The entry's HMAC is computed here, in Python, because the audit key must
-never reach the database (a statement log would hand it to the very people the key defends
-against). On PostgreSQL the append is still one round trip in the steady state: the entry goes to
-the `audit_append` function keyed against the head this process last saw; the function locks the
+write in the product. The entry's hash (the contract's SHA-256) and its MAC under the audit key are
+computed here, in Python: the MAC's key must never reach the database (a statement log would hand it
+to the very people the key defends against), and the MAC is over the hash, so both are made
+together. On PostgreSQL the append is still one round trip in the steady state: the entry goes to
+the `audit_append` function hashed against the head this process last saw; the function locks the
 head row and inserts only if the head is still that one, otherwise it answers with the head it now
-holds locked, and the second attempt (re-keyed against it) cannot lose. Elsewhere (SQLite) the
-same steps run here, serialised by SQLite's write lock.
+holds locked, and the second attempt (hashed and MAC'd again against it) cannot lose. Elsewhere
+(SQLite) the same steps run here, serialised by SQLite's write lock.
 """
 
 import datetime
@@ -114,7 +115,7 @@ def audit_record(
 
 _APPEND_SQL = (
     "SELECT new_id, head_seq, head_hash FROM audit_append("
-    "%s, %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s::inet, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)"
+    "%s, %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s::inet, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)"
 )
 # The head each chain had after this process's last append: a guess, checked under the lock by the
 # append function. A wrong guess (another process appended, or a transaction rolled back) costs one
@@ -136,7 +137,7 @@ def _append_postgresql(entry: AuditEntry) -> AuditEntry:
                 entry.chain, str(entry.org_id) if entry.org_id else None, entry.ts, entry.actor_type,
                 entry.actor_id, entry.actor_display, entry.event_code, entry.event_name, entry.outcome,
                 entry.ip, entry.user_agent, entry.correlation_id, entry.target_type, entry.target_id, data,
-                entry.seq, entry.prev_hash, entry.hash, entry.hash_kid,
+                entry.seq, entry.prev_hash, entry.hash, entry.hash_kid, entry.mac,
             ])
             entry_id, seq, prev = cursor.fetchone()
             if entry_id is not None:

@@ -1,10 +1,15 @@
 """Verifying a chain: the whole walk, and the cheap one that API calls and pages make.
 
-The whole walk recomputes every HMAC from seq 1: `audit_verify`, the hourly task and checkpoints of
-a chain never verified before use it. Repeating it for every API call on a chain of millions would
-be the most expensive read in the product, so each chain keeps a mark (`AuditVerifiedMark`): the seq
-and hash it last verified through, and a cursor, MAC'd under an audit key so that nobody without it
-can move the mark past entries they changed. An incremental verification then checks
+Each entry must have the seq after its predecessor's, link to its hash by `prev_hash`, carry the
+SHA-256 of its own canonical JSON (the contract's hash, audit/chain.py) and, when keyed, the MAC of
+that hash under the key it names. Unkeyed entries (from before keying) count only below a keyed one.
+
+The whole walk recomputes every hash and MAC from seq 1: `audit_verify`, the hourly task and
+checkpoints of a chain never verified before use it. Repeating it for every API call on a chain of
+millions would be the most expensive read in the product, so each chain keeps a mark
+(`AuditVerifiedMark`): the seq and hash it last verified through, and a cursor, MAC'd under an audit
+key so that nobody without it can move the mark past entries they changed. An incremental
+verification then checks
 
 - every entry appended since the mark, linked back to the marked entry, which must still carry the
   marked hash;
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from audit import keys
-from audit.chain import LEGACY_KID, canonical_json, entry_hash
+from audit.chain import LEGACY_KID, canonical_json, entry_hash, hash_mac
 from audit.models import GENESIS_HASH, AuditChain, AuditEntry, AuditVerifiedMark
 
 
@@ -63,7 +68,7 @@ class Mark:
 # The columns the hash covers, read as tuples: building model instances would cost more than hashing.
 _FIELDS = ("id", "org_id", "seq", "ts", "actor_type", "actor_id", "actor_display", "event_code", "event_name",
            "outcome", "ip", "user_agent", "correlation_id", "target_type", "target_id", "data", "prev_hash",
-           "hash", "hash_kid")
+           "hash", "hash_kid", "mac")
 _Row = namedtuple("_Row", _FIELDS)
 
 
@@ -79,13 +84,21 @@ def _entry_fault(entry, expected_seq: int, expected_prev: str | None, prev_kid: 
         return f"expected seq {expected_seq}, found {entry.seq}: entries missing or reordered"
     if expected_prev is not None and entry.prev_hash != expected_prev:
         return "prev_hash does not match the previous entry: entries deleted or reordered"
-    if entry.hash_kid == LEGACY_KID and prev_kid not in (None, LEGACY_KID):
-        return "an unkeyed entry after keyed ones: the chain was rewritten without the audit key"
-    expected = entry_hash(entry)
+    if entry.hash != entry_hash(entry):
+        return "hash does not match the entry's content: the entry was altered"
+    if entry.hash_kid == LEGACY_KID:
+        if entry.mac:
+            return "an unkeyed entry carries a MAC: its key id was removed"
+        if prev_kid not in (None, LEGACY_KID):
+            return "an unkeyed entry after keyed ones: the chain was rewritten without the audit key"
+        return ""
+    expected = hash_mac(entry.hash_kid, entry.hash)
     if expected is None:
         return f"keyed under key {entry.hash_kid!r}, which IAM_AUDIT_KEYS no longer holds"
-    if not hmac.compare_digest(expected, entry.hash):
-        return "hash does not match the entry's content: the entry was altered"
+    # Bytes: compare_digest refuses a str beyond ASCII, which whoever wrote the row may have put there.
+    if not hmac.compare_digest(expected.encode(), entry.mac.encode()):
+        return (f"mac does not match the entry's hash under key {entry.hash_kid!r}: the chain was rewritten "
+                "without the audit key (this entry or one before it changed, the hashes recomputed)")
     return ""
 
 
@@ -149,7 +162,7 @@ def mark_read(chain: str) -> tuple[Mark | None, str]:
     expected = keys.mac(row.kid, _mark_material(chain, mark))
     if expected is None:
         return None, ""
-    if not hmac.compare_digest(expected, row.mac):
+    if not hmac.compare_digest(expected.encode(), row.mac.encode()):
         return None, ("the verification mark was altered: someone without the audit key wrote to the audit "
                       "tables")
     return mark, ""
@@ -177,7 +190,7 @@ def _finish(chain: str, walk: _Walk, head: AuditChain | None, checked: int) -> C
     if fault:
         return fault
     if walk.kid == LEGACY_KID:
-        # Unkeyed entries count only below a keyed one, whose HMAC covers them: these end the chain,
+        # Unkeyed entries count only below a keyed one, whose MAC covers them: these end the chain,
         # so anyone could have recomputed them.
         unkeyed = walk.first_unkeyed
         return ChainVerdict(chain, False, walk.checked, unkeyed.id, unkeyed.seq,

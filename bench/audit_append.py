@@ -2,7 +2,8 @@
 
 On PostgreSQL `audit_record` is one round trip to the `audit_append` stored function (two when
 another writer moved the head since this process last appended); the peer locks the chain head with
-SELECT ... FOR UPDATE, keys the entry in Python, inserts it and updates the head: four round trips
+SELECT ... FOR UPDATE, hashes and MACs the entry in Python as audit_record does (audit.chain.entry_seal,
+so its chain verifies like ours), inserts it and updates the head: four round trips
 inside a transaction. On SQLite `audit_record` itself takes the ORM path, so both
 sides are the same kind of append and the ratio should sit near 1.
 """
@@ -30,7 +31,7 @@ def ours(org, i: int) -> None:
 
 
 def naive(org, i: int) -> None:
-    """The textbook append: lock the head row, read it, hash, insert, write the head back."""
+    """The textbook append: lock the head row, read it, hash and MAC, insert, write the head back."""
     with transaction.atomic():
         head = AuditChain.objects.select_for_update().get(pk=chain_key(org))
         entry = AuditEntry(

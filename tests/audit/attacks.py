@@ -23,27 +23,29 @@ def raw(sql: str, params=()) -> None:
 
 
 def sha256_of(entry) -> str:
-    """The only hash an outsider can compute: the published canonical form, unkeyed."""
+    """The contract's hash, which anyone can compute: SHA-256 of the published canonical form. The
+    MAC over it needs the audit key."""
     return hashlib.sha256(canonical_json(entry_document(entry)).encode("ascii")).hexdigest()
 
 
 def rechain(org, *, legacy: bool = False) -> None:
-    """Renumber the org's entries 1..n, recompute prev_hash and hash from the first gap on, and move
-    the head to match: what `audit_verify` used to accept after entries were deleted. `legacy`
-    recomputes every entry, marked as written before the chain was keyed (hash_kid "")."""
+    """Renumber the org's entries 1..n, recompute prev_hash and the contract's SHA-256 hash from the
+    first gap on, and move the head to match: a chain anyone checking the hashes alone accepts. The
+    MACs cannot be recomputed without the key, so each entry keeps its own. `legacy` recomputes every
+    entry, marked as written before the chain was keyed (hash_kid "" and mac "")."""
     entries = list(AuditEntry.objects.for_org(org).order_by("seq"))
     prev = "0" * 64
     for seq, entry in enumerate(entries, start=1):
         if legacy or (seq, prev) != (entry.seq, entry.prev_hash):  # the untouched start stays as it was
             entry.seq, entry.prev_hash = seq, prev
-            entry.hash_kid = "" if legacy else entry.hash_kid
+            entry.hash_kid, entry.mac = ("", "") if legacy else (entry.hash_kid, entry.mac)
             entry.hash = sha256_of(entry)
         # A placeholder first: (chain, prev_hash) is unique and the old values are still there.
         raw("UPDATE audit_auditentry SET prev_hash = %s, seq = %s WHERE id = %s",
             [f"x{entry.id}", -entry.id, entry.id])
         prev = entry.hash
     for entry in entries:
-        fields = "seq = %s, prev_hash = %s, hash = %s" + (", hash_kid = ''" if legacy else "")
+        fields = "seq = %s, prev_hash = %s, hash = %s" + (", hash_kid = '', mac = ''" if legacy else "")
         raw(f"UPDATE audit_auditentry SET {fields} WHERE id = %s",  # noqa: S608
             [entry.seq, entry.prev_hash, entry.hash, entry.id])
     raw("UPDATE audit_auditchain SET last_seq = %s, last_hash = %s WHERE chain = %s",

@@ -7,9 +7,9 @@ from django.db import connection
 from audit import keys, services
 from audit.actors import Actor
 from audit.apps import audit_keys_check
-from audit.chain import canonical_json, entry_document, entry_hash
+from audit.chain import canonical_json, entry_document, entry_hash, hash_mac
 from audit.events import AuditEvent
-from audit.models import AppendOnlyError, AuditEntry, chain_key
+from audit.models import AppendOnlyError, AuditChain, AuditEntry, chain_key
 from audit.selectors import audit_verify_org
 from audit.services import audit_record
 
@@ -24,15 +24,17 @@ def _record(org, n=1, **data):
     ]
 
 
-def test_the_hash_is_an_hmac_of_the_canonical_json_under_the_named_audit_key(org, settings):
+def test_the_hash_is_the_sha256_of_the_canonical_json_and_the_mac_an_hmac_of_it(org, settings):
     entry = _record(org)[0]
     material = canonical_json(entry_document(entry)).encode("ascii")
+    assert entry.hash == hashlib.sha256(material).hexdigest()
     mac_key = keys._derive(settings.IAM_AUDIT_KEYS[entry.hash_kid], keys._MAC_LABEL)
-    assert entry.hash == hmac.new(mac_key, material, hashlib.sha256).hexdigest()
-    assert entry.hash != hashlib.sha256(material).hexdigest()
+    assert entry.mac == hmac.new(mac_key, entry.hash.encode("ascii"), hashlib.sha256).hexdigest()
+    assert entry.hash_kid == next(iter(settings.IAM_AUDIT_KEYS))
     stored = AuditEntry.objects.for_org(org).get(pk=entry.pk)
-    assert (stored.hash, stored.hash_kid, stored.seq, stored.prev_hash) == (
-        entry.hash, entry.hash_kid, 1, "0" * 64)
+    assert (stored.hash, stored.hash_kid, stored.mac, stored.seq, stored.prev_hash) == (
+        entry.hash, entry.hash_kid, entry.mac, 1, "0" * 64)
+    assert AuditChain.objects.get(pk=chain_key(org)).last_hash == entry.hash
 
 
 def test_entries_form_a_linear_chain_that_verifies(org):
@@ -43,7 +45,7 @@ def test_entries_form_a_linear_chain_that_verifies(org):
     for previous, entry in zip(stored, stored[1:], strict=False):
         assert entry.prev_hash == previous.hash
     assert [e.hash for e in stored] == [e.hash for e in entries]
-    assert all(entry_hash(e) == e.hash for e in stored)
+    assert all(entry_hash(e) == e.hash and hash_mac(e.hash_kid, e.hash) == e.mac for e in stored)
     assert audit_verify_org(org=org).ok
 
 
@@ -60,7 +62,7 @@ def test_nul_and_non_ascii_survive_a_round_trip(org):
     entry = _record(org)[0]
     stored = AuditEntry.objects.for_org(org).get(pk=entry.pk)
     assert stored.data == {"fields": ["f0", "ü"]}
-    assert entry_hash(stored) == stored.hash
+    assert entry_hash(stored) == stored.hash == entry.hash
 
 
 def test_data_keys_outside_the_allow_list_are_refused(org):

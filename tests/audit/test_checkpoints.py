@@ -14,7 +14,7 @@ from audit.models import AuditEntry
 from audit.selectors import audit_verify_org
 from audit.services import audit_record
 from core.permissions import Perm
-from tests.audit.attacks import raw, truncate_to
+from tests.audit.attacks import raw, sha256_of, truncate_to
 from tests.conftest import as_outside_requests
 from tests.factories import OrgFactory
 
@@ -57,6 +57,7 @@ def test_a_checkpoint_verifies_offline_with_the_published_key(org, key_client):
     assert {k: checkpoint[k] for k in ("type", "version", "org", "org_slug", "seq", "head", "alg")} == {
         "type": "iam.audit.checkpoint", "version": 1, "org": str(org.pk), "org_slug": org.slug, "seq": 3,
         "head": head.hash, "alg": "EdDSA"}
+    assert head.hash == sha256_of(head)  # the contract's hash, which an auditor recomputes
     # What an auditor does with nothing of ours: the JWK, the canonical JSON, an Ed25519 library.
     [jwk] = [k for k in jwks["keys"] if k["kid"] == checkpoint["kid"]]
     assert (jwk["kty"], jwk["crv"], jwk["alg"]) == ("OKP", "Ed25519", "EdDSA")

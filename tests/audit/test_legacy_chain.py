@@ -1,5 +1,6 @@
-"""Chains written before entries were keyed: their unkeyed entries stay as they were and verify once a
-keyed `audit.chain_keyed` entry seals them (migration audit/0005); rewriting them still fails."""
+"""Chains written before entries were keyed: their unkeyed entries (the contract's SHA-256, no MAC)
+stay as they were and verify once a keyed `audit.chain_keyed` entry seals them (migration
+audit/0005); rewriting them still fails, even with every SHA-256 after them recomputed."""
 
 import json
 from types import SimpleNamespace
@@ -58,7 +59,8 @@ def test_sealing_keys_the_chain_without_rewriting_it(org, settings):
     seal = entries[-1]
     assert seal.event_name == "audit.chain_keyed" and seal.seq == LEGACY + 1
     assert seal.data == {"legacy_entries": LEGACY, "kid": next(iter(settings.IAM_AUDIT_KEYS))}
-    assert seal.prev_hash == before[-1][1] and seal.hash_kid
+    assert seal.prev_hash == before[-1][1] and seal.hash_kid and seal.mac
+    assert seal.hash == sha256_of(seal) and {e.mac for e in entries[:LEGACY]} == {""}
     audit_record(org=org, actor=Actor.system(), event=AuditEvent.ORG_UPDATED, data={"fields": ["x"]})
     verdict = audit_verify_org(org=org)
     assert verdict.ok and verdict.checked == LEGACY + 2
@@ -91,6 +93,29 @@ def test_recomputing_the_legacy_entries_breaks_at_the_seal(org):
 
     assert not verdict.ok and verdict.first_bad_seq == LEGACY + 1
     assert "prev_hash does not match" in verdict.reason
+
+
+def test_recomputing_the_legacy_entries_and_the_seals_hash_breaks_at_the_seals_mac(org):
+    entries = _legacy_chain(org)
+    _seal()
+    audit_record(org=org, actor=Actor.system(), event=AuditEvent.ORG_UPDATED, data={"fields": ["x"]})
+    # Everything from the changed entry on gets its SHA-256 recomputed, the seal and after included.
+    chain = list(AuditEntry.objects.for_org(org).order_by("seq"))
+    prev = chain[0].hash
+    for entry in chain[1:]:
+        entry.prev_hash = prev
+        entry.data = {"fields": ["forged"]} if entry.seq == 2 else entry.data
+        entry.hash = prev = sha256_of(entry)
+    for entry in reversed(chain[1:]):
+        raw("UPDATE audit_auditentry SET prev_hash = %s, hash = %s, data = %s WHERE id = %s",
+            [entry.prev_hash, entry.hash, json.dumps(entry.data), entry.id])
+    raw("UPDATE audit_auditchain SET last_hash = %s WHERE chain = %s", [prev, chain_key(org)])
+
+    verdict = audit_verify_org(org=org)
+
+    # The unkeyed entries carry no MAC, so the first one that gives the rewrite away is the seal.
+    assert not verdict.ok and (verdict.first_bad_id, verdict.first_bad_seq) == (chain[LEGACY].id, LEGACY + 1)
+    assert "mac does not match" in verdict.reason and chain[1].id == entries[1].id
 
 
 def test_dropping_the_seal_to_leave_an_unkeyed_chain_is_detected(org):
@@ -138,8 +163,9 @@ def test_the_migration_seals_existing_chains_and_they_verify():
         call_command("migrate", "audit", verbosity=0)
 
     entries = list(AuditEntry.objects.for_org(org).order_by("seq"))
-    assert [e.hash_kid for e in entries[:LEGACY]] == [""] * LEGACY
-    assert entries[-1].event_name == "audit.chain_keyed" and entries[-1].hash_kid
+    assert [(e.hash_kid, e.mac) for e in entries[:LEGACY]] == [("", "")] * LEGACY
+    assert all(e.hash == sha256_of(e) for e in entries)  # untouched, and the seal's the same kind
+    assert entries[-1].event_name == "audit.chain_keyed" and entries[-1].hash_kid and entries[-1].mac
     audit_record(org=org, actor=Actor.system(), event=AuditEvent.ORG_UPDATED, data={"fields": ["x"]})
     verdict = audit_verify_org(org=org)
     assert verdict.ok and verdict.checked == LEGACY + 2

@@ -137,10 +137,11 @@ def test_the_whole_walk_still_finds_what_the_stretch_has_not_reached(org, settin
     assert not verdict.ok and verdict.first_bad_seq == 45
 
 
-def test_a_forged_mark_is_reported(org):
+@pytest.mark.parametrize("forgery", ["recheck_seq = 2", "mac = 'ééé'"], ids=["cursor", "mac-not-ascii"])
+def test_a_forged_mark_is_reported(org, forgery):
     _fill(org, 3)
     audit_verify_recorded(org=org, actor=AUDITOR)
-    raw("UPDATE audit_auditverifiedmark SET recheck_seq = 2 WHERE chain = %s", [str(org.pk)])
+    raw(f"UPDATE audit_auditverifiedmark SET {forgery} WHERE chain = %s", [str(org.pk)])  # noqa: S608
 
     verdict = audit_verify_recorded(org=org, actor=AUDITOR)
 
