@@ -36,6 +36,18 @@ def _no_org_scope_in_test_code():
 
 
 @pytest.fixture(autouse=True)
+def _celery_join_flag_reset():
+    # An eager task marks the whole process "inside a task" while it runs (Celery's
+    # denied_join_result, a process-wide flag, not a thread-local). Race tests run eager tasks from
+    # several threads at once, whose save-and-restore of that flag can interleave and leave it set,
+    # after which a real result.get() (tests/iam_project/test_celery_worker.py) refuses to wait.
+    from celery._state import _set_task_join_will_block
+
+    yield
+    _set_task_join_will_block(False)
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache(settings):
     cache.clear()
     forget_seen()
