@@ -126,6 +126,8 @@ def _find(raw: str) -> Invitation:
         raise _rejected("used", invitation)
     if invitation.expires_at <= timezone.now() or not invitation.membership.user.is_active:
         raise _rejected("expired", invitation)
+    if invitation.membership.deactivated_by_directory:  # the org's IdP switched the person off since
+        raise _rejected("directory_deactivated", invitation)
     return invitation
 
 
@@ -172,6 +174,9 @@ def invitation_accept_signed_in(*, user: User, membership: Membership) -> Member
     membership = _mine(user, membership)
     if user.scim_managed_by_id is not None and user.scim_managed_by_id != membership.org_id:
         raise Invalid("Accept this invitation from the link we mailed you.", code="link_required")
+    if membership.deactivated_by_directory:
+        raise Conflict("The organization's identity provider has switched you off there.",
+                       code="directory_deactivated")
     invitation = Invitation.objects.for_org(membership.org_id).filter(membership=membership).first()
     if invitation is not None and not _consume(invitation):
         raise Conflict("This invitation was already answered.", code="not_invited")

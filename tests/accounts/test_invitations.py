@@ -293,3 +293,22 @@ def test_parallel_acceptances_of_one_link_have_exactly_one_success():
     assert audit_events(org, "invitation.accepted").count() == 1
     racer = Membership.objects.for_org(org).get(user__email="racer@example.com")
     assert racer.status == MembershipStatus.ACTIVE
+
+
+def test_an_invitation_the_directory_switched_off_cannot_be_accepted(org, admin):
+    from tests.scim.conftest import scim_for, user_body
+
+    idp = scim_for(org)
+    person = MemberFactory(user=UserFactory(password=PASSWORD))  # an account of another org
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        created = idp.post("/Users", user_body(person.user.email)).json()
+    off = idp.patch(f"/Users/{created['id']}", [{"op": "replace", "value": {"active": False}}])
+    assert off.status_code == 200
+    membership = Membership.objects.for_org(org).get(user=person.user)
+    assert (membership.status, membership.deactivated_by_directory) == ("invited", True)
+    link = Client().post(f"/invitation/{_link()}/", {"decision": "accept"})
+    banner = sign_in(Client(), person.user).post(f"/invitations/{membership.pk}/accept/")
+    assert (link.status_code, banner.status_code) == (400, 302)
+    membership.refresh_from_db()
+    assert membership.status == "invited"
+    assert audit_events(org, "invitation.rejected").get().data == {"reason": "directory_deactivated"}
