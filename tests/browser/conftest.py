@@ -57,3 +57,12 @@ def page(chromium):
     tab = context.new_page()
     yield tab
     context.close()
+
+
+@pytest.fixture
+def owner(db):
+    """The owner the browser tests sign in as, of an org with a name a person would read."""
+    from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory
+
+    org = OrgFactory(name="Acme Robotics")
+    return MemberFactory(org=org, role="owner", user=UserFactory(password=PASSWORD))

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from agents.models import Agent, AgentSecret, Connection, Run, RunStatus
 from core.secrets import credential_parse, secret_matches
-from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory
+from tests.factories import PASSWORD
 
 # Skips (or, under IAM_REQUIRE_BROWSER=1, conftest fails the run) when Playwright is absent.
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -15,12 +15,6 @@ expect = pytest.importorskip("playwright.sync_api").expect
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 AUDIENCE = "https://tickets.acme.test/api"
-
-
-@pytest.fixture
-def owner(db):
-    org = OrgFactory(name="Acme Robotics")
-    return MemberFactory(org=org, role="owner", user=UserFactory(password=PASSWORD))
 
 
 def nav(page, name):

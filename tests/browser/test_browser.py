@@ -22,12 +22,6 @@ expect = pytest.importorskip("playwright.sync_api").expect
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def owner(db):
-    org = OrgFactory(name="Acme Robotics")
-    return MemberFactory(org=org, role="owner", user=UserFactory(password=PASSWORD))
-
-
 def log_in(page, base, email, path="/login/"):
     page.goto(base + path)
     page.get_by_label("Email").fill(email)

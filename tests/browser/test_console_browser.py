@@ -10,7 +10,7 @@ from agents import policies
 from agents.models import Agent, AgentStatus, Connection
 from rbac.models import Role
 from tests.browser.test_browser import log_in, nav
-from tests.factories import PASSWORD, MemberFactory, OrgFactory, RoleFactory, TeamFactory, UserFactory
+from tests.factories import MemberFactory, RoleFactory, TeamFactory
 from tests.helpers import access_of
 
 # Skips (or, under IAM_REQUIRE_BROWSER=1, conftest fails the run) when Playwright is absent.
@@ -19,12 +19,6 @@ expect = pytest.importorskip("playwright.sync_api").expect
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 AUDIENCE = "https://tickets.acme.test/api"
-
-
-@pytest.fixture
-def owner(db):
-    org = OrgFactory(name="Acme Robotics")
-    return MemberFactory(org=org, role="owner", user=UserFactory(password=PASSWORD))
 
 
 def test_reloading_the_new_api_key_page_mints_no_second_key(page, live_server, owner):

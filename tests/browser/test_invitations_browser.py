@@ -8,7 +8,7 @@ import pytest
 from django.core import mail
 
 from accounts.models import Membership
-from tests.browser.test_browser import log_in, owner  # noqa: F401 (the fixture)
+from tests.browser.test_browser import log_in
 from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory
 
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -19,7 +19,7 @@ NEW_PASSWORD = "lantern orbit ferry 7291 quietly"
 LINK = re.compile(r"https?://[^/\s]+(/invitation/[A-Za-z0-9_-]+/)")
 
 
-def test_an_invited_person_accepts_sets_a_password_and_signs_in(page, chromium, live_server, owner):  # noqa: F811
+def test_an_invited_person_accepts_sets_a_password_and_signs_in(page, chromium, live_server, owner):
     org = owner.org
     log_in(page, live_server.url, owner.user.email)
     page.get_by_label("Email").fill("newcomer@example.com")
@@ -68,7 +68,7 @@ def test_a_signed_in_person_accepts_from_the_banner(page, live_server):
     assert invited.status == "active"
 
 
-def test_a_form_survives_re_authentication(page, live_server, owner):  # noqa: F811
+def test_a_form_survives_re_authentication(page, live_server, owner):
     from importlib import import_module
 
     from django.conf import settings
