@@ -2,7 +2,6 @@
 
 import re
 import statistics
-import threading
 import time
 
 import pytest
@@ -13,6 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.passwords import IamArgon2Hasher
 from audit.models import AuditEntry
 from tests.factories import PASSWORD, MemberFactory, UserFactory
+from tests.helpers import in_parallel
 
 pytestmark = pytest.mark.django_db
 
@@ -188,21 +188,7 @@ def test_fifty_parallel_wrong_passwords_verify_at_most_the_threshold(hash_calls)
         pytest.skip("race cases run on PostgreSQL (SQLite serialises every writer)")
     user = UserFactory(password=PASSWORD)
     MemberFactory(user=user)  # default policy: threshold 5
-    barrier = threading.Barrier(50)
-    statuses = []
-
-    def attempt():
-        try:
-            barrier.wait(timeout=30)
-            statuses.append(_login(Client(), user.email, "wrong password").status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=attempt) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    statuses = in_parallel(50, lambda i: _login(Client(), user.email, "wrong password").status_code)
     assert len(statuses) == 50
     assert hash_calls.count("verify") <= 5
     assert _login(Client(), user.email, PASSWORD).status_code == 401  # locked

@@ -2,7 +2,6 @@
 Passkeys (C24) are in test_passkeys.py."""
 
 import re
-import threading
 import time
 
 import pytest
@@ -18,6 +17,7 @@ from accounts.models import RecoveryCode, RecoveryCodeDevice, SecurityPolicy, We
 from audit.models import AuditEntry
 from core.secrets import secret_hash
 from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory
+from tests.helpers import in_parallel
 
 pytestmark = pytest.mark.django_db
 
@@ -267,28 +267,6 @@ def test_another_persons_factor_is_not_found(user):
 
 
 # --- one time step, one use (C18 under concurrency) --------------------------------------------
-
-
-def in_parallel(count, call) -> list:
-    """Run `call(i)` in `count` threads released together, each on its own database connection."""
-    barrier, results, errors = threading.Barrier(count), {}, []
-
-    def run(i):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = call(i)
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors and len(results) == count
-    return [results[i] for i in range(count)]
 
 
 def roomy_lockout(member):

@@ -2,7 +2,6 @@
 overlap window, ended by its timestamp at authentication (no worker); ending it early is immediate
 and kills what it issued; concurrent rotations never leave more than two live secrets."""
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +14,7 @@ from agents.policies import agent_policy_update, agent_secret_end_previous, agen
 from core.errors import Invalid
 from core.tenancy import org_scope
 from tests.agents.conftest import build_world, issued_count, post_form
-from tests.helpers import audit_events
+from tests.helpers import audit_events, in_parallel
 
 
 def _start() -> datetime:
@@ -112,25 +111,13 @@ def test_concurrent_rotations_leave_one_current_and_at_most_two_live(client):
     if connection.vendor != "postgresql":
         pytest.skip("race cases run on PostgreSQL (SQLite serialises every writer)")
     world = build_world()
-    barrier, displays, errors = threading.Barrier(10), [], []
 
-    def rotate():
-        try:
-            barrier.wait()
-            with org_scope(world.org):  # as each request would be, once the guard has run
-                display, _ = agent_secret_rotate(access=world.access, agent=world.agent, overlap_seconds=3600)
-            displays.append(display)
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+    def rotate(_):
+        with org_scope(world.org):  # as each request would be, once the guard has run
+            return agent_secret_rotate(access=world.access, agent=world.agent, overlap_seconds=3600)[0]
 
-    threads = [threading.Thread(target=rotate) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors and len(set(displays)) == 10
+    displays = in_parallel(10, rotate)
+    assert len(set(displays)) == 10
     rows = AgentSecret.objects.filter(agent=world.agent)
     assert rows.count() == 11
     assert rows.filter(expires_at__isnull=True, revoked_at__isnull=True).count() == 1
