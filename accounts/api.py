@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from accounts.forms import SecurityPolicyForm
 from accounts.models import ApiKey, Membership, MembershipStatus, SecurityPolicy
 from accounts.policy import policy_for_org
+from accounts.selectors import member_search
 from accounts.services import POLICY_FIELDS
 from core.permissions import Perm
 from core.roles import BuiltinRole
@@ -81,6 +82,9 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
         "send_password_reset": Perm.MEMBER_WRITE,
         "resend_invitation": Perm.MEMBER_WRITE,
     }
+
+    def search_filter(self, text: str):
+        return member_search(text)
 
     def scope(self, queryset):
         return (

@@ -196,8 +196,12 @@ def invitation_decline_link(*, raw: str) -> None:
 @records_denials
 @transaction.atomic
 def invitation_decline(*, user: User, membership: Membership) -> None:
-    """The person says no, signed in: the membership goes."""
-    _decline(_mine(user, membership))
+    """The person says no, signed in: the membership goes. An account another org's SCIM manages
+    answers only from the mailed link (that org's admins may know its password)."""
+    membership = _mine(user, membership)
+    if user.scim_managed_by_id is not None and user.scim_managed_by_id != membership.org_id:
+        raise Invalid("Answer this invitation from the link we mailed you.", code="link_required")
+    _decline(membership)
 
 
 def _decline(membership: Membership) -> None:
@@ -246,12 +250,17 @@ def _activate(membership: Membership, actor: Actor, *, via: str) -> Membership:
 
 
 def invitations_pending_for(user) -> list[Membership]:
-    """The person's unanswered invitations, for the banner. One query."""
+    """The person's unanswered invitations, for the banner. One query. An account another org's
+    SCIM manages sees none there: those are answered from the mailed link only, and that org's
+    admins, who may know the account's password, must not read or answer them."""
     if not getattr(user, "is_authenticated", False):
         return []
-    return list(Membership.objects.unscoped()  # the person's own memberships in every org
-                .filter(user=user, status=MembershipStatus.INVITED).select_related("org")
-                .order_by("created_at"))
+    pending = (Membership.objects.unscoped()  # the person's own memberships in every org
+               .filter(user=user, status=MembershipStatus.INVITED).select_related("org")
+               .order_by("created_at"))
+    if user.scim_managed_by_id is not None:
+        pending = pending.filter(org_id=user.scim_managed_by_id)
+    return list(pending)
 
 
 def invitation_of(user, pk) -> Membership | None:

@@ -1,6 +1,8 @@
 """Reads about people and their memberships."""
 
-from accounts.models import ACTING_STATUSES, Membership
+from django.db.models import Q
+
+from accounts.models import ACTING_STATUSES, Membership, MembershipStatus
 
 
 def orgs_for_user(user) -> list:
@@ -15,3 +17,10 @@ def orgs_for_user(user) -> list:
 def shared_with_other_org(user, org) -> bool:
     """Whether another org than `org` has this person as a member (in any status)."""
     return Membership.objects.unscoped().filter(user=user).exclude(org=org).exists()  # across orgs
+
+
+def member_search(text: str) -> Q:
+    """Members whose address or name contains `text`. A pending invitation is found by the address
+    the org typed only: its account's name is not the org's to see, nor to guess at."""
+    return Q(user__email__icontains=text) | (
+        ~Q(status=MembershipStatus.INVITED) & Q(user__display_name__icontains=text))

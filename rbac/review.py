@@ -16,7 +16,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 from django_otp import device_classes
 
-from accounts.models import ACTING_STATUSES, ApiKey, Membership, RecoveryCodeDevice
+from accounts.models import ACTING_STATUSES, ApiKey, Membership, MembershipStatus, RecoveryCodeDevice
 from audit.exports import CHUNK, ReviewSource, column, iso
 from rbac.models import Role, TeamMembership
 from rbac.selectors import memberships_permissions
@@ -38,12 +38,15 @@ def _mfa_enrolled_users(org) -> set:
 def _row(membership: Membership, perms, mfa_users: set) -> list:
     user = membership.user
     team_memberships = list(membership.team_memberships.all())
+    # Until the person accepts, the org knows the address it typed and nothing of the account.
+    pending = membership.status == MembershipStatus.INVITED
     return [
-        "human", user.pk, user.display_name, user.email, membership.status, membership.source,
+        "human", "" if pending else user.pk, "" if pending else user.display_name, user.email,
+        membership.status, membership.source,
         membership.role, "; ".join(sorted(r.name for r in membership.custom_roles.all())),
         "; ".join(sorted(f"{tm.team.name} ({tm.role})" for tm in team_memberships)),
-        " ".join(sorted(perms)), "yes" if user.pk in mfa_users else "no",
-        iso(user.last_login), iso(membership.created_at), "", "", "", "",
+        " ".join(sorted(perms)), "" if pending else ("yes" if user.pk in mfa_users else "no"),
+        "" if pending else iso(user.last_login), iso(membership.created_at), "", "", "", "",
     ]
 
 

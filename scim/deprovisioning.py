@@ -14,6 +14,7 @@ from django.db import transaction
 
 from accounts import services as accounts
 from accounts.departures import member_departed
+from accounts.models import MembershipStatus
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import AuditAs, Target, audit_record, records_denials
@@ -46,10 +47,15 @@ def deprovision(*, scim_user: ScimUser, actor: Actor, how: str) -> DeprovisionRe
         raise ValueError(f"how must be one of {DEPROVISION_HOWS}")
     membership = lock(scim_user)
     org, user = membership.org, membership.user
+    pending = membership.status == MembershipStatus.INVITED
     summary = AuditAs(within=AuditEvent.DEPROVISIONED)
     newly = accounts.membership_directory_deactivate(membership=membership, actor=actor, audit_as=summary)
     _active_set(scim_user, False)
     reconcile(scim_user, actor)  # no longer acting: every mapped grant is taken back
+    if pending:
+        # The person never accepted: this org has no say over their account, sessions or the
+        # credentials they hold elsewhere. The directory's decision stays on the invitation.
+        return DeprovisionResult(0, 0, 0, 0, False)
     # Sessions belong to the person, not the org, and the guard refuses this membership on every
     # request anyway. So they end only when the person can act in no org any more: otherwise one
     # org's directory, by toggling `active`, could log someone out of another org again and again.

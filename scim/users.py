@@ -171,7 +171,9 @@ def _user_create(*, org, actor: Actor, fields: dict) -> ScimUser:
     if fields.get("password"):
         _set_password(user, org, actor, fields["password"], strict=False)
     active = fields["active"] is not False
-    if active:
+    if active and (not linked or membership.can_act):
+        # Switching an account on is for its own org's directory, or one the person has joined:
+        # a pending invitation gives this org no say over the account.
         accounts.user_activate(user=user)
     audit_record(org=org, actor=actor, event=AuditEvent.SCIM_USER_CREATED, target=Target.of(scim_user),
                  data={"user_name": scim_user.user_name, "external_id": scim_user.external_id,

@@ -98,10 +98,14 @@ class OrgScopedViewSet(OrgScopedMixin, GenericViewSet):
             raise ValidationError({"q": [f"At most {MAX_QUERY} characters."]})
         if "\x00" in text:  # PostgreSQL refuses NUL in a string, as a server error
             raise ValidationError({"q": ["Null characters are not allowed."]})
+        return queryset.filter(self.search_filter(text))
+
+    def search_filter(self, text: str) -> Q:
+        """What `?q=` matches: any search field containing the text. A view may narrow it."""
         match = Q()
         for name in self.search_fields:
             match |= Q(**{f"{name}__icontains": text})
-        return queryset.filter(match)
+        return match
 
     def get_object(self):
         lookup = self.lookup_url_kwarg or self.lookup_field

@@ -2,7 +2,6 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -11,7 +10,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.forms import ApiKeyCreateForm, MemberAddForm, MemberEditForm
 from accounts.models import ApiKey, Membership
-from accounts.selectors import orgs_for_user
+from accounts.selectors import member_search, orgs_for_user
 from accounts.views.login import landing
 from accounts.views.shown_once import no_store, redirect_to_shown, secret_hold, secret_take
 from core.errors import ServiceError
@@ -76,7 +75,7 @@ class MemberListView(OrgPageMixin, View):
         # NUL cannot be in a stored email or name (PostgreSQL refuses it in a query): drop it.
         q = self.request.GET.get("q", "").replace("\x00", "").strip()[:MAX_QUERY]
         if q:  # by email or name, as the admin API's ?q= does
-            members = members.filter(Q(user__email__icontains=q) | Q(user__display_name__icontains=q))
+            members = members.filter(member_search(q))
         return self.render_page(self.template, status=status, members=members, form=form, q=q)
 
 

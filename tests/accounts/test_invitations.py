@@ -297,3 +297,47 @@ def test_an_invitation_the_directory_switched_off_cannot_be_accepted(org, admin)
     membership.refresh_from_db()
     assert membership.status == "invited"
     assert audit_events(org, "invitation.rejected").get().data == {"reason": "directory_deactivated"}
+
+
+# --- nothing of the account shows before acceptance, wherever the org looks --------------------------
+
+
+def test_the_access_review_shows_a_pending_invitee_by_the_typed_address_only(org, admin):
+    import csv
+    import io
+
+    person = MemberFactory(user=UserFactory(password=PASSWORD, display_name="Victim Realname"))
+    person.user.last_login = timezone.now()
+    person.user.save()
+    _invite(admin, org, person.user.email)
+    fresh = sign_in(Client(), _owner(org).user, mfa=True)
+    response = fresh.get(f"/api/v1/orgs/{org.slug}/exports/access-review.csv")
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    [row] = [r for r in csv.DictReader(io.StringIO(body)) if r["email"] == person.user.email]
+    assert (row["principal_id"], row["name"], row["mfa_enrolled"], row["last_login_at"]) == ("", "", "", "")
+    assert row["status"] == "invited"
+
+
+def test_searching_members_never_matches_a_pending_invitees_name(org, admin):
+    person = MemberFactory(user=UserFactory(display_name="Victim Realname"))
+    _invite(admin, org, person.user.email)
+    api = admin.get(f"/api/v1/orgs/{org.slug}/members", {"q": "Realname"}).json()["results"]
+    page = admin.get(f"/orgs/{org.slug}/members/", {"q": "Realname"}).content.decode()
+    assert api == [] and person.user.email not in page
+    by_address = admin.get(f"/api/v1/orgs/{org.slug}/members", {"q": person.user.email}).json()["results"]
+    assert [m["email"] for m in by_address] == [person.user.email]
+
+
+def test_the_org_managing_an_account_neither_sees_nor_answers_other_orgs_invitations(org, admin):
+    from tests.scim.conftest import scim_for, user_body
+
+    idp = scim_for()
+    assert idp.post("/Users", user_body("ceo@victim.example", password=NEW_PASSWORD)).status_code == 201
+    _invite(admin, org, "ceo@victim.example")
+    pending = Membership.objects.for_org(org).get(user__email="ceo@victim.example")
+    browser = sign_in(Client(), pending.user)  # as the managing org's admin could
+    assert org.name.encode() not in browser.get(f"/orgs/{idp.org.slug}/members/").content
+    declined = browser.post(f"/invitations/{pending.pk}/decline/")
+    assert declined.status_code == 302
+    pending.refresh_from_db()
+    assert pending.status == "invited" and not audit_events(org, "invitation.declined").exists()

@@ -13,7 +13,7 @@ from accounts.models import Membership, MembershipStatus, User
 from rbac.guard import access_for_user
 from rbac.policies import member_add, policy_update
 from scim.models import ScimUser
-from tests.factories import PASSWORD, MemberFactory, sign_in
+from tests.factories import PASSWORD, MemberFactory, UserFactory, sign_in
 from tests.helpers import audit_events as _events
 from tests.helpers import events_since as _events_since
 from tests.helpers import last_seq as _last_seq
@@ -195,3 +195,33 @@ def test_once_the_idp_deletes_someone_only_the_directory_brings_them_back(scim):
     assert again.status_code == 201
     membership.refresh_from_db()
     assert membership.status == MembershipStatus.ACTIVE and not membership.deactivated_by_directory
+
+
+@pytest.mark.django_db
+def test_linking_an_existing_account_inactive_leaves_its_sessions_and_account_alone():
+    from accounts.models import UserSession
+
+    org_b = scim_for()
+    person = UserFactory(password=PASSWORD)  # an account that acts in no org (yet), signed in
+    sign_in(Client(), person)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        linked = org_b.post("/Users", user_body(person.email, active=False))
+    assert linked.status_code == 201
+    person.refresh_from_db()
+    assert person.is_active and UserSession.objects.filter(user=person).count() == 1
+    membership = Membership.objects.for_org(org_b.org).get(user=person)
+    assert (membership.status, membership.deactivated_by_directory) == ("invited", True)
+    assert not _events(org_b.org, "member.deprovisioned").exists()
+    assert org_b.delete(f"/Users/{linked.json()['id']}").status_code == 204
+    person.refresh_from_db()
+    assert person.is_active and UserSession.objects.filter(user=person).count() == 1
+
+
+@pytest.mark.django_db
+def test_linking_does_not_switch_back_on_an_account_switched_off_elsewhere():
+    org_a, org_b = scim_for(), scim_for()
+    off = UserFactory(is_active=False)
+    MemberFactory(org=org_a.org, user=off, status="deprovisioned")
+    assert org_b.post("/Users", user_body(off.email)).status_code == 201
+    off.refresh_from_db()
+    assert not off.is_active
