@@ -15,8 +15,6 @@ Links are stored as the SHA-256 of 32 random bytes (as reset links are) and cons
 conditional UPDATE, so two parallel acceptances get exactly one success.
 """
 
-import hashlib
-import secrets
 from datetime import timedelta
 
 from django.conf import settings
@@ -30,6 +28,7 @@ from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record, records_denials
 from core.errors import Conflict, DenialAudit, Invalid, NotFound, ServiceError
+from core.secrets import link_secret, link_secret_hash
 
 
 def ttl_seconds() -> int:
@@ -40,10 +39,6 @@ class InvitationRejected(ServiceError):
     """The link is unknown, used, expired or cancelled. `code` is the audited reason."""
 
     status = 400
-
-
-def token_hash(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def invitation_link(raw: str) -> str:
@@ -59,7 +54,7 @@ def invitation_send(*, membership: Membership, actor: Actor, invited_by=None) ->
     """(Re)issue the membership's link and mail it: a new secret, a new expiry; an older link dies."""
     if membership.status != MembershipStatus.INVITED:
         raise Conflict("This person has already accepted.", code="not_invited")
-    raw = secrets.token_urlsafe(32)
+    raw, digest = link_secret()
     now = timezone.now()
     expires = now + timedelta(seconds=ttl_seconds())
     invitation = Invitation.objects.for_org(membership.org_id).filter(membership=membership).first()
@@ -67,7 +62,7 @@ def invitation_send(*, membership: Membership, actor: Actor, invited_by=None) ->
     if invitation is None:
         invitation = Invitation(org_id=membership.org_id, membership=membership, invited_by=invited_by,
                                 created_at=now, sent_count=0)
-    invitation.token_hash, invitation.sent_at, invitation.expires_at = token_hash(raw), now, expires
+    invitation.token_hash, invitation.sent_at, invitation.expires_at = digest, now, expires
     invitation.sent_count += 1
     invitation.used_at = None
     invitation.save()
@@ -119,7 +114,7 @@ def _rejected(reason: str, invitation: Invitation | None = None) -> InvitationRe
 def _find(raw: str) -> Invitation:
     invitation = (Invitation.objects.unscoped()  # the link names its own org
                   .select_related("membership__user", "membership__org")
-                  .filter(token_hash=token_hash(raw)).first() if raw else None)
+                  .filter(token_hash=link_secret_hash(raw)).first() if raw else None)
     if invitation is None:
         raise _rejected("unknown")
     if invitation.used_at is not None or invitation.membership.status != MembershipStatus.INVITED:

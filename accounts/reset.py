@@ -14,7 +14,6 @@ left alone, so a reset is never a way round a lockout.
 """
 
 import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -31,6 +30,7 @@ from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record, records_denials
 from core.errors import DenialAudit, Invalid, ServiceError
+from core.secrets import link_secret, link_secret_hash
 
 ACCOUNT_WINDOW_SECONDS = 3600
 
@@ -65,8 +65,7 @@ class ResetRequestOutcome:
     retry_after: int | None = None
 
 
-def token_hash(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
+token_hash = link_secret_hash
 
 
 def _counter_key(scope: str, value: str) -> str:
@@ -104,8 +103,7 @@ def reset_request(*, email: str, ip: str | None) -> ResetRequestOutcome:
     email = normalize_email(email)
     # Counted for unknown addresses too: the same cache work on every path, and no oracle in it.
     within_limit = _count(_counter_key("acct", email), ACCOUNT_WINDOW_SECONDS) <= account_limit()
-    raw = secrets.token_urlsafe(32)
-    digest = token_hash(raw)  # computed on every path so timing does not tell who has an account
+    raw, digest = link_secret()  # made on every path so timing does not tell who has an account
     user = User.objects.filter(email=email, is_active=True).first() if email else None
     _request_record(user, raw, digest, within_limit)
     return ResetRequestOutcome("accepted")
@@ -234,8 +232,8 @@ def reset_link_send(*, membership, actor) -> None:
     user = membership.user
     if not user.is_active:
         raise Invalid("This account is deactivated.", code="inactive")
-    raw = secrets.token_urlsafe(32)
-    _token_store(user, token_hash(raw))
+    raw, digest = link_secret()
+    _token_store(user, digest)
     audit_record(org=membership.org, actor=actor, event=AuditEvent.PASSWORD_RESET_REQUESTED,
                  target=Target.of(membership), data={"delivered": True, "reason": "admin"})
     _mail_link(user, raw)

@@ -84,3 +84,15 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def link_secret() -> tuple[str, str]:
+    """A single-use emailed link's secret and what is stored of it: 32 random bytes, kept as their
+    SHA-256 only (high entropy, so a fast unkeyed hash cannot be brute-forced; a leaked table
+    yields no usable link). Password reset and invitation links use it."""
+    raw = secrets.token_urlsafe(32)
+    return raw, link_secret_hash(raw)
+
+
+def link_secret_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
