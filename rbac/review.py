@@ -109,16 +109,21 @@ def _key_row(key: ApiKey, held, now) -> list:
     ]
 
 
-def api_key_rows(org):
-    """Keys in chunks, oldest first: per chunk the keys with their creators, the creators' acting
-    memberships and those memberships' permissions, three queries however many."""
+def credential_rows(org, credentials, row):
+    """Rows of an org's credentials (a queryset of a credential-kernel model) in chunks, oldest
+    first: per chunk the credentials with their creators, the creators' acting memberships and
+    those memberships' permissions, three queries however many. `row(credential, what its maker
+    holds now or None, now)` makes each."""
     now = timezone.now()
-    keys = (ApiKey.objects.for_org(org).select_related("created_by").order_by("created_at", "pk")
-            .iterator(chunk_size=CHUNK))
-    while chunk := list(islice(keys, CHUNK)):
-        held = makers_permissions(org, {key.created_by for key in chunk})
-        for key in chunk:
-            yield _key_row(key, held.get(key.created_by_id), now)
+    rows = credentials.select_related("created_by").order_by("created_at", "pk").iterator(chunk_size=CHUNK)
+    while chunk := list(islice(rows, CHUNK)):
+        held = makers_permissions(org, {credential.created_by for credential in chunk})
+        for credential in chunk:
+            yield row(credential, held.get(credential.created_by_id), now)
+
+
+def api_key_rows(org):
+    return credential_rows(org, ApiKey.objects.for_org(org), _key_row)
 
 
 API_KEYS = ReviewSource(rows=api_key_rows, count=lambda org: ApiKey.objects.for_org(org).count())

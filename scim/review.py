@@ -8,13 +8,11 @@ org's own view of them (`ScimUser`), which the account's display name may not ma
 `name` column is the IdP's displayName, else name.formatted, else given, middle and family names.
 """
 
-from itertools import islice
 
-from django.utils import timezone
 
-from audit.exports import CHUNK, ReviewSource, iso
+from audit.exports import ReviewSource, iso
 from core.permissions import ALL_PERMS
-from rbac.review import credential_status, makers_permissions
+from rbac.review import credential_rows, credential_status
 from scim.models import ScimToken, ScimUser
 
 SCIM_RESOURCES = "Users Groups"  # RFC 7643 resource types a token writes
@@ -32,15 +30,7 @@ def _token_row(token: ScimToken, held, now) -> list:
 
 
 def scim_token_rows(org):
-    """Tokens in chunks, oldest first: three queries a chunk (tokens with creators, the creators'
-    memberships, their permissions)."""
-    now = timezone.now()
-    tokens = (ScimToken.objects.for_org(org).select_related("created_by").order_by("created_at", "pk")
-              .iterator(chunk_size=CHUNK))
-    while chunk := list(islice(tokens, CHUNK)):
-        held = makers_permissions(org, {token.created_by for token in chunk})
-        for token in chunk:
-            yield _token_row(token, held.get(token.created_by_id), now)
+    return credential_rows(org, ScimToken.objects.for_org(org), _token_row)
 
 
 SCIM_TOKENS = ReviewSource(rows=scim_token_rows, count=lambda org: ScimToken.objects.for_org(org).count())
