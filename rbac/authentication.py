@@ -14,7 +14,7 @@ from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
 from core.credentials import CredentialRefused, credential_authenticate
 from rbac.access import Access, ServicePrincipal
-from rbac.selectors import acting_member_permissions
+from rbac.selectors import creator_permissions, with_creator_role
 
 
 class ApiKeyPrincipal(ServicePrincipal):
@@ -37,11 +37,8 @@ class ApiKeyPrincipal(ServicePrincipal):
 
 def api_key_effective_perms(key: ApiKey) -> frozenset | None:
     """The key's declared permissions within its creator's current ones, or None when nobody who can
-    act in the org stands behind it. One query (the creator's membership with its roles)."""
-    creator = key.created_by
-    if creator is None or not creator.is_active:
-        return None
-    held = acting_member_permissions(org_id=key.org_id, user_id=creator.pk)
+    act in the org stands behind it (`key` read through rbac.selectors.with_creator_role)."""
+    held = creator_permissions(key)
     return None if held is None else key.perms & held
 
 
@@ -54,7 +51,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         if scheme.lower() != "bearer" or raw.strip().count(".") == 2:
             return None  # not ours: a JWT is an agent token (agents.authentication)
         # The credential names its org; the guard then checks the URL's.
-        keys = ApiKey.objects.unscoped().select_related("org", "created_by")
+        keys = with_creator_role(ApiKey.objects.unscoped().select_related("org", "created_by"))
         try:
             key = credential_authenticate(raw.strip(), keys)
         except CredentialRefused as refused:

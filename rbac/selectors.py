@@ -2,11 +2,12 @@ import json
 import uuid
 
 from django.db import connection
+from django.db.models import OuterRef, Subquery
 
 from accounts.models import ACTING_STATUSES, Membership
 from core.errors import NotFound
 from core.permissions import Perm, perms_from_strings
-from core.roles import BUILTIN_ROLES
+from core.roles import BUILTIN_ROLES, BuiltinRole
 from rbac.models import Role
 
 
@@ -86,3 +87,25 @@ def acting_member_permissions(*, org_id, user_id) -> frozenset[Perm] | None:
     if not rows:
         return None
     return permissions_of(rows[0][0], [permissions for _, permissions in rows if permissions is not None])
+
+
+def with_creator_role(credentials):
+    """Credentials (a credential-kernel queryset) annotated with `creator_role`: their creator's
+    built-in role in the credential's own org while the creator can act there, else None. Read in
+    the credential's own lookup, so an owner's credential costs no query of its own."""
+    standing = (Membership.objects.unscoped()  # the credential's own org, matched below
+                .filter(org_id=OuterRef("org_id"), user_id=OuterRef("created_by_id"),
+                        status__in=ACTING_STATUSES).values("role")[:1])
+    return credentials.annotate(creator_role=Subquery(standing))
+
+
+def creator_permissions(credential) -> frozenset[Perm] | None:
+    """What the creator of a credential read through `with_creator_role` holds in its org now, or
+    None when nobody who can act there stands behind it. No query for an owner's (every
+    permission, by the built-in role alone); one otherwise (custom and team roles)."""
+    creator = credential.created_by
+    if creator is None or not creator.is_active or credential.creator_role is None:
+        return None
+    if credential.creator_role == BuiltinRole.OWNER:
+        return frozenset(BUILTIN_ROLES[BuiltinRole.OWNER])
+    return acting_member_permissions(org_id=credential.org_id, user_id=creator.pk)

@@ -20,7 +20,7 @@ from core.permissions import ALL_PERMS
 from core.secrets import credential_mint
 from rbac.access import Access
 from rbac.authorization import assert_can_grant
-from rbac.selectors import acting_member_permissions
+from rbac.selectors import creator_permissions, with_creator_role
 from scim.models import ScimToken
 
 MAX_GRACE_SECONDS = 7 * 24 * 3600
@@ -88,7 +88,8 @@ def scim_token_authenticate(raw: str, *, audit_refusal: bool = True) -> ScimToke
     """
     try:
         # The credential names its org.
-        token = credential_authenticate(raw, ScimToken.objects.unscoped().select_related("org", "created_by"))
+        tokens = with_creator_role(ScimToken.objects.unscoped().select_related("org", "created_by"))
+        token = credential_authenticate(raw, tokens)
     except CredentialRefused as refused:
         if refused.credential is not None and audit_refusal:
             _reject(refused.credential, refused.reason)
@@ -102,11 +103,9 @@ def scim_token_authenticate(raw: str, *, audit_refusal: bool = True) -> ScimToke
 
 def creator_may_mint(token: ScimToken) -> bool:
     """Whether the person who minted the token could mint it now (an acting member holding every
-    permission, as scim_token_create asks). One query."""
-    creator = token.created_by
-    if creator is None or not creator.is_active:
-        return False
-    held = acting_member_permissions(org_id=token.org_id, user_id=creator.pk)
+    permission, as scim_token_create asks). `token` read through rbac.selectors.with_creator_role:
+    no query for an owner's token, one otherwise."""
+    held = creator_permissions(token)
     return held is not None and ALL_PERMS <= held
 
 

@@ -15,6 +15,7 @@ SKIP_DIRS = {".venv", "tests", "migrations", "bench", "node_modules"}
 UNSCOPED_ALLOWED = {
     "rbac/guard.py": "finds the caller's membership by the URL's org slug in the same query",
     "rbac/authentication.py": "an API key names its own org; the guard then checks the URL's",
+    "rbac/selectors.py": "a credential's creator, in the credential's own org matched in the same query",
     "audit/verification.py": "the verifier walks whole chains, platform chain included",
     "audit/services.py": "appends go through the chain head, not a scoped read",
     "agents/issuance.py": "a client id names its agent; the URL's org is matched in the same query",
