@@ -94,3 +94,53 @@ def test_a_form_survives_re_authentication(page, live_server, owner):
     page.get_by_role("button", name="Submit the form").click()
     expect(page.get_by_role("heading", name="Platform")).to_be_visible()
     assert Team.objects.for_org(org).get().name == "Platform"
+
+
+def test_resend_and_cancel_an_invitation_and_decline_one_from_its_link(page, chromium, live_server, owner):
+    org = owner.org
+    log_in(page, live_server.url, owner.user.email)
+    for email in ("first@example.com", "second@example.com"):
+        page.get_by_label("Email").fill(email)
+        page.get_by_role("button", name="Send invitation", exact=True).click()
+        expect(page.get_by_role("status")).to_contain_text(f"Invited {email}")
+    first_link = LINK.search([m for m in mail.outbox if m.to == ["first@example.com"]][-1].body).group(1)
+    page.get_by_role("button", name="Resend invitation to first@example.com").click()
+    expect(page.get_by_role("status")).to_contain_text("Sent the invitation to first@example.com again")
+    page.get_by_role("link", name="Cancel invitation of first@example.com").click()
+    expect(page.get_by_role("heading", name="Cancel the invitation of first@example.com?")).to_be_visible()
+    page.get_by_role("button", name="Cancel invitation").click()
+    expect(page.get_by_role("status")).to_contain_text("Cancelled the invitation of first@example.com")
+    assert not Membership.objects.for_org(org).filter(user__email="first@example.com").exists()
+
+    invitee = chromium.new_context()
+    tab = invitee.new_page()
+    tab.goto(live_server.url + first_link)  # the first link died with the resend and the cancel
+    expect(tab.get_by_role("heading", name="This invitation link is not valid")).to_be_visible()
+    second = LINK.search([m for m in mail.outbox if m.to == ["second@example.com"]][-1].body).group(1)
+    tab.goto(live_server.url + second)
+    tab.get_by_role("button", name="Decline").click()
+    expect(tab).to_have_url(live_server.url + "/login/")
+    expect(tab.get_by_role("status")).to_contain_text(f"You declined the invitation to {org.name}")
+    assert not Membership.objects.for_org(org).filter(user__email="second@example.com").exists()
+    invitee.close()
+
+
+def test_sign_out_everywhere_ends_a_members_access_to_this_org(page, chromium, live_server, owner):
+    org = owner.org
+    member = MemberFactory(org=org, user=UserFactory(password=PASSWORD, email="mover@example.com"))
+    theirs = chromium.new_context()
+    tab = theirs.new_page()
+    log_in(tab, live_server.url, member.user.email)
+    expect(tab).to_have_url(live_server.url + f"/orgs/{org.slug}/members/")
+
+    log_in(page, live_server.url, owner.user.email)
+    page.goto(live_server.url + f"/orgs/{org.slug}/members/{member.pk}/")
+    page.get_by_role("button", name="Sign out everywhere").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Signed mover@example.com out of {org.name}")
+
+    tab.goto(live_server.url + f"/orgs/{org.slug}/members/")
+    expect(tab.get_by_role("heading", name="Confirm it's you")).to_be_visible()
+    tab.get_by_label("Password").fill(PASSWORD)
+    tab.get_by_role("button", name="Continue").click()
+    expect(tab).to_have_url(live_server.url + f"/orgs/{org.slug}/members/")
+    theirs.close()
