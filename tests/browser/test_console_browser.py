@@ -95,3 +95,22 @@ def test_rotate_a_connection_secret_and_reload(page, live_server, owner):
     expect(page.get_by_role("heading", name="This secret was already shown")).to_be_visible()
     assert Connection.objects.get(pk=connection.pk).lookup_id == stored.lookup_id  # no second rotation
     assert Connection.objects.for_org(org).count() == 1
+
+
+def test_change_a_connections_scopes_then_delete_it(page, live_server, owner):
+    org = owner.org
+    connection, _ = policies.connection_create(access=access_of(owner), name="Tickets", audience=AUDIENCE,
+                                               scopes=["tickets:read"])
+    log_in(page, live_server.url, owner.user.email)
+    nav(page, "Connections")
+    page.get_by_role("link", name="Tickets").click()
+    page.get_by_role("textbox", name="Scopes").fill("tickets:read tickets:write")
+    page.get_by_role("button", name="Save connection").click()
+    expect(page.get_by_role("status")).to_be_visible()
+    assert sorted(Connection.objects.get(pk=connection.pk).scopes) == ["tickets:read", "tickets:write"]
+    page.goto(live_server.url + f"/orgs/{org.slug}/connections/{connection.pk}/")
+    page.get_by_role("link", name="Delete connection…").click()
+    expect(page.get_by_role("heading", name="Delete connection “Tickets”?")).to_be_visible()
+    page.get_by_role("button", name="Delete connection").click()
+    expect(page.get_by_role("status")).to_be_visible()
+    assert not Connection.objects.for_org(org).exists()
