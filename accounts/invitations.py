@@ -62,6 +62,8 @@ def invitation_send(*, membership: Membership, actor: Actor, invited_by=None) ->
     if invitation is None:
         invitation = Invitation(org_id=membership.org_id, membership=membership, invited_by=invited_by,
                                 created_at=now, sent_count=0)
+    if invited_by is not None:  # whoever sends it now is the person who stands behind it
+        invitation.invited_by = invited_by
     invitation.token_hash, invitation.sent_at, invitation.expires_at = digest, now, expires
     invitation.sent_count += 1
     invitation.used_at = None
@@ -99,7 +101,7 @@ def invitation_cancel(*, membership: Membership, actor: Actor) -> None:
 # --- the person's answer --------------------------------------------------------------------------
 
 
-def _rejected(reason: str, invitation: Invitation | None = None) -> InvitationRejected:
+def invitation_rejected(reason: str, invitation: Invitation | None = None) -> InvitationRejected:
     user = invitation.membership.user if invitation else None
     return InvitationRejected(
         "This invitation link has expired or has already been used.", code=reason,
@@ -116,13 +118,13 @@ def _find(raw: str) -> Invitation:
                   .select_related("membership__user", "membership__org")
                   .filter(token_hash=link_secret_hash(raw)).first() if raw else None)
     if invitation is None:
-        raise _rejected("unknown")
+        raise invitation_rejected("unknown")
     if invitation.used_at is not None or invitation.membership.status != MembershipStatus.INVITED:
-        raise _rejected("used", invitation)
+        raise invitation_rejected("used", invitation)
     if invitation.expires_at <= timezone.now() or not invitation.membership.user.is_active:
-        raise _rejected("expired", invitation)
+        raise invitation_rejected("expired", invitation)
     if invitation.membership.deactivated_by_directory:  # the org's IdP switched the person off since
-        raise _rejected("directory_deactivated", invitation)
+        raise invitation_rejected("directory_deactivated", invitation)
     return invitation
 
 
@@ -152,7 +154,7 @@ def invitation_accept(*, raw: str, new_password: str | None = None) -> Membershi
         raise Invalid("Choose a password for your account.", code="password_required",
                       fields={"new_password": ["Choose a password for your account."]})
     if not _consume(invitation):
-        raise _rejected("used", invitation)
+        raise invitation_rejected("used", invitation)
     membership = invitation.membership
     user = membership.user
     actor = Actor.for_user(user)
@@ -184,7 +186,7 @@ def invitation_decline_link(*, raw: str) -> None:
     """Decline from the emailed link: the membership goes."""
     invitation = _find(raw)
     if not _consume(invitation):
-        raise _rejected("used", invitation)
+        raise invitation_rejected("used", invitation)
     _decline(_locked(invitation.membership))
 
 
@@ -262,3 +264,7 @@ def invitation_of(user, pk) -> Membership | None:
     """One of the person's own memberships by id (another person's is not found)."""
     return (Membership.objects.unscoped()  # the caller's own memberships in every org
             .select_related("org", "user").filter(pk=pk, user=user).first())
+
+
+def invitation_for(membership: Membership) -> Invitation | None:
+    return Invitation.objects.for_org(membership.org_id).filter(membership=membership).first()

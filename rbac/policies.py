@@ -28,7 +28,9 @@ from rbac.authorization import (
     assert_team_owner_power,
     roles_perms,
 )
+from rbac.guard import membership_standing_permissions
 from rbac.models import Role
+from rbac.selectors import acting_member_permissions
 
 # --- members --------------------------------------------------------------------------------------
 
@@ -45,6 +47,31 @@ def member_add(*, access: Access, email: str, role: str = BuiltinRole.MEMBER, cu
     if custom_roles:
         member_custom_roles_set(access=access, membership=membership, roles=custom_roles)
     return membership
+
+
+def _assert_inviter_stands(invitation) -> None:
+    """An invitation never out-ranks the person who sent it: at acceptance they must still act in
+    the org and hold every permission the membership would give (its role, custom roles and teams).
+    An IdP's invitation (no person) stands on its SCIM token, whose creator is checked at each use."""
+    if invitation is None or invitation.invited_by_id is None:
+        return
+    held = acting_member_permissions(org_id=invitation.org_id, user_id=invitation.invited_by_id)
+    if held is None or not membership_standing_permissions(invitation.membership) <= held:
+        raise invitations.invitation_rejected("inviter_lost_power", invitation)
+
+
+@records_denials
+def invitation_accept(*, raw: str, new_password: str | None = None):
+    """The person accepts from the mailed link (accounts.invitations), if the inviter still stands."""
+    _assert_inviter_stands(invitations.invitation_check(raw=raw))
+    return invitations.invitation_accept(raw=raw, new_password=new_password)
+
+
+@records_denials
+def invitation_accept_signed_in(*, user, membership):
+    """The person accepts from the banner, if the inviter still stands."""
+    _assert_inviter_stands(invitations.invitation_for(membership))
+    return invitations.invitation_accept_signed_in(user=user, membership=membership)
 
 
 @records_denials

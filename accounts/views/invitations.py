@@ -16,6 +16,7 @@ from accounts import invitations
 from accounts.models import Membership
 from accounts.passwords import PASSWORD_MAX_LENGTH
 from core.errors import ServiceError
+from rbac import policies
 from web.forms import PageForm
 from web.pages import form_apply_service_error
 
@@ -87,7 +88,7 @@ def invitation_view(request, token: str):
         status = 400
         if decision == "accept" and form.is_valid():
             try:
-                membership = invitations.invitation_accept(raw=token,
+                membership = policies.invitation_accept(raw=token,
                                                            new_password=form.cleaned_data.get("new_password"))
             except invitations.InvitationRejected:
                 return _invalid_link(request)
@@ -127,7 +128,7 @@ def invitation_answer_view(request, pk, decision: str):
     org = membership.org
     try:
         if decision == "accept":
-            invitations.invitation_accept_signed_in(user=request.user, membership=membership)
+            policies.invitation_accept_signed_in(user=request.user, membership=membership)
             messages.success(request, f"You joined {org.name}.")
             return redirect("accounts:members", org=org.slug)
         invitations.invitation_decline(user=request.user, membership=membership)

@@ -341,3 +341,28 @@ def test_the_org_managing_an_account_neither_sees_nor_answers_other_orgs_invitat
     assert declined.status_code == 302
     pending.refresh_from_db()
     assert pending.status == "invited" and not audit_events(org, "invitation.declined").exists()
+
+
+def test_an_invitation_never_outranks_the_person_who_sent_it(org, owner, admin):
+    other_owner = MemberFactory(org=org, role="owner", user=UserFactory(password=PASSWORD))
+    _invite(admin, org, "new-owner@example.com", role="owner")
+    token = _link()
+    Membership.objects.filter(pk=owner.pk).update(role="member")  # the sender is demoted meanwhile
+    seq = last_seq(org)
+    refused = Client().post(f"/invitation/{token}/", {"decision": "accept", "new_password": NEW_PASSWORD,
+                                                      "new_password_again": NEW_PASSWORD})
+    assert refused.status_code == 400
+    pending = Membership.objects.for_org(org).get(user__email="new-owner@example.com")
+    assert pending.status == "invited" and not pending.user.has_usable_password()
+    assert events_since(org, seq) == ["invitation.rejected"]
+    assert audit_events(org, "invitation.rejected").get().data == {"reason": "inviter_lost_power"}
+    # Someone who can still grant it sends it again, and stands behind it from then on.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        resent = sign_in(Client(), other_owner.user).post(
+            f"/api/v1/orgs/{org.slug}/members/{pending.pk}/resend-invitation")
+    assert resent.status_code == 202
+    accepted = Client().post(f"/invitation/{_link()}/", {"decision": "accept", "new_password": NEW_PASSWORD,
+                                                         "new_password_again": NEW_PASSWORD})
+    assert accepted.status_code == 302
+    pending.refresh_from_db()
+    assert (pending.status, pending.role) == ("active", "owner")
