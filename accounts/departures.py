@@ -29,3 +29,25 @@ def member_departed(*, membership, actor) -> dict[str, int]:
     for handler in _HANDLERS:
         consequences.update(handler(membership=membership, actor=actor))
     return consequences
+
+
+# A member who stops acting without leaving (an admin suspends them, the directory deprovisions
+# them): the apps whose credentials act for people end what acts for this one.
+StandingHandler = Callable[..., dict[str, int]]
+
+_STANDING_HANDLERS: list[StandingHandler] = []
+
+
+def on_standing_lost(handler: StandingHandler) -> StandingHandler:
+    """Register `handler(*, membership, actor, reason) -> {consequence: count}` (idempotent)."""
+    if handler not in _STANDING_HANDLERS:
+        _STANDING_HANDLERS.append(handler)
+    return handler
+
+
+def member_standing_lost(*, membership, actor, reason: str) -> dict[str, int]:
+    """Run every handler for a member who can no longer act in `membership.org`."""
+    consequences: dict[str, int] = {}
+    for handler in _STANDING_HANDLERS:
+        consequences.update(handler(membership=membership, actor=actor, reason=reason))
+    return consequences

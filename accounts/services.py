@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import invitations
-from accounts.departures import member_departed
+from accounts.departures import member_departed, member_standing_lost
 from accounts.models import (
     ACTING_STATUSES,
     Membership,
@@ -151,7 +151,10 @@ def membership_update(*, membership: Membership, actor: Actor, role: str | None 
                           code="directory_deactivated",
                           fields={"status": ["Deactivated by the identity provider (SCIM)."]})
         data.update(status=status, previous_status=membership.status)
+        stops_acting = membership.status in ACTING_STATUSES and status not in ACTING_STATUSES
         membership.status = status
+        if stops_acting:
+            member_standing_lost(membership=membership, actor=actor, reason=f"person_{status}")
     if data:
         membership.save(update_fields=["role", "status"])
         audit_effect(org=membership.org, actor=actor, event=AuditEvent.MEMBER_UPDATED,

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from agents import chain
 from agents.grants import delegable_scopes
-from agents.models import AgentSecret, AgentStatus, Run, RunStatus
+from agents.models import Agent, AgentSecret, AgentStatus, Run, RunStatus
 from agents.selectors import AgentRef, GrantContext, grant_context
 from agents.tokens import IssuedToken, token_sign
 from audit.actors import Actor
@@ -39,6 +40,7 @@ class GrantRequest:
     resource: str | None
     run_id: str | None
     origin: str | None = None  # where the client reached us (agents.tokens.issuer_for decides)
+    may_act: str | None = None  # the client id of the one agent that may exchange the token
 
 
 def _target(agent: AgentRef) -> Target:
@@ -82,7 +84,8 @@ def agent_authenticate(org_slug: str, client_id: str, client_secret: str,
     return context
 
 
-def _audience(context: GrantContext, resource: str | None) -> tuple[str, list]:
+def grant_audience(context: GrantContext, resource: str | None) -> tuple[str, list]:
+    """The audience a token will name and the scopes its connection accepts (invalid_target)."""
     agent = context.agent
     if resource is None:
         if len(agent.audiences) != 1:
@@ -96,7 +99,8 @@ def _audience(context: GrantContext, resource: str | None) -> tuple[str, list]:
     return resource, scopes
 
 
-def _scope(context: GrantContext, connection_scopes_: list, requested: str | None) -> str:
+def grant_scope(context: GrantContext, connection_scopes_: list, requested: str | None) -> str:
+    """The scope a token of the agent's own will carry (invalid_scope)."""
     agent = context.agent
     allowed = delegable_scopes(set(agent.scopes) & set(connection_scopes_), context.owners)
     wanted = set(requested.split()) if requested else allowed
@@ -105,6 +109,34 @@ def _scope(context: GrantContext, connection_scopes_: list, requested: str | Non
     if not wanted or not wanted <= allowed:
         _refuse(agent, "invalid_scope", "The requested scope is not granted.", "scope_not_granted")
     return " ".join(sorted(wanted))
+
+
+def audit_issued(agent: AgentRef, issued: IssuedToken, *, grant: str, parent_jti: str | None = None) -> None:
+    """The issuance on record, naming the root principal and the whole chain (agents.chain)."""
+    claims = issued.claims
+    data = {"jti": claims["jti"], "run": claims.get("run"), "scope": claims["scope"],
+            "audience": claims["aud"],
+            "expires_in": issued.expires_in, "grant": grant}
+    if "act" in claims or "may_act" in claims:
+        data.update(subject=claims["sub"], chain=chain.principals(claims), delegation=claims.get("dlg"),
+                    may_act=(claims.get("may_act") or {}).get("sub"), parent_jti=parent_jti)
+    audit_record(org=agent.org, actor=Actor.for_agent(agent), event=AuditEvent.TOKEN_ISSUED,
+                 target=_target(agent), data=data)
+
+
+def may_act_for(context: GrantContext, client_id: str | None) -> dict | None:
+    """The `may_act` claim (RFC 8693 §4.4) naming the one agent of this org that may exchange the
+    token: only an agent the client's owners allowed it to delegate to (`may_delegate_to`),
+    matched on its immutable ids. One query, only when asked."""
+    if client_id is None:
+        return None
+    agent = context.agent
+    target = (Agent.objects.for_org(agent.org.pk).filter(client_id=client_id[:64], may_receive_from=agent.pk)
+              .values_list("pk", "client_id").first())
+    if target is None:
+        _refuse(agent, "invalid_request", "This client may not name that agent in may_act.",
+                "may_act_not_allowed")
+    return {"sub": f"agent:{target[0]}", "client_id": target[1]}
 
 
 def _run(agent: AgentRef, run_id: str | None) -> Run | None:
@@ -126,16 +158,14 @@ def _uuid_or_none(value: str):
 def token_grant(request: GrantRequest) -> IssuedToken:
     context = agent_authenticate(request.org_slug, request.client_id, request.client_secret, request.resource)
     agent = context.agent
-    audience, scopes = _audience(context, request.resource)
-    scope = _scope(context, scopes, request.scope)
+    audience, scopes = grant_audience(context, request.resource)
+    scope = grant_scope(context, scopes, request.scope)
     run = _run(agent, request.run_id)
+    may_act = may_act_for(context, request.may_act)
     issued = token_sign(org=agent.org, alg=context.token_alg, agent=agent, audience=audience, scope=scope,
-                        origin=request.origin,
+                        origin=request.origin, may_act=may_act,
                         ttl=context.token_ttl, run=run, credential_id=context.secret_id)
-    audit_record(org=agent.org, actor=Actor.for_agent(agent), event=AuditEvent.TOKEN_ISSUED,
-                 target=_target(agent),
-                 data={"jti": issued.claims["jti"], "run": str(run.pk) if run else None, "scope": scope,
-                       "audience": audience, "expires_in": issued.expires_in})
+    audit_issued(agent, issued, grant="client_credentials")
     if context.secret_use_stale:  # "last used" is kept to the minute, not written on every grant
         AgentSecret.objects.filter(pk=context.secret_id).update(last_used_at=timezone.now())
     return issued

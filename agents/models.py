@@ -34,6 +34,10 @@ class Agent(OrgScopedModel):
     scopes = models.JSONField(default=list)
     audiences = models.JSONField(default=list)
     owners = models.ManyToManyField("accounts.Membership", related_name="owned_agents")
+    # The agents of this org it may name in `may_act` (RFC 8693 §4.4), set by its owners: only they
+    # may later exchange a token it hands them.
+    may_delegate_to = models.ManyToManyField("self", symmetrical=False, blank=True,
+                                             related_name="may_receive_from")
     # The person who registered it. Who last received a secret is each secret's `created_by`.
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+")
@@ -164,6 +168,16 @@ class AgentPolicy(models.Model):
                                                    ("reassign", "Hand them to the fallback owner")])
     deprovision_fallback_owner = models.ForeignKey(
         "accounts.Membership", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Delegation: how many hand-offs a chain may have from its root principal (a person's approval
+    # is one, each token exchange another), the longest a person may approve an agent for, whether
+    # delegated tokens come with a refresh token, and whether a person's delegations end with
+    # their last session.
+    max_delegation_depth = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(8)])
+    delegation_max_lifetime_seconds = models.PositiveIntegerField(
+        default=7 * 24 * 3600, validators=[MinValueValidator(300), MaxValueValidator(90 * 24 * 3600)])
+    delegation_refresh_tokens = models.BooleanField(default=True)
+    delegations_end_with_session = models.BooleanField(default=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
     objects = org_scoped_manager()
@@ -173,6 +187,7 @@ class CutoffKind(models.TextChoices):
     AGENT = "agent", "Agent"
     RUN = "run", "Run"
     CRED = "cred", "Client secret"
+    DELEGATION = "dlg", "Delegation"
 
 
 class RevocationCutoff(models.Model):
@@ -192,3 +207,86 @@ class RevocationCutoff(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["kind", "subject"], name="revocation_cutoff_unique")]
+
+
+class DelegationStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    REVOKED = "revoked", "Revoked"
+
+
+class Delegation(OrgScopedModel):
+    """A person's approval that an agent may act for them: for one audience, within `scopes`, until
+    `expires_at` (by timestamp). Every token issued under it carries its id (`dlg`) and dies with
+    it; what a token gets is re-read at each issuance: the person's permissions of the moment ∩ the
+    agent's grant ∩ the connection's scopes ∩ these scopes."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="delegations")
+    # The person, and their membership while it exists (a removed member's record stays, revoked).
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    membership = models.ForeignKey("accounts.Membership", null=True, on_delete=models.SET_NULL,
+                                   related_name="delegations")
+    person_email = models.EmailField(max_length=254)
+    audience = models.URLField(max_length=500)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=DelegationStatus.choices,
+                              default=DelegationStatus.ACTIVE)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["org", "-created_at"]), models.Index(fields=["user", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.agent} for {self.person_email}"
+
+    def is_live(self, now=None) -> bool:
+        return self.status == DelegationStatus.ACTIVE and self.expires_at > (now or timezone.now())
+
+
+class DeviceStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for the person"
+    APPROVED = "approved", "Approved"
+    DENIED = "denied", "Denied"
+    ISSUED = "issued", "Tokens issued"
+
+
+class DeviceAuthorization(OrgScopedModel, Credential):
+    """One RFC 8628 request: the agent holds the device code (a credential, stored as its keyed
+    hash), the person types the short user code (kept as a keyed hash too). Both end by timestamp;
+    the code is spent by one conditional UPDATE when the tokens are issued."""
+
+    PREFIX = "dvc"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="device_authorizations")
+    user_code_hash = models.CharField(max_length=64, unique=True)
+    audience = models.URLField(max_length=500)
+    scopes = models.JSONField(default=list)
+    status = models.CharField(max_length=10, choices=DeviceStatus.choices, default=DeviceStatus.PENDING)
+    interval = models.PositiveSmallIntegerField(default=5)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    requested_ip = models.GenericIPAddressField(null=True, blank=True)
+    decided_by = models.ForeignKey("accounts.Membership", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    delegation = models.ForeignKey(Delegation, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["agent", "-created_at"])]
+
+
+class RefreshToken(OrgScopedModel, Credential):
+    """A refresh token bound to one delegation (its family). Spent on use by one conditional UPDATE;
+    presenting a spent one again revokes the delegation and with it the whole family (OAuth 2.1
+    §4.3.1). `created_by` is the person who approved the delegation."""
+
+    PREFIX = "rft"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    delegation = models.ForeignKey(Delegation, on_delete=models.CASCADE, related_name="refresh_tokens")
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
+    spent_at = models.DateTimeField(null=True, blank=True)

@@ -7,7 +7,7 @@ Plain Django views rather than DRF: these are hot paths, their wire formats are 
 import base64
 import binascii
 from functools import wraps
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlencode
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
@@ -17,12 +17,12 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from agents import revocation
+from agents import delegated, device, exchange, revocation
 from agents.introspection import introspect
 from agents.issuance import GrantRequest, OAuthError, agent_authenticate, token_grant
 from agents.keys import ALGORITHMS, published_keys
 from agents.services import token_revoke
-from agents.tokens import TokenInvalid, issuer_for, token_verify
+from agents.tokens import TokenInvalid, issuer_for, public_origin, token_verify
 from core.models import Organization
 from core.ratelimit import counters_incr
 
@@ -100,21 +100,54 @@ def _throttle(ip: str, client_id: str) -> None:
         raise OAuthError("slow_down", "Too many requests.", 429)
 
 
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+GRANT_TYPES = ["client_credentials", DEVICE_GRANT, "refresh_token", exchange.GRANT_TYPE]
+
+
+def _param(request, name: str) -> str | None:
+    return request.POST.get(name)
+
+
 @csrf_exempt
 @require_POST
 @_bounded_parameters
 def token_endpoint(request, org):
     try:
         _form_only(request)
-        if request.POST.get("grant_type") != "client_credentials":
-            raise OAuthError("unsupported_grant_type", "Only client_credentials is supported here.")
+        grant_type = request.POST.get("grant_type")
+        if grant_type not in GRANT_TYPES:
+            raise OAuthError("unsupported_grant_type", "Use one of: " + ", ".join(GRANT_TYPES) + ".")
         client_id, client_secret = _client_credentials(request)
         _throttle(request.audit_context.ip or "unknown", client_id)
-        issued = token_grant(GrantRequest(
-            org_slug=org, client_id=client_id, client_secret=client_secret,
-            scope=request.POST.get("scope"), resource=request.POST.get("resource"),
-            run_id=request.POST.get("run"), origin=request_origin(request),
-        ))
+        refresh = None
+        if grant_type == "client_credentials":
+            issued = token_grant(GrantRequest(
+                org_slug=org, client_id=client_id, client_secret=client_secret,
+                scope=_param(request, "scope"), resource=_param(request, "resource"),
+                run_id=_param(request, "run"), origin=request_origin(request),
+                may_act=_param(request, "may_act"),
+            ))
+        elif grant_type == exchange.GRANT_TYPE:
+            issued = exchange.exchange_grant(exchange.ExchangeRequest(
+                org_slug=org, client_id=client_id, client_secret=client_secret,
+                subject_token=_param(request, "subject_token"),
+                subject_token_type=_param(request, "subject_token_type"),
+                actor_token=_param(request, "actor_token"),
+                actor_token_type=_param(request, "actor_token_type"),
+                resource=_param(request, "resource"), audience=_param(request, "audience"),
+                scope=_param(request, "scope"), may_act=_param(request, "may_act"),
+                origin=request_origin(request),
+            ))
+        else:
+            delegated_request = delegated.DelegatedRequest(
+                org_slug=org, client_id=client_id, client_secret=client_secret,
+                scope=_param(request, "scope"),
+                may_act=_param(request, "may_act"), origin=request_origin(request))
+            if grant_type == DEVICE_GRANT:
+                grant = delegated.device_grant(delegated_request, _param(request, "device_code") or "")
+            else:
+                grant = delegated.refresh_grant(delegated_request, _param(request, "refresh_token") or "")
+            issued, refresh = grant.issued, grant.refresh_token
     except OAuthError as exc:
         response = _error(exc)
         if exc.status == 429:
@@ -122,7 +155,40 @@ def token_endpoint(request, org):
         return response
     body = {"access_token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in,
             "scope": issued.claims["scope"]}
+    if grant_type == exchange.GRANT_TYPE:
+        body["issued_token_type"] = exchange.ACCESS_TOKEN_TYPE
+    if refresh:
+        body["refresh_token"] = refresh
     return JsonResponse(body, headers=NO_STORE)
+
+
+@csrf_exempt
+@require_POST
+@_bounded_parameters
+def device_authorization_endpoint(request, org):
+    """RFC 8628 §3.1-3.2: a device code for the agent, a user code for the person."""
+    try:
+        _form_only(request)
+        client_id, client_secret = _client_credentials(request)
+        _throttle(request.audit_context.ip or "unknown", client_id)
+        context = agent_authenticate(org, client_id, client_secret, _param(request, "resource"))
+        started = device.device_start(context, scope=_param(request, "scope"),
+                                      resource=_param(request, "resource"),
+                                      ip=request.audit_context.ip)
+    except OAuthError as exc:
+        response = _error(exc)
+        if exc.status == 429:
+            response["Retry-After"] = "60"
+        return response
+    verification_uri = f"{public_origin(request_origin(request))}/device/"
+    return JsonResponse({
+        "device_code": started.device_code,
+        "user_code": started.user_code,
+        "verification_uri": verification_uri,
+        "verification_uri_complete": f"{verification_uri}?{urlencode({'user_code': started.user_code})}",
+        "expires_in": device.DEVICE_CODE_TTL,
+        "interval": started.authorization.interval,
+    }, headers=NO_STORE)
 
 
 @csrf_exempt
@@ -142,9 +208,11 @@ def introspection_endpoint(request, org):
         return JsonResponse({"active": False}, headers=NO_STORE)
     body = {"active": True, "token_type": "Bearer", **{k: claims[k] for k in (
         "scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti", "org") if k in claims}}
-    for optional in ("run", "act"):
+    for optional in ("run", "act", "may_act"):
         if optional in claims:
             body[optional] = claims[optional]
+    if "dlg" in claims:
+        body["delegation"] = claims["dlg"]
     return JsonResponse(body, headers=NO_STORE)
 
 
@@ -190,7 +258,8 @@ def metadata(request, org):
         "jwks_uri": f"{issuer}/jwks.json",
         "introspection_endpoint": f"{issuer}/introspect",
         "revocation_endpoint": f"{issuer}/revoke",
-        "grant_types_supported": ["client_credentials"],
+        "device_authorization_endpoint": f"{issuer}/device_authorization",
+        "grant_types_supported": GRANT_TYPES,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

@@ -5,6 +5,8 @@ from agents import oauth
 app_name = "oauth"
 urlpatterns = [
     path("oauth/<str:org>/token", oauth.token_endpoint, name="token"),
+    path("oauth/<str:org>/device_authorization", oauth.device_authorization_endpoint,
+         name="device_authorization"),
     path("oauth/<str:org>/introspect", oauth.introspection_endpoint, name="introspect"),
     path("oauth/<str:org>/revoke", oauth.revocation_endpoint, name="revoke"),
     path("oauth/<str:org>/jwks.json", oauth.jwks, name="jwks"),

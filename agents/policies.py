@@ -5,12 +5,15 @@ one effect service (agents.services, .rotation, .runs, .policy) with the caller 
 from django.db import transaction
 
 from accounts.models import ACTING_STATUSES, Membership
+from agents import delegation as delegation_effects
 from agents import rotation, runs, services
 from agents.grants import scope_needs
 from agents.policy import agent_policy_set
+from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import records_denials
-from core.errors import DenialAudit, Forbidden, Invalid
+from core.errors import DenialAudit, Forbidden, Invalid, NotFound
+from core.permissions import Perm
 from rbac.access import Access
 from rbac.authorization import assert_can_manage_member, assert_in_org
 
@@ -160,3 +163,58 @@ def run_terminate(*, access: Access, run):
 def agent_policy_update(*, access: Access, **changes):
     """Change the org's agent settings (the view's permission is all it takes)."""
     return agent_policy_set(org=access.org, actor=access.actor, **changes)
+
+
+@records_denials
+@transaction.atomic
+def agent_delegates_set(*, access: Access, agent, targets):
+    """Who the agent may hand its tokens on to. Its owners decide (or someone who can manage every
+    owner), and only within their own power: the caller must hold what each target's grant needs,
+    so nobody wires their agent's authority into an agent stronger than they are."""
+    assert_in_org(access, agent, *targets)
+    me = _own_membership(access)
+    if not (me is not None and me.can_act and agent.owners.filter(pk=me.pk).exists()):
+        for owner in sorted(agent.owners.all(), key=lambda m: str(m.pk)):
+            assert_can_manage_member(access, owner, reason="agent_delegates")
+    current = set(agent.may_delegate_to.values_list("pk", flat=True))
+    for target in targets:
+        if target.pk in current:
+            continue  # already allowed: keeping it is no new grant of power
+        missing = {scope_needs(s) for s in target.scopes} - access.perms
+        if missing:
+            raise Forbidden(
+                f"{target.name} holds more than you do; you cannot let {agent.name} delegate to it.",
+                code="escalation_denied",
+                audit=DenialAudit(org=access.org, actor=access.actor, event=AuditEvent.ESCALATION_DENIED,
+                                  data={"reason": "may_delegate_to", "missing": sorted(missing)}))
+    return services.agent_delegates_set(agent=agent, targets=targets, actor=access.actor)
+
+
+def _may_revoke_delegation(access: Access, delegation) -> bool:
+    """The person who granted it, an owner of its agent, or an admin (who manages members)."""
+    if access.user is not None and access.user.pk == delegation.user_id:
+        return True
+    me = _own_membership(access)
+    if me is not None and me.can_act and delegation.agent.owners.filter(pk=me.pk).exists():
+        return True
+    return access.has(Perm.MEMBER_WRITE)
+
+
+@records_denials
+def delegation_revoke(*, access: Access, delegation) -> bool:
+    assert_in_org(access, delegation)
+    if not _may_revoke_delegation(access, delegation):
+        raise Forbidden("Only the person who granted it, the agent's owners or an admin can revoke this.",
+                        audit=DenialAudit(org=access.org, actor=access.actor,
+                                          event=AuditEvent.PERMISSION_DENIED,
+                                          target=None, data={"reason": "delegation_revoke",
+                                                             "action": "delegation.revoke"}))
+    return delegation_effects.delegation_revoke(delegation=delegation, actor=access.actor, reason="revoked")
+
+
+def delegation_revoke_own(*, user, delegation) -> bool:
+    """A person revokes a delegation they granted (their "Agents acting for me" page, any org)."""
+    if delegation.user_id != user.pk:
+        raise NotFound("No such delegation.")
+    return delegation_effects.delegation_revoke(delegation=delegation, actor=Actor.for_user(user),
+                                                reason="revoked_by_person")

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from agents.chain import agents_in
 from agents.models import RevocationCutoff, RevokedToken
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ GRACE = 60
 NO_CUTOFF = 0
 # How long the store remembers a key that holds no revocation before asking the database again.
 NEGATIVE_TTL = 300
-CUTOFF_KINDS = ("agent", "run", "cred")
+CUTOFF_KINDS = ("agent", "run", "cred", "dlg")
 
 
 class RevocationUnavailable(Exception):
@@ -54,12 +55,20 @@ def _ident(key: str) -> str:
 
 
 def revocation_keys(claims: dict) -> dict[str, str]:
-    """The store keys, by kind, that can say this token is revoked."""
-    keys = {"jti": _key("jti", claims["jti"]), "agent": _key("agent", claims["sub"])}
-    if claims.get("run"):
-        keys["run"] = _key("run", claims["run"])
-    if claims.get("cred"):
-        keys["cred"] = _key("cred", claims["cred"])
+    """The store keys that can say this token is revoked, each with its kind: its own `jti` and
+    those of its ancestors, every agent of its delegation chain, its run, delegation, and the client
+    secrets it and its ancestors were issued under (agents.chain). At most a few dozen keys
+    whatever the depth the policy allows, read in one round trip."""
+    keys = {_key("jti", claims["jti"]): "jti"}
+    for agent in agents_in(claims):
+        keys[_key("agent", agent)] = "agent"
+    for kind, claim in (("run", "run"), ("cred", "cred"), ("dlg", "dlg")):
+        if claims.get(claim):
+            keys[_key(kind, claims[claim])] = kind
+    for link in claims.get("anc", ()):
+        keys[_key("jti", link["jti"])] = "jti"
+        if link.get("cred"):
+            keys[_key("cred", link["cred"])] = "cred"
     return keys
 
 
@@ -69,8 +78,8 @@ def store_read(keys: dict[str, str], *, also=()) -> dict:
     the result holds every one of them. Any store or database error is RevocationUnavailable:
     callers refuse, never accept unchecked."""
     try:
-        found = cache.get_many([*keys.values(), *also])
-        missing = {kind: key for kind, key in keys.items() if key not in found}
+        found = cache.get_many([*keys, *also])
+        missing = {key: kind for key, kind in keys.items() if key not in found}
         if missing:
             found.update(_read_back(missing))
     except Exception as exc:
@@ -82,19 +91,22 @@ def _read_back(missing: dict[str, str]) -> dict:
     """The database's answer for keys the store lost (one query per table), written back."""
     now = timezone.now()
     answers = {}  # key -> (value, ttl)
-    jti_key = missing.pop("jti", None)
-    if jti_key:
-        revoked = RevokedToken.objects.unscoped().filter(  # a token id names its row, whatever the org
-            jti=_ident(jti_key)).values_list("expires_at", flat=True).first()
-        answers[jti_key] = (1, _seconds(revoked - now) + GRACE) if revoked else (NO_CUTOFF, NEGATIVE_TTL)
-    if missing:
+    jti_keys = [key for key, kind in missing.items() if kind == "jti"]
+    if jti_keys:
+        revoked = dict(RevokedToken.objects.unscoped().filter(  # a token id names its row, whatever the org
+            jti__in=[_ident(key) for key in jti_keys]).values_list("jti", "expires_at"))
+        for key in jti_keys:
+            expires = revoked.get(_ident(key))
+            answers[key] = (1, _seconds(expires - now) + GRACE) if expires else (NO_CUTOFF, NEGATIVE_TTL)
+    cutoffs = {key: kind for key, kind in missing.items() if kind != "jti"}
+    if cutoffs:
         wanted = Q()
-        for kind, key in missing.items():
+        for key, kind in cutoffs.items():
             wanted |= Q(kind=kind, subject=_ident(key))
         rows = {(kind, subject): (cutoff_at, expires_at) for kind, subject, cutoff_at, expires_at
                 in RevocationCutoff.objects.filter(wanted).values_list("kind", "subject", "cutoff_at",
                                                                        "expires_at")}
-        for kind, key in missing.items():
+        for key, kind in cutoffs.items():
             cutoff_at, expires_at = rows.get((kind, _ident(key)), (None, now))
             live = _seconds(expires_at - now)
             answers[key] = (cutoff_at.timestamp(), live) if live > 0 else (NO_CUTOFF, NEGATIVE_TTL)
@@ -118,14 +130,19 @@ def _fill(key: str, value, ttl: int) -> None:
 
 def reason_in(claims: dict, keys: dict[str, str], found: dict) -> str | None:
     """Why this token is revoked according to what `store_read` found for `keys`, or None."""
-    if any(key not in found for key in keys.values()):
+    if any(key not in found for key in keys):
         return "revocation_unknown"  # store_read answers every key; never accept one unchecked
-    if found[keys["jti"]]:
+    own = _key("jti", claims["jti"])
+    if found[own]:
         return "token_revoked"
     issued = claims["iat"]
-    for kind in CUTOFF_KINDS:
-        cutoff = found.get(keys.get(kind, ""))
-        if cutoff and issued <= cutoff:
+    for key, kind in keys.items():
+        value = found[key]
+        if not value or key == own:
+            continue
+        if kind == "jti":
+            return "ancestor_revoked"
+        if issued <= value:
             return f"{kind}_revoked"
     return None
 

@@ -368,3 +368,22 @@ def connection_delete(*, connection: Connection, actor: Actor) -> None:
 def agent_delegable_now(agent) -> set[str]:
     """The agent's scopes its owners can still hand out (for pages and the access review)."""
     return delegable_scopes(agent.scopes, owners_permissions(agent.pk))
+
+
+@records_denials
+@transaction.atomic
+def agent_delegates_set(*, agent: Agent, targets, actor: Actor) -> Agent:
+    """Set the agents this one may name in `may_act` (who may exchange the tokens it hands on).
+    Every target is another agent of the same org; nobody may act as itself."""
+    assert_same_org(agent.org, *targets, audit=cross_tenant(agent.org, actor))
+    if any(t.pk == agent.pk for t in targets):
+        raise Invalid("An agent cannot delegate to itself.", fields={"may_delegate_to": ["Not itself."]})
+    previous = sorted(agent.may_delegate_to.values_list("client_id", flat=True))
+    wanted = sorted(t.client_id for t in targets)
+    if wanted == previous:
+        return agent
+    agent.may_delegate_to.set(targets)
+    audit_record(org=agent.org, actor=actor, event=AuditEvent.AGENT_DELEGATES_CHANGED,
+                 target=Target.of(agent),
+                 data={"may_delegate_to": wanted, "previous": previous})
+    return agent

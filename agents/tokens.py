@@ -18,7 +18,7 @@ import jwt
 from cachetools import TLRUCache
 from django.conf import settings
 
-from agents import revocation
+from agents import chain, revocation
 from agents.keys import ALGORITHMS, signer_for, verifier_for
 
 REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "org"]
@@ -32,6 +32,11 @@ class TokenInvalid(Exception):
 
 def _origins() -> tuple[str, ...]:
     return (settings.IAM_CANONICAL_ORIGIN.rstrip("/"), *settings.IAM_ORIGIN_ALIASES)
+
+
+def public_origin(origin: str | None = None) -> str:
+    """The origin to send people to: the one a client used when it is configured, else canonical."""
+    return origin if origin in _origins() else _origins()[0]
 
 
 def issuer_for(org_slug: str, origin: str | None = None) -> str:
@@ -55,11 +60,16 @@ class IssuedToken:
 
 
 def token_sign(*, org, alg: str, agent, audience: str, scope: str, ttl: int, run=None,
-               credential_id=None, act: dict | None = None, origin: str | None = None) -> IssuedToken:
+               credential_id=None, act: dict | None = None, origin: str | None = None,
+               subject: str | None = None, run_id: str | None = None, delegation_id=None,
+               may_act: dict | None = None, ancestors: list | None = None) -> IssuedToken:
+    """Sign a capability token for `agent` (the client): its own (`sub` is the agent), or delegated
+    (`subject` names the root principal, `act` the chain, `delegation_id` the person's approval,
+    `ancestors` the tokens it was exchanged from; agents.chain)."""
     now = int(time.time())
     claims = {
         "iss": issuer_for(org.slug, origin),
-        "sub": agent.subject,
+        "sub": subject or agent.subject,
         "aud": audience,
         "exp": now + ttl,
         "iat": now,
@@ -69,12 +79,18 @@ def token_sign(*, org, alg: str, agent, audience: str, scope: str, ttl: int, run
         "scope": scope,
         "org": org.slug,
     }
-    if run is not None:
-        claims["run"] = str(run.pk)
+    if run is not None or run_id:
+        claims["run"] = str(run.pk) if run is not None else run_id
     if credential_id is not None:
         claims["cred"] = str(credential_id)
     if act:
         claims["act"] = act
+    if may_act:
+        claims["may_act"] = may_act
+    if delegation_id is not None:
+        claims["dlg"] = str(delegation_id)
+    if ancestors:
+        claims["anc"] = ancestors
     signer = signer_for(org, alg)
     token = jwt.encode(claims, signer.key, algorithm=signer.alg, headers={"kid": signer.kid, "typ": "at+jwt"})
     revocation.token_issued(claims)
@@ -163,6 +179,11 @@ def _verify_signed(token: str) -> tuple[str, dict]:
     _check_key(verifier, claims["org"])
     if claims["iss"] not in issuers_for(claims["org"]):
         raise TokenInvalid("wrong_issuer")
+    try:
+        chain.principals(claims)
+        chain.ancestor_links(claims)
+    except chain.ChainMalformed:
+        raise TokenInvalid("malformed")
     return kid, claims
 
 

@@ -2,11 +2,15 @@
 
 from django.urls import path
 
-from agents.views import agent_pages, connection_pages, run_pages
+from agents.views import agent_pages, connection_pages, delegation_pages, device_pages, run_pages
 from web.routing import org_pages
 
 app_name = "agents"
 urlpatterns = [
+    path("device/", device_pages.device_view, name="device"),
+    path("account/delegations/", delegation_pages.delegations_view, name="account-delegations"),
+    path("account/delegations/revoke/", delegation_pages.delegations_revoke_view,
+         name="account-delegations-revoke"),
     org_pages(
         path("agents/", agent_pages.AgentListView.as_view(), name="agents"),
         path("agents/<uuid:pk>/", agent_pages.AgentDetailView.as_view(), name="agent-detail"),

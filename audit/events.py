@@ -91,7 +91,8 @@ class AuditEvent(Enum):
     MAPPING_REVOKED = (443, "scim.mapping_revoked", ("member", "group", "kind", "target", "restored_role"))
     DEPROVISIONED = (450, "member.deprovisioned",
                      ("member", "how", "sessions_revoked", "api_keys_revoked", "agents_reassigned",
-                      "agents_suspended", "scim_tokens_revoked", "account_deactivated"))
+                      "agents_suspended", "scim_tokens_revoked", "account_deactivated",
+                      "delegations_revoked"))
 
     # 5xx agents, credentials and tokens
     AGENT_CREATED = (501, "agent.created", ("name", "scopes", "audiences", "owners"))
@@ -100,6 +101,7 @@ class AuditEvent(Enum):
     AGENT_SUSPENDED = (503, "agent.suspended", ())
     AGENT_RESUMED = (504, "agent.resumed", ())
     AGENT_REVOKED = (505, "agent.revoked", ("runs_cancelled",))
+    AGENT_DELEGATES_CHANGED = (506, "agent.delegates_changed", ("may_delegate_to", "previous"))
     SECRET_ISSUED = (510, "agent.secret_issued", ("secret",))
     SECRET_ROTATED = (511, "agent.secret_rotated", ("secret", "previous", "previous_expires_at"))
     SECRET_WINDOW_ENDED = (512, "agent.secret_window_ended", ("secret", "how"))
@@ -107,14 +109,23 @@ class AuditEvent(Enum):
     CONNECTION_UPDATED = (521, "connection.updated", ("name", "previous_name", "scopes", "previous_scopes"))
     CONNECTION_DELETED = (522, "connection.deleted", ("name", "audience"))
     CONNECTION_SECRET_ROTATED = (523, "connection.secret_rotated", ("lookup_id", "previous_lookup_id"))
-    TOKEN_ISSUED = (530, "token.issued", ("jti", "run", "scope", "audience", "expires_in"))
+    TOKEN_ISSUED = (530, "token.issued", ("jti", "run", "scope", "audience", "expires_in", "grant", "subject",
+                                          "chain", "delegation", "may_act", "parent_jti"))
     TOKEN_DENIED = (531, "token.denied", ("reason", "client_id"))
     TOKEN_INTROSPECTED = (532, "token.introspected", ("jti", "active", "connection"))
     TOKEN_REVOKED = (533, "token.revoked", ("jti",))
+    TOKEN_EXCHANGE_ERROR = (534, "token_exchange.error", ("reason", "client_id", "subject", "chain"))
     RUN_STARTED = (540, "run.started", ("agent", "description"))
     RUN_TERMINATED = (541, "run.terminated", ("agent", "reason"))
     SIGNING_KEY_CREATED = (550, "signing_key.created", ("kid", "alg", "activates_at"))
     SIGNING_KEY_RETIRED = (551, "signing_key.retired", ("kid", "unpublish_at"))
+    DEVICE_REQUESTED = (560, "delegation.device_requested", ("agent", "audience", "scopes", "expires_in"))
+    DELEGATION_GRANTED = (561, "delegation.granted", ("agent", "person", "audience", "scopes", "expires_at",
+                                                      "device_authorization"))
+    DELEGATION_DENIED = (562, "delegation.denied", ("agent", "device_authorization"))
+    DELEGATION_REVOKED = (563, "delegation.revoked", ("agent", "person", "reason", "refresh_tokens"))
+    REFRESH_REUSED = (564, "delegation.refresh_reused", ("delegation", "agent"))
+    USER_CODE_REJECTED = (565, "delegation.user_code_rejected", ("reason",))
 
     # 7xx audit and exports
     ACCESS_REVIEW_EXPORTED = (701, "export.access_review", ("rows",))

@@ -300,6 +300,10 @@ OTP_TOTP_ISSUER = env("IAM_TOTP_ISSUER", "Agent IAM")
 IAM_SIGNING_KEY_PUBLISH_LEAD_SECONDS = int(env("IAM_SIGNING_KEY_PUBLISH_LEAD_SECONDS", "3600"))
 IAM_SIGNING_KEY_ROTATE_DAYS = int(env("IAM_SIGNING_KEY_ROTATE_DAYS", "30"))
 IAM_TOKEN_CLIENT_LIMIT = int(env("IAM_TOKEN_CLIENT_LIMIT", "600"))  # token requests per client per minute
+# Device authorization (RFC 8628): requests one agent may have waiting for a person at once, and
+# user codes one person may try per ten minutes.
+IAM_DEVICE_PENDING_LIMIT = int(env("IAM_DEVICE_PENDING_LIMIT", "5"))
+IAM_DEVICE_CODE_ATTEMPTS = int(env("IAM_DEVICE_CODE_ATTEMPTS", "10"))
 IAM_TOKEN_IP_LIMIT = int(env("IAM_TOKEN_IP_LIMIT", "3000"))  # token requests per client IP per minute
 # SCIM requests per minute per token (IdPs push in bursts: Okta up to ~600/min).
 IAM_SCIM_RATE_LIMIT = int(env("IAM_SCIM_RATE_LIMIT", "1200"))

@@ -31,6 +31,12 @@ UNSCOPED_ALLOWED = {
     "accounts/policy.py": "the strictest policy of every org a person is in",
     "scim/users.py": "to notice another org's ids (audited, answered 404)",
     "scim/groups.py": "to notice another org's member ids (audited, answered 404)",
+    "agents/delegation.py": "a refresh token names its row (org and agent checked after); a person's "
+                            "delegations in every org whose policy ends them with the last session",
+    "agents/device.py": "a device code or a user code names its row; the org is checked after",
+    "agents/views/device_pages.py": "the request this session entered the code of (any org; the guard "
+                                    "then checks the person acts in it)",
+    "agents/views/delegation_pages.py": "a person's own delegations, in every org",
 }
 
 

@@ -591,7 +591,7 @@ def test_deprovisioning_audits_counts_and_a_repeat_changes_nothing(org):
     assert (entry.actor_type, entry.target_id) == ("scim", str(member.pk))
     assert entry.data == {"member": str(member.pk), "how": "deactivated", "sessions_revoked": 1,
                           "api_keys_revoked": 1, "agents_reassigned": 0, "agents_suspended": 0,
-                          "scim_tokens_revoked": 0, "account_deactivated": True}
+                          "scim_tokens_revoked": 0, "account_deactivated": True, "delegations_revoked": 0}
     before = audit_count(org)
     assert deprovision(scim_user=su, actor=SCIM, how="deactivated") == DeprovisionResult(0, 0, 0, 0, False)
     assert audit_count(org) == before
