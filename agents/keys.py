@@ -95,8 +95,11 @@ def _signing_now(org_id, alg: str):
 @transaction.atomic
 def signing_key_first(*, org, alg: str) -> SigningKey:
     """The org's signing key for `alg`, made now if it has none. The org row is locked first, so two
-    first token requests running at once make one key between them, not two."""
-    Organization.objects.select_for_update().filter(pk=org.pk).exists()
+    first token requests running at once make one key between them, not two. FOR NO KEY UPDATE, not
+    FOR UPDATE: audit appends of the same org running meanwhile take FOR KEY SHARE on the org row
+    (their foreign key) while holding the chain head this one's audit entry then waits for; a full
+    row lock would deadlock with them."""
+    Organization.objects.select_for_update(no_key=True).filter(pk=org.pk).exists()
     return _signing_now(org.pk, alg) or signing_key_create(org=org, alg=alg)
 
 

@@ -140,10 +140,9 @@ def device_view(request):
 def _decide(request):
     authorization = _bound(request)
     form = ConsentForm(request.POST)
-    if (
-        authorization is None
-        or not form.is_valid()
-        or (form.cleaned_data.get("authorization") not in (None, authorization.pk))
+    valid = form.is_valid()
+    if authorization is None or (
+        valid and form.cleaned_data.get("authorization") not in (None, authorization.pk)
     ):
         return _render_code(
             request, UserCodeForm(), status=400, error="Enter the code shown by the agent first."
@@ -153,6 +152,8 @@ def _decide(request):
         return detour
     if access is None:
         return _render_code(request, UserCodeForm(), status=400, error="That code is not valid.")
+    if not valid:  # a lifetime or decision the form cannot take: say so on the consent page
+        return _consent(request, authorization, access, form=form, status=400)
     approve = form.cleaned_data["decision"] == "approve"
     if approve and not auth_is_fresh(request):
         return reauth_redirect(request)

@@ -239,3 +239,21 @@ def test_a_delegated_token_lives_no_longer_than_its_delegation(client, world, pe
     response = refresh(client, world, tokens["refresh_token"])
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
     assert int(time.time()) < verified(client, world, tokens["access_token"])["exp"]
+
+
+def test_an_answer_for_a_code_this_session_never_entered_is_refused(client, world, person):
+    started = device_start(client, world).json()
+    authorization = DeviceAuthorization.objects.get()
+    answer = person_client(person).post(
+        "/device/", {"decision": "approve", "authorization": str(authorization.pk)}
+    )
+    assert answer.status_code == 400 and "Enter the code" in answer.content.decode()
+    assert DeviceAuthorization.objects.get().status == "pending" and not Delegation.objects.exists()
+    assert poll(client, world, started["device_code"]).json()["error"] == "authorization_pending"
+
+
+def test_a_lifetime_the_form_cannot_take_is_said_on_the_consent_page(client, world, person):
+    started = device_start(client, world).json()
+    answer = approve(person_client(person), started["user_code"], lifetime="soon")
+    assert answer.status_code == 400 and "act for you?" in answer.content.decode()
+    assert "whole number" in answer.content.decode() and not Delegation.objects.exists()

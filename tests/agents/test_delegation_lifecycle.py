@@ -1,0 +1,189 @@
+"""A delegation never outlives or out-ranks the person behind it: suspending, removing or
+deprovisioning them, ending their last session (as the org's policy says), and revoking the
+delegation kill every token issued under it on the next verification, exchanged ones included."""
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from accounts.models import Membership, UserSession
+from agents.models import AgentPolicy, Delegation, DeviceAuthorization, RefreshToken
+from agents.policies import agent_delegates_set
+from rbac.policies import member_remove, member_update
+from tests.agents.conftest import AUDIENCE, build_world
+from tests.agents.delegation_world import (
+    approve,
+    delegated_tokens,
+    device_start,
+    exchange,
+    member_of,
+    person_client,
+    poll,
+    refresh,
+    second_agent,
+    verified,
+)
+from tests.helpers import in_parallel, latest_event
+
+
+@pytest.fixture
+def person(world):
+    return member_of(world)
+
+
+def _active(introspect, world, token) -> bool:
+    return introspect(world, token)["active"]
+
+
+def _exchanged(client, world, person):
+    """The person's delegated token, handed by the world's agent to B and exchanged there."""
+    b, b_secret = second_agent(world, "agent-b", allow_from=world.agent)
+    tokens = delegated_tokens(client, world, person.user, may_act=None)
+    # A delegated token names B only when asked at issuance: ask again through refresh.
+    named = refresh(client, world, tokens["refresh_token"], may_act=b.client_id).json()
+    body = exchange(client, world, b, b_secret, named["access_token"], resource=AUDIENCE)
+    assert body.status_code == 200, body.content
+    return named, body.json()["access_token"], (b, b_secret)
+
+
+def test_a_delegated_token_exchanged_by_another_agent_keeps_the_person_as_subject(client, world, person):
+    named, exchanged, (b, _) = _exchanged(client, world, person)
+    claims = verified(client, world, exchanged)
+    assert claims["sub"] == f"user:{person.user_id}"
+    assert claims["act"] == {"sub": f"agent:{b.pk}", "act": {"sub": f"agent:{world.agent.pk}"}}
+    assert claims["dlg"] == str(Delegation.objects.get().pk)
+    issued = latest_event(world.org, "token.issued")
+    assert issued.data["chain"] == [f"user:{person.user_id}", f"agent:{world.agent.pk}", f"agent:{b.pk}"]
+    assert issued.data["subject"] == f"user:{person.user_id}"
+
+
+@pytest.mark.parametrize("status", ["suspended"])
+def test_suspending_the_person_kills_every_token_under_their_delegations(
+    client, world, person, introspect, status
+):
+    named, exchanged, (b, b_secret) = _exchanged(client, world, person)
+    member_update(access=world.access, membership=person, status=status)
+    assert not _active(introspect, world, named["access_token"])
+    assert not _active(introspect, world, exchanged)
+    assert refresh(client, world, named["refresh_token"]).json()["error"] == "invalid_grant"
+    delegation = Delegation.objects.get()
+    assert delegation.status == "revoked" and delegation.revoked_reason == "person_suspended"
+    assert latest_event(world.org, "delegation.revoked").data["reason"] == "person_suspended"
+
+
+def test_removing_the_person_revokes_their_delegations(client, world, person, introspect):
+    tokens = delegated_tokens(client, world, person.user)
+    member_remove(access=world.access, membership=person)
+    assert not _active(introspect, world, tokens["access_token"])
+    assert refresh(client, world, tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    assert Delegation.objects.get().revoked_reason == "person_departed"
+    assert not RefreshToken.objects.filter(revoked_at__isnull=True).exists()
+
+
+def test_scim_deprovisioning_revokes_their_delegations_and_counts_them(client, world, person, introspect):
+    from scim.deprovisioning import deprovision
+    from scim.models import ScimUser
+    from tests.scim.test_provisioning import SCIM
+
+    tokens = delegated_tokens(client, world, person.user)
+    scim_user = ScimUser.objects.create(org=world.org, membership=person, user_name=person.user.email)
+    deprovision(scim_user=scim_user, actor=SCIM, how="deactivated")
+    assert not _active(introspect, world, tokens["access_token"])
+    assert latest_event(world.org, "member.deprovisioned").data["delegations_revoked"] == 1
+
+
+def test_losing_a_permission_refuses_the_exchange_of_a_token_issued_before(client, world, person):
+    named, _exchanged_token, (b, b_secret) = _exchanged(client, world, person)
+    Membership.objects.filter(pk=person.pk).update(role="viewer")  # no connection:use any more
+    response = exchange(client, world, b, b_secret, named["access_token"], resource=AUDIENCE)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_scope"
+
+
+def test_revoking_the_delegation_kills_the_exchanged_tokens(client, world, person, introspect):
+    from agents.policies import delegation_revoke
+
+    named, exchanged, (b, b_secret) = _exchanged(client, world, person)
+    assert delegation_revoke(access=world.access, delegation=Delegation.objects.get()) is True
+    assert not _active(introspect, world, exchanged)
+    response = exchange(client, world, b, b_secret, named["access_token"], resource=AUDIENCE)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+
+
+def _bind_to_sessions(world):
+    AgentPolicy.objects.update_or_create(org=world.org, defaults={"delegations_end_with_session": True})
+
+
+def test_signing_out_of_the_last_session_ends_delegations_when_the_policy_says_so(
+    client, world, person, introspect, django_capture_on_commit_callbacks
+):
+    _bind_to_sessions(world)
+    started = device_start(client, world).json()
+    browser = person_client(person.user)
+    assert approve(browser, started["user_code"]).status_code == 200
+    tokens = poll(client, world, started["device_code"]).json()
+    with django_capture_on_commit_callbacks(execute=True):
+        browser.post("/logout/")
+    assert not UserSession.objects.filter(user=person.user).exists()
+    assert Delegation.objects.get().revoked_reason == "person_signed_out"
+    assert not _active(introspect, world, tokens["access_token"])
+
+
+def test_a_session_that_expired_by_its_timestamp_refuses_refresh_under_that_policy(client, world, person):
+    _bind_to_sessions(world)
+    tokens = delegated_tokens(client, world, person.user)
+    from django.utils import timezone
+
+    UserSession.objects.filter(user=person.user).update(expire_date=timezone.now())
+    response = refresh(client, world, tokens["refresh_token"])
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+    assert latest_event(world.org, "token.denied").data["reason"] == "person_signed_out"
+
+
+def test_without_that_policy_signing_out_changes_nothing(
+    client, world, person, introspect, django_capture_on_commit_callbacks
+):
+    tokens = delegated_tokens(client, world, person.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        Client().logout()
+        UserSession.objects.filter(user=person.user).delete()
+    assert Delegation.objects.get().status == "active"
+    assert _active(introspect, world, tokens["access_token"])
+
+
+def test_may_delegate_to_is_bounded_by_the_callers_power(world):
+    from core.errors import Forbidden
+    from rbac.guard import access_for_user
+
+    b, _ = second_agent(world, "agent-b")
+    member = member_of(world, role="member")
+    # The member owns nothing here and cannot manage the owner: refused.
+    access = access_for_user(user=member.user, org_slug=world.slug)
+    with pytest.raises(Forbidden):
+        agent_delegates_set(access=access, agent=world.agent, targets=[b])
+    assert not world.agent.may_delegate_to.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_polls_of_one_approved_code_issue_tokens_once():
+    if connection.vendor != "postgresql":
+        pytest.skip("race cases run on PostgreSQL (SQLite serialises every writer)")
+    world = build_world()
+    person = member_of(world)
+    client = Client()
+    started = device_start(client, world).json()
+    assert approve(person_client(person.user), started["user_code"]).status_code == 200
+    DeviceAuthorization.objects.update(last_polled_at=None)
+    results = in_parallel(6, lambda i: poll(Client(), world, started["device_code"]).status_code)
+    assert sorted(results) == [200] + [400] * 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_uses_of_one_refresh_token_have_one_winner_and_end_the_family():
+    if connection.vendor != "postgresql":
+        pytest.skip("race cases run on PostgreSQL (SQLite serialises every writer)")
+    world = build_world()
+    person = member_of(world)
+    tokens = delegated_tokens(Client(), world, person.user)
+    results = in_parallel(4, lambda i: refresh(Client(), world, tokens["refresh_token"]).status_code)
+    assert sorted(results).count(200) <= 1
+    assert Delegation.objects.get().status == "revoked"  # the losers were reuse: the family ends
