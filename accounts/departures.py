@@ -51,3 +51,24 @@ def member_standing_lost(*, membership, actor, reason: str) -> dict[str, int]:
     for handler in _STANDING_HANDLERS:
         consequences.update(handler(membership=membership, actor=actor, reason=reason))
     return consequences
+
+
+# A person's account was recovered (a password reset link): whoever held the old password may have
+# handed authority to agents, so what acts for the person ends everywhere.
+RecoveryHandler = Callable[..., dict[str, int]]
+
+_RECOVERY_HANDLERS: list[RecoveryHandler] = []
+
+
+def on_account_recovered(handler: RecoveryHandler) -> RecoveryHandler:
+    """Register `handler(*, user, actor) -> {consequence: count}` (idempotent)."""
+    if handler not in _RECOVERY_HANDLERS:
+        _RECOVERY_HANDLERS.append(handler)
+    return handler
+
+
+def account_recovered(*, user, actor) -> dict[str, int]:
+    consequences: dict[str, int] = {}
+    for handler in _RECOVERY_HANDLERS:
+        consequences.update(handler(user=user, actor=actor))
+    return consequences

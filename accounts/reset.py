@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services
+from accounts.departures import account_recovered
 from accounts.models import PasswordResetToken, User, normalize_email
 from accounts.tasks import account_mail_send
 from audit.actors import Actor
@@ -207,6 +208,7 @@ def reset_complete(*, digest: str, new_password: str) -> int:
         raise _rejected("used", token.user)
     user = token.user
     revoked = services.password_set(user=user, new_password=new_password, reason="reset")
+    account_recovered(user=user, actor=Actor.for_user(user))  # delegations to agents end too
     audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.PASSWORD_RESET_COMPLETED,
                  target=Target.of(user), data={"sessions_revoked": revoked})
     # Sent once the change is committed, so no mail announces a change that was rolled back.
@@ -217,7 +219,8 @@ def reset_complete(*, digest: str, new_password: str) -> int:
 def _mail_changed(user: User) -> None:
     body = (
         "The password of your Agent IAM account was just changed with a reset link, and every "
-        "session signed in to your account was ended.\n\n"
+        "session signed in to your account was ended, as was every agent's permission to act for "
+        "you.\n\n"
         "If this was not you, contact your organization's administrator at once.\n"
     )
     account_mail_send.delay(user.email, "Your Agent IAM password was changed", body)

@@ -11,9 +11,10 @@ class AgentsConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_delete
 
-        from accounts.departures import on_departure, on_standing_lost
+        from accounts.departures import on_account_recovered, on_departure, on_standing_lost
         from accounts.models import UserSession
         from agents.delegation import (
+            delegations_on_account_recovered,
             delegations_on_departure,
             delegations_on_standing_lost,
             session_ended,
@@ -23,6 +24,7 @@ class AgentsConfig(AppConfig):
         on_departure(agents_on_departure)
         on_departure(delegations_on_departure)
         on_standing_lost(delegations_on_standing_lost)
+        on_account_recovered(delegations_on_account_recovered)
         # Every way a session ends deletes its row (sign-out, "sign out everywhere", a password
         # change, clearsessions): the org's policy may end the person's delegations with the last.
         post_delete.connect(session_ended, sender=UserSession,

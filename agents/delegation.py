@@ -32,6 +32,7 @@ from agents.selectors import _db_time, _db_uuid, _from_db_time, _json
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record
+from core.credentials import credential_presented
 from core.secrets import secret_matches
 from rbac.selectors import ROLE_GRANTS_SQL, permissions_of
 
@@ -262,6 +263,16 @@ def delegations_end_with_sessions(*, user_id) -> int:
     return ended
 
 
+@transaction.atomic
+def delegations_on_account_recovered(*, user, actor: Actor) -> dict[str, int]:
+    """A password reset: every live delegation the person granted, in every org, ends."""
+    ended = 0
+    for delegation in live_delegations(Delegation.objects.unscoped()  # the person's, in every org
+                                       .filter(user_id=user.pk)).select_related("org").order_by("created_at"):
+        ended += delegation_revoke(delegation=delegation, actor=actor, reason="password_reset")
+    return {"delegations_revoked": ended}
+
+
 def session_ended(sender, instance, **kwargs) -> None:
     """A session row went (post_delete): once that commits, end the person's delegations in the
     orgs whose policy binds them to a live session, if it was their last. A session that merely
@@ -316,3 +327,15 @@ def refresh_take(row: RefreshToken) -> bool:
 
 def delegation_of(org_id, delegation_id) -> Delegation | None:
     return Delegation.objects.for_org(org_id).filter(pk=delegation_id).select_related("org").first()
+
+
+def refresh_token_revoke(*, agent, raw: str) -> bool:
+    """RFC 7009 for a refresh token: the agent gives up the delegation it belongs to, which ends the
+    whole family and every access token under it (§2.1). Another agent's token, or anything that
+    is not one of ours, changes nothing (the endpoint answers 200 either way)."""
+    presented = credential_presented(raw or "", RefreshToken.PREFIX)
+    row = presented and refresh_find(presented)
+    if not row or row.agent_id != agent.pk or row.org_id != agent.org.pk:
+        return False
+    return delegation_revoke(delegation=row.delegation, actor=Actor.for_agent(agent),
+                             reason="refresh_token_revoked")

@@ -18,9 +18,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from agents import delegated, device, exchange, revocation
+from agents.delegation import refresh_token_revoke
 from agents.introspection import introspect
 from agents.issuance import GrantRequest, OAuthError, agent_authenticate, token_grant
 from agents.keys import ALGORITHMS, published_keys
+from agents.models import RefreshToken
 from agents.services import token_revoke
 from agents.tokens import TokenInvalid, issuer_for, public_origin, token_verify
 from core.models import Organization
@@ -227,8 +229,12 @@ def revocation_endpoint(request, org):
         agent = agent_authenticate(org, client_id, secret).agent
     except OAuthError as exc:
         return _error(exc)
+    raw = request.POST.get("token", "")
     try:
-        claims = token_verify(request.POST.get("token", ""), org_slug=org)
+        if raw.startswith(RefreshToken.PREFIX + "_"):
+            refresh_token_revoke(agent=agent, raw=raw)
+            return JsonResponse({}, headers=NO_STORE)
+        claims = token_verify(raw, org_slug=org)
     except TokenInvalid:
         claims = None
     except revocation.RevocationUnavailable:

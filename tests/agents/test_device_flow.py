@@ -257,3 +257,48 @@ def test_a_lifetime_the_form_cannot_take_is_said_on_the_consent_page(client, wor
     answer = approve(person_client(person), started["user_code"], lifetime="soon")
     assert answer.status_code == 400 and "act for you?" in answer.content.decode()
     assert "whole number" in answer.content.decode() and not Delegation.objects.exists()
+
+
+def test_an_agent_revoking_its_refresh_token_gives_up_the_delegation(client, world, person, introspect):
+    from tests.agents.conftest import post_form
+
+    tokens = delegated_tokens(client, world, person)
+    other = member_of(world).user
+    others = delegated_tokens(client, world, other)
+    response = post_form(
+        client,
+        world.url("revoke"),
+        {"token": tokens["refresh_token"], "token_type_hint": "refresh_token"},
+        auth=(world.agent.client_id, world.agent_secret),
+    )
+    assert response.status_code == 200 and response.json() == {}
+    assert introspect(world, tokens["access_token"]) == {"active": False}
+    assert refresh(client, world, tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    assert latest_event(world.org, "delegation.revoked").data["reason"] == "refresh_token_revoked"
+    assert introspect(world, others["access_token"])["active"] is True  # the other person's stands
+
+
+def test_another_agent_cannot_revoke_a_refresh_token_it_does_not_hold(client, world, person, introspect):
+    from tests.agents.conftest import post_form
+    from tests.agents.delegation_world import second_agent
+
+    tokens = delegated_tokens(client, world, person)
+    other, other_secret = second_agent(world, name="other-bot")
+    response = post_form(
+        client, world.url("revoke"), {"token": tokens["refresh_token"]}, auth=(other.client_id, other_secret)
+    )
+    assert response.status_code == 200
+    assert Delegation.objects.get().status == "active"
+    assert introspect(world, tokens["access_token"])["active"] is True
+
+
+def test_a_password_reset_ends_every_delegation_of_the_person(client, world, person, introspect):
+    from accounts.reset import _token_store, reset_complete
+    from core.secrets import link_secret
+
+    tokens = delegated_tokens(client, world, person)
+    _raw, digest = link_secret()
+    _token_store(person, digest)
+    reset_complete(digest=digest, new_password="an entirely new passphrase 93")
+    assert introspect(world, tokens["access_token"]) == {"active": False}
+    assert Delegation.objects.get().revoked_reason == "password_reset"
