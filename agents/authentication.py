@@ -40,7 +40,10 @@ class AgentPrincipal(ServicePrincipal):
         org = Organization.objects.filter(slug=org_slug).first()
         if org is None:
             return None
-        actor = Actor("agent", self.claims["sub"].removeprefix("agent:"), self.claims["client_id"])
+        # The actor is the agent calling, the outermost `act` of a delegated token (whose `sub` is
+        # the person or agent it acts for), else the token's own subject.
+        acting = (self.claims.get("act") or {}).get("sub") or self.claims["sub"]
+        actor = Actor("agent", acting.removeprefix("agent:"), self.claims["client_id"])
         return Access(org=org, perms=self.perms, actor=actor)
 
 
