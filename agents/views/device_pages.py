@@ -80,14 +80,16 @@ def _consent(request, authorization: DeviceAuthorization, access, form=None, sta
     )
 
 
-def _access(request, authorization):
+def _access(request, authorization, user_code: str = ""):
     """The person's access in the org that asks (None: not a member, which looks like a bad code),
-    or a redirect the org's session policy wants first."""
+    or a redirect the org's session policy wants first (a second factor, a fresh sign-in), which
+    comes back to the code form, filled in."""
     try:
         return access_for_request(request, authorization.org.slug), None
     except SessionPolicyDenied as denied:
         target = reverse(SESSION_DENIALS[denied.reason])
-        return None, redirect(f"{target}?{urlencode({'next': request.get_full_path()})}")
+        back = reverse("agents:device") + (f"?{urlencode({'user_code': user_code})}" if user_code else "")
+        return None, redirect(f"{target}?{urlencode({'next': back})}")
 
 
 def _bound(request) -> DeviceAuthorization | None:
@@ -123,7 +125,7 @@ def device_view(request):
         )
     access = None
     if authorization is not None:
-        access, detour = _access(request, authorization)
+        access, detour = _access(request, authorization, form.cleaned_data["user_code"])
         if detour is not None:
             return detour
     if authorization is None or access is None:

@@ -2,6 +2,7 @@
 on /device/, the agent polls, and the delegated token reads `sub: user:<id>`, `act: {sub: agent}`."""
 
 import time
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
@@ -302,3 +303,16 @@ def test_a_password_reset_ends_every_delegation_of_the_person(client, world, per
     reset_complete(digest=digest, new_password="an entirely new passphrase 93")
     assert introspect(world, tokens["access_token"]) == {"active": False}
     assert Delegation.objects.get().revoked_reason == "password_reset"
+
+
+def test_the_orgs_mfa_mandate_applies_before_the_consent_page(client, world, person):
+    from accounts.models import SecurityPolicy
+
+    SecurityPolicy.objects.update_or_create(org=world.org, defaults={"mfa_required": True})
+    started = device_start(client, world).json()
+    page = person_client(person).post("/device/", {"user_code": started["user_code"]})
+    # Without a second factor the person is sent to set one up, and then back to the filled-in form.
+    next_url = f"/device/?user_code={started['user_code']}"
+    assert page.status_code == 302
+    assert page["Location"] == "/account/security/?" + urlencode({"next": next_url})
+    assert DeviceAuthorization.objects.get().status == "pending" and not Delegation.objects.exists()

@@ -349,10 +349,17 @@ def test_revoking_a_middle_token_kills_below_it_and_not_above(client, world, cha
 
 
 @pytest.mark.parametrize("link", ["A", "B"])
-def test_suspending_any_agent_of_the_chain_kills_the_chain(client, world, chain, introspect, link):
-    """Keycloak #52691: delegated tokens survived the actor's disabling."""
+@pytest.mark.parametrize("how", ["suspend", "revoke"])
+def test_disabling_or_deleting_any_agent_of_the_chain_kills_the_chain(client, world, chain, introspect, link,
+                                                                      how):
+    """Keycloak #52691: delegated tokens survived the actor's disabling and deletion."""
+    from agents.policies import agent_revoke
+
     _token, _at_b, at_c = _two_hops(client, world, chain)
-    agent_set_status(access=world.access, agent=chain[link][0], status="suspended")
+    if how == "suspend":
+        agent_set_status(access=world.access, agent=chain[link][0], status="suspended")
+    else:
+        agent_revoke(access=world.access, agent=chain[link][0])
     assert not _active(introspect, world, at_c)
 
 
