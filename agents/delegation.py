@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from accounts.models import ACTING_STATUSES, UserSession
 from agents import revocation
 from agents.grants import delegable_scopes
-from agents.models import Delegation, DelegationStatus, RefreshToken
+from agents.models import Delegation, DelegationStatus, DeviceAuthorization, RefreshToken
 from agents.selectors import _db_time, _db_uuid, _from_db_time, _json
 from audit.actors import Actor
 from audit.events import AuditEvent
@@ -339,3 +339,19 @@ def refresh_token_revoke(*, agent, raw: str) -> bool:
         return False
     return delegation_revoke(delegation=row.delegation, actor=Actor.for_agent(agent),
                              reason="refresh_token_revoked")
+
+
+KEPT_AFTER_END = timedelta(days=1)
+
+
+def delegation_records_prune(*, now=None) -> int:
+    """Delete device requests and refresh tokens that can no longer do anything: expired, spent or
+    revoked more than a day ago (a system job over every org). Nothing depends on it running: each
+    is refused by its own timestamps. Delegations themselves are kept: they are the record of who
+    let which agent act for them."""
+    cutoff = (now or timezone.now()) - KEPT_AFTER_END
+    devices, _ = DeviceAuthorization.objects.unscoped().filter(expires_at__lte=cutoff).delete()  # every org
+    tokens, _ = (RefreshToken.objects.unscoped()  # a system job over every org
+                 .filter(models.Q(expires_at__lte=cutoff) | models.Q(spent_at__lte=cutoff)
+                         | models.Q(revoked_at__lte=cutoff)).delete())
+    return devices + tokens

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from agents.delegation import delegation_records_prune
 from agents.keys import signing_keys_rotate_due
 from agents.revocation import revocations_prune
 from agents.rotation import rotation_windows_record
@@ -24,3 +25,10 @@ def revocation_rows_prune() -> int:
     """Delete revocation rows that can no longer kill any unexpired token (verification never needs
     this to run: it only keeps the tables small)."""
     return revocations_prune()
+
+
+@shared_task
+def delegation_rows_prune() -> int:
+    """Delete device requests and refresh tokens past any use (each is refused by its own timestamps
+    whether or not this runs)."""
+    return delegation_records_prune()

@@ -14,6 +14,7 @@ app.conf.beat_schedule = {
     "rotation-windows-close": {"task": "agents.tasks.rotation_windows_close", "schedule": 60},
     "signing-keys-maintain": {"task": "agents.tasks.signing_keys_maintain", "schedule": 60 * 60},
     "revocation-rows-prune": {"task": "agents.tasks.revocation_rows_prune", "schedule": 60 * 60},
+    "delegation-rows-prune": {"task": "agents.tasks.delegation_rows_prune", "schedule": 60 * 60},
     "auth-records-cleanup": {
         "task": "accounts.tasks.auth_records_cleanup",
         "schedule": 60 * 60,

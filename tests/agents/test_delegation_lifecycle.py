@@ -187,3 +187,22 @@ def test_parallel_uses_of_one_refresh_token_have_one_winner_and_end_the_family()
     results = in_parallel(4, lambda i: refresh(Client(), world, tokens["refresh_token"]).status_code)
     assert sorted(results).count(200) <= 1
     assert Delegation.objects.get().status == "revoked"  # the losers were reuse: the family ends
+
+
+def test_spent_and_expired_records_are_pruned_and_delegations_kept(client, world, person):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from agents.tasks import delegation_rows_prune
+
+    tokens = delegated_tokens(client, world, person.user)
+    refresh(client, world, tokens["refresh_token"])  # spends the first, mints a second
+    assert delegation_rows_prune.delay().get() == 0  # nothing is old enough yet
+    later = timezone.now() + timedelta(days=2)
+    from freezegun import freeze_time
+
+    with freeze_time(later):
+        pruned = delegation_rows_prune.delay().get()
+    assert pruned == 2  # the device request (expired) and the spent refresh token
+    assert RefreshToken.objects.count() == 1 and Delegation.objects.count() == 1
