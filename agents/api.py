@@ -1,15 +1,19 @@
-"""Admin API: agents (with their secrets), connections and runs. Thin views over agents.policies."""
+"""Admin API: agents (with their secrets), connections, runs and people's delegations to agents.
+Thin views over agents.policies."""
 
 from django.db.models import Q
-from drf_spectacular.utils import extend_schema
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.models import Membership
 from agents import policies
+from agents.delegation import live_delegations
 from agents.forms import OVERLAP_LIMIT_SECONDS, AgentPolicyForm
-from agents.models import Agent, AgentPolicy, Connection, Run
+from agents.models import Agent, AgentPolicy, Connection, Delegation, DelegationStatus, Run
 from agents.policy import AGENT_POLICY_FIELDS, agent_policy_for_org
 from core.errors import NotFound
 from core.permissions import Perm
@@ -29,18 +33,23 @@ class SecretSummarySerializer(serializers.Serializer):
 
 class AgentSerializer(serializers.ModelSerializer):
     owners = serializers.SerializerMethodField()
+    may_delegate_to = serializers.SerializerMethodField(
+        help_text="Client ids of the agents it may name in `may_act` (who may exchange its tokens).")
     secrets = SecretSummarySerializer(many=True, read_only=True)
     created_by = serializers.UUIDField(source="created_by_id", allow_null=True, read_only=True,
                                        help_text="The person (user id) who registered the agent.")
 
     class Meta:
         model = Agent
-        fields = ["id", "name", "client_id", "status", "scopes", "audiences", "owners", "secrets",
-                  "created_by", "created_at", "revoked_at"]
+        fields = ["id", "name", "client_id", "status", "scopes", "audiences", "owners", "may_delegate_to",
+                  "secrets", "created_by", "created_at", "revoked_at"]
         read_only_fields = fields
 
     def get_owners(self, agent) -> list[dict]:
         return [{"member": str(m.pk), "email": m.user.email} for m in agent.owners.all()]
+
+    def get_may_delegate_to(self, agent) -> list[str]:
+        return sorted(target.client_id for target in agent.may_delegate_to.all())
 
 
 class AgentWriteSerializer(serializers.Serializer):
@@ -54,6 +63,9 @@ class AgentGrantSerializer(serializers.Serializer):
     scopes = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
     audiences = serializers.ListField(child=serializers.URLField(max_length=500), required=False)
     owners = serializers.ListField(child=serializers.UUIDField(), required=False, min_length=1)
+    may_delegate_to = serializers.ListField(
+        child=serializers.CharField(max_length=40), required=False, max_length=200,
+        help_text="Client ids of this org's agents it may name in `may_act`; [] allows none.")
 
 
 class RotateSerializer(serializers.Serializer):
@@ -80,6 +92,15 @@ def _members(org, ids) -> list[Membership]:
     return found
 
 
+def _agents(org, client_ids) -> list[Agent]:
+    """Agents named in a body by client id; one of another org is a 404, like an unknown one."""
+    wanted = set(client_ids)
+    found = list(Agent.objects.for_org(org).filter(client_id__in=wanted))
+    if len(found) != len(wanted):
+        raise NotFound("Agent not found.")
+    return found
+
+
 class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = Agent
     list_ordering = "name"
@@ -98,7 +119,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
     }
 
     def scope(self, queryset):
-        return queryset.prefetch_related("owners__user", "secrets").order_by("name")
+        return queryset.prefetch_related("owners__user", "secrets", "may_delegate_to").order_by("name")
 
     @extend_schema(request=AgentWriteSerializer, responses={201: AgentSerializer})
     def create(self, request, org):
@@ -111,10 +132,13 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
 
     @extend_schema(request=AgentGrantSerializer, responses={200: AgentSerializer})
     def partial_update(self, request, org, pk):
+        """Change the grant, the owners, the agents it may delegate to, or several at once (all of it
+        applies, or none)."""
         data = self.validated(AgentGrantSerializer, request.data)
         owners = _members(self.org, data["owners"]) if "owners" in data else None
-        policies.agent_grant_update(access=self.access, agent=self.get_object(), scopes=data.get("scopes"),
-                                    audiences=data.get("audiences"), owners=owners)
+        targets = _agents(self.org, data["may_delegate_to"]) if "may_delegate_to" in data else None
+        policies.agent_update(access=self.access, agent=self.get_object(), scopes=data.get("scopes"),
+                              audiences=data.get("audiences"), owners=owners, targets=targets)
         return Response(self._out(pk))
 
     @extend_schema(request=RotateSerializer, responses={200: RotatedSerializer})
@@ -281,6 +305,72 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedView
         return Response(RunSerializer(run).data)
 
 
+class DelegationSerializer(serializers.ModelSerializer):
+    agent = serializers.UUIDField(source="agent_id")
+    agent_client_id = serializers.CharField(source="agent.client_id")
+    agent_name = serializers.CharField(source="agent.name")
+    person = serializers.UUIDField(source="user_id", allow_null=True,
+                                   help_text="The person (user id) the agent acts for.")
+    status = serializers.SerializerMethodField(help_text='"active", "revoked" or "expired".')
+
+    class Meta:
+        model = Delegation
+        fields = ["id", "agent", "agent_client_id", "agent_name", "person", "person_email", "audience",
+                  "scopes", "status", "created_at", "expires_at", "revoked_at", "revoked_reason"]
+        read_only_fields = fields
+
+    def get_status(self, delegation) -> str:
+        # It ends by its timestamp; no job marks it expired, so the answer says so itself.
+        if delegation.status == DelegationStatus.ACTIVE and delegation.expires_at <= timezone.now():
+            return "expired"
+        return delegation.status
+
+
+class _DelegationFilters(serializers.Serializer):
+    agent = serializers.UUIDField(required=False)
+    status = serializers.ChoiceField(choices=["live"], required=False)
+
+
+_DELEGATION_FILTERS = [
+    OpenApiParameter("agent", OpenApiTypes.UUID, description="an agent id: only that agent's delegations"),
+    OpenApiParameter("status", str, enum=["live"], description="live: active and not yet expired"),
+]
+
+
+class DelegationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    """People's approvals that an agent acts for them. Every member may ask to revoke one; the
+    policy wrapper decides (the person who granted it, an owner of its agent, or an admin)."""
+
+    model = Delegation
+    list_ordering = "-created_at"
+    search_fields = ("person_email", "agent__name", "agent__client_id", "audience")
+    serializer_class = DelegationSerializer
+    required = {"list": Perm.AGENT_READ, "retrieve": Perm.AGENT_READ, "revoke": Perm.ORG_READ}
+
+    def scope(self, queryset):
+        queryset = queryset.select_related("agent").order_by("-created_at")
+        if self.action != "list":
+            return queryset
+        filters = self.validated(_DelegationFilters, self.request.query_params)
+        if "agent" in filters:
+            queryset = queryset.filter(agent_id=filters["agent"])
+        if filters.get("status") == "live":
+            queryset = live_delegations(queryset)
+        return queryset
+
+    @extend_schema(parameters=_DELEGATION_FILTERS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=None, responses={200: DelegationSerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, org, pk):
+        """End the delegation: every token issued under it stops working on its next use, and its
+        refresh tokens end. Revoking one that has already ended changes nothing."""
+        policies.delegation_revoke(access=self.access, delegation=self.get_object())
+        return Response(DelegationSerializer(self.get_queryset().get(pk=pk)).data)
+
+
 class AgentPolicySerializer(serializers.ModelSerializer):
     class Meta:
         model = AgentPolicy
@@ -294,12 +384,15 @@ class AgentPolicySerializer(serializers.ModelSerializer):
             self.fields["deprovision_fallback_owner"].queryset = members
 
 
-# Agent token and rotation limits, and what happens to agents whose owner leaves.
+# Agent token and rotation limits, what happens to agents whose owner leaves, and how far people's
+# delegations to agents reach.
 POLICY_SECTION = PolicySection(
     read=agent_policy_for_org, serializer=AgentPolicySerializer, form=AgentPolicyForm,
     update=policies.agent_policy_update,
     groups=(
         ("Agents", ("agent_token_ttl_seconds", "secret_overlap_max_seconds", "token_alg")),
         ("Deprovisioning", ("deprovision_agents", "deprovision_fallback_owner")),
+        ("Delegation", ("max_delegation_depth", "delegation_max_lifetime_seconds",
+                        "delegation_refresh_tokens", "delegations_end_with_session")),
     ),
 )

@@ -68,6 +68,23 @@ class AgentGrantForm(_GrantFields):
         return cls(initial=initial, org=org)
 
 
+class AgentDelegatesForm(PageForm):
+    """The agents of the org this one may name in `may_act`; a box for each other agent."""
+
+    def __init__(self, *args, agent: Agent, **kwargs):
+        super().__init__(*args, **kwargs)
+        others = Agent.objects.for_org(agent.org_id).exclude(pk=agent.pk).order_by("name")
+        self.fields["may_delegate_to"] = forms.ModelMultipleChoiceField(
+            queryset=others, required=False, widget=forms.CheckboxSelectMultiple, label="May delegate to",
+            help_text="Only these agents may exchange a token it hands on. You must hold what each "
+                      "newly chosen agent's grant needs.")
+        self.fields["may_delegate_to"].label_from_instance = lambda a: f"{a.name} ({a.client_id})"
+
+    @classmethod
+    def for_agent(cls, agent: Agent):
+        return cls(initial={"may_delegate_to": list(agent.may_delegate_to.all())}, agent=agent)
+
+
 class SecretRotateForm(PageForm):
     overlap_seconds = forms.IntegerField(
         min_value=0, max_value=OVERLAP_LIMIT_SECONDS, initial=DEFAULT_OVERLAP_SECONDS,
@@ -145,6 +162,10 @@ class AgentPolicyForm(forms.ModelForm):
             "secret_overlap_max_seconds": "Longest secret rotation overlap (seconds)",
             "token_alg": "Token signing algorithm",
             "deprovision_agents": "When a deprovisioned member leaves agents without an owner",
+            "max_delegation_depth": "Longest delegation chain (hand-offs from the person)",
+            "delegation_max_lifetime_seconds": "Longest a person may let an agent act for them (seconds)",
+            "delegation_refresh_tokens": "Give agents acting for a person a refresh token",
+            "delegations_end_with_session": "End a person's delegations when their last session ends",
         }
 
     def __init__(self, *args, **kwargs):

@@ -218,3 +218,26 @@ def delegation_revoke_own(*, user, delegation) -> bool:
         raise NotFound("No such delegation.")
     return delegation_effects.delegation_revoke(delegation=delegation, actor=Actor.for_user(user),
                                                 reason="revoked_by_person")
+
+
+@records_denials
+@transaction.atomic
+def agent_update(*, access: Access, agent, scopes=None, audiences=None, owners=None, targets=None):
+    """The admin API's change of an agent: its grant and owners, the agents it may delegate to
+    (`targets`), or both, in one transaction, so either all of it applies or none of it does."""
+    if targets is None or any(value is not None for value in (scopes, audiences, owners)):
+        agent = agent_grant_update(access=access, agent=agent, scopes=scopes, audiences=audiences,
+                                   owners=owners)
+    if targets is not None:
+        agent = agent_delegates_set(access=access, agent=agent, targets=targets)
+    return agent
+
+
+def delegations_revocable(*, access: Access, agent, delegations) -> set:
+    """Which of `agent`'s delegations the caller may revoke (the pages offer those a button): the
+    rule of `delegation_revoke`, with the caller's ownership of the agent read once."""
+    me = _own_membership(access)
+    anyone = access.has(Perm.MEMBER_WRITE) or (
+        me is not None and me.can_act and agent.owners.filter(pk=me.pk).exists())
+    mine = access.user.pk if access.user is not None else None
+    return {d.pk for d in delegations if d.agent_id == agent.pk and (anyone or d.user_id == mine)}

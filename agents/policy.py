@@ -10,7 +10,9 @@ from core.errors import Invalid
 from core.org_settings import settings_apply
 
 AGENT_POLICY_FIELDS = ("agent_token_ttl_seconds", "secret_overlap_max_seconds", "token_alg",
-                       "deprovision_agents", "deprovision_fallback_owner")
+                       "deprovision_agents", "deprovision_fallback_owner", "max_delegation_depth",
+                       "delegation_max_lifetime_seconds", "delegation_refresh_tokens",
+                       "delegations_end_with_session")
 
 
 def agent_policy_for_org(org) -> AgentPolicy:
@@ -24,8 +26,9 @@ def agent_policy_for_org(org) -> AgentPolicy:
 @records_denials
 @transaction.atomic
 def agent_policy_set(*, org, actor: Actor, **changes) -> AgentPolicy:
-    """Change the org's agent settings; each applies at the next token issuance, rotation or
-    departure of an owner."""
+    """Change the org's agent settings; each applies at the next token issuance, rotation,
+    departure of an owner or approval of a delegation (a delegation already approved keeps the
+    lifetime it was given)."""
     fallback = changes.get("deprovision_fallback_owner")
     if fallback is not None and (fallback.org_id != org.pk or not fallback.can_act):
         message = "Choose an active member of this organization."

@@ -7,7 +7,7 @@ from rest_framework.routers import SimpleRouter
 from accounts.api import POLICY_SECTION as ACCOUNTS_POLICY
 from accounts.api import ApiKeyViewSet, MemberViewSet
 from agents.api import POLICY_SECTION as AGENTS_POLICY
-from agents.api import AgentViewSet, ConnectionViewSet, RunViewSet
+from agents.api import AgentViewSet, ConnectionViewSet, DelegationViewSet, RunViewSet
 from agents.review import AGENTS
 from audit.api import (
     AccessReviewExportView,
@@ -23,7 +23,8 @@ from scim.review import SCIM_TOKENS, scim_member_names
 from web.policy import SecurityPolicyView
 
 # The security page and API show every app's settings; the access review lists people (named as the
-# org's IdP names them, where it provisions them), then agents, org API keys and SCIM tokens.
+# org's IdP names them, where it provisions them), then agents (each followed by its live delegations),
+# org API keys and SCIM tokens.
 POLICY_SECTIONS = (ACCOUNTS_POLICY, AGENTS_POLICY)
 ACCESS_REVIEW_SOURCES = (human_source(overlays=(scim_member_names,)), AGENTS, API_KEYS, SCIM_TOKENS)
 
@@ -37,6 +38,7 @@ router.register("audit/events", AuditEventViewSet, basename="audit-event")
 router.register("agents", AgentViewSet, basename="agent")
 router.register("connections", ConnectionViewSet, basename="connection")
 router.register("runs", RunViewSet, basename="run")
+router.register("delegations", DelegationViewSet, basename="delegation")
 router.register("scim-tokens", ScimTokenViewSet, basename="scim-token")
 router.register("scim-mappings", GroupMappingViewSet, basename="scim-mapping")
 

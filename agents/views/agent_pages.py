@@ -1,9 +1,10 @@
-"""Agent pages: the list and registration, the detail page (grant), secrets, status, revocation."""
+"""Agent pages: the list and registration, the detail page (grant), secrets, status, revocation,
+the agents it may delegate to, and the people it acts for (their delegations, which can be revoked)."""
 
 from django.contrib import messages
 from django.db.models import Prefetch
 from django.http import Http404
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -12,14 +13,16 @@ from django.views import View
 from accounts.models import Membership
 from accounts.views.shown_once import no_store, redirect_to_shown, secret_hold, secret_take
 from agents import policies, services
-from agents.forms import AgentCreateForm, AgentGrantForm, SecretRotateForm
-from agents.models import Agent, AgentSecret, AgentStatus, Connection, Run, RunStatus
+from agents.delegation import live_delegations
+from agents.forms import AgentCreateForm, AgentDelegatesForm, AgentGrantForm, SecretRotateForm
+from agents.models import Agent, AgentSecret, AgentStatus, Connection, Delegation, Run, RunStatus
 from agents.views import confirmed
 from core.errors import ServiceError
 from core.permissions import Perm
 from web.pages import OrgPageMixin, form_apply_service_error
 
 AGENT_RUNS_SHOWN = 50
+AGENT_DELEGATIONS_SHOWN = 100
 # What a handle on the agent's page can show, and with which template.
 SHOWN_TEMPLATES = {"agent": "agents/agent_created.html", "agent_secret": "agents/agent_secret_rotated.html"}
 
@@ -72,22 +75,33 @@ class AgentPage(OrgPageMixin, View):
     template = "agents/agent_detail.html"
 
     def agent(self, pk) -> Agent:
-        """This org's agent with its owners and secrets (another org's id is a 404)."""
-        agents = _agents_with_secrets(self.org, Agent.objects.for_org(self.org).filter(pk=pk))
+        """This org's agent with its owners, secrets and delegates (another org's id is a 404)."""
+        delegates = Prefetch("may_delegate_to", queryset=Agent.objects.for_org(self.org).order_by("name"))
+        agents = _agents_with_secrets(
+            self.org, Agent.objects.for_org(self.org).filter(pk=pk).prefetch_related(delegates))
         if not agents:
             raise Http404("No such agent.")
         return agents[0]
 
-    def detail(self, agent, status=200, grant_form=None, rotate_form=None):
+    def detail(self, agent, status=200, grant_form=None, rotate_form=None, delegates_form=None):
         runs = (Run.objects.for_org(self.org).filter(agent=agent).select_related("agent")
                 .order_by("-started_at")[:AGENT_RUNS_SHOWN])
         return self.render_page(
             self.template, status=status, agent=agent, runs=runs,
             usable=agent.status != AgentStatus.REVOKED,
             delegable=sorted(services.agent_delegable_now(agent)),
+            delegations=self.delegations(agent),
             grant_form=grant_form or AgentGrantForm.for_agent(agent, self.org),
             rotate_form=rotate_form or SecretRotateForm(),
+            delegates_form=delegates_form or AgentDelegatesForm.for_agent(agent),
         )
+
+    def delegations(self, agent) -> list[dict]:
+        """The agent's live delegations, newest first, each with whether the caller may revoke it."""
+        live = list(live_delegations(Delegation.objects.for_org(self.org).filter(agent=agent))
+                    .order_by("-created_at")[:AGENT_DELEGATIONS_SHOWN])
+        revocable = policies.delegations_revocable(access=self.access, agent=agent, delegations=live)
+        return [{"delegation": d, "revocable": d.pk in revocable} for d in live]
 
     def back(self, agent):
         return redirect("agents:agent-detail", org=self.org.slug, pk=agent.pk)
@@ -205,3 +219,61 @@ class AgentRevokeView(AgentPage):
             return self.render_page(self.confirm_template, status=exc.status, agent=agent)
         messages.success(request, f"Revoked {agent.name}: its secrets, tokens and runs no longer work.")
         return self.back(agent)
+
+
+class AgentDelegatesView(AgentPage):
+    """The agents this one may name in `may_act`; refusals (a target stronger than the caller,
+    someone not answering for the agent) show on the form."""
+
+    required = {"post": Perm.AGENT_WRITE}
+
+    def post(self, request, org, pk):
+        agent = self.agent(pk)
+        form = AgentDelegatesForm(request.POST, agent=agent)
+        if not form.is_valid():  # another org's agent, or this one, is no choice here
+            return self.detail(agent, status=400, delegates_form=form)
+        try:
+            policies.agent_delegates_set(access=self.access, agent=agent,
+                                         targets=list(form.cleaned_data["may_delegate_to"]))
+        except ServiceError as exc:
+            form_apply_service_error(form, exc)
+            return self.detail(self.agent(pk), status=exc.status, delegates_form=form)
+        messages.success(request, f"Saved the agents {agent.name} may delegate to.")
+        return self.back(agent)
+
+
+class DelegationRevokeView(OrgPageMixin, View):
+    """GET asks for confirmation (it is also where re-authentication comes back to); POST revokes
+    once confirmed. Seeing a delegation needs what seeing its agent needs; who may revoke it (the
+    person, an owner of the agent, an admin) is the policy wrapper's decision."""
+
+    required = {"get": Perm.AGENT_READ, "post": Perm.AGENT_READ}
+    template = "agents/delegation_revoke.html"
+
+    def get(self, request, org, pk):
+        return self.confirm(self.delegation(pk))
+
+    def post(self, request, org, pk):
+        delegation = self.delegation(pk)
+        if not confirmed(request):
+            return self.confirm(delegation)
+        try:
+            revoked = policies.delegation_revoke(access=self.access, delegation=delegation)
+        except ServiceError as exc:
+            messages.error(request, exc.detail)
+            return self.confirm(delegation, status=exc.status)
+        if revoked:
+            messages.success(request, f"{delegation.agent.name} no longer acts for "
+                                      f"{delegation.person_email}; tokens issued under it stop working "
+                                      "on their next use.")
+        else:
+            messages.info(request, "That delegation had already ended.")
+        return redirect("agents:agent-detail", org=self.org.slug, pk=delegation.agent_id)
+
+    def delegation(self, pk) -> Delegation:
+        """This org's delegation with its agent (another org's id is a 404)."""
+        return get_object_or_404(Delegation.objects.for_org(self.org).select_related("agent"), pk=pk)
+
+    def confirm(self, delegation, status=200):
+        return self.render_page(self.template, status=status, delegation=delegation,
+                                live=delegation.is_live())
