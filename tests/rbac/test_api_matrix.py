@@ -2,10 +2,13 @@
 another org's URL or object 404, allowed 2xx. Each refused call also changes nothing."""
 
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from accounts.models import ApiKey, Membership
-from agents.models import Agent, AgentSecret, Connection, Run
+from agents.models import Agent, AgentSecret, Connection, Delegation, Run
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.models import AuditEntry
@@ -40,7 +43,11 @@ def _objects(org):
     connection = ConnectionFactory(org=org, name="tickets", audience=AUDIENCE, scopes=["t:read"])
     agent = AgentFactory(org=org, name="bot", scopes=["t:read"], audiences=[AUDIENCE], owners=[member])
     scim_group = ScimGroupFactory(org=org, display_name="Engineering")
+    delegation = Delegation.objects.create(
+        org=org, agent=agent, user=member.user, membership=member, person_email=member.user.email,
+        audience=AUDIENCE, scopes=["t:read"], expires_at=timezone.now() + timedelta(hours=1))
     return {
+        "delegation": delegation.pk,
         "agent": agent.pk,
         "connection": connection.pk,
         "run": RunFactory(agent=agent).pk,
@@ -74,6 +81,7 @@ def _state(org) -> dict:
             "runs": sorted(Run.objects.values_list("pk", "status")),
             "scim tokens": sorted(ScimToken.objects.values_list("pk", "expires_at", "revoked_at")),
             "scim mappings": sorted(GroupMapping.objects.values_list("pk", "kind", "builtin_role")),
+            "delegations": sorted(Delegation.objects.values_list("pk", "status", "revoked_at")),
         }
 
 # (method, path, permission, body, allowed status, the model a successful call adds to or removes from)
@@ -117,6 +125,9 @@ CASES = [
     ("get", "runs/{run}", Perm.RUN_READ, None, 200, None),
     ("post", "runs", Perm.RUN_WRITE, {"agent": "{agent}", "description": "x"}, 201, Run),
     ("post", "runs/{run}/terminate", Perm.RUN_WRITE, None, 200, None),
+    ("get", "delegations", Perm.AGENT_READ, None, 200, None),
+    ("get", "delegations/{delegation}", Perm.AGENT_READ, None, 200, None),
+    ("post", "delegations/{delegation}/revoke", Perm.ORG_READ, None, 200, None),
     ("get", "scim-tokens", Perm.SCIM_READ, None, 200, None),
     ("get", "scim-tokens/{scim_token}", Perm.SCIM_READ, None, 200, None),
     ("post", "scim-tokens", Perm.SCIM_WRITE, {"name": "Entra"}, 201, ScimToken),
