@@ -20,6 +20,7 @@ from agents.delegation import (
     delegation_standing,
     refresh_find,
     refresh_mint,
+    refresh_spent,
     refresh_take,
 )
 from agents.issuance import OAuthError, _refuse, agent_authenticate, audit_issued, may_act_for
@@ -58,7 +59,9 @@ def device_grant(request: DelegatedRequest, device_code: str) -> DelegatedGrant:
         authorization.audience if authorization else None,
     )
     standing = device.device_claim(authorization, presented, context)
-    return _sign(context, _plan(context, standing, request), request, grant="device_code")
+    plan = _plan(context, standing, request)  # a refusal here leaves the code for a better request
+    device.device_spend(authorization, context)
+    return _sign(context, plan, request, grant="device_code")
 
 
 def refresh_grant(request: DelegatedRequest, refresh_token: str) -> DelegatedGrant:
@@ -79,7 +82,9 @@ def refresh_grant(request: DelegatedRequest, refresh_token: str) -> DelegatedGra
         _refuse(agent, "invalid_grant", "The refresh token is not valid.", f"refresh_token_{row.refusal()}")
     plan = _plan(context, delegation_standing(row.delegation_id, agent.org.pk), request)
     if not refresh_take(row):
-        _family_end(context, row.delegation_id)
+        if refresh_spent(row):  # a parallel use spent it first: reuse
+            _family_end(context, row.delegation_id)
+        _refuse(agent, "invalid_grant", "The refresh token is not valid.", "refresh_token_revoked")
     return _sign(context, plan, request, grant="refresh_token")
 
 

@@ -316,13 +316,19 @@ def refresh_find(presented) -> RefreshToken | None:
 
 
 def refresh_take(row: RefreshToken) -> bool:
-    """Spend the token: one conditional UPDATE, so of two uses of one token exactly one wins."""
+    """Spend the token: one conditional UPDATE, so of two uses of one token exactly one wins, and
+    none once the token or its delegation has been revoked meanwhile."""
     now = timezone.now()
     return bool(
         RefreshToken.objects.for_org(row.org_id)
-        .filter(pk=row.pk, spent_at__isnull=True)
+        .filter(pk=row.pk, spent_at__isnull=True, revoked_at__isnull=True,
+                delegation__status=DelegationStatus.ACTIVE)
         .update(spent_at=now, last_used_at=now)
     )
+
+
+def refresh_spent(row: RefreshToken) -> bool:
+    return RefreshToken.objects.for_org(row.org_id).filter(pk=row.pk, spent_at__isnull=False).exists()
 
 
 def delegation_of(org_id, delegation_id) -> Delegation | None:
@@ -349,7 +355,14 @@ def delegation_records_prune(*, now=None) -> int:
     revoked more than a day ago (a system job over every org). Nothing depends on it running: each
     is refused by its own timestamps. Delegations themselves are kept: they are the record of who
     let which agent act for them."""
-    cutoff = (now or timezone.now()) - KEPT_AFTER_END
+    now = now or timezone.now()
+    cutoff = now - KEPT_AFTER_END
+    lapsed = (DeviceAuthorization.objects.unscoped()  # a system job over every org
+              .filter(status="approved", expires_at__lte=now, delegation__status=DelegationStatus.ACTIVE)
+              .select_related("delegation__org"))
+    for authorization in lapsed:  # approved, never claimed: the approval ends with its code
+        delegation_revoke(delegation=authorization.delegation, actor=Actor.system("device authorization"),
+                          reason="device_code_expired")
     devices, _ = DeviceAuthorization.objects.unscoped().filter(expires_at__lte=cutoff).delete()  # every org
     tokens, _ = (RefreshToken.objects.unscoped()  # a system job over every org
                  .filter(models.Q(expires_at__lte=cutoff) | models.Q(spent_at__lte=cutoff)

@@ -25,10 +25,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from agents.delegation import delegation_create, delegation_standing
+from agents.delegation import delegation_create, delegation_revoke, delegation_standing
 from agents.grants import delegable_scopes
 from agents.issuance import OAuthError, _refuse, grant_audience, grant_scope
-from agents.models import Agent, AgentStatus, Connection, DeviceAuthorization, DeviceStatus
+from agents.models import Agent, AgentStatus, Connection, Delegation, DeviceAuthorization, DeviceStatus
 from agents.policy import agent_policy_for_org
 from agents.selectors import GrantContext, owners_permissions
 from audit.actors import Actor
@@ -82,6 +82,30 @@ def device_start(
     agent = context.agent
     audience, connection_scopes = grant_audience(context, resource)
     scopes = grant_scope(context, connection_scopes, scope).split()
+    for _attempt in range(5):
+        user_code = user_code_new()
+        fields, device_code = DeviceAuthorization.mint()
+        try:
+            authorization = _open(agent, audience, scopes, ip, user_code, fields)
+        except IntegrityError:  # the same user code is live already: draw again
+            continue
+        if authorization is None:
+            _refuse(
+                agent,
+                "slow_down",
+                "Too many requests are waiting for a person; let some expire.",
+                "device_rate_limited",
+                429,
+            )
+        return DeviceStarted(authorization, device_code, user_code)
+    raise OAuthError("temporarily_unavailable", "Try again shortly.", 503)
+
+
+@transaction.atomic
+def _open(agent, audience: str, scopes: list, ip, user_code: str, fields: dict) -> DeviceAuthorization | None:
+    """The new request, or None when the agent already has as many waiting as the limit allows.
+    The agent's row is locked while counting, so parallel requests cannot all pass the count."""
+    Agent.objects.for_org(agent.org.pk).select_for_update().filter(pk=agent.pk).exists()
     now = timezone.now()
     pending = (
         DeviceAuthorization.objects.for_org(agent.org.pk)
@@ -89,46 +113,27 @@ def device_start(
         .count()
     )
     if pending >= settings.IAM_DEVICE_PENDING_LIMIT:
-        _refuse(
-            agent,
-            "slow_down",
-            "Too many requests are waiting for a person; let some expire.",
-            "device_rate_limited",
-            429,
-        )
-    for _attempt in range(5):
-        user_code = user_code_new()
-        fields, device_code = DeviceAuthorization.mint()
-        try:
-            with transaction.atomic():
-                authorization = DeviceAuthorization.objects.create(
-                    org_id=agent.org.pk,
-                    agent_id=agent.pk,
-                    user_code_hash=user_code_hash(user_code_normal(user_code)),
-                    audience=audience,
-                    scopes=scopes,
-                    interval=POLL_INTERVAL,
-                    requested_ip=ip,
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=DEVICE_CODE_TTL),
-                    **fields,
-                )
-                audit_record(
-                    org=agent.org,
-                    actor=Actor.for_agent(agent),
-                    event=AuditEvent.DEVICE_REQUESTED,
-                    target=Target("agent", str(agent.pk)),
-                    data={
-                        "agent": str(agent.pk),
-                        "audience": audience,
-                        "scopes": scopes,
-                        "expires_in": DEVICE_CODE_TTL,
-                    },
-                )
-            return DeviceStarted(authorization, device_code, user_code)
-        except IntegrityError:  # the same user code is live already: draw again
-            continue
-    raise OAuthError("temporarily_unavailable", "Try again shortly.", 503)
+        return None
+    authorization = DeviceAuthorization.objects.create(
+        org_id=agent.org.pk,
+        agent_id=agent.pk,
+        user_code_hash=user_code_hash(user_code_normal(user_code)),
+        audience=audience,
+        scopes=scopes,
+        interval=POLL_INTERVAL,
+        requested_ip=ip,
+        created_at=now,
+        expires_at=now + timedelta(seconds=DEVICE_CODE_TTL),
+        **fields,
+    )
+    audit_record(
+        org=agent.org,
+        actor=Actor.for_agent(agent),
+        event=AuditEvent.DEVICE_REQUESTED,
+        target=Target("agent", str(agent.pk)),
+        data={"agent": str(agent.pk), "audience": audience, "scopes": scopes, "expires_in": DEVICE_CODE_TTL},
+    )
+    return authorization
 
 
 # The person's side ------------------------------------------------------------------------------
@@ -139,7 +144,8 @@ def device_find(raw_code: str, *, user) -> DeviceAuthorization | None:
     try IAM_DEVICE_CODE_ATTEMPTS codes per ten minutes (DeviceCodeThrottled past that)."""
     (attempts,) = counters_incr([f"device:person:{user.pk}"], 600)
     if attempts > settings.IAM_DEVICE_CODE_ATTEMPTS:
-        _code_rejected(user, "throttled")
+        if attempts == settings.IAM_DEVICE_CODE_ATTEMPTS + 1:  # on record once, not per attempt
+            user_code_rejected(user, "throttled")
         raise DeviceCodeThrottled()
     code = user_code_normal(raw_code)
     authorization = code and (
@@ -149,15 +155,17 @@ def device_find(raw_code: str, *, user) -> DeviceAuthorization | None:
         .first()
     )
     if not authorization:
-        _code_rejected(user, "unknown_code" if code else "malformed_code")
+        user_code_rejected(user, "unknown_code" if code else "malformed_code")
         return None
     if authorization.status != DeviceStatus.PENDING or authorization.expires_at <= timezone.now():
-        _code_rejected(user, "expired_code" if authorization.status == DeviceStatus.PENDING else "used_code")
+        user_code_rejected(
+            user, "expired_code" if authorization.status == DeviceStatus.PENDING else "used_code"
+        )
         return None
     return authorization
 
 
-def _code_rejected(user, reason: str) -> None:
+def user_code_rejected(user, reason: str) -> None:
     audit_record(
         org=None,
         actor=Actor.for_user(user),
@@ -281,8 +289,9 @@ def device_row(device_code: str, presented) -> DeviceAuthorization | None:
 
 
 def device_claim(authorization: DeviceAuthorization | None, presented, context: GrantContext):
-    """The delegation to issue under, once, for the authenticated agent polling with its device
-    code; otherwise the RFC 8628 §3.5 error."""
+    """The standing of the delegation an approved code may issue under, for the authenticated
+    agent polling with its device code; otherwise the RFC 8628 §3.5 error. Spends nothing: the
+    caller checks what it would issue first, then spends the code (`device_spend`)."""
     agent = context.agent
     if (
         authorization is None
@@ -296,6 +305,8 @@ def device_claim(authorization: DeviceAuthorization | None, presented, context: 
     if authorization.status == DeviceStatus.ISSUED:
         _refuse(agent, "invalid_grant", "This device code has been used.", "device_code_used")
     if authorization.expires_at <= now:
+        if authorization.status == DeviceStatus.APPROVED:
+            device_approval_lapse(authorization)
         raise OAuthError("expired_token", "The device code has expired; start again.")
     if authorization.status == DeviceStatus.DENIED:
         raise OAuthError("access_denied", "The person denied the request.")
@@ -308,7 +319,28 @@ def device_claim(authorization: DeviceAuthorization | None, presented, context: 
             raise OAuthError("slow_down", "Polling too fast; wait the interval.")
         rows.update(last_polled_at=now)
         raise OAuthError("authorization_pending", "The person has not answered yet.")
-    won = rows.filter(status=DeviceStatus.APPROVED).update(status=DeviceStatus.ISSUED, last_polled_at=now)
-    if not won:
-        _refuse(agent, "invalid_grant", "This device code has been used.", "device_code_used")
     return delegation_standing(authorization.delegation_id, agent.org.pk, now)
+
+
+def device_spend(authorization: DeviceAuthorization, context: GrantContext) -> None:
+    """Spend an approved code: one conditional UPDATE, so of parallel polls exactly one issues."""
+    won = (
+        DeviceAuthorization.objects.for_org(context.agent.org.pk)
+        .filter(pk=authorization.pk, status=DeviceStatus.APPROVED, expires_at__gt=timezone.now())
+        .update(status=DeviceStatus.ISSUED, last_polled_at=timezone.now())
+    )
+    if not won:
+        _refuse(context.agent, "invalid_grant", "This device code has been used.", "device_code_used")
+
+
+def device_approval_lapse(authorization: DeviceAuthorization) -> bool:
+    """An approved code expired before the agent came for its tokens: the approval it made ends
+    too, so nobody's page shows a delegation that can never be used."""
+    delegation = authorization.delegation_id and (
+        Delegation.objects.for_org(authorization.org_id).filter(pk=authorization.delegation_id).first()
+    )
+    if not delegation:
+        return False
+    return delegation_revoke(
+        delegation=delegation, actor=Actor.system("device authorization"), reason="device_code_expired"
+    )

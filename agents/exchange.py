@@ -151,6 +151,10 @@ def exchange_grant(request: ExchangeRequest) -> IssuedToken:
         )
     standing = _delegation(agent, subject)
     audience, connection_scopes = _target(context, resource, subject)
+    if standing is not None and audience != standing.audience:
+        # The person approved one service; no agent down the chain may carry it to another.
+        _fail(agent, "invalid_target", "The person delegated access to another resource.",
+              "delegation_audience", subject)
     scope = _scope(context, subject, connection_scopes, standing, request.scope)
     remaining = int(subject["exp"] - time.time())
     if remaining <= 0:

@@ -56,6 +56,9 @@ def _bounded_parameters(view):
             return _error(OAuthError("invalid_request", "The request body is too large.", 413))
         except (TooManyFieldsSent, TooManyFilesSent):
             return _error(OAuthError("invalid_request", "Too many parameters."))
+        values = [org, *(v for query in (request.GET, request.POST) for vs in query.lists() for v in vs[1])]
+        if any("\x00" in value for value in values):  # no text column can hold one (PostgreSQL refuses)
+            return _error(OAuthError("invalid_request", "Parameters may not contain NUL characters."))
         return view(request, org)
 
     return bounded
@@ -73,9 +76,10 @@ def _client_credentials(request) -> tuple[str, str]:
         except (binascii.Error, UnicodeDecodeError):
             raise OAuthError("invalid_client", "Malformed Basic credentials.", 401)
         client_id, sep, secret = decoded.partition(":")
-        if not sep:
+        client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+        if not sep or "\x00" in client_id or "\x00" in secret:
             raise OAuthError("invalid_client", "Malformed Basic credentials.", 401)
-        return unquote_plus(client_id), unquote_plus(secret)
+        return client_id, secret
     if form_id and form_secret:
         return form_id, form_secret
     raise OAuthError("invalid_client", "Client authentication is required.", 401)
@@ -155,6 +159,8 @@ def token_endpoint(request, org):
         if exc.status == 429:
             response["Retry-After"] = "60"
         return response
+    except revocation.RevocationUnavailable:  # a revocation could not be written: nothing issued
+        return _error(OAuthError("temporarily_unavailable", "Try again shortly.", 503))
     body = {"access_token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in,
             "scope": issued.claims["scope"]}
     if grant_type == exchange.GRANT_TYPE:

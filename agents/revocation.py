@@ -40,6 +40,7 @@ NO_CUTOFF = 0
 # How long the store remembers a key that holds no revocation before asking the database again.
 NEGATIVE_TTL = 300
 CUTOFF_KINDS = ("agent", "run", "cred", "dlg")
+FINAL_KINDS = ("run", "cred", "dlg")  # what they name never works again once cut off
 
 
 class RevocationUnavailable(Exception):
@@ -142,7 +143,10 @@ def reason_in(claims: dict, keys: dict[str, str], found: dict) -> str | None:
             continue
         if kind == "jti":
             return "ancestor_revoked"
-        if issued <= value:
+        # A run, a secret or a delegation never comes back once ended: any cutoff kills every token
+        # under it, including one a request signed after reading it live just before the cutoff
+        # committed. An agent can be resumed, so its cutoff is a time.
+        if kind in FINAL_KINDS or issued <= value:
             return f"{kind}_revoked"
     return None
 

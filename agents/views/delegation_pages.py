@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from agents import policies
 from agents.delegation import live_delegations
 from agents.models import Delegation
+from agents.revocation import RevocationUnavailable
 from core.errors import ServiceError
 from web.forms import PageForm
 
@@ -58,6 +59,9 @@ def delegations_revoke_view(request):
             revoked += policies.delegation_revoke_own(user=request.user, delegation=delegation)
     except ServiceError as exc:
         messages.error(request, exc.detail)
+        return redirect("agents:account-delegations")
+    except RevocationUnavailable:  # the cutoff could not be written: nothing was revoked
+        messages.error(request, "Revoking is unavailable for a moment. Nothing changed; try again shortly.")
         return redirect("agents:account-delegations")
     if revoked:
         messages.success(

@@ -128,6 +128,8 @@ def device_view(request):
         access, detour = _access(request, authorization, form.cleaned_data["user_code"])
         if detour is not None:
             return detour
+    if authorization is not None and access is None:  # a live code of an org this person is not in
+        device.user_code_rejected(request.user, "not_member")
     if authorization is None or access is None:
         return _render_code(
             request,
