@@ -2,8 +2,10 @@
 verification.
 
 Revoked `jti`s stay listed until the token would have expired. Revoking an agent, suspending it,
-ending a run or ending a secret writes one *cutoff* (a time) for that agent, run or credential: every
-token issued at or before it is dead. So whatever the number of tokens, revocation is one write and
+ending a run, a secret or a delegation writes one *cutoff* (a time) for it. An agent can be resumed,
+so its cutoff kills the tokens issued at or before it; a run, a secret or a delegation never comes
+back, so any cutoff of theirs kills every token carrying them, even one signed a moment after by a
+request that had read it live. So whatever the number of tokens, revocation is one write and
 verification one round trip (`get_many`). If the store cannot be reached, verification fails closed.
 
 Every cutoff and revoked jti is a database row (`RevocationCutoff`, `RevokedToken`) written in the
