@@ -43,6 +43,12 @@ class Agent(OrgScopedModel):
                                    on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Compliance and identity inputs of its trust score (trust.scoring): the versions its owners
+    # approved, the networks (CIDRs) its tokens are expected from, and the version it last reported
+    # at the token endpoint (`agent_version`).
+    approved_versions = models.JSONField(default=list, blank=True)
+    networks = models.JSONField(default=list, blank=True)
+    reported_version = models.CharField(max_length=64, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org", "name"], name="agent_unique_name")]

@@ -127,6 +127,15 @@ class AuditEvent(Enum):
     REFRESH_REUSED = (564, "delegation.refresh_reused", ("delegation", "agent"))
     USER_CODE_REJECTED = (565, "delegation.user_code_rejected", ("reason",))
 
+    # 6xx trust
+    TRUST_ROOT_ADDED = (601, "trust.root_added", ("name", "kids"))
+    TRUST_ROOT_REMOVED = (602, "trust.root_removed", ("name", "attestations"))
+    ATTESTATION_ADDED = (610, "trust.attestation_added",
+                         ("agent", "root", "kid", "type", "weight", "expires_at"))
+    ATTESTATION_REJECTED = (611, "trust.attestation_rejected", ("agent", "reason"))
+    SIGNAL_RECEIVED = (620, "trust.signal", ("agent", "type", "severity", "connection"))
+    SIGNAL_REJECTED = (621, "trust.signal_rejected", ("reason", "connection"))
+
     # 7xx audit and exports
     ACCESS_REVIEW_EXPORTED = (701, "export.access_review", ("rows",))
     AUDIT_VERIFIED = (710, "audit.verified", ("ok", "checked", "first_bad_seq"))

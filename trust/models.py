@@ -1,1 +1,133 @@
-"""Populated by its own issue; the app exists so the layout is fixed from day one."""
+"""Trust: what an agent's score is made of (signed attestations from registered roots, signals from
+the services that see it act), the org's trust policy, and the score's history."""
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from core.tenancy import OrgScopedModel, org_scoped_manager
+
+DAY = 24 * 3600
+
+
+class TrustPolicy(models.Model):
+    """An org's trust settings: the floor no agent below gets tasks, the components' weights, how
+    fast signals fade, the longest a client secret may go unrotated and the attestations every agent
+    must hold. Read with `trust.policy.trust_policy_for_org` (defaults until first changed)."""
+
+    org = models.OneToOneField(
+        "core.Organization", primary_key=True, on_delete=models.CASCADE, related_name="trust_policy"
+    )
+    org_floor = models.PositiveSmallIntegerField(default=20, validators=[MaxValueValidator(100)])
+    weight_identity = models.PositiveSmallIntegerField(default=25, validators=[MaxValueValidator(100)])
+    weight_behaviour = models.PositiveSmallIntegerField(default=35, validators=[MaxValueValidator(100)])
+    weight_compliance = models.PositiveSmallIntegerField(default=15, validators=[MaxValueValidator(100)])
+    weight_attestations = models.PositiveSmallIntegerField(default=25, validators=[MaxValueValidator(100)])
+    signal_half_life_seconds = models.PositiveIntegerField(
+        default=7 * DAY, validators=[MinValueValidator(3600), MaxValueValidator(90 * DAY)]
+    )
+    secret_max_age_days = models.PositiveIntegerField(
+        default=90, validators=[MinValueValidator(1), MaxValueValidator(3650)]
+    )
+    required_attestations = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = org_scoped_manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(weight_identity__gt=0)
+                | models.Q(weight_behaviour__gt=0)
+                | models.Q(weight_compliance__gt=0)
+                | models.Q(weight_attestations__gt=0),
+                name="trust_policy_some_weight",
+            ),
+        ]
+
+
+class TrustRoot(OrgScopedModel):
+    """A party whose signed statements about agents the org accepts (a security review board, a CI
+    pipeline, an evaluation vendor): its name and public JWK set. Attestations are verified against
+    these keys only, never a key inside the statement."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    jwks = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "name"], name="trust_root_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Attestation(OrgScopedModel):
+    """A verified statement about one agent: its type, a weight (-50..50) and an expiry, after which
+    it stops counting by its timestamp."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="attestations")
+    root = models.ForeignKey(TrustRoot, on_delete=models.CASCADE, related_name="attestations")
+    kid = models.CharField(max_length=200)
+    type = models.CharField(max_length=100)
+    weight = models.SmallIntegerField(validators=[MinValueValidator(-50), MaxValueValidator(50)])
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    jti = models.CharField(max_length=200, blank=True)
+    digest = models.CharField(max_length=64)  # SHA-256 of the compact JWS: one statement counts once
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "digest"], name="attestation_unique_statement")]
+        indexes = [models.Index(fields=["agent", "expires_at"])]
+
+
+class SignalType(models.TextChoices):
+    GUARDRAIL_VIOLATION = "guardrail_violation", "Guardrail violation"
+    OUTPUT_FLAGGED = "output_flagged", "Output flagged"
+    POLICY_VIOLATION = "policy_violation", "Policy violation"
+    POSITIVE_REVIEW = "positive_review", "Positive review"
+
+
+class Severity(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class TrustSignal(OrgScopedModel):
+    """Something a downstream service saw the agent do, reported as its connection. It fades over
+    the org's half-life, so an agent can recover."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="trust_signals")
+    connection = models.ForeignKey(
+        "agents.Connection", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    type = models.CharField(max_length=32, choices=SignalType.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["agent", "-at"])]
+
+
+class ScoreSample(OrgScopedModel):
+    """The score as a gate or a reader saw it, for the agent page's chart."""
+
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="score_samples")
+    at = models.DateTimeField(default=timezone.now)
+    score = models.PositiveSmallIntegerField()
+    level = models.CharField(max_length=12)
+
+    class Meta:
+        indexes = [models.Index(fields=["agent", "-at"])]
