@@ -1,5 +1,5 @@
-"""`python -m bench` runs every benchmark; `python -m bench audit|guard|export|login|oauth|jwt|scim` runs
-one."""
+"""`python -m bench` runs every benchmark; `python -m bench audit|guard|export|login|oauth|exchange|jwt|scim`
+runs one."""
 
 import argparse
 import os
@@ -16,18 +16,20 @@ from bench import (  # noqa: E402 (needs Django set up)
     guard_access,
     jwt_algorithms,
     oauth_compare,
+    oauth_exchange,
     password_login,
     scim_provision,
 )
 
 BENCHMARKS = {"audit": audit_append.main, "guard": guard_access.main, "export": access_export.main,
-              "login": password_login.main, "oauth": oauth_compare.main, "jwt": jwt_algorithms.main,
+              "login": password_login.main, "oauth": oauth_compare.main,
+              "exchange": oauth_exchange.main, "jwt": jwt_algorithms.main,
               "scim": scim_provision.main}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("names", nargs="*", metavar="audit|guard|export|login|oauth|jwt|scim")
+    parser.add_argument("names", nargs="*", metavar="audit|guard|export|login|oauth|exchange|jwt|scim")
     parser.add_argument("--rows", type=int, default=access_export.DEFAULT_ROWS,
                         help="memberships in the export benchmark (default %(default)s)")
     parser.add_argument("--users", type=int, default=scim_provision.USERS,
