@@ -42,7 +42,7 @@ class AgentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Agent
         fields = ["id", "name", "client_id", "status", "scopes", "audiences", "owners", "may_delegate_to",
-                  "secrets", "created_by", "created_at", "revoked_at"]
+                  "secrets", "created_by", "created_at", "revoked_at", "approved_versions", "networks"]
         read_only_fields = fields
 
     def get_owners(self, agent) -> list[dict]:
@@ -66,6 +66,12 @@ class AgentGrantSerializer(serializers.Serializer):
     may_delegate_to = serializers.ListField(
         child=serializers.CharField(max_length=40), required=False, max_length=200,
         help_text="Client ids of this org's agents it may name in `may_act`; [] allows none.")
+    approved_versions = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=100,
+        help_text="Versions (`agent_version` at the token endpoint) its owners approved; [] approves any.")
+    networks = serializers.ListField(
+        child=serializers.CharField(max_length=50), required=False, max_length=50,
+        help_text="CIDRs its tokens are expected from (host bits are dropped: 10.0.0.5/24 is 10.0.0.0/24).")
 
 
 class RotateSerializer(serializers.Serializer):
@@ -138,7 +144,8 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
         owners = _members(self.org, data["owners"]) if "owners" in data else None
         targets = _agents(self.org, data["may_delegate_to"]) if "may_delegate_to" in data else None
         policies.agent_update(access=self.access, agent=self.get_object(), scopes=data.get("scopes"),
-                              audiences=data.get("audiences"), owners=owners, targets=targets)
+                              audiences=data.get("audiences"), owners=owners, targets=targets,
+                              approved_versions=data.get("approved_versions"), networks=data.get("networks"))
         return Response(self._out(pk))
 
     @extend_schema(request=RotateSerializer, responses={200: RotatedSerializer})

@@ -222,14 +222,22 @@ def delegation_revoke_own(*, user, delegation) -> bool:
 
 @records_denials
 @transaction.atomic
-def agent_update(*, access: Access, agent, scopes=None, audiences=None, owners=None, targets=None):
+def agent_update(*, access: Access, agent, scopes=None, audiences=None, owners=None, targets=None,
+                 approved_versions=None, networks=None):
     """The admin API's change of an agent: its grant and owners, the agents it may delegate to
-    (`targets`), or both, in one transaction, so either all of it applies or none of it does."""
-    if targets is None or any(value is not None for value in (scopes, audiences, owners)):
+    (`targets`), the versions and networks its trust score expects, or several, in one transaction,
+    so either all of it applies or none of it does."""
+    others = (targets, approved_versions, networks)
+    grant = (scopes, audiences, owners)
+    if all(value is None for value in others) or any(value is not None for value in grant):
         agent = agent_grant_update(access=access, agent=agent, scopes=scopes, audiences=audiences,
                                    owners=owners)
     if targets is not None:
         agent = agent_delegates_set(access=access, agent=agent, targets=targets)
+    if approved_versions is not None or networks is not None:
+        assert_in_org(access, agent)
+        agent = services.agent_trust_inputs_set(agent=agent, actor=access.actor,
+                                                approved_versions=approved_versions, networks=networks)
     return agent
 
 

@@ -7,6 +7,8 @@ the grant is set, and again at every token issuance). Who may ask is agents.poli
 Client secrets are in agents.rotation, task runs in agents.runs.
 """
 
+import ipaddress
+
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -386,4 +388,57 @@ def agent_delegates_set(*, agent: Agent, targets, actor: Actor) -> Agent:
     audit_record(org=agent.org, actor=actor, event=AuditEvent.AGENT_DELEGATES_CHANGED,
                  target=Target.of(agent),
                  data={"may_delegate_to": wanted, "previous": previous})
+    return agent
+
+
+MAX_APPROVED_VERSIONS = 100
+MAX_NETWORKS = 50
+
+
+def _versions_shape(versions) -> list[str]:
+    if not isinstance(versions, list) or len(versions) > MAX_APPROVED_VERSIONS or not all(
+            isinstance(v, str) and 0 < len(v) <= 64 and "\x00" not in v for v in versions):
+        message = f"A list of at most {MAX_APPROVED_VERSIONS} versions (text, 1 to 64 characters each)."
+        raise Invalid(message, fields={"approved_versions": [message]})
+    return sorted(set(versions))
+
+
+def _networks_shape(networks) -> list[str]:
+    """CIDRs as the scorer compares them: host bits dropped (10.0.0.5/24 is 10.0.0.0/24)."""
+    if not isinstance(networks, list) or len(networks) > MAX_NETWORKS:
+        message = f"A list of at most {MAX_NETWORKS} networks in CIDR notation."
+        raise Invalid(message, fields={"networks": [message]})
+    shaped, bad = set(), []
+    for value in networks:
+        try:
+            if not isinstance(value, str):  # ip_network reads a bare integer as an address
+                raise TypeError
+            shaped.add(str(ipaddress.ip_network(value, strict=False)))
+        except (ValueError, TypeError):
+            bad.append(f"{str(value)[:60]!r} is not a network (CIDR notation, e.g. 10.0.0.0/8).")
+    if bad:
+        raise Invalid("Invalid network.", fields={"networks": bad})
+    return sorted(shaped)
+
+
+@records_denials
+@transaction.atomic
+def agent_trust_inputs_set(*, agent: Agent, actor: Actor, approved_versions=None, networks=None) -> Agent:
+    """What its owners expect of the agent, read by its trust score: the versions they approved (a
+    version reported outside the list counts against compliance; an empty list approves any) and
+    the networks its tokens are expected from."""
+    changes = {}
+    if approved_versions is not None:
+        changes["approved_versions"] = _versions_shape(approved_versions)
+    if networks is not None:
+        changes["networks"] = _networks_shape(networks)
+    previous = {name: list(getattr(agent, name)) for name in changes}
+    if all(previous[name] == value for name, value in changes.items()):
+        return agent
+    for name, value in changes.items():
+        setattr(agent, name, value)
+    agent.save(update_fields=sorted(changes))
+    audit_record(org=agent.org, actor=actor, event=AuditEvent.AGENT_TRUST_INPUTS_CHANGED,
+                 target=Target.of(agent),
+                 data={**changes, **{f"previous_{name}": value for name, value in previous.items()}})
     return agent

@@ -102,6 +102,9 @@ class AuditEvent(Enum):
     AGENT_RESUMED = (504, "agent.resumed", ())
     AGENT_REVOKED = (505, "agent.revoked", ("runs_cancelled",))
     AGENT_DELEGATES_CHANGED = (506, "agent.delegates_changed", ("may_delegate_to", "previous"))
+    AGENT_TRUST_INPUTS_CHANGED = (507, "agent.trust_inputs_changed",
+                                  ("approved_versions", "networks", "previous_approved_versions",
+                                   "previous_networks"))
     SECRET_ISSUED = (510, "agent.secret_issued", ("secret",))
     SECRET_ROTATED = (511, "agent.secret_rotated", ("secret", "previous", "previous_expires_at"))
     SECRET_WINDOW_ENDED = (512, "agent.secret_window_ended", ("secret", "how"))

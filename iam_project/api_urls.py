@@ -20,6 +20,8 @@ from rbac.api import PermissionCatalogueView, RoleViewSet, TeamViewSet
 from rbac.review import API_KEYS, human_source
 from scim.api import GroupMappingViewSet, ScimTokenViewSet
 from scim.review import SCIM_TOKENS, scim_member_names
+from trust.api import AgentTrustView, AttestationViewSet, TrustPolicyView, TrustRootViewSet
+from web.api import UUID_PATTERN
 from web.policy import SecurityPolicyView
 
 # The security page and API show every app's settings; the access review lists people (named as the
@@ -41,6 +43,7 @@ router.register("runs", RunViewSet, basename="run")
 router.register("delegations", DelegationViewSet, basename="delegation")
 router.register("scim-tokens", ScimTokenViewSet, basename="scim-token")
 router.register("scim-mappings", GroupMappingViewSet, basename="scim-mapping")
+router.register("trust-roots", TrustRootViewSet, basename="trust-root")
 
 app_name = "api"
 urlpatterns = [
@@ -52,5 +55,10 @@ urlpatterns = [
     re_path(r"^permissions/?$", PermissionCatalogueView.as_view(), name="permissions"),
     re_path(r"^security-policy/?$", SecurityPolicyView.as_view(sections=POLICY_SECTIONS),
             name="security-policy"),
+    re_path(r"^trust-policy/?$", TrustPolicyView.as_view(), name="trust-policy"),
+    re_path(rf"^agents/(?P<agent>{UUID_PATTERN})/trust/?$", AgentTrustView.as_view(), name="agent-trust"),
+    # Nested under its agent, so routed here rather than by the router (whose prefixes are literal).
+    re_path(rf"^agents/(?P<agent>{UUID_PATTERN})/attestations/?$",
+            AttestationViewSet.as_view({"get": "list", "post": "create"}), name="attestation-list"),
     *router.urls,
 ]

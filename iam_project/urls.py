@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from iam_project.api_urls import POLICY_SECTIONS
+from trust.views import signals_endpoint
 from web.policy import SecurityPolicyPageView
 from web.routing import org_pages
 
@@ -23,6 +24,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/orgs/<str:org>/", include("iam_project.api_urls")),
     path("scim/v2/", include("scim.protocol.urls")),
+    # A downstream service's report about an agent, beside the OAuth endpoints it authenticates like.
+    path("oauth/<str:org>/signals", signals_endpoint, name="trust-signals"),
     path("", include("agents.oauth_urls")),
     path("", include("accounts.urls")),
     path("", include("rbac.urls")),

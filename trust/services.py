@@ -61,12 +61,13 @@ def trust_policy_set(*, org, actor: Actor, **changes) -> TrustPolicy:
             raise Invalid(message, fields={"required_attestations": [message]})
         changes["required_attestations"] = sorted(set(required))
     policy = TrustPolicy.objects.for_org(org).select_for_update().first() or TrustPolicy(org=org)
-    changed = settings_apply(policy, changes, TRUST_POLICY_FIELDS)
-    if not any(getattr(policy, f) for f in TRUST_POLICY_FIELDS if f.startswith("weight_")):
+    # Before the row's own validation, whose check of the same constraint names no field.
+    if not any(changes.get(f, getattr(policy, f)) for f in TRUST_POLICY_FIELDS if f.startswith("weight_")):
         raise Invalid(
             "At least one component must weigh something.",
             fields={"weight_identity": ["All weights are zero."]},
         )
+    changed = settings_apply(policy, changes, TRUST_POLICY_FIELDS)
     audit_record(
         org=org,
         actor=actor,

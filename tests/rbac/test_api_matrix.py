@@ -2,10 +2,13 @@
 another org's URL or object 404, allowed 2xx. Each refused call also changes nothing."""
 
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from joserfc import jwt
+from joserfc.jwk import ECKey
 
 from accounts.models import ApiKey, Membership
 from agents.models import Agent, AgentSecret, Connection, Delegation, Run
@@ -31,6 +34,7 @@ from tests.factories import (
     api_key_for,
     sign_in,
 )
+from trust.models import Attestation, ScoreSample, TrustPolicy, TrustRoot
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +50,14 @@ def _objects(org):
     delegation = Delegation.objects.create(
         org=org, agent=agent, user=member.user, membership=member, person_email=member.user.email,
         audience=AUDIENCE, scopes=["t:read"], expires_at=timezone.now() + timedelta(hours=1))
+    key = ECKey.generate_key("P-256", parameters={"kid": "board-1"})
+    trust_root = TrustRoot.objects.create(org=org, name="board", jwks={"keys": [key.as_dict(private=False)]})
+    now = int(time.time())
+    statement = jwt.encode({"alg": "ES256", "kid": "board-1"}, {
+        "sub": f"agent:{agent.pk}", "type": "review", "weight": 10, "iat": now, "exp": now + 3600}, key)
     return {
+        "trust_root": trust_root.pk,
+        "attestation": statement,
         "delegation": delegation.pk,
         "agent": agent.pk,
         "connection": connection.pk,
@@ -63,6 +74,9 @@ def _objects(org):
 
 
 AUDIENCE = "https://tickets.example/api"
+CI_PUBLIC_KEY = {"kty": "EC", "crv": "P-256", "kid": "ci-1",
+                 "x": "FsK9f77tcrQ1ColTF5ecyBDzulh282Jsb_Rsw87wZF4",
+                 "y": "NabCmml6PUY8pmZjN9zblE_4DZpnVtTUQvJrpRaiTRE"}
 
 
 def _state(org) -> dict:
@@ -82,6 +96,11 @@ def _state(org) -> dict:
             "scim tokens": sorted(ScimToken.objects.values_list("pk", "expires_at", "revoked_at")),
             "scim mappings": sorted(GroupMapping.objects.values_list("pk", "kind", "builtin_role")),
             "delegations": sorted(Delegation.objects.values_list("pk", "status", "revoked_at")),
+            "agent trust inputs": sorted(Agent.objects.values_list("pk", "approved_versions", "networks")),
+            "trust roots": sorted(TrustRoot.objects.values_list("pk", "name")),
+            "attestations": sorted(Attestation.objects.values_list("pk", "weight")),
+            "trust policy": sorted(TrustPolicy.objects.values_list("org_floor", "weight_identity")),
+            "score samples": ScoreSample.objects.count(),
         }
 
 # (method, path, permission, body, allowed status, the model a successful call adds to or removes from)
@@ -137,6 +156,19 @@ CASES = [
     ("post", "scim-mappings", Perm.SCIM_WRITE,
      {"group": "{scim_group}", "kind": "builtin_role", "builtin_role": "member"}, 201, GroupMapping),
     ("delete", "scim-mappings/{scim_mapping}", Perm.SCIM_WRITE, None, 204, GroupMapping),
+    ("patch", "agents/{agent}", Perm.AGENT_WRITE, {"approved_versions": ["1.0"], "networks": ["10.0.0.0/8"]},
+     200, None),
+    ("get", "trust-roots", Perm.TRUST_READ, None, 200, None),
+    ("get", "trust-roots/{trust_root}", Perm.TRUST_READ, None, 200, None),
+    ("post", "trust-roots", Perm.TRUST_WRITE,
+     {"name": "ci", "jwks": {"keys": [CI_PUBLIC_KEY]}}, 201, TrustRoot),
+    ("delete", "trust-roots/{trust_root}", Perm.TRUST_WRITE, None, 204, TrustRoot),
+    ("get", "agents/{agent}/attestations", Perm.TRUST_READ, None, 200, None),
+    ("post", "agents/{agent}/attestations", Perm.TRUST_WRITE, {"attestation": "{attestation}"}, 201,
+     Attestation),
+    ("get", "agents/{agent}/trust", Perm.TRUST_READ, None, 200, None),
+    ("get", "trust-policy", Perm.TRUST_READ, None, 200, None),
+    ("patch", "trust-policy", Perm.TRUST_WRITE, {"org_floor": 30, "weights": {"identity": 10}}, 200, None),
 ]
 IDS = [f"{m} {p}" for m, p, *_ in CASES]
 

@@ -1,0 +1,59 @@
+"""Policy wrappers for trust: what the admin pages and the admin API call. Each takes the caller's
+`Access`, checks that everything it names is of the caller's org, then calls one effect
+(trust.services) or evaluation (trust.scoring) with the caller as actor. The permission each needs
+(trust:read, trust:write) is the view's declaration. Writes run in one transaction with their
+effect, so a refusal the effect audits is rolled back with it and recorded once, after the rollback."""
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import records_denials
+from rbac.access import Access
+from rbac.authorization import assert_in_org
+from trust import scoring, services
+from trust.models import ScoreSample
+
+# A reader polling the trust panel keeps at most one history sample a minute: the chart needs no
+# more, and a GET that wrote on every call would let any reader grow the table without bound.
+SAMPLE_INTERVAL_SECONDS = 60
+
+
+@records_denials
+@transaction.atomic
+def trust_policy_update(*, access: Access, **changes):
+    return services.trust_policy_set(org=access.org, actor=access.actor, **changes)
+
+
+@records_denials
+@transaction.atomic
+def trust_root_add(*, access: Access, name: str, jwks):
+    return services.trust_root_create(org=access.org, name=name, jwks=jwks, actor=access.actor,
+                                      created_by=access.creator_user)
+
+
+@records_denials
+@transaction.atomic
+def trust_root_remove(*, access: Access, root) -> None:
+    assert_in_org(access, root)
+    services.trust_root_delete(root=root, actor=access.actor)
+
+
+@records_denials
+@transaction.atomic
+def attestation_submit(*, access: Access, agent, compact: str):
+    """Record a signed statement about `agent`; a refusal is audited by the effect."""
+    assert_in_org(access, agent)
+    return services.attestation_add(agent=agent, compact=compact, actor=access.actor)
+
+
+@records_denials
+def agent_trust(*, access: Access, agent, now=None) -> scoring.Evaluation:
+    """The agent's score now, kept in its history when the last sample is older than a minute."""
+    assert_in_org(access, agent)
+    now = now or timezone.now()
+    last = (ScoreSample.objects.for_org(access.org).filter(agent=agent).order_by("-at")
+            .values_list("at", flat=True).first())
+    due = last is None or now - last >= timedelta(seconds=SAMPLE_INTERVAL_SECONDS)
+    return scoring.trust_evaluate(agent, now=now, record=due)
