@@ -95,6 +95,20 @@ def test_a_caller_that_is_not_the_connection_gets_invalid_client(client, tw, aut
     assert not audit_events(tw.org, "trust.signal").exists()
 
 
+def test_a_well_formed_secret_that_is_not_the_connections_is_invalid_client(client, tw):
+    crm, crm_secret = connection_create(access=tw.world.access, name="CRM", audience="https://crm.example.com",
+                                        scopes=["crm:read"])
+    old = tw.world.connection_secret
+    rotated = tw.api.post(tw.url(f"connections/{tw.world.connection.pk}/rotate-secret"))
+    assert rotated.status_code == 200
+    connection = tw.world.connection.client_id
+    for auth in ((connection, old), (connection, crm_secret), (crm.client_id, old)):
+        _refused_with(_signal(client, tw, _body(tw), auth=auth), 401, "invalid_client")
+    assert not TrustSignal.objects.exists()
+    current = (connection, rotated.json()["client_secret"])
+    assert _signal(client, tw, _body(tw), auth=current).status_code == 202
+
+
 def test_no_credentials_is_invalid_client(client, tw):
     response = client.post(f"/oauth/{tw.org.slug}/signals", json.dumps(_body(tw)),
                            content_type="application/json")
