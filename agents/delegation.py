@@ -18,7 +18,7 @@ kills every token carrying its id at the next verification, and ends its refresh
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from django.core.cache import cache
 from django.db import connection, models, transaction
@@ -28,7 +28,7 @@ from accounts.models import ACTING_STATUSES, UserSession
 from agents import revocation
 from agents.grants import delegable_scopes
 from agents.models import Delegation, DelegationStatus, DeviceAuthorization, RefreshToken
-from agents.selectors import _db_time, _db_uuid, _from_db_time, _json
+from agents.selectors import _STATUSES, _db_time, _db_uuid, _from_db_time, _json, _uuid
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record
@@ -37,8 +37,6 @@ from core.secrets import secret_matches
 from rbac.selectors import ROLE_GRANTS_SQL, permissions_of
 
 logger = logging.getLogger(__name__)
-
-_STATUSES = "(" + ", ".join(["%s"] * len(ACTING_STATUSES)) + ")"
 
 # One statement: the delegation, whether its person can act in its org now (membership and
 # account), whether they have a live session (for orgs whose policy ends delegations with it), and
@@ -97,8 +95,6 @@ def delegation_standing(delegation_id, org_id, now=None) -> Standing | None:
         return None
     status, expires_at, scopes, audience, agent_id, user_id, _org, acting, role, bound, session, _ = rows[0]
     expires_at = _from_db_time(expires_at)
-    if timezone.is_naive(expires_at):  # SQLite's raw rows
-        expires_at = timezone.make_aware(expires_at, UTC)
     perms = permissions_of(role, [r[-1] for r in rows if r[-1] is not None]) if acting else frozenset()
     refusal = None
     if status != DelegationStatus.ACTIVE:
@@ -111,18 +107,14 @@ def delegation_standing(delegation_id, org_id, now=None) -> Standing | None:
         refusal = "person_signed_out"
     return Standing(
         pk,
-        _as_uuid(agent_id),
-        _as_uuid(user_id) if user_id else None,
+        _uuid(agent_id),
+        _uuid(user_id) if user_id else None,
         audience,
         frozenset(_json(scopes)),
         perms,
         expires_at,
         refusal,
     )
-
-
-def _as_uuid(value) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def delegation_registered(delegation: Delegation) -> None:

@@ -240,9 +240,9 @@ def connection_for_client(*, org_slug: str, client_id: str) -> ConnectionRef | N
 
 def _from_db_time(value):
     """A datetime column as raw SQL returns it (text on SQLite), as an aware datetime."""
-    if value is None or isinstance(value, datetime):
+    if value is None:
         return value
-    parsed = parse_datetime(str(value))
+    parsed = value if isinstance(value, datetime) else parse_datetime(str(value))
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
 
 
