@@ -311,10 +311,15 @@ def refresh_take(row: RefreshToken) -> bool:
     """Spend the token: one conditional UPDATE, so of two uses of one token exactly one wins, and
     none once the token or its delegation has been revoked meanwhile."""
     now = timezone.now()
+    # The token's own conditions must sit in the UPDATE's WHERE, not in a joined subquery: a filter
+    # across the relation makes Django write `WHERE id IN (SELECT ... JOIN ...)`, whose rows come from
+    # the statement's snapshot, so PostgreSQL's re-check after a concurrent winner commits would still
+    # see the token unspent and both uses would win. The delegation's status goes in as a subquery on
+    # its own table, which keeps the UPDATE on one table.
+    active = Delegation.objects.for_org(row.org_id).filter(status=DelegationStatus.ACTIVE).values("pk")
     return bool(
         RefreshToken.objects.for_org(row.org_id)
-        .filter(pk=row.pk, spent_at__isnull=True, revoked_at__isnull=True,
-                delegation__status=DelegationStatus.ACTIVE)
+        .filter(pk=row.pk, spent_at__isnull=True, revoked_at__isnull=True, delegation_id__in=active)
         .update(spent_at=now, last_used_at=now)
     )
 

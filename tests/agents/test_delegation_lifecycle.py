@@ -195,6 +195,53 @@ def test_parallel_uses_of_one_refresh_token_have_one_winner_and_end_the_family()
         token_verify(winners[0]["access_token"], org_slug=world.slug)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_use_waiting_on_the_winners_lock_sees_the_token_spent_once_the_winner_commits():
+    """The same race, made certain: the second UPDATE waits on the first one's row lock, and what
+    it re-checks after the commit must be the token's own row (PostgreSQL re-evaluates only the
+    target table's conditions, not a subquery's snapshot)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("race cases run on PostgreSQL (SQLite serialises every writer)")
+    import threading
+    import time
+
+    from django.db import transaction
+
+    from agents.delegation import refresh_take
+
+    world = build_world()
+    tokens = delegated_tokens(Client(), world, member_of(world).user)
+    assert tokens["refresh_token"]
+    row = RefreshToken.objects.get()  # the one refresh token the approval gave
+    spent, second_started = threading.Event(), threading.Event()
+    outcome = {}
+
+    def winner():
+        try:
+            with transaction.atomic():
+                outcome["first"] = refresh_take(row)
+                spent.set()
+                second_started.wait(10)
+                time.sleep(0.5)  # the second UPDATE is now waiting on this row's lock
+        finally:
+            connection.close()
+
+    def second():
+        try:
+            spent.wait(10)
+            second_started.set()
+            outcome["second"] = refresh_take(row)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=winner), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcome == {"first": True, "second": False}
+
+
 def test_spent_and_expired_records_are_pruned_and_delegations_kept(client, world, person):
     from datetime import timedelta
 
