@@ -190,7 +190,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
 class ConnectionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Connection
-        fields = ["id", "name", "audience", "scopes", "client_id", "created_at"]
+        fields = ["id", "name", "audience", "scopes", "client_id", "min_trust", "created_at"]
         read_only_fields = fields
 
 
@@ -209,6 +209,9 @@ class ConnectionUpdateSerializer(serializers.Serializer):
 
     name = serializers.CharField(max_length=100, required=False)
     scopes = serializers.ListField(child=serializers.RegexField(SCOPE_PATTERN), min_length=1, required=False)
+    min_trust = serializers.IntegerField(min_value=0, max_value=100, required=False,
+                                         help_text="The trust score an agent needs for this service "
+                                                   "(dispatch and token issuance); needs trust:write.")
 
     def validate(self, attrs):
         if "audience" in self.initial_data:  # refused rather than ignored: the caller expects a change
@@ -247,7 +250,8 @@ class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgSco
         that would go)."""
         data = self.validated(ConnectionUpdateSerializer, request.data)
         connection = policies.connection_update(access=self.access, connection=self.get_object(),
-                                                name=data.get("name"), scopes=data.get("scopes"))
+                                                name=data.get("name"), scopes=data.get("scopes"),
+                                                min_trust=data.get("min_trust"))
         return Response(ConnectionSerializer(connection).data)
 
     @extend_schema(request=None, responses={204: None})
@@ -268,47 +272,104 @@ class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgSco
 
 class RunSerializer(serializers.ModelSerializer):
     started_by = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField(help_text="pending_approval, running, stopping, completed "
+                                                         "or terminated (by its timestamps).")
+    trust = serializers.SerializerMethodField(help_text="The score and level the dispatch was decided at.")
+    approval = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
-        fields = ["id", "agent", "description", "status", "started_by", "cancel_requested", "started_at",
-                  "ended_at"]
+        fields = ["id", "agent", "description", "operation", "audiences", "status", "decision", "trust",
+                  "approval", "started_by", "cancel_requested", "stop_by", "started_at", "ended_at"]
         read_only_fields = fields
 
     def get_started_by(self, run) -> dict:
         return {"type": run.started_by_type, "id": run.started_by_id, "display": run.started_by_display}
 
+    def get_status(self, run) -> str:
+        return run.status_at(timezone.now())
+
+    def get_trust(self, run) -> dict | None:
+        return None if run.trust_score is None else {"score": run.trust_score, "level": run.trust_level}
+
+    def get_approval(self, run) -> str | None:
+        approval = getattr(run, "approval", None) if run.decision == "escalate" else None
+        return str(approval.pk) if approval else None
+
 
 class RunWriteSerializer(serializers.Serializer):
     agent = serializers.UUIDField()
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    operation = serializers.CharField(max_length=100, required=False, allow_blank=True,
+                                      help_text="The class of operation, for the org's trust gates.")
+    audiences = serializers.ListField(child=serializers.CharField(max_length=500), required=False,
+                                      min_length=1, help_text="The services the run needs (default: all "
+                                                              "of the agent's).")
+
+
+class RunStopSerializer(serializers.Serializer):
+    grace_seconds = serializers.IntegerField(min_value=0, max_value=600, required=False,
+                                             help_text="How long its tokens live (default 60).")
 
 
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = Run
     list_ordering = "-started_at"
-    search_fields = ("description", "agent__name")
+    search_fields = ("description", "agent__name", "operation")
     serializer_class = RunSerializer
     required = {"list": Perm.RUN_READ, "retrieve": Perm.RUN_READ, "create": Perm.RUN_WRITE,
-                "terminate": Perm.RUN_WRITE}
+                "terminate": Perm.RUN_WRITE, "stop": Perm.RUN_WRITE}
 
     def scope(self, queryset):
-        return queryset.order_by("-started_at")
+        return queryset.select_related("approval").order_by("-started_at")
 
-    @extend_schema(request=RunWriteSerializer, responses={201: RunSerializer})
+    @extend_schema(request=RunWriteSerializer, responses={201: RunSerializer, 202: RunSerializer})
     def create(self, request, org):
+        """Dispatch a run through the trust gates: 201 running (`decision: allow`), 202 waiting for a
+        person's approval (`decision: escalate`, `approval`), or 403 `dispatch_blocked` with the
+        reasons. Each carries the `trust` score and level as evaluated."""
+        from trust.policies import run_dispatch
+        from trust.runs import DispatchBlocked
+
         data = self.validated(RunWriteSerializer, request.data)
         agent = Agent.objects.for_org(self.org).filter(pk=data["agent"]).first()
         if agent is None:
             raise NotFound("Agent not found.")
-        run = policies.run_start(access=self.access, agent=agent, description=data.get("description", ""))
-        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+        try:
+            dispatched = run_dispatch(access=self.access, agent=agent,
+                                      description=data.get("description", ""),
+                                      operation=data.get("operation") or None,
+                                      audiences=data.get("audiences"))
+        except DispatchBlocked as blocked:
+            decision = blocked.decision
+            return Response({"error": "dispatch_blocked",
+                             "detail": "The agent may not be given this task now: " + "; ".join(
+                                 decision.reasons[:3]),
+                             "reasons": decision.reasons, "decision": "block", "trust": decision.trust},
+                            status=status.HTTP_403_FORBIDDEN)
+        body = {**RunSerializer(dispatched.run).data, "decision": dispatched.decision.decision,
+                "trust": dispatched.decision.trust}
+        if dispatched.approval is not None:
+            body["approval"] = str(dispatched.approval.pk)
+            body["reasons"] = dispatched.decision.reasons
+            return Response(body, status=status.HTTP_202_ACCEPTED)
+        return Response(body, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: RunSerializer})
     @action(detail=True, methods=["post"])
     def terminate(self, request, org, pk):
         """End the run: tokens bound to it stop working on their next use."""
         run = policies.run_terminate(access=self.access, run=self.get_object())
+        return Response(RunSerializer(run).data)
+
+    @extend_schema(request=RunStopSerializer, responses={200: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def stop(self, request, org, pk):
+        """Stop gracefully: the agent reads `stopping` and `stop_by`; no new token is issued for the
+        run, and those it holds live until `stop_by`."""
+        data = self.validated(RunStopSerializer, request.data or {})
+        run = policies.run_stop(access=self.access, run=self.get_object(),
+                                grace_seconds=data.get("grace_seconds"))
         return Response(RunSerializer(run).data)
 
 

@@ -23,7 +23,15 @@ from agents.delegation import (
     refresh_spent,
     refresh_take,
 )
-from agents.issuance import OAuthError, _refuse, agent_authenticate, audit_issued, may_act_for
+from agents.issuance import (
+    OAuthError,
+    _refuse,
+    agent_authenticate,
+    audit_issued,
+    client_observed,
+    issuance_gates_check,
+    may_act_for,
+)
 from agents.models import RefreshToken
 from agents.selectors import GrantContext
 from agents.tokens import IssuedToken, token_sign
@@ -47,6 +55,8 @@ class DelegatedRequest:
     scope: str | None = None
     may_act: str | None = None
     origin: str | None = None
+    ip: str | None = None
+    agent_version: str | None = None
 
 
 def device_grant(request: DelegatedRequest, device_code: str) -> DelegatedGrant:
@@ -58,8 +68,9 @@ def device_grant(request: DelegatedRequest, device_code: str) -> DelegatedGrant:
         request.client_secret,
         authorization.audience if authorization else None,
     )
+    client_observed(context.agent, ip=request.ip, agent_version=request.agent_version)
     standing = device.device_claim(authorization, presented, context)
-    plan = _plan(context, standing, request)  # a refusal here leaves the code for a better request
+    plan = _plan(context, standing, request, grant="device_code")  # a refusal leaves the code
     device.device_spend(authorization, context)
     return _sign(context, plan, request, grant="device_code")
 
@@ -74,13 +85,15 @@ def refresh_grant(request: DelegatedRequest, refresh_token: str) -> DelegatedGra
         request.org_slug, request.client_id, request.client_secret, row.delegation.audience if row else None
     )
     agent = context.agent
+    client_observed(agent, ip=request.ip, agent_version=request.agent_version)
     if not row or row.agent_id != agent.pk or row.org_id != agent.org.pk:
         _refuse(agent, "invalid_grant", "The refresh token is not valid.", "refresh_token_invalid")
     if row.spent_at is not None:
         _family_end(context, row.delegation_id)
     if row.refusal():
         _refuse(agent, "invalid_grant", "The refresh token is not valid.", f"refresh_token_{row.refusal()}")
-    plan = _plan(context, delegation_standing(row.delegation_id, agent.org.pk), request)
+    standing = delegation_standing(row.delegation_id, agent.org.pk)
+    plan = _plan(context, standing, request, grant="refresh_token")
     if not refresh_take(row):
         if refresh_spent(row):  # a parallel use spent it first: reuse
             _family_end(context, row.delegation_id)
@@ -113,9 +126,11 @@ class _Plan:
     standing: Standing
     scope: str
     may_act: dict | None
+    gated: dict
 
 
-def _plan(context: GrantContext, standing: Standing | None, request: DelegatedRequest) -> _Plan:
+def _plan(context: GrantContext, standing: Standing | None, request: DelegatedRequest, *,
+          grant: str) -> _Plan:
     agent = context.agent
     if standing is None or standing.agent_id != agent.pk:
         _refuse(agent, "invalid_grant", "The delegation is not valid.", "delegation_unknown")
@@ -132,7 +147,9 @@ def _plan(context: GrantContext, standing: Standing | None, request: DelegatedRe
     wanted = set(request.scope.split()) if request.scope else allowed
     if not wanted or not wanted <= allowed:
         _refuse(agent, "invalid_scope", "The requested scope is not delegated.", "scope_not_delegated")
-    return _Plan(standing, " ".join(sorted(wanted)), may_act_for(context, request.may_act))
+    may_act = may_act_for(context, request.may_act)
+    gated = issuance_gates_check(agent, audience=standing.audience, grant=grant)
+    return _Plan(standing, " ".join(sorted(wanted)), may_act, gated)
 
 
 def _sign(context: GrantContext, plan: _Plan, request: DelegatedRequest, *, grant: str) -> DelegatedGrant:
@@ -161,5 +178,5 @@ def _sign(context: GrantContext, plan: _Plan, request: DelegatedRequest, *, gran
             user_id=standing.user_id,
             expires_at=standing.expires_at,
         )
-    audit_issued(agent, issued, grant=grant)
+    audit_issued(agent, issued, grant=grant, gated=plan.gated)
     return DelegatedGrant(issued, refresh)

@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from agents import chain, revocation
 from agents.delegation import delegation_standing
 from agents.grants import delegable_scopes
-from agents.issuance import OAuthError, agent_authenticate, audit_issued, may_act_for
+from agents.issuance import (
+    OAuthError,
+    agent_authenticate,
+    audit_issued,
+    client_observed,
+    issuance_gates_check,
+    may_act_for,
+)
 from agents.selectors import AgentRef, GrantContext
 from agents.tokens import IssuedToken, TokenInvalid, token_sign, token_verify
 from audit.actors import Actor
@@ -57,6 +64,8 @@ class ExchangeRequest:
     scope: str | None = None
     may_act: str | None = None
     origin: str | None = None
+    ip: str | None = None
+    agent_version: str | None = None
 
 
 def _fail(agent: AgentRef, error: str, description: str, reason: str, subject: dict | None = None) -> None:
@@ -101,6 +110,7 @@ def exchange_grant(request: ExchangeRequest) -> IssuedToken:
         resource = None  # decided below, once the client is known
     context = agent_authenticate(request.org_slug, request.client_id, request.client_secret, resource)
     agent = context.agent
+    client_observed(agent, ip=request.ip, agent_version=request.agent_version)
     if request.resource and request.audience and request.resource != request.audience:
         _fail(agent, "invalid_target", "Name one resource.", "resource_ambiguous")
     if not request.subject_token:
@@ -160,6 +170,7 @@ def exchange_grant(request: ExchangeRequest) -> IssuedToken:
     if remaining <= 0:
         _fail(agent, "invalid_request", "The subject token has expired.", "subject_token_expired", subject)
     may_act = may_act_for(context, request.may_act)
+    gated = issuance_gates_check(agent, audience=audience, grant="token_exchange")
     issued = token_sign(
         org=agent.org,
         alg=context.token_alg,
@@ -176,7 +187,7 @@ def exchange_grant(request: ExchangeRequest) -> IssuedToken:
         may_act=may_act,
         ancestors=chain.ancestors_for_exchange(subject, *([actor_claims] if actor_claims else [])),
     )
-    audit_issued(agent, issued, grant="token_exchange", parent_jti=subject["jti"])
+    audit_issued(agent, issued, grant="token_exchange", parent_jti=subject["jti"], gated=gated)
     return issued
 
 

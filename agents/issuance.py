@@ -5,12 +5,13 @@ agent, org, policy and connection, and the owners' permissions), one more only w
 a signature with a cached parsed key, and one audit append (one round trip on PostgreSQL).
 """
 
+import ipaddress
 import uuid
 from dataclasses import dataclass
 
 from django.utils import timezone
 
-from agents import chain
+from agents import chain, signals
 from agents.grants import delegable_scopes
 from agents.models import Agent, AgentSecret, AgentStatus, Run, RunStatus
 from agents.selectors import AgentRef, GrantContext, grant_context
@@ -26,9 +27,9 @@ from core.tenancy import org_scope_enter
 class OAuthError(Exception):
     """An RFC 6749 §5.2 error: `error` code, description, HTTP status."""
 
-    def __init__(self, error: str, description: str, status: int = 400):
+    def __init__(self, error: str, description: str, status: int = 400, extra: dict | None = None):
         super().__init__(description)
-        self.error, self.description, self.status = error, description, status
+        self.error, self.description, self.status, self.extra = error, description, status, extra
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,22 @@ class GrantRequest:
     run_id: str | None
     origin: str | None = None  # where the client reached us (agents.tokens.issuer_for decides)
     may_act: str | None = None  # the client id of the one agent that may exchange the token
+    ip: str | None = None  # the client's address (the trusted proxies' X-Forwarded-For)
+    agent_version: str | None = None  # what the client says it runs (compliance)
+
+
+# Checks the layers above register (trust.apps: the org floor and the connection's minimum), so
+# that every grant that mints a token for a connection passes them and this core imports nothing
+# above it. Each is called as gate(agent=, audience=, grant=, run=) before the token is signed,
+# raises OAuthError to refuse (having audited why) and may return what `token.issued` records of it.
+ISSUANCE_GATES: list = []
+
+
+def issuance_gates_check(agent: AgentRef, *, audience: str, grant: str, run=None) -> dict:
+    recorded = {}
+    for gate in ISSUANCE_GATES:
+        recorded.update(gate(agent=agent, audience=audience, grant=grant, run=run) or {})
+    return recorded
 
 
 def _target(agent: AgentRef) -> Target:
@@ -51,7 +68,30 @@ def _refuse(agent: AgentRef, error: str, description: str, reason: str, status: 
     audit_record(org=agent.org, actor=Actor.for_agent(agent), event=AuditEvent.TOKEN_DENIED,
                  outcome=Outcome.DENIED, target=_target(agent),
                  data={"reason": reason, "client_id": agent.client_id})
+    if reason in signals.OBSERVED_REASONS:  # counts in its trust score (identity, behaviour)
+        signals.observe(agent, signals.OBSERVED_REASONS[reason], reason)
     raise OAuthError(error, description, status)
+
+
+def client_observed(agent: AgentRef, *, ip: str | None, agent_version: str | None) -> None:
+    """What a token request says about the client that its score reads: a request from outside
+    the networks its owners expect is observed (identity); the version it reports is kept
+    (compliance), written only when it changes."""
+    if agent.networks and ip:
+        try:
+            address = ipaddress.ip_address(ip)
+            inside = any(address in ipaddress.ip_network(n, strict=False) for n in agent.networks)
+        except ValueError:
+            inside = False
+        if not inside:
+            signals.observe(agent, "unexpected_network", ip)
+    if agent_version is None or agent_version == agent.reported_version:
+        return
+    if not 0 < len(agent_version) <= 64 or not agent_version.isprintable():
+        _refuse(agent, "invalid_request", "agent_version: 1 to 64 printable characters.",
+                "agent_version_invalid")
+    if Agent.objects.for_org(agent.org.pk).filter(pk=agent.pk).update(reported_version=agent_version):
+        signals.agent_inputs_changed.send(sender=None, agent_id=agent.pk)
 
 
 def agent_authenticate(org_slug: str, client_id: str, client_secret: str,
@@ -111,12 +151,14 @@ def grant_scope(context: GrantContext, connection_scopes_: list, requested: str 
     return " ".join(sorted(wanted))
 
 
-def audit_issued(agent: AgentRef, issued: IssuedToken, *, grant: str, parent_jti: str | None = None) -> None:
-    """The issuance on record, naming the root principal and the whole chain (agents.chain)."""
+def audit_issued(agent: AgentRef, issued: IssuedToken, *, grant: str, parent_jti: str | None = None,
+                 gated: dict | None = None) -> None:
+    """The issuance on record, naming the root principal and the whole chain (agents.chain), and
+    what the issuance gates saw (the trust score)."""
     claims = issued.claims
     data = {"jti": claims["jti"], "run": claims.get("run"), "scope": claims["scope"],
             "audience": claims["aud"],
-            "expires_in": issued.expires_in, "grant": grant}
+            "expires_in": issued.expires_in, "grant": grant, **(gated or {})}
     if "act" in claims or "may_act" in claims:
         data.update(subject=claims["sub"], chain=chain.principals(claims), delegation=claims.get("dlg"),
                     may_act=(claims.get("may_act") or {}).get("sub"), parent_jti=parent_jti)
@@ -143,7 +185,13 @@ def _run(agent: AgentRef, run_id: str | None) -> Run | None:
     if not run_id:
         return None
     run = Run.objects.for_org(agent.org.pk).filter(pk=_uuid_or_none(run_id), agent_id=agent.pk).first()
-    if run is None or run.status != RunStatus.RUNNING:
+    status = run and run.status_at(timezone.now())
+    if status == RunStatus.PENDING_APPROVAL:  # escalated: the agent polls as in RFC 8628 §3.5
+        _refuse(agent, "authorization_pending", "The run is waiting for a person's approval.",
+                "run_pending_approval")
+    if status == RunStatus.STOPPING:
+        _refuse(agent, "invalid_request", "The run is stopping: no new tokens.", "run_stopping")
+    if status != RunStatus.RUNNING:
         _refuse(agent, "invalid_request", "Unknown or finished run.", "run_not_running")
     return run
 
@@ -158,14 +206,16 @@ def _uuid_or_none(value: str):
 def token_grant(request: GrantRequest) -> IssuedToken:
     context = agent_authenticate(request.org_slug, request.client_id, request.client_secret, request.resource)
     agent = context.agent
+    client_observed(agent, ip=request.ip, agent_version=request.agent_version)
     audience, scopes = grant_audience(context, request.resource)
     scope = grant_scope(context, scopes, request.scope)
     run = _run(agent, request.run_id)
     may_act = may_act_for(context, request.may_act)
+    gated = issuance_gates_check(agent, audience=audience, grant="client_credentials", run=run)
     issued = token_sign(org=agent.org, alg=context.token_alg, agent=agent, audience=audience, scope=scope,
                         origin=request.origin, may_act=may_act,
                         ttl=context.token_ttl, run=run, credential_id=context.secret_id)
-    audit_issued(agent, issued, grant="client_credentials")
+    audit_issued(agent, issued, grant="client_credentials", gated=gated)
     if context.secret_use_stale:  # "last used" is kept to the minute, not written on every grant
         AgentSecret.objects.filter(pk=context.secret_id).update(last_used_at=timezone.now())
     return issued

@@ -49,6 +49,9 @@ class Agent(OrgScopedModel):
     approved_versions = models.JSONField(default=list, blank=True)
     networks = models.JSONField(default=list, blank=True)
     reported_version = models.CharField(max_length=64, blank=True)
+    # Set when its trust score fell below the org's floor and it was suspended for it (trust.
+    # containment): an owner can resume it only once the score has recovered.
+    contained_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org", "name"], name="agent_unique_name")]
@@ -90,6 +93,8 @@ class Connection(OrgScopedModel, Credential):
     client_id = models.CharField(max_length=40, unique=True)
     # Connections registered before the credential kernel do not know their secret's lookup id.
     lookup_id = models.CharField(max_length=32, unique=True, null=True, blank=True)
+    # The lowest trust score (trust.scoring) an agent may hold to be given a task or a token for it.
+    min_trust = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
 
     class Meta:
         constraints = [
@@ -102,9 +107,14 @@ class Connection(OrgScopedModel, Credential):
 
 
 class RunStatus(models.TextChoices):
+    PENDING_APPROVAL = "pending_approval", "Waiting for approval"
     RUNNING = "running", "Running"
+    STOPPING = "stopping", "Stopping"
     COMPLETED = "completed", "Completed"
     TERMINATED = "terminated", "Terminated"
+
+
+RUN_LIVE = (RunStatus.PENDING_APPROVAL, RunStatus.RUNNING, RunStatus.STOPPING)
 
 
 class Run(OrgScopedModel):
@@ -116,10 +126,30 @@ class Run(OrgScopedModel):
     started_by_type = models.CharField(max_length=16)  # human | api_key | agent | workflow
     started_by_id = models.CharField(max_length=64, blank=True)
     started_by_display = models.CharField(max_length=254, blank=True)
-    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING)
     cancel_requested = models.BooleanField(default=False)
     started_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # What the dispatch decided (trust.dispatch): the operation and services the run needs, the
+    # decision and the score it was taken at.
+    operation = models.CharField(max_length=100, blank=True)
+    audiences = models.JSONField(default=list, blank=True)
+    decision = models.CharField(max_length=10, blank=True)
+    trust_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    trust_level = models.CharField(max_length=12, blank=True)
+    # A graceful stop: the agent is told to stop, and its tokens live until this deadline.
+    stop_by = models.DateTimeField(null=True, blank=True)
+    # An escalated run waits for approval until then (its approval's expiry), and ends after.
+    pending_until = models.DateTimeField(null=True, blank=True)
+
+    def status_at(self, now) -> str:
+        """The status by the timestamps, whether or not a worker has run: a stop whose deadline has
+        passed, or an approval nobody gave in time, has ended the run."""
+        if self.status == RunStatus.STOPPING and self.stop_by and self.stop_by <= now:
+            return RunStatus.TERMINATED
+        if self.status == RunStatus.PENDING_APPROVAL and self.pending_until and self.pending_until <= now:
+            return RunStatus.TERMINATED
+        return self.status
 
     class Meta:
         indexes = [models.Index(fields=["org", "-started_at"])]

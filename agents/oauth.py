@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -20,9 +21,9 @@ from django.views.decorators.http import require_GET, require_POST
 from agents import delegated, device, exchange, revocation
 from agents.delegation import refresh_token_revoke
 from agents.introspection import introspect
-from agents.issuance import GrantRequest, OAuthError, agent_authenticate, token_grant
+from agents.issuance import GrantRequest, OAuthError, _uuid_or_none, agent_authenticate, token_grant
 from agents.keys import ALGORITHMS, published_keys
-from agents.models import RefreshToken
+from agents.models import RefreshToken, Run, RunStatus
 from agents.services import token_revoke
 from agents.tokens import TokenInvalid, issuer_for, public_origin, token_verify
 from core.models import Organization
@@ -31,16 +32,19 @@ from core.ratelimit import counters_incr
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def oauth_error_response(error: str, description: str, status: int = 400) -> JsonResponse:
-    """An RFC 6749 §5.2 error body, never cached (also used by web.error_views for these paths)."""
+def oauth_error_response(error: str, description: str, status: int = 400, extra: dict | None = None
+                         ) -> JsonResponse:
+    """An RFC 6749 §5.2 error body, never cached (also used by web.error_views for these paths).
+    `extra` members are the additional parameters §5.2 allows (a trust refusal's reasons)."""
     headers = dict(NO_STORE)
     if status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="oauth", charset="UTF-8"'
-    return JsonResponse({"error": error, "error_description": description}, status=status, headers=headers)
+    body = {**(extra or {}), "error": error, "error_description": description}
+    return JsonResponse(body, status=status, headers=headers)
 
 
 def _error(exc: OAuthError) -> JsonResponse:
-    return oauth_error_response(exc.error, exc.description, exc.status)
+    return oauth_error_response(exc.error, exc.description, exc.status, exc.extra)
 
 
 def _bounded_parameters(view):
@@ -131,7 +135,8 @@ def token_endpoint(request, org):
                 org_slug=org, client_id=client_id, client_secret=client_secret,
                 scope=_param(request, "scope"), resource=_param(request, "resource"),
                 run_id=_param(request, "run"), origin=request_origin(request),
-                may_act=_param(request, "may_act"),
+                may_act=_param(request, "may_act"), ip=request.audit_context.ip,
+                agent_version=_param(request, "agent_version"),
             ))
         elif grant_type == exchange.GRANT_TYPE:
             issued = exchange.exchange_grant(exchange.ExchangeRequest(
@@ -142,13 +147,15 @@ def token_endpoint(request, org):
                 actor_token_type=_param(request, "actor_token_type"),
                 resource=_param(request, "resource"), audience=_param(request, "audience"),
                 scope=_param(request, "scope"), may_act=_param(request, "may_act"),
-                origin=request_origin(request),
+                origin=request_origin(request), ip=request.audit_context.ip,
+                agent_version=_param(request, "agent_version"),
             ))
         else:
             delegated_request = delegated.DelegatedRequest(
                 org_slug=org, client_id=client_id, client_secret=client_secret,
                 scope=_param(request, "scope"),
-                may_act=_param(request, "may_act"), origin=request_origin(request))
+                may_act=_param(request, "may_act"), origin=request_origin(request),
+                ip=request.audit_context.ip, agent_version=_param(request, "agent_version"))
             if grant_type == DEVICE_GRANT:
                 grant = delegated.device_grant(delegated_request, _param(request, "device_code") or "")
             else:
@@ -251,6 +258,29 @@ def revocation_endpoint(request, org):
         except revocation.RevocationUnavailable:
             return _error(OAuthError("temporarily_unavailable", "Try again shortly.", 503))
     return JsonResponse({}, headers=NO_STORE)
+
+
+@csrf_exempt
+@require_GET
+def run_state_endpoint(request, org, run_id):
+    """The agent reads its run (client authentication, HTTP Basic): `status` and, while it stops
+    gracefully, `stop_by`. Another agent's run, or another org's, is a 404 like an unknown one."""
+    try:
+        client_id, client_secret = _client_credentials(request)
+        _throttle(request.audit_context.ip or "unknown", client_id)
+        context = agent_authenticate(org, client_id, client_secret)
+    except OAuthError as exc:
+        return _error(exc)
+    run = (Run.objects.for_org(context.agent.org.pk)
+           .filter(pk=_uuid_or_none(run_id), agent_id=context.agent.pk).first())
+    if run is None:
+        return JsonResponse({"error": "not_found", "error_description": "No such run of this client."},
+                            status=404, headers=NO_STORE)
+    status = run.status_at(timezone.now())
+    body = {"id": str(run.pk), "status": status}
+    if status == RunStatus.STOPPING:
+        body["stop_by"] = run.stop_by.isoformat().replace("+00:00", "Z")
+    return JsonResponse(body, headers=NO_STORE)
 
 
 def request_origin(request) -> str:

@@ -129,9 +129,14 @@ def connection_create(*, access: Access, name: str, audience: str, scopes):
 
 
 @records_denials
-def connection_update(*, access: Access, connection, name: str | None = None, scopes=None):
+def connection_update(*, access: Access, connection, name: str | None = None, scopes=None,
+                      min_trust: int | None = None):
+    """`min_trust` is a trust setting: it also takes trust:write."""
     assert_in_org(access, connection)
-    return services.connection_update(connection=connection, actor=access.actor, name=name, scopes=scopes)
+    if min_trust is not None and not access.has(Perm.TRUST_WRITE):
+        raise Forbidden("Changing a connection's minimum trust score needs trust:write.")
+    return services.connection_update(connection=connection, actor=access.actor, name=name, scopes=scopes,
+                                      min_trust=min_trust)
 
 
 @records_denials
@@ -157,6 +162,12 @@ def run_start(*, access: Access, agent, description: str = ""):
 def run_terminate(*, access: Access, run):
     assert_in_org(access, run)
     return runs.run_terminate(run=run, actor=access.actor)
+
+
+@records_denials
+def run_stop(*, access: Access, run, grace_seconds: int | None = None):
+    assert_in_org(access, run)
+    return runs.run_stop(run=run, actor=access.actor, grace_seconds=grace_seconds)
 
 
 @records_denials

@@ -147,7 +147,10 @@ def reason_in(claims: dict, keys: dict[str, str], found: dict) -> str | None:
             return "ancestor_revoked"
         # A run, a secret or a delegation never comes back once ended: any cutoff kills every token
         # under it, including one a request signed after reading it live just before the cutoff
-        # committed. An agent can be resumed, so its cutoff is a time.
+        # committed. An agent can be resumed, so its cutoff is a time. A run stopped gracefully has
+        # a cutoff in the future (its deadline): its tokens live until then.
+        if kind == "run" and value > time.time():
+            continue
         if kind in FINAL_KINDS or issued <= value:
             return f"{kind}_revoked"
     return None
@@ -185,10 +188,11 @@ def revoke_jti(jti: str, expires_at: float, *, org) -> None:
     transaction.on_commit(lambda: _after_commit(key, 1, expires_at + GRACE))
 
 
-def cut_off(kind: str, ident: str) -> None:
+def cut_off(kind: str, ident: str, *, at: datetime | None = None) -> None:
     """Kill every token issued so far under one agent (`agent:<id>`), run or credential: the latest
-    cutoff's row in the caller's transaction, and its store key now and again once that commits."""
-    at = timezone.now()
+    cutoff's row in the caller's transaction, and its store key now and again once that commits.
+    A run's cutoff may be `at` a deadline ahead (a graceful stop): its tokens die then."""
+    at = at or timezone.now()
     row = RevocationCutoff(kind=kind, subject=ident, cutoff_at=at,
                            expires_at=at + timedelta(seconds=CUTOFF_TTL))
     RevocationCutoff.objects.bulk_create(  # one upsert: the row keeps the latest cutoff
@@ -204,7 +208,8 @@ def _after_commit(key: str, value: float, until: float) -> None:
     commit, a verifier may have read the database then (no row yet) and written "no revocation"."""
     try:
         current = cache.get(key)
-        if not current or current < value:
+        # A cutoff still ahead (a graceful stop read back meanwhile) gives way to an earlier one.
+        if not current or current < value or current > time.time():
             cache.set(key, value, max(1, int(until - time.time())))
     except Exception:
         logger.error("could not rewrite %s after its commit; the row stands", key, exc_info=True)

@@ -39,6 +39,8 @@ class AgentRef:
     scopes: list
     audiences: list
     org: OrgRef
+    networks: tuple = ()  # CIDRs its owners expect its token requests from (trust.scoring)
+    reported_version: str = ""
 
     @property
     def subject(self) -> str:
@@ -116,7 +118,7 @@ _GRANT_SQL = """
                          WHERE hm.user_id = s.created_by_id AND hm.org_id = a.org_id
                            AND hm.status IN """ + _STATUSES + """ AND hu.is_active)
                     THEN 1 ELSE 0 END,
-               p.max_delegation_depth, p.delegation_refresh_tokens,
+               p.max_delegation_depth, p.delegation_refresh_tokens, a.networks, a.reported_version,
                NULL, NULL, NULL
           FROM agents_agentsecret s
           JOIN agents_agent a ON a.id = s.agent_id
@@ -126,7 +128,7 @@ _GRANT_SQL = """
          WHERE """ + _SECRET_WHERE + """
         UNION ALL
         SELECT 'o', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, owners.*
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, owners.*
           FROM (""" + _OWNERS_SQL.format(agent=_SECRET_AGENT) + ") owners"  # noqa: S608 (constants only)
 
 
@@ -142,7 +144,7 @@ def grant_context(*, org_slug: str, client_id: str, lookup_id: str, resource: st
     with connection.cursor() as cursor:
         cursor.execute(_GRANT_SQL, params)
         rows = cursor.fetchall()
-    grant_rows = [r[1:21] for r in rows if r[0] == "g"]
+    grant_rows = [r[1:23] for r in rows if r[0] == "g"]
     if not grant_rows:
         return None
     row = grant_rows[0]
@@ -150,14 +152,15 @@ def grant_context(*, org_slug: str, client_id: str, lookup_id: str, resource: st
         wanted = _json(row[10])[:1]
         row = next((r for r in grant_rows if [r[15]] == wanted), (*row[:15], None, None, *row[17:]))
     org = OrgRef(_uuid(row[11]), row[12])
-    agent = AgentRef(_uuid(row[5]), row[6], row[7], row[8], _json(row[9]), _json(row[10]), org)
+    agent = AgentRef(_uuid(row[5]), row[6], row[7], row[8], _json(row[9]), _json(row[10]), org,
+                     tuple(_json(row[20])), row[21] or "")
     return GrantContext(
         agent=agent, secret_id=_uuid(row[0]), secret_hash=row[1], hash_kid=row[2],
         secret_live=bool(row[3]), secret_use_stale=bool(row[4]),
         token_ttl=row[13] if row[13] is not None else _POLICY_DEFAULTS.agent_token_ttl_seconds,
         token_alg=row[14] or _POLICY_DEFAULTS.token_alg,
         audience=row[15], audience_scopes=_json(row[16]),
-        owners=_owner_permissions(r[21:] for r in rows if r[0] == "o"),
+        owners=_owner_permissions(r[23:] for r in rows if r[0] == "o"),
         holder_acting=bool(row[17]),
         max_delegation_depth=row[18] if row[18] is not None else _POLICY_DEFAULTS.max_delegation_depth,
         refresh_tokens=bool(row[19]) if row[19] is not None else _POLICY_DEFAULTS.delegation_refresh_tokens,

@@ -111,6 +111,12 @@ def agent_grant_update(*, agent: Agent, actor: Actor, scopes=None, audiences=Non
     return agent
 
 
+# Checks the layers above register for resuming an agent (trust.apps: a contained agent comes back
+# only once its score has recovered). Each is called with the agent and raises a core.errors error
+# to refuse; this core imports nothing above it.
+RESUME_CHECKS: list = []
+
+
 @records_denials
 @transaction.atomic
 def agent_status_set(*, agent: Agent, status: str, actor: Actor) -> Agent:
@@ -120,13 +126,35 @@ def agent_status_set(*, agent: Agent, status: str, actor: Actor) -> Agent:
         raise Invalid("Unknown status.", fields={"status": ["Use active or suspended."]})
     if status == agent.status:
         return agent
+    if status == AgentStatus.ACTIVE:
+        for check in RESUME_CHECKS:
+            check(agent)
+        agent.contained_at = None
     agent.status = status
-    agent.save(update_fields=["status"])
+    agent.save(update_fields=["status", "contained_at"])
     if status == AgentStatus.SUSPENDED:
         revocation.cut_off("agent", agent.subject)
     event = AuditEvent.AGENT_SUSPENDED if status == AgentStatus.SUSPENDED else AuditEvent.AGENT_RESUMED
     audit_record(org=agent.org, actor=actor, event=event, target=Target.of(agent))
     return agent
+
+
+@transaction.atomic
+def agent_contain(*, agent: Agent, actor: Actor, evidence: dict) -> bool:
+    """Suspend an agent whose trust score fell below the org's floor, with nobody acting: its
+    tokens and every token delegated from them die on their next verification, its live runs end,
+    and it stays suspended until an owner resumes it (RESUME_CHECKS decide when it may). False if
+    it was not active (nothing to do)."""
+    agent = Agent.objects.for_org(agent.org_id).select_for_update().select_related("org").get(pk=agent.pk)
+    if agent.status != AgentStatus.ACTIVE:
+        return False
+    agent.status, agent.contained_at = AgentStatus.SUSPENDED, timezone.now()
+    agent.save(update_fields=["status", "contained_at"])
+    revocation.cut_off("agent", agent.subject)
+    ended = runs_end_for_agent(agent=agent, actor=actor, reason="contained")
+    audit_record(org=agent.org, actor=actor, event=AuditEvent.AGENT_CONTAINED, target=Target.of(agent),
+                 data={**evidence, "runs_ended": ended})
+    return True
 
 
 @transaction.atomic
@@ -306,25 +334,31 @@ def _assert_scopes_unused(connection: Connection, removed: set) -> None:
 @records_denials
 @transaction.atomic
 def connection_update(*, connection: Connection, actor: Actor, name: str | None = None,
-                      scopes=None) -> Connection:
-    """Rename a connection or change the scopes it accepts. Its audience is what it is (register a
-    new connection for another one); a scope some agent's grant relies on cannot be removed."""
+                      scopes=None, min_trust: int | None = None) -> Connection:
+    """Rename a connection, change the scopes it accepts or the trust score an agent needs for it
+    (`min_trust`, 0-100, checked at dispatch and at every token issuance for it). Its audience is
+    what it is (register a new connection for another one); a scope some agent's grant relies on
+    cannot be removed."""
     connection = _connection_locked(connection)
-    previous = (connection.name, list(connection.scopes))
+    previous = (connection.name, list(connection.scopes), connection.min_trust)
     name = connection.name if name is None else name
     scopes = previous[1] if scopes is None else sorted(set(scopes))
-    if (name, scopes) == previous:
+    min_trust = previous[2] if min_trust is None else min_trust
+    if isinstance(min_trust, bool) or not isinstance(min_trust, int) or not 0 <= min_trust <= 100:
+        raise Invalid("A score from 0 to 100.", fields={"min_trust": ["A score from 0 to 100."]})
+    if (name, scopes, min_trust) == previous:
         return connection
     if name != previous[0] and Connection.objects.for_org(connection.org_id).filter(name=name).exists():
         raise Conflict("A connection with this name exists.", code="duplicate", fields={"name": ["Taken."]})
     _assert_scopes_unused(connection, set(previous[1]) - set(scopes))
-    connection.name, connection.scopes = name, scopes
-    connection.save(update_fields=["name", "scopes"])
+    connection.name, connection.scopes, connection.min_trust = name, scopes, min_trust
+    connection.save(update_fields=["name", "scopes", "min_trust"])
     introspection.connection_record_forget(connection.org.slug, connection.client_id)
+    data = {"name": name, "previous_name": previous[0], "scopes": scopes, "previous_scopes": previous[1]}
+    if min_trust != previous[2]:
+        data.update(min_trust=min_trust, previous_min_trust=previous[2])
     audit_record(org=connection.org, actor=actor, event=AuditEvent.CONNECTION_UPDATED,
-                 target=Target.of(connection),
-                 data={"name": name, "previous_name": previous[0], "scopes": scopes,
-                       "previous_scopes": previous[1]})
+                 target=Target.of(connection), data=data)
     return connection
 
 

@@ -7,6 +7,9 @@ else is refused by `audit_record`, which keeps secrets out of the log by constru
 
 from enum import Enum
 
+_DECISION = ("agent", "run", "operation", "audiences", "decision", "score", "level", "reasons", "gates",
+             "path", "approval", "dispatched_by")
+
 
 class AuditEvent(Enum):
     # 1xx authentication
@@ -105,21 +108,25 @@ class AuditEvent(Enum):
     AGENT_TRUST_INPUTS_CHANGED = (507, "agent.trust_inputs_changed",
                                   ("approved_versions", "networks", "previous_approved_versions",
                                    "previous_networks"))
+    AGENT_CONTAINED = (508, "agent.contained", ("score", "level", "floor", "reasons", "runs_ended"))
     SECRET_ISSUED = (510, "agent.secret_issued", ("secret",))
     SECRET_ROTATED = (511, "agent.secret_rotated", ("secret", "previous", "previous_expires_at"))
     SECRET_WINDOW_ENDED = (512, "agent.secret_window_ended", ("secret", "how"))
     CONNECTION_CREATED = (520, "connection.created", ("name", "audience", "scopes"))
-    CONNECTION_UPDATED = (521, "connection.updated", ("name", "previous_name", "scopes", "previous_scopes"))
+    CONNECTION_UPDATED = (521, "connection.updated", ("name", "previous_name", "scopes", "previous_scopes",
+                                                      "min_trust", "previous_min_trust"))
     CONNECTION_DELETED = (522, "connection.deleted", ("name", "audience"))
     CONNECTION_SECRET_ROTATED = (523, "connection.secret_rotated", ("lookup_id", "previous_lookup_id"))
     TOKEN_ISSUED = (530, "token.issued", ("jti", "run", "scope", "audience", "expires_in", "grant", "subject",
-                                          "chain", "delegation", "may_act", "parent_jti"))
+                                          "chain", "delegation", "may_act", "parent_jti", "trust"))
     TOKEN_DENIED = (531, "token.denied", ("reason", "client_id"))
     TOKEN_INTROSPECTED = (532, "token.introspected", ("jti", "active", "connection"))
     TOKEN_REVOKED = (533, "token.revoked", ("jti",))
     TOKEN_EXCHANGE_ERROR = (534, "token_exchange.error", ("reason", "client_id", "subject", "chain"))
-    RUN_STARTED = (540, "run.started", ("agent", "description"))
+    RUN_STARTED = (540, "run.started", ("agent", "description", "status", "operation"))
     RUN_TERMINATED = (541, "run.terminated", ("agent", "reason"))
+    RUN_STOPPING = (542, "run.stopping", ("agent", "stop_by"))
+    RUN_RELEASED = (543, "run.released", ("agent",))
     SIGNING_KEY_CREATED = (550, "signing_key.created", ("kid", "alg", "activates_at"))
     SIGNING_KEY_RETIRED = (551, "signing_key.retired", ("kid", "unpublish_at"))
     DEVICE_REQUESTED = (560, "delegation.device_requested", ("agent", "audience", "scopes", "expires_in"))
@@ -138,6 +145,18 @@ class AuditEvent(Enum):
     ATTESTATION_REJECTED = (611, "trust.attestation_rejected", ("agent", "reason"))
     SIGNAL_RECEIVED = (620, "trust.signal", ("agent", "type", "severity", "connection"))
     SIGNAL_REJECTED = (621, "trust.signal_rejected", ("reason", "connection"))
+    # Every dispatch decision and every refusal at a gate, with the score, level and reasons of
+    # that moment: the trust score at dispatch time, on record.
+    TRUST_ALLOWED = (630, "trust.allow", _DECISION)
+    TRUST_ESCALATED = (631, "trust.escalate", _DECISION)
+    TRUST_DENIED = (632, "trust.deny", _DECISION)
+    APPROVAL_APPROVED = (640, "approval.approved", ("run", "agent", "operation", "score", "level"))
+    APPROVAL_DENIED = (641, "approval.denied", ("run", "agent", "operation", "comment"))
+    APPROVAL_EXPIRED = (642, "approval.expired", ("run", "agent", "operation"))
+    APPROVAL_REFUSED = (643, "approval.refused", ("reason", "run"))
+    TRUST_GATE_CREATED = (650, "trust.gate_created", ("name", "operation", "min_score", "below"))
+    TRUST_GATE_CHANGED = (651, "trust.gate_changed", ("name", "operation", "min_score", "below", "previous"))
+    TRUST_GATE_DELETED = (652, "trust.gate_deleted", ("name", "operation"))
 
     # 7xx audit and exports
     ACCESS_REVIEW_EXPORTED = (701, "export.access_review", ("rows",))

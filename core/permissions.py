@@ -53,6 +53,7 @@ class Perm(StrEnum):
 
     TRUST_READ = "trust:read", "Trust", "See trust scores, attestations and dispatch gates."
     TRUST_WRITE = "trust:write", "Trust", "Change dispatch gates and record attestations."
+    TRUST_APPROVE = "trust:approve", "Trust", "Approve or deny runs that a dispatch gate escalated."
 
     SSO_READ = "sso:read", "Single sign-on", "See SAML and OIDC configuration."
     SSO_WRITE = "sso:write", "Single sign-on", "Change SAML and OIDC configuration."

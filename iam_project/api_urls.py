@@ -20,7 +20,14 @@ from rbac.api import PermissionCatalogueView, RoleViewSet, TeamViewSet
 from rbac.review import API_KEYS, human_source
 from scim.api import GroupMappingViewSet, ScimTokenViewSet
 from scim.review import SCIM_TOKENS, scim_member_names
-from trust.api import AgentTrustView, AttestationViewSet, TrustPolicyView, TrustRootViewSet
+from trust.api import (
+    AgentTrustView,
+    ApprovalViewSet,
+    AttestationViewSet,
+    TrustGateViewSet,
+    TrustPolicyView,
+    TrustRootViewSet,
+)
 from web.api import UUID_PATTERN
 from web.policy import SecurityPolicyView
 
@@ -44,6 +51,8 @@ router.register("delegations", DelegationViewSet, basename="delegation")
 router.register("scim-tokens", ScimTokenViewSet, basename="scim-token")
 router.register("scim-mappings", GroupMappingViewSet, basename="scim-mapping")
 router.register("trust-roots", TrustRootViewSet, basename="trust-root")
+router.register("trust-gates", TrustGateViewSet, basename="trust-gate")
+router.register("approvals", ApprovalViewSet, basename="approval")
 
 app_name = "api"
 urlpatterns = [

@@ -1,17 +1,19 @@
 """Admin API: trust roots, attestations about an agent, its trust score now, and the org's trust
 policy. Thin views over trust.policies."""
 
+from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from agents.models import Agent
 from core.errors import Invalid, NotFound
 from core.permissions import Perm
 from trust import policies
-from trust.models import DAY, Attestation, TrustRoot
+from trust.models import DAY, Approval, ApprovalStatus, Attestation, GateBelow, TrustGate, TrustRoot
 from trust.services import trust_policy_for_org
 from web.api import OrgScopedAPIView, OrgScopedViewSet
 
@@ -211,3 +213,122 @@ class TrustPolicyView(OrgScopedAPIView):
         except Invalid as exc:
             raise Invalid(exc.detail, code=exc.code, fields=_weight_errors(exc.fields)) from exc
         return Response(_policy_body(policy))
+
+
+# Dispatch gates and approvals -----------------------------------------------------------------
+
+
+class TrustGateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TrustGate
+        fields = ["id", "name", "operation", "min_score", "below", "created_at"]
+        read_only_fields = fields
+
+
+class TrustGateWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    operation = serializers.CharField(max_length=100, help_text="The class of operation a run names.")
+    min_score = serializers.IntegerField(min_value=0, max_value=100)
+    below = serializers.ChoiceField(choices=GateBelow.choices, default=GateBelow.BLOCK,
+                                    help_text="What happens to a run below min_score.")
+
+
+class TrustGateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    """Policy gates for classes of operations: a minimum score and what happens below it."""
+
+    model = TrustGate
+    list_ordering = "name"
+    search_fields = ("name", "operation")
+    serializer_class = TrustGateSerializer
+    required = {"list": Perm.TRUST_READ, "retrieve": Perm.TRUST_READ, "create": Perm.TRUST_WRITE,
+                "partial_update": Perm.TRUST_WRITE, "destroy": Perm.TRUST_WRITE}
+
+    def scope(self, queryset):
+        return queryset.order_by("name")
+
+    @extend_schema(request=TrustGateWriteSerializer, responses={201: TrustGateSerializer})
+    def create(self, request, org):
+        data = self.validated(TrustGateWriteSerializer, request.data)
+        gate = policies.trust_gate_add(access=self.access, **data)
+        return Response(TrustGateSerializer(gate).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=TrustGateWriteSerializer, responses={200: TrustGateSerializer})
+    def partial_update(self, request, org, pk):
+        data = self.validated(TrustGateWriteSerializer, request.data, partial=True)
+        gate = policies.trust_gate_change(access=self.access, gate=self.get_object(), **data)
+        return Response(TrustGateSerializer(gate).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def destroy(self, request, org, pk):
+        policies.trust_gate_remove(access=self.access, gate=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField(
+        help_text="pending, approved, denied or expired (by its timestamp).")
+    agent_name = serializers.CharField(source="agent.name")
+    requested_by = serializers.SerializerMethodField()
+    decided_by = serializers.UUIDField(source="decided_by_id", allow_null=True)
+
+    class Meta:
+        model = Approval
+        fields = ["id", "run", "agent", "agent_name", "operation", "status", "score", "level", "reasons",
+                  "gates", "chain", "requested_by", "created_at", "expires_at", "decided_by", "decided_at",
+                  "comment"]
+        read_only_fields = fields
+
+    def get_status(self, approval) -> str:
+        return approval.status_at(timezone.now())
+
+    def get_requested_by(self, approval) -> dict:
+        return {"type": approval.requested_by_type, "id": approval.requested_by_id,
+                "display": approval.requested_by_display}
+
+
+class ApprovalDecisionSerializer(serializers.Serializer):
+    comment = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    """Runs a trust gate escalated, waiting for a person (`?status=pending` for the queue)."""
+
+    model = Approval
+    list_ordering = "-created_at"
+    search_fields = ("agent__name", "operation")
+    serializer_class = ApprovalSerializer
+    required = {"list": Perm.TRUST_READ, "retrieve": Perm.TRUST_READ, "approve": Perm.TRUST_APPROVE,
+                "deny": Perm.TRUST_APPROVE}
+
+    def scope(self, queryset):
+        queryset = queryset.select_related("agent").order_by("-created_at")
+        wanted = self.request.query_params.get("status")
+        now = timezone.now()
+        if wanted == ApprovalStatus.PENDING:
+            return queryset.filter(status=ApprovalStatus.PENDING, expires_at__gt=now)
+        if wanted == ApprovalStatus.EXPIRED:
+            return queryset.filter(Q(status=ApprovalStatus.EXPIRED)
+                                   | Q(status=ApprovalStatus.PENDING, expires_at__lte=now))
+        if wanted in (ApprovalStatus.APPROVED, ApprovalStatus.DENIED):
+            return queryset.filter(status=wanted)
+        return queryset
+
+    def _decide(self, request, approve: bool):
+        data = self.validated(ApprovalDecisionSerializer, request.data or {})
+        approval = policies.approval_decide(access=self.access, approval=self.get_object(), approve=approve,
+                                            comment=data.get("comment", ""))
+        return Response(ApprovalSerializer(approval).data)
+
+    @extend_schema(request=ApprovalDecisionSerializer, responses={200: ApprovalSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, org, pk):
+        """Approve: the run starts running and may mint run-bound tokens. 403 `separation_of_duties`
+        for the person who dispatched it (and, when the org says so, the agent's owners); 409
+        `approval_expired` or `approval_decided`."""
+        return self._decide(request, True)
+
+    @extend_schema(request=ApprovalDecisionSerializer, responses={200: ApprovalSerializer})
+    @action(detail=True, methods=["post"])
+    def deny(self, request, org, pk):
+        """Deny: the run ends."""
+        return self._decide(request, False)

@@ -33,6 +33,12 @@ class TrustPolicy(models.Model):
         default=90, validators=[MinValueValidator(1), MaxValueValidator(3650)]
     )
     required_attestations = models.JSONField(default=list, blank=True)
+    # Escalated runs: who may not approve (the dispatcher never; the agent's owners when this is on)
+    # and how long an approval request stays open.
+    separation_of_duties = models.BooleanField(default=True)
+    approval_ttl_seconds = models.PositiveIntegerField(
+        default=DAY, validators=[MinValueValidator(300), MaxValueValidator(30 * DAY)]
+    )
     updated_at = models.DateTimeField(default=timezone.now)
 
     objects = org_scoped_manager()
@@ -131,3 +137,74 @@ class ScoreSample(OrgScopedModel):
 
     class Meta:
         indexes = [models.Index(fields=["agent", "-at"])]
+
+
+class GateBelow(models.TextChoices):
+    BLOCK = "block", "Block"
+    ESCALATE = "escalate", "Escalate to a person"
+
+
+class TrustGate(OrgScopedModel):
+    """A policy gate for a class of operations: a run dispatched for `operation` needs the agent to
+    score at least `min_score`; below it the run is blocked or waits for a person's approval."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    operation = models.CharField(max_length=100)
+    min_score = models.PositiveSmallIntegerField(validators=[MaxValueValidator(100)])
+    below = models.CharField(max_length=10, choices=GateBelow.choices, default=GateBelow.BLOCK)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "name"], name="trust_gate_unique_name")]
+        indexes = [models.Index(fields=["org", "operation"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    DENIED = "denied", "Denied"
+    EXPIRED = "expired", "Expired"
+
+
+class Approval(OrgScopedModel):
+    """An escalated run waiting for a person: what the gates saw when it was dispatched (score,
+    level, reasons), who dispatched it and through which delegation chain, and until when it may be
+    approved. Decided once; an open one past `expires_at` counts as expired by its timestamp."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    run = models.OneToOneField("agents.Run", on_delete=models.CASCADE, related_name="approval")
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="approvals")
+    operation = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    score = models.PositiveSmallIntegerField()
+    level = models.CharField(max_length=12)
+    reasons = models.JSONField(default=list)
+    gates = models.JSONField(default=list)
+    chain = models.JSONField(default=list, blank=True)
+    requested_by_type = models.CharField(max_length=16)
+    requested_by_id = models.CharField(max_length=64, blank=True)
+    requested_by_display = models.CharField(max_length=254, blank=True)
+    # The person behind the dispatch (an API key's holder, the signed-in person), for separation
+    # of duties: they may not approve their own request.
+    requested_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["org", "status", "-created_at"])]
+
+    def status_at(self, now) -> str:
+        if self.status == ApprovalStatus.PENDING and self.expires_at <= now:
+            return ApprovalStatus.EXPIRED
+        return self.status

@@ -57,3 +57,52 @@ def agent_trust(*, access: Access, agent, now=None) -> scoring.Evaluation:
             .values_list("at", flat=True).first())
     due = last is None or now - last >= timedelta(seconds=SAMPLE_INTERVAL_SECONDS)
     return scoring.trust_evaluate(agent, now=now, record=due)
+
+
+# Dispatch, gates and approvals --------------------------------------------------------------
+
+
+def run_dispatch(*, access: Access, agent, description: str = "", operation=None, audiences=None):
+    """Dispatch a run through the gates (trust.runs); the dispatcher is the caller, and the person
+    behind them (a session's user, an API key's holder) is kept for separation of duties."""
+    from trust import runs
+
+    assert_in_org(access, agent)
+    return runs.run_dispatch(agent=agent, actor=access.actor, description=description, operation=operation,
+                             audiences=audiences, requested_by_user=access.creator_user)
+
+
+@records_denials
+@transaction.atomic
+def trust_gate_add(*, access: Access, **fields):
+    from trust import gates
+
+    return gates.trust_gate_create(org=access.org, actor=access.actor, **fields)
+
+
+@records_denials
+@transaction.atomic
+def trust_gate_change(*, access: Access, gate, **fields):
+    from trust import gates
+
+    assert_in_org(access, gate)
+    return gates.trust_gate_update(gate=gate, actor=access.actor, **fields)
+
+
+@records_denials
+@transaction.atomic
+def trust_gate_remove(*, access: Access, gate) -> None:
+    from trust import gates
+
+    assert_in_org(access, gate)
+    gates.trust_gate_delete(gate=gate, actor=access.actor)
+
+
+def approval_decide(*, access: Access, approval, approve: bool, comment: str = ""):
+    """Approve or deny an escalated run as the person behind the caller (an API key decides as the
+    member who holds it; the pages also ask for a recent sign-in)."""
+    from trust import runs
+
+    assert_in_org(access, approval)
+    return runs.approval_decide(approval=approval, approve=approve, user=access.user or access.creator_user,
+                                actor=access.actor, comment=comment)

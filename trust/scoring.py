@@ -13,6 +13,10 @@
 - attestations (starts at 50): plus the weight of each live attestation from a registered root;
   an expired one stops counting by its timestamp.
 
+A collapse is not averaged away: while behaviour is below 10 (two fresh high or one critical
+signal), the score is capped at the behaviour component, so the agent falls below the floor and is
+contained (trust.containment) until the signals fade.
+
 Levels: untrusted (0–19), provisional (20–39), standard (40–59), elevated (60–79), trusted (80–100).
 Nothing a client says about itself is read: the inputs are rows the product verified or recorded.
 The evaluation says until when it holds (`valid_until`: the earliest expiry among its inputs), so a
@@ -31,6 +35,7 @@ from trust.services import trust_policy_for_org
 LEVELS = ((80, "trusted"), (60, "elevated"), (40, "standard"), (20, "provisional"), (0, "untrusted"))
 SEVERITY_WEIGHT = {"low": 5, "medium": 15, "high": 30, "critical": 50}
 SIGNAL_HORIZON_HALF_LIVES = 10  # older signals weigh under 0.1 % of what they did: not read
+BEHAVIOUR_CAP = 10  # behaviour below this caps the score (see trust_evaluate)
 RECHECK_SECONDS = 300  # decay moves the score continuously: nobody may keep an evaluation longer
 
 
@@ -177,6 +182,12 @@ def trust_evaluate(agent, *, now=None, record: bool = False) -> Evaluation:
     total = sum(c.weight for c in components.values()) or 1
     score = round(sum(c.score * c.weight for c in components.values()) / total)
     reasons = [r for c in components.values() for r in c.reasons]
+    # A collapse is not averaged away: recent violations that take behaviour below BEHAVIOUR_CAP
+    # cap the whole score at the behaviour component (two high or one critical signal, fresh).
+    behaviour = components["behaviour"]
+    if behaviour.weight and behaviour.score < BEHAVIOUR_CAP and score > behaviour.score:
+        score = round(behaviour.score)
+        reasons.insert(0, f"behaviour is {score}: recent violations cap the score")
     until = min(
         [
             now + timedelta(seconds=RECHECK_SECONDS),

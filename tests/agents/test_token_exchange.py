@@ -432,6 +432,10 @@ def test_the_exchange_costs_the_same_queries_at_any_depth(client, world, chain):
 
     for t in (token2, at_c):  # the store has seen every key once, as in the steady state
         token_verify(t, org_slug=world.slug)
+    from trust.dispatch import trust_now
+
+    for agent in (b, d):  # and the trust gates have each agent's score (trust.dispatch's cache)
+        trust_now(agent)
     shallow = _queries(lambda: hop(client, world, chain, "B", token2))
     with CaptureQueriesContext(connection) as queries:
         hop(client, world, chain, "D", at_c)

@@ -1,0 +1,349 @@
+"""Dispatch through the trust gates, over HTTP: the org floor, a connection's minimum and a policy
+gate each allow, escalate or block; an escalated run waits (its tokens are authorization_pending)
+until a person other than its dispatcher approves it; the same gates hold at the token endpoint;
+a collapse contains the agent; a score the client asserts is ignored. Each asserts the answer, what
+changed (or that nothing did) and the audit event."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from agents.models import Agent, Run
+from core.permissions import Perm
+from tests.agents.conftest import AUDIENCE, basic, post_form
+from tests.factories import MemberFactory, api_key_for
+from tests.helpers import latest_event
+from trust.models import Approval
+
+
+def _runs(tw, body=None, api=None, **headers):
+    return (api or tw.api).post(
+        tw.url("runs"), {"agent": str(tw.agent.pk), **(body or {})}, format="json", **headers
+    )
+
+
+def _token(tw, **params):
+    return post_form(
+        Client(),
+        tw.world.url("token"),
+        {"grant_type": "client_credentials", **params},
+        auth=(tw.agent.client_id, tw.world.agent_secret),
+    )
+
+
+def _introspect(tw, token) -> bool:
+    response = post_form(
+        Client(),
+        tw.world.url("introspect"),
+        {"token": token},
+        auth=(tw.world.connection.client_id, tw.world.connection_secret),
+    )
+    return response.json()["active"]
+
+
+def _run_state(tw, run_id):
+    return Client().get(
+        f"/oauth/{tw.org.slug}/runs/{run_id}",
+        HTTP_AUTHORIZATION=basic(tw.agent.client_id, tw.world.agent_secret),
+    )
+
+
+def _gate(tw, **body):
+    response = tw.api.post(
+        tw.url("trust-gates"), {"name": "deploys", "operation": "deploy", **body}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def _min_trust(tw, value):
+    response = tw.api.patch(
+        tw.url(f"connections/{tw.world.connection.pk}"), {"min_trust": value}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _signal(tw, severity="critical", type="guardrail_violation"):
+    response = Client().post(
+        f"/oauth/{tw.org.slug}/signals",
+        json.dumps({"agent": tw.agent.client_id, "type": type, "severity": severity}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=basic(tw.world.connection.client_id, tw.world.connection_secret),
+    )
+    assert response.status_code == 202, response.content
+
+
+def _approver(tw, perms=(Perm.TRUST_APPROVE, Perm.TRUST_READ)):
+    person = MemberFactory(org=tw.org, role="owner")  # an org owner, not one of the agent's owners
+    client = APIClient()
+    client.credentials(
+        HTTP_AUTHORIZATION=f"Bearer {api_key_for(tw.org, list(perms), created_by=person.user)[1]}"
+    )
+    return person, client
+
+
+# Allow -----------------------------------------------------------------------------------------
+
+
+def test_a_run_above_every_gate_is_allowed_with_its_score_and_mints_run_bound_tokens(tw):
+    response = _runs(tw, {"description": "triage", "operation": "triage"})
+    assert response.status_code == 201, response.content
+    body = response.json()
+    score = tw.score()
+    assert body["status"] == "running" and body["decision"] == "allow"
+    assert body["trust"] == {"score": score, "level": tw.trust()["level"]}
+    run = Run.objects.get(pk=body["id"])
+    assert (run.decision, run.trust_score) == ("allow", score)
+    event = latest_event(tw.org, "trust.allow")
+    assert (
+        event.data["run"] == body["id"] and event.data["score"] == score and event.data["decision"] == "allow"
+    )
+    assert _token(tw, run=body["id"]).status_code == 200
+    assert _run_state(tw, body["id"]).json() == {"id": body["id"], "status": "running"}
+
+
+# Block -----------------------------------------------------------------------------------------
+
+
+def test_a_connection_minimum_above_the_score_blocks_dispatch_and_the_token_endpoint(tw):
+    _min_trust(tw, 95)
+    response = _runs(tw)
+    assert response.status_code == 403
+    body = response.json()
+    assert body["error"] == "dispatch_blocked" and body["decision"] == "block"
+    assert any(AUDIENCE in reason and "95" in reason for reason in body["reasons"])
+    assert body["trust"]["score"] == tw.score()
+    assert not Run.objects.exists()
+    denied = latest_event(tw.org, "trust.deny")
+    assert denied.outcome == "denied" and denied.data["path"] == "dispatch"
+    token = _token(tw)
+    assert token.status_code == 403 and token.json()["error"] == "access_denied"
+    assert (
+        token.json()["reasons"]
+        and latest_event(tw.org, "trust.deny").data["path"] == "token:client_credentials"
+    )
+    assert Agent.objects.get(pk=tw.agent.pk).status == "active"  # above the floor: not contained
+    _min_trust(tw, 10)
+    assert _runs(tw).status_code == 201 and _token(tw).status_code == 200
+
+
+def test_a_policy_gate_blocks_its_operation_only(tw):
+    _gate(tw, min_score=95, below="block")
+    assert _runs(tw, {"operation": "deploy"}).status_code == 403
+    assert _runs(tw, {"operation": "triage"}).status_code == 201
+    assert latest_event(tw.org, "trust.deny").data["gates"][-1] == {
+        "gate": "gate",
+        "name": "deploys",
+        "min_score": 95,
+        "outcome": "block",
+    }
+
+
+def test_a_score_the_client_asserts_about_itself_is_ignored(tw):
+    _gate(tw, min_score=95, below="block")
+    for body, headers in (
+        ({"trust": 100, "score": 100, "level": "trusted"}, {}),
+        ({}, {"HTTP_X_TRUST_SCORE": "100"}),
+    ):
+        response = _runs(tw, {"operation": "deploy", **body}, **headers)
+        assert response.status_code == 403 and response.json()["trust"]["score"] < 95
+    token = _token(tw, trust_score="100", score="100")
+    assert token.status_code == 200 and "trust_score" not in json.dumps(token.json())
+    assert not Run.objects.exists()
+
+
+def test_dispatch_names_only_the_agents_own_services(tw):
+    response = _runs(tw, {"audiences": ["https://elsewhere.example"]})
+    assert response.status_code == 400 and "audiences" in response.json()["fields"]
+    assert _runs(tw, {"operation": "rm -rf"}).status_code == 400
+    assert not Run.objects.exists()
+
+
+# Escalate ------------------------------------------------------------------------------------
+
+
+def test_an_escalated_run_waits_for_a_person_and_then_mints_tokens(tw):
+    _gate(tw, min_score=95, below="escalate")
+    response = _runs(tw, {"operation": "deploy", "description": "ship it"})
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "pending_approval" and body["decision"] == "escalate" and body["approval"]
+    assert latest_event(tw.org, "trust.escalate").data["approval"] == body["approval"]
+    pending = _token(tw, run=body["id"])
+    assert pending.status_code == 400 and pending.json()["error"] == "authorization_pending"
+    assert _run_state(tw, body["id"]).json()["status"] == "pending_approval"
+
+    queue = tw.api.get(tw.url("approvals") + "?status=pending").json()
+    listed = queue["results"] if isinstance(queue, dict) else queue
+    assert [a["id"] for a in listed] == [body["approval"]]
+    assert listed[0]["score"] == body["trust"]["score"] and listed[0]["reasons"]
+
+    _person, approver = _approver(tw)
+    decided = approver.post(tw.url(f"approvals/{body['approval']}/approve"), {}, format="json")
+    assert decided.status_code == 200, decided.content
+    assert decided.json()["status"] == "approved"
+    assert latest_event(tw.org, "approval.approved").data["run"] == body["id"]
+    assert _run_state(tw, body["id"]).json()["status"] == "running"
+    assert _token(tw, run=body["id"]).status_code == 200
+    again = approver.post(tw.url(f"approvals/{body['approval']}/deny"), {}, format="json")
+    assert again.status_code == 409 and Approval.objects.get().status == "approved"
+
+
+def test_the_dispatcher_cannot_approve_their_own_run_nor_an_owner_with_separation_of_duties(tw):
+    _gate(tw, min_score=95, below="escalate")
+    person, client = _approver(tw, perms=(Perm.TRUST_APPROVE, Perm.RUN_WRITE, Perm.TRUST_READ))
+    body = _runs(tw, {"operation": "deploy"}, api=client).json()
+    refused = client.post(tw.url(f"approvals/{body['approval']}/approve"), {}, format="json")
+    assert refused.status_code == 403 and refused.json()["error"] == "separation_of_duties"
+    assert latest_event(tw.org, "approval.refused").data["reason"] == "dispatcher"
+    owner = APIClient()
+    owner.credentials(
+        HTTP_AUTHORIZATION="Bearer "
+        + api_key_for(tw.org, [Perm.TRUST_APPROVE], created_by=tw.world.owner.user)[1]
+    )
+    refused = owner.post(tw.url(f"approvals/{body['approval']}/approve"), {}, format="json")
+    assert (
+        refused.status_code == 403
+        and latest_event(tw.org, "approval.refused").data["reason"] == "agent_owner"
+    )
+    assert Approval.objects.get().status == "pending" and Run.objects.get().status == "pending_approval"
+    without = _approver(tw, perms=(Perm.TRUST_READ,))[1]
+    assert without.post(tw.url(f"approvals/{body['approval']}/approve"), {}, format="json").status_code == 403
+
+
+def test_an_approval_expires_by_its_timestamp_and_its_run_with_it(tw):
+    _gate(tw, min_score=95, below="escalate")
+    body = _runs(tw, {"operation": "deploy"}).json()
+    past = timezone.now() - timedelta(seconds=1)
+    Approval.objects.update(expires_at=past)
+    Run.objects.update(pending_until=past)  # as the approval TTL had passed: no worker has run
+    assert _run_state(tw, body["id"]).json()["status"] == "terminated"
+    token = _token(tw, run=body["id"])
+    assert token.status_code == 400 and token.json()["error"] == "invalid_request"
+    _person, approver = _approver(tw)
+    late = approver.post(tw.url(f"approvals/{body['approval']}/approve"), {}, format="json")
+    assert late.status_code == 409 and late.json()["error"] == "approval_expired"
+    assert Approval.objects.get().status == "expired"
+    assert latest_event(tw.org, "approval.expired").data["run"] == body["id"]
+
+
+def test_a_denied_run_ends(tw):
+    _gate(tw, min_score=95, below="escalate")
+    body = _runs(tw, {"operation": "deploy"}).json()
+    _person, approver = _approver(tw)
+    response = approver.post(
+        tw.url(f"approvals/{body['approval']}/deny"), {"comment": "not today"}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["status"] == "denied"
+    assert Run.objects.get().status == "terminated"
+    assert latest_event(tw.org, "approval.denied").data["comment"] == "not today"
+
+
+# Containment ---------------------------------------------------------------------------------
+
+
+def test_a_collapse_contains_the_agent_its_tokens_die_and_it_resumes_only_once_recovered(
+    tw, django_capture_on_commit_callbacks
+):
+    run = _runs(tw).json()
+    token = _token(tw, run=run["id"]).json()["access_token"]
+    plain = _token(tw).json()["access_token"]
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):  # as each signal's commit would
+            _signal(tw, "critical")
+    agent = Agent.objects.get(pk=tw.agent.pk)
+    assert agent.status == "suspended" and agent.contained_at is not None
+    contained = latest_event(tw.org, "agent.contained")
+    assert contained.data["score"] < contained.data["floor"] and contained.data["runs_ended"] == 1
+    assert not _introspect(tw, token) and not _introspect(tw, plain)
+    assert Run.objects.get().status == "terminated"
+    blocked = _runs(tw)
+    assert blocked.status_code in (403, 409) and not Run.objects.filter(status="running").exists()
+    resume = tw.api.post(tw.url(f"agents/{tw.agent.pk}/resume"), {}, format="json")
+    assert resume.status_code == 409 and resume.json()["error"] == "trust_below_floor"
+    assert Agent.objects.get(pk=tw.agent.pk).status == "suspended"
+    tw.policy(org_floor=0)
+    resume = tw.api.post(tw.url(f"agents/{tw.agent.pk}/resume"), {}, format="json")
+    assert resume.status_code == 200, resume.content
+    agent.refresh_from_db()
+    assert agent.status == "active" and agent.contained_at is None
+
+
+# Stop ----------------------------------------------------------------------------------------
+
+
+def test_a_graceful_stop_tells_the_agent_and_keeps_its_tokens_until_the_deadline(tw):
+    run = _runs(tw).json()
+    token = _token(tw, run=run["id"]).json()["access_token"]
+    stopped = tw.api.post(tw.url(f"runs/{run['id']}/stop"), {"grace_seconds": 120}, format="json")
+    assert stopped.status_code == 200 and stopped.json()["status"] == "stopping"
+    state = _run_state(tw, run["id"]).json()
+    assert state["status"] == "stopping" and state["stop_by"].endswith("Z")
+    assert _introspect(tw, token)  # it may finish its work until stop_by
+    refused = _token(tw, run=run["id"])
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_request"
+    assert latest_event(tw.org, "run.stopping").data["stop_by"]
+    tw.api.post(tw.url(f"runs/{run['id']}/terminate"), {}, format="json")
+    assert not _introspect(tw, token)
+    assert _run_state(tw, run["id"]).json()["status"] == "terminated"
+
+
+def test_another_agents_run_is_a_404_to_the_run_state_endpoint(tw):
+    from tests.trust.conftest import trust_world
+
+    other = trust_world()
+    run = _runs(other).json()
+    assert _run_state(tw, run["id"]).status_code == 404
+    assert _run_state(tw, "not-a-uuid").status_code == 404
+
+
+# Cost ----------------------------------------------------------------------------------------
+
+
+def _decision_queries(agent) -> int:
+    from trust.dispatch import dispatch_evaluate
+
+    agent = Agent.objects.select_related("org").get(pk=agent.pk)  # no row cached on the instance
+    with CaptureQueriesContext(connection) as queries:
+        dispatch_evaluate(agent, operation="deploy")
+    return len(queries)
+
+
+def test_the_dispatch_decision_costs_constant_queries(tw, root):
+    from django.core.cache import cache
+
+    tw.register(root)
+    _gate(tw, min_score=10, below="escalate")
+    agent = Agent.objects.select_related("org").get(pk=tw.agent.pk)
+    cold = _decision_queries(agent)
+    assert _decision_queries(agent) == 0  # the cache holds until an input changes or valid_until
+    for severity in ("low", "medium", "low"):
+        _signal(tw, severity)
+    _gate(tw, name="more", min_score=5)
+    cache.clear()
+    assert _decision_queries(agent) == cold
+
+
+@pytest.mark.parametrize("change", ["signal", "gate", "minimum"])
+def test_no_cached_score_outlives_a_change_to_its_inputs(tw, change):
+    from trust.dispatch import dispatch_evaluate
+
+    agent = Agent.objects.select_related("org").get(pk=tw.agent.pk)
+    before = dispatch_evaluate(agent, operation="deploy")
+    assert before.decision == "allow"
+    if change == "signal":
+        _signal(tw, "high")
+        assert dispatch_evaluate(agent, operation="deploy").score < before.score
+    elif change == "gate":
+        _gate(tw, min_score=99, below="escalate")
+        assert dispatch_evaluate(agent, operation="deploy").decision == "escalate"
+    else:
+        _min_trust(tw, 99)
+        assert dispatch_evaluate(agent, operation="deploy").decision == "block"

@@ -1,0 +1,54 @@
+"""The trust gates at every token issuance for a connection (registered with agents.issuance by
+trust.apps): client credentials, the device code, refresh and token exchange all pass the org's
+floor and the connection's minimum with the agent's score now, so no grant mints around the gates
+that dispatch applies. A refusal is 403 `access_denied` with the reasons (SECURITY_CASES K.79) and
+audited `trust.deny`; a score that cannot be computed refuses (503, fail closed)."""
+
+from agents.issuance import OAuthError
+from audit.actors import Actor
+from audit.events import AuditEvent, Outcome
+from audit.services import Target, audit_record
+from trust.dispatch import TrustUnavailable, gates_apply, trust_now
+
+
+def _deny(agent, data: dict) -> None:
+    audit_record(
+        org=agent.org,
+        actor=Actor.for_agent(agent),
+        event=AuditEvent.TRUST_DENIED,
+        outcome=Outcome.DENIED,
+        target=Target("agent", str(agent.pk)),
+        data=data,
+    )
+
+
+def issuance_gate(*, agent, audience: str, grant: str, run=None) -> dict:
+    path = f"token:{grant}"
+    try:
+        org_trust, score = trust_now(agent)
+    except TrustUnavailable:
+        _deny(
+            agent,
+            {
+                "agent": str(agent.pk),
+                "path": path,
+                "decision": "block",
+                "reasons": ["the trust score could not be computed"],
+            },
+        )
+        raise OAuthError("temporarily_unavailable", "Try again shortly.", 503)
+    decision = gates_apply(org_trust, score, agent_status=agent.status, operation=None, audiences=[audience])
+    if decision.decision == "block":
+        _deny(
+            agent,
+            decision.audit_data(
+                agent=str(agent.pk), run=str(run.pk) if run else None, audiences=[audience], path=path
+            ),
+        )
+        raise OAuthError(
+            "access_denied",
+            "The agent's trust score is below what this service requires.",
+            403,
+            {"reasons": decision.reasons[:20], "trust": decision.trust},
+        )
+    return {"trust": decision.trust}
