@@ -30,6 +30,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("rbac.urls")),
     path("", include("agents.urls")),
+    path("", include("trust.urls")),
     path("", include("audit.urls")),
     path("", include("scim.urls")),
     path("", include(policy_pages)),
