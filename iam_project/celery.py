@@ -15,6 +15,8 @@ app.conf.beat_schedule = {
     "signing-keys-maintain": {"task": "agents.tasks.signing_keys_maintain", "schedule": 60 * 60},
     "revocation-rows-prune": {"task": "agents.tasks.revocation_rows_prune", "schedule": 60 * 60},
     "delegation-rows-prune": {"task": "agents.tasks.delegation_rows_prune", "schedule": 60 * 60},
+    "trust-approvals-lapse": {"task": "trust.tasks.trust_approvals_lapse", "schedule": 60},
+    "trust-containment-sweep": {"task": "trust.tasks.trust_containment_sweep", "schedule": 5 * 60},
     "auth-records-cleanup": {
         "task": "accounts.tasks.auth_records_cleanup",
         "schedule": 60 * 60,

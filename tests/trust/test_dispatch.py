@@ -18,7 +18,7 @@ from agents.models import Agent, Run
 from core.permissions import Perm
 from tests.agents.conftest import AUDIENCE, basic, post_form
 from tests.factories import MemberFactory, api_key_for
-from tests.helpers import latest_event
+from tests.helpers import audit_events, latest_event
 from trust.models import Approval
 
 
@@ -252,9 +252,13 @@ def test_a_denied_run_ends(tw):
 def test_a_collapse_contains_the_agent_its_tokens_die_and_it_resumes_only_once_recovered(
     tw, django_capture_on_commit_callbacks
 ):
+    from tests.agents.delegation_world import delegated_tokens, member_of
+
     run = _runs(tw).json()
     token = _token(tw, run=run["id"]).json()["access_token"]
     plain = _token(tw).json()["access_token"]
+    acting_for = delegated_tokens(Client(), tw.world, member_of(tw.world).user)
+    assert _introspect(tw, acting_for["access_token"])
     for _ in range(2):
         with django_capture_on_commit_callbacks(execute=True):  # as each signal's commit would
             _signal(tw, "critical")
@@ -263,6 +267,7 @@ def test_a_collapse_contains_the_agent_its_tokens_die_and_it_resumes_only_once_r
     contained = latest_event(tw.org, "agent.contained")
     assert contained.data["score"] < contained.data["floor"] and contained.data["runs_ended"] == 1
     assert not _introspect(tw, token) and not _introspect(tw, plain)
+    assert not _introspect(tw, acting_for["access_token"])  # delegated from a person: dies too
     assert Run.objects.get().status == "terminated"
     blocked = _runs(tw)
     assert blocked.status_code in (403, 409) and not Run.objects.filter(status="running").exists()
@@ -347,3 +352,25 @@ def test_no_cached_score_outlives_a_change_to_its_inputs(tw, change):
     else:
         _min_trust(tw, 99)
         assert dispatch_evaluate(agent, operation="deploy").decision == "block"
+
+
+# The periodic jobs --------------------------------------------------------------------------
+
+
+def test_the_sweeps_record_expired_approvals_and_contain_agents_nobody_asked_about(tw):
+    from trust.models import TrustSignal
+    from trust.tasks import trust_approvals_lapse, trust_containment_sweep
+
+    _gate(tw, min_score=95, below="escalate")
+    body = _runs(tw, {"operation": "deploy"}).json()
+    Approval.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert trust_approvals_lapse() == 1 and trust_approvals_lapse() == 0
+    assert Approval.objects.get().status == "expired" and Run.objects.get().status == "terminated"
+    assert latest_event(tw.org, "approval.expired").data["run"] == body["id"]
+
+    assert trust_containment_sweep() == 0
+    for _ in range(2):  # written as a signal would be, with nothing evaluating it afterwards
+        TrustSignal.objects.create(org=tw.org, agent=tw.agent, type="policy_violation", severity="critical")
+    assert trust_containment_sweep() == 1
+    assert Agent.objects.get(pk=tw.agent.pk).status == "suspended"
+    assert audit_events(tw.org, "agent.contained").count() == 1
