@@ -374,3 +374,61 @@ def test_the_sweeps_record_expired_approvals_and_contain_agents_nobody_asked_abo
     assert trust_containment_sweep() == 1
     assert Agent.objects.get(pk=tw.agent.pk).status == "suspended"
     assert audit_events(tw.org, "agent.contained").count() == 1
+
+
+# Every path that mints ----------------------------------------------------------------------
+
+
+def test_no_grant_mints_around_the_gates(tw):
+    from tests.agents.delegation_world import (
+        approve,
+        device_start,
+        exchange,
+        member_of,
+        person_client,
+        poll,
+        refresh,
+        second_agent,
+    )
+
+    world = tw.world
+    person = member_of(world)
+    first = device_start(Client(), world).json()
+    assert approve(person_client(person.user), first["user_code"]).status_code == 200
+    tokens = poll(Client(), world, first["device_code"]).json()
+    second = device_start(Client(), world).json()
+    assert approve(person_client(person.user), second["user_code"]).status_code == 200
+    b, b_secret = second_agent(world, allow_from=world.agent)
+    handed = _token(tw, may_act=b.client_id).json()["access_token"]
+
+    _min_trust(tw, 95)
+    refused = {
+        "device_code": poll(Client(), world, second["device_code"]),
+        "refresh_token": refresh(Client(), world, tokens["refresh_token"]),
+        "token_exchange": exchange(Client(), world, b, b_secret, handed),
+        "client_credentials": _token(tw),
+    }
+    for grant, response in refused.items():
+        assert response.status_code == 403 and response.json()["error"] == "access_denied", grant
+    paths = [e.data["path"] for e in audit_events(tw.org, "trust.deny")]
+    assert sorted(paths) == sorted(f"token:{grant}" for grant in refused)
+
+    _min_trust(tw, 0)  # nothing was spent by the refusals: the code and the refresh token still work
+    assert poll(Client(), world, second["device_code"]).status_code == 200
+    assert refresh(Client(), world, tokens["refresh_token"]).status_code == 200
+    assert exchange(Client(), world, b, b_secret, handed).status_code == 200
+
+
+def test_a_score_that_cannot_be_computed_refuses_dispatch_and_tokens(tw, monkeypatch):
+    import trust.dispatch
+
+    def broken(*args, **kwargs):
+        raise TimeoutError("scoring backend timed out")
+
+    monkeypatch.setattr(trust.dispatch, "trust_evaluate", broken)
+    response = _runs(tw)
+    assert response.status_code == 403 and response.json()["error"] == "dispatch_blocked"
+    assert "could not be computed" in response.json()["reasons"][0] and not Run.objects.exists()
+    token = _token(tw)
+    assert token.status_code == 503 and token.json()["error"] == "temporarily_unavailable"
+    assert latest_event(tw.org, "trust.deny").data["path"] == "token:client_credentials"
