@@ -339,7 +339,8 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedView
             dispatched = run_dispatch(access=self.access, agent=agent,
                                       description=data.get("description", ""),
                                       operation=data.get("operation") or None,
-                                      audiences=data.get("audiences"))
+                                      audiences=data.get("audiences"),
+                                      claims=request.auth if isinstance(request.auth, dict) else None)
         except DispatchBlocked as blocked:
             decision = blocked.decision
             return Response({"error": "dispatch_blocked",

@@ -62,14 +62,25 @@ def agent_trust(*, access: Access, agent, now=None) -> scoring.Evaluation:
 # Dispatch, gates and approvals --------------------------------------------------------------
 
 
-def run_dispatch(*, access: Access, agent, description: str = "", operation=None, audiences=None):
+def run_dispatch(*, access: Access, agent, description: str = "", operation=None, audiences=None,
+                 claims: dict | None = None):
     """Dispatch a run through the gates (trust.runs); the dispatcher is the caller, and the person
-    behind them (a session's user, an API key's holder) is kept for separation of duties."""
+    behind them (a session's user, an API key's holder, the person an agent's token acts for) is
+    kept for separation of duties. An agent dispatching with its token (`claims`) records the
+    delegation chain, root first."""
+    from agents.chain import principals
     from trust import runs
 
     assert_in_org(access, agent)
+    person, chain = access.creator_user or access.user, ()
+    if claims:
+        chain = principals(claims)
+        if chain[0].startswith("user:"):
+            from accounts.models import User
+
+            person = User.objects.filter(pk=chain[0].removeprefix("user:")).first()
     return runs.run_dispatch(agent=agent, actor=access.actor, description=description, operation=operation,
-                             audiences=audiences, requested_by_user=access.creator_user)
+                             audiences=audiences, requested_by_user=person, chain=chain)
 
 
 @records_denials

@@ -432,3 +432,26 @@ def test_a_score_that_cannot_be_computed_refuses_dispatch_and_tokens(tw, monkeyp
     token = _token(tw)
     assert token.status_code == 503 and token.json()["error"] == "temporarily_unavailable"
     assert latest_event(tw.org, "trust.deny").data["path"] == "token:client_credentials"
+
+
+def test_an_agent_dispatching_with_its_token_is_recorded_as_the_chain(tw):
+    from agents.authentication import api_audience
+    from agents.policies import agent_create, connection_create
+
+    access = tw.world.access
+    connection_create(access=access, name="Control plane", audience=api_audience(tw.org.slug),
+                      scopes=["run:write", "run:read"])
+    planner, secret = agent_create(access=access, name="planner", scopes=["run:write"],
+                                   audiences=[api_audience(tw.org.slug)])
+    token = post_form(Client(), tw.world.url("token"),
+                      {"grant_type": "client_credentials", "resource": api_audience(tw.org.slug)},
+                      auth=(planner.client_id, secret)).json()["access_token"]
+    _gate(tw, min_score=95, below="escalate")
+    response = Client(HTTP_AUTHORIZATION=f"Bearer {token}").post(
+        tw.url("runs"), json.dumps({"agent": str(tw.agent.pk), "operation": "deploy"}),
+        content_type="application/json")
+    assert response.status_code == 202, response.content
+    approval = Approval.objects.get()
+    assert approval.chain == [f"agent:{planner.pk}"] and approval.requested_by_type == "agent"
+    assert latest_event(tw.org, "trust.escalate").data["dispatched_by"] == {"type": "agent",
+                                                                          "id": str(planner.pk)}
