@@ -13,6 +13,7 @@ from django.utils import timezone
 from agents import revocation
 from agents.models import Agent, AgentSecret, AgentStatus
 from agents.policy import agent_policy_for_org
+from agents.runs import runs_end_for_agent
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record, records_denials
@@ -70,16 +71,24 @@ def agent_secret_rotate(*, agent: Agent, actor: Actor, overlap_seconds: int | No
     return display, previous_end
 
 
+# Ends that revoke a secret (an immediate rotation, its holder or the agent's last owner gone),
+# rather than complete a rotation: the agent's runs end with it.
+REVOKING = ("immediate", "holder_departed", "owner_deprovisioned")
+
+
 def secret_end(actor: Actor | None, secret: AgentSecret, now, *, how: str) -> None:
     """End one secret now (within the caller's transaction): by timestamp, and by cutoff for the
-    tokens it got."""
+    tokens it got. A revoked secret (REVOKING) also terminates the agent's runs."""
     secret.expires_at = min(secret.expires_at or now, now)
     secret.window_closed_audited = True
     secret.save(update_fields=["expires_at", "window_closed_audited"])
     revocation.cut_off("cred", str(secret.pk))
-    audit_record(org=secret.agent.org, actor=actor or Actor.system("rotation"),
+    actor = actor or Actor.system("rotation")
+    audit_record(org=secret.agent.org, actor=actor,
                  event=AuditEvent.SECRET_WINDOW_ENDED, target=Target.of(secret.agent),
                  data={"secret": str(secret.pk), "how": how})
+    if how in REVOKING:
+        runs_end_for_agent(agent=secret.agent, actor=actor, reason="secret_revoked")
 
 
 @transaction.atomic

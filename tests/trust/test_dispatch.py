@@ -455,3 +455,15 @@ def test_an_agent_dispatching_with_its_token_is_recorded_as_the_chain(tw):
     assert approval.chain == [f"agent:{planner.pk}"] and approval.requested_by_type == "agent"
     assert latest_event(tw.org, "trust.escalate").data["dispatched_by"] == {"type": "agent",
                                                                           "id": str(planner.pk)}
+
+
+def test_revoking_the_agents_secret_terminates_its_runs_and_a_normal_rotation_does_not(tw):
+    kept = _runs(tw).json()
+    rotated = tw.api.post(tw.url(f"agents/{tw.agent.pk}/rotate-secret"), {}, format="json")
+    assert rotated.status_code == 200
+    assert Run.objects.get(pk=kept["id"]).status == "running"  # a rotation with a window keeps it
+    revoked = tw.api.post(tw.url(f"agents/{tw.agent.pk}/rotate-secret"), {"overlap_seconds": 0},
+                          format="json")
+    assert revoked.status_code == 200
+    assert Run.objects.get(pk=kept["id"]).status == "terminated"
+    assert latest_event(tw.org, "run.terminated").data["reason"] == "secret_revoked"
