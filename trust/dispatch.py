@@ -33,12 +33,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import Agent, AgentStatus, Connection
-from trust.models import TrustGate, TrustPolicy
+from trust.models import ScoreSample, TrustGate, TrustPolicy
 from trust.scoring import Evaluation, level_of, trust_evaluate
 
 logger = logging.getLogger(__name__)
 
 ORG_ENTRY_TTL = 3600
+SAMPLE_SECONDS = 60
 
 
 class TrustUnavailable(Exception):
@@ -204,6 +205,7 @@ def trust_now(agent, *, now=None) -> tuple[OrgTrust, Score]:
             return org_trust, entry[2]
         row = _agent_row(agent)
         evaluation = trust_evaluate(row, now=now)
+        _sample(row, evaluation)
         score = Score.of(evaluation)
         ttl = int(evaluation.valid_until.timestamp() - now.timestamp())
         if ttl > 0:
@@ -217,8 +219,21 @@ def trust_now(agent, *, now=None) -> tuple[OrgTrust, Score]:
         raise TrustUnavailable(type(exc).__name__) from exc
 
 
+def _sample(row: Agent, evaluation: Evaluation) -> None:
+    """Keep the score a gate computed in the agent's history (its page's chart), at most once a
+    minute per agent (a cache key marks the minute; without the cache, every computation)."""
+    try:
+        due = cache.add(f"trust:sampled:{row.pk}", 1, SAMPLE_SECONDS)
+    except Exception:
+        due = True
+    if due:
+        ScoreSample.objects.create(org_id=row.org_id, agent=row, at=evaluation.evaluated_at,
+                                   score=evaluation.score, level=evaluation.level)
+
+
 def _fresh(row: Agent, now) -> Score:
     evaluation = trust_evaluate(row, now=now)
+    _sample(row, evaluation)
     _contain_if_below(row, _org_trust(row.org), evaluation)
     return Score.of(evaluation)
 

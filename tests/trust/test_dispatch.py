@@ -467,3 +467,13 @@ def test_revoking_the_agents_secret_terminates_its_runs_and_a_normal_rotation_do
     assert revoked.status_code == 200
     assert Run.objects.get(pk=kept["id"]).status == "terminated"
     assert latest_event(tw.org, "run.terminated").data["reason"] == "secret_revoked"
+
+
+def test_a_gate_keeps_the_score_it_computed_in_the_history_once_a_minute(tw):
+    from trust.models import ScoreSample
+
+    assert _runs(tw).status_code == 201
+    _signal(tw, "low")  # a new input: the next gate computes again, within the same minute
+    assert _runs(tw).status_code == 201
+    samples = list(ScoreSample.objects.filter(agent=tw.agent))
+    assert len(samples) == 1 and samples[0].score == Run.objects.order_by("started_at")[0].trust_score
