@@ -30,6 +30,8 @@ urlpatterns = [
         path("connections/<uuid:pk>/delete/", connection_pages.ConnectionDeleteView.as_view(),
              name="connection-delete"),
         path("runs/", run_pages.RunListView.as_view(), name="runs"),
+        path("runs/<uuid:pk>/", run_pages.RunDetailView.as_view(), name="run-detail"),
+        path("runs/<uuid:pk>/stop/", run_pages.RunStopView.as_view(), name="run-stop"),
         path("runs/<uuid:pk>/terminate/", run_pages.RunTerminateView.as_view(), name="run-terminate"),
     ),
 ]

@@ -19,6 +19,7 @@ from agents.models import Agent, AgentSecret, AgentStatus, Connection, Delegatio
 from agents.views import confirmed
 from core.errors import ServiceError
 from core.permissions import Perm
+from trust.pages import agent_trust_panel
 from web.pages import OrgPageMixin, form_apply_service_error
 
 AGENT_RUNS_SHOWN = 50
@@ -94,6 +95,7 @@ class AgentPage(OrgPageMixin, View):
             grant_form=grant_form or AgentGrantForm.for_agent(agent, self.org),
             rotate_form=rotate_form or SecretRotateForm(),
             delegates_form=delegates_form or AgentDelegatesForm.for_agent(agent),
+            trust=agent_trust_panel(access=self.access, agent=agent),  # None without trust:read
         )
 
     def delegations(self, agent) -> list[dict]:

@@ -1,15 +1,18 @@
-"""Run pages: the list, starting a run, and terminating one after a confirmation."""
+"""Run pages: the list, starting a run, a run's page (its state, the dispatch decision and any
+approval), stopping one gracefully, and terminating one after a confirmation."""
 
 from django.contrib import messages
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
 from django.views import View
 
 from agents import policies
 from agents.forms import RunStartForm
-from agents.models import Run
+from agents.models import RUN_LIVE, Run, RunStatus
 from agents.views import confirmed
 from core.errors import ServiceError
 from core.permissions import Perm
+from trust.models import Approval
 from web.pages import OrgPageMixin, form_apply_service_error
 
 RUNS_SHOWN = 200
@@ -71,3 +74,36 @@ class RunTerminateView(OrgPageMixin, View):
     def confirm(self, run, came_from: str, status=200):
         came_from = "agent" if came_from == "agent" else ""
         return self.render_page(self.template, status=status, run=run, came_from=came_from)
+
+
+class RunDetailView(OrgPageMixin, View):
+    required = {"get": Perm.RUN_READ}
+    template = "agents/run_detail.html"
+
+    def get(self, request, org, pk):
+        run = get_object_or_404(Run.objects.for_org(self.org).select_related("agent"), pk=pk)
+        approval = Approval.objects.for_org(self.org).filter(run=run).select_related("decided_by").first()
+        # By the timestamps: a stop past its deadline or an approval nobody gave in time has ended it.
+        status = RunStatus(run.status_at(timezone.now()))
+        return self.render_page(self.template, run=run, run_status=status, approval=approval,
+                                live=status in RUN_LIVE)
+
+
+class RunStopView(OrgPageMixin, View):
+    """A graceful stop: the agent is told, and its tokens live until the deadline (agents.runs)."""
+
+    required = {"post": Perm.RUN_WRITE}
+
+    def post(self, request, org, pk):
+        run = self.scoped(Run, pk=pk)
+        try:
+            run = policies.run_stop(access=self.access, run=run)
+        except ServiceError as exc:
+            messages.error(request, exc.detail)
+        else:
+            if run.status == RunStatus.STOPPING:
+                messages.success(request, f"Asked run {run.pk} to stop; its tokens work until "
+                                          f"{run.stop_by:%Y-%m-%d %H:%M:%S} UTC.")
+            else:
+                messages.info(request, f"Run {run.pk} is {run.get_status_display().lower()}.")
+        return redirect("agents:run-detail", org=self.org.slug, pk=run.pk)
