@@ -151,6 +151,10 @@ class TrustPolicySerializer(serializers.Serializer):
     required_attestations = serializers.ListField(
         child=serializers.CharField(max_length=100), max_length=50, required=False,
         help_text="Attestation types every agent must hold (compliance).")
+    separation_of_duties = serializers.BooleanField(
+        required=False, help_text="The agent's owners may not approve its escalated runs.")
+    approval_ttl_seconds = serializers.IntegerField(
+        min_value=300, max_value=30 * DAY, required=False, help_text="How long an escalated run waits.")
 
     def validate(self, attrs):
         # Refused rather than ignored: the caller expects a change (a misspelt weight, a "score").
@@ -171,6 +175,8 @@ def _policy_body(policy) -> dict:
         "signal_half_life_seconds": policy.signal_half_life_seconds,
         "secret_max_age_days": policy.secret_max_age_days,
         "required_attestations": list(policy.required_attestations or []),
+        "separation_of_duties": policy.separation_of_duties,
+        "approval_ttl_seconds": policy.approval_ttl_seconds,
         "updated_at": serializers.DateTimeField().to_representation(policy.updated_at),
     }
 

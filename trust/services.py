@@ -33,6 +33,8 @@ TRUST_POLICY_FIELDS = (
     "signal_half_life_seconds",
     "secret_max_age_days",
     "required_attestations",
+    "separation_of_duties",
+    "approval_ttl_seconds",
 )
 ATTESTATION_ALGORITHMS = ("ES256", "ES384", "EdDSA", "RS256", "PS256")
 EMBEDDED_KEY_HEADERS = ("jwk", "jku", "x5u", "x5c")

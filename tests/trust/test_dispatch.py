@@ -477,3 +477,19 @@ def test_a_gate_keeps_the_score_it_computed_in_the_history_once_a_minute(tw):
     assert _runs(tw).status_code == 201
     samples = list(ScoreSample.objects.filter(agent=tw.agent))
     assert len(samples) == 1 and samples[0].score == Run.objects.order_by("started_at")[0].trust_score
+
+
+def test_separation_of_duties_and_the_approval_lifetime_are_the_orgs_to_set(tw):
+    policy = tw.policy(separation_of_duties=False, approval_ttl_seconds=600)
+    assert policy["separation_of_duties"] is False and policy["approval_ttl_seconds"] == 600
+    refused = tw.api.patch(tw.url("trust-policy"), {"approval_ttl_seconds": 10}, format="json")
+    assert refused.status_code == 400
+    assert tw.api.get(tw.url("trust-policy")).json()["approval_ttl_seconds"] == 600
+    _gate(tw, min_score=95, below="escalate")
+    body = _runs(tw, {"operation": "deploy"}).json()
+    approval = Approval.objects.get()
+    assert 590 <= (approval.expires_at - approval.created_at).total_seconds() <= 600
+    owner = APIClient()  # the agent's own owner may approve now
+    owner.credentials(HTTP_AUTHORIZATION="Bearer " + api_key_for(
+        tw.org, [Perm.TRUST_APPROVE], created_by=tw.world.owner.user)[1])
+    assert owner.post(tw.url(f"approvals/{body['approval']}/approve"), {}, format="json").status_code == 200
