@@ -114,7 +114,8 @@ def test_the_dispatcher_is_refused_with_a_clear_message(tw, escalated):
     assert "You dispatched this run: someone else must approve it." in page.content.decode()
     refused = client.post(detail(escalated), {"decision": "approve"})
     assert refused.status_code == 403
-    assert "You dispatched this run: someone else must approve it." in refused.content.decode()
+    alert = 'class="message error" role="alert">You dispatched this run: someone else must approve it.'
+    assert alert in refused.content.decode() and alert not in page.content.decode()
     assert state(escalated) == ("pending", None, "pending_approval")
     assert latest_event(tw.org, "approval.refused").data["reason"] == "dispatcher"
 
