@@ -493,3 +493,30 @@ def test_separation_of_duties_and_the_approval_lifetime_are_the_orgs_to_set(tw):
     owner.credentials(HTTP_AUTHORIZATION="Bearer " + api_key_for(
         tw.org, [Perm.TRUST_APPROVE], created_by=tw.world.owner.user)[1])
     assert owner.post(tw.url(f"approvals/{body['approval']}/approve"), {}, format="json").status_code == 200
+
+
+def test_approvers_are_mailed_and_neither_the_dispatcher_nor_the_agents_owners_are(
+    tw, mailoutbox, django_capture_on_commit_callbacks
+):
+    _gate(tw, min_score=95, below="escalate")
+    approver, _client = _approver(tw)
+    dispatcher, client = _approver(tw, perms=(Perm.TRUST_APPROVE, Perm.RUN_WRITE, Perm.TRUST_READ))
+    with django_capture_on_commit_callbacks(execute=True):
+        body = _runs(tw, {"operation": "deploy"}, api=client).json()
+    recipients = {address for message in mailoutbox for address in message.to}
+    assert approver.user.email in recipients
+    assert dispatcher.user.email not in recipients and tw.world.owner.user.email not in recipients
+    message = next(m for m in mailoutbox if approver.user.email in m.to)
+    assert f"/orgs/{tw.org.slug}/approvals/{body['approval']}/" in message.body
+    assert tw.world.agent_secret not in message.body
+
+
+def test_the_owners_are_told_when_their_agent_is_contained(
+    tw, mailoutbox, django_capture_on_commit_callbacks
+):
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            _signal(tw, "critical")
+    owners_mail = [m for m in mailoutbox if tw.world.owner.user.email in m.to]
+    assert len(owners_mail) == 1 and "suspended" in owners_mail[0].body
+    assert "guardrail violation" in owners_mail[0].body
