@@ -5,7 +5,10 @@ An attestation is a compact JWS whose header `kid` names a key of one of the org
 it is verified against that key only (keys inside the statement, `jwk`/`jku`/`x5u`/`x5c`, are never
 used: a statement carrying one is refused), with an allow-listed algorithm, and must be about the
 agent it is posted for (`sub: agent:<id>`), with a `type`, an integer `weight` in -50..50, `iat` and
-`exp`. It counts until `exp` by its timestamp; no worker has to remove it.
+`exp`. It counts until `exp` by its timestamp; no worker has to remove it. A registered key is a
+public signing key: not symmetric (`kty: oct`), `use` "sig" when it says, and when it names an `alg`
+(one of ATTESTATION_ALGORITHMS) a statement must be signed with that one. A statement recorded
+already (the same compact JWS, or the same `jti` from the same root) is a conflict, on record.
 """
 
 import hashlib
@@ -95,10 +98,26 @@ def _public_keys(jwks) -> list[dict]:
     for key in keys:
         if not isinstance(key, dict) or not isinstance(key.get("kid"), str) or not key["kid"]:
             raise Invalid("Every key needs a kid.", fields={"jwks": ["Every key needs a kid."]})
+        if key.get("kty") == "oct":
+            raise Invalid(
+                "A trust root signs with a public key pair; a shared secret cannot be one.",
+                fields={"jwks": [f"Key {key['kid']} is symmetric (kty oct)."]},
+            )
         if any(member in key for member in PRIVATE_JWK_MEMBERS):
             raise Invalid(
                 "Register public keys only; never send a private key.",
                 fields={"jwks": [f"Key {key['kid']} is private."]},
+            )
+        if "use" in key and key["use"] != "sig":
+            raise Invalid(
+                "A trust root's keys are signing keys.",
+                fields={"jwks": [f"Key {key['kid']} is not a signing key (use must be sig)."]},
+            )
+        if "alg" in key and key["alg"] not in ATTESTATION_ALGORITHMS:
+            raise Invalid(
+                "That signature algorithm is not accepted.",
+                fields={"jwks": [f"Key {key['kid']}: algorithm not accepted (one of "
+                                 + ", ".join(ATTESTATION_ALGORITHMS) + ")."]},
             )
         try:
             jwt.PyJWK.from_dict(key)
@@ -163,18 +182,24 @@ class AttestationRefused(Invalid):
     code = "invalid_attestation"
 
 
-def _refused(agent, actor, reason: str, message: str) -> AttestationRefused:
-    return AttestationRefused(
-        message,
-        fields={"attestation": [message]},
-        audit=DenialAudit(
-            org=agent.org,
-            actor=actor,
-            event=AuditEvent.ATTESTATION_REJECTED,
-            target=Target.of(agent),
-            data={"agent": str(agent.pk), "reason": reason},
-        ),
+def _rejection(agent, actor, reason: str) -> DenialAudit:
+    return DenialAudit(
+        org=agent.org,
+        actor=actor,
+        event=AuditEvent.ATTESTATION_REJECTED,
+        target=Target.of(agent),
+        data={"agent": str(agent.pk), "reason": reason},
     )
+
+
+def _refused(agent, actor, reason: str, message: str) -> AttestationRefused:
+    return AttestationRefused(message, fields={"attestation": [message]},
+                              audit=_rejection(agent, actor, reason))
+
+
+def _duplicate(agent, actor) -> Conflict:
+    return Conflict("This attestation was recorded already.", code="duplicate",
+                    audit=_rejection(agent, actor, "duplicate"))
 
 
 def _header(compact: str) -> dict:
@@ -226,6 +251,11 @@ def attestation_add(*, agent, compact: str, actor: Actor) -> Attestation:
     root, key = _root_key(org, kid) if isinstance(kid, str) and kid else (None, None)
     if root is None:
         raise _refused(agent, actor, "unknown_key", "No registered trust root has that key.")
+    # Rows registered before these were checked at registration are held to them here too.
+    if key.get("kty") == "oct" or ("use" in key and key["use"] != "sig"):
+        raise _refused(agent, actor, "key_not_for_signing", "That key is not a signing key.")
+    if "alg" in key and key["alg"] != alg:
+        raise _refused(agent, actor, "wrong_key_algorithm", "The key is for another signature algorithm.")
     try:
         jwk = jwt.PyJWK.from_dict(key)
         claims = jwt.decode(
@@ -255,7 +285,7 @@ def attestation_add(*, agent, compact: str, actor: Actor) -> Attestation:
     jti = claims.get("jti") if isinstance(claims.get("jti"), str) else ""
     digest = hashlib.sha256(compact.encode()).hexdigest()
     if jti and Attestation.objects.for_org(org).filter(root=root, jti=jti[:200]).exists():
-        raise Conflict("This attestation was recorded already.", code="duplicate")
+        raise _duplicate(agent, actor)
     try:
         with transaction.atomic():
             attestation = Attestation.objects.create(
@@ -271,7 +301,7 @@ def attestation_add(*, agent, compact: str, actor: Actor) -> Attestation:
                 digest=digest,
             )
     except IntegrityError:
-        raise Conflict("This attestation was recorded already.", code="duplicate")
+        raise _duplicate(agent, actor)
     audit_record(
         org=org,
         actor=actor,

@@ -338,3 +338,79 @@ def test_an_invalid_expectation_changes_nothing(tw, body, field):
     agent = Agent.objects.get(pk=tw.agent.pk)
     assert agent.networks == [] and agent.approved_versions == [] and agent.scopes == ["tickets:read"]
     assert not audit_events(tw.org, "agent.trust_inputs_changed").exists()
+
+
+# Keys' alg and use, duplicates --------------------------------------------------------------
+
+
+def _rsa_key(kid: str, **parameters):
+    from joserfc.jwk import RSAKey
+
+    return RSAKey.generate_key(2048, parameters={"kid": kid, **parameters})
+
+
+@pytest.mark.parametrize("key,message", [
+    (lambda root: {"kty": "oct", "kid": "shared", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQ"}, "symmetric"),
+    (lambda root: {**root.key.as_dict(private=False), "use": "enc"}, "signing"),
+    (lambda root: _rsa_key("rsa-1", alg="RS384").as_dict(private=False), "algorithm"),
+], ids=["symmetric key", "encryption key", "algorithm not accepted"])
+def test_a_key_that_cannot_sign_attestations_is_refused_at_registration(tw, root, key, message):
+    response = tw.api.post(tw.url("trust-roots"), {"name": "board", "jwks": {"keys": [key(root)]}},
+                           format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "validation_error"
+    assert message in " ".join(response.json()["fields"]["jwks"]).lower()
+    assert not TrustRoot.objects.filter(org=tw.org).exists()
+    assert not audit_events(tw.org, "trust.root_added").exists()
+
+
+def test_an_attestation_must_use_the_algorithm_its_key_names(tw):
+    from joserfc import jwt as jose_jwt
+
+    key = _rsa_key("ci-pipeline")  # the signer's copy names no alg: it could sign RS256 too
+    registered = {**key.as_dict(private=False), "alg": "PS256"}
+    response = tw.api.post(tw.url("trust-roots"), {"name": "ci", "jwks": {"keys": [registered]}},
+                           format="json")
+    assert response.status_code == 201, response.content
+    claims = claims_for(tw.agent, weight=50)
+    response = tw.attest(jose_jwt.encode({"alg": "RS256", "kid": "ci-pipeline"}, claims, key))
+    assert response.status_code == 400 and response.json()["error"] == "invalid_attestation"
+    refusal = latest_event(tw.org, "trust.attestation_rejected")
+    assert refusal.data == {"agent": str(tw.agent.pk), "reason": "wrong_key_algorithm"}
+    assert not Attestation.objects.filter(org=tw.org).exists() and tw.score() == BASELINE
+    claims = claims_for(tw.agent, weight=40, jti="ps")
+    compact = jose_jwt.encode({"alg": "PS256", "kid": "ci-pipeline"}, claims, key, algorithms=["PS256"])
+    assert tw.attest(compact).status_code == 201
+    assert tw.score() == BASELINE + 10
+
+
+def test_a_registered_key_not_for_signing_verifies_nothing(tw, root):
+    # A row registered before `use` was checked at registration.
+    TrustRoot.objects.create(org=tw.org, name="legacy",
+                             jwks={"keys": [{**root.key.as_dict(private=False), "use": "enc"}]})
+    response = tw.attest(root.sign(claims_for(tw.agent, weight=50)))
+    assert response.status_code == 400 and response.json()["error"] == "invalid_attestation"
+    refusal = latest_event(tw.org, "trust.attestation_rejected")
+    assert refusal.data == {"agent": str(tw.agent.pk), "reason": "key_not_for_signing"}
+    assert not Attestation.objects.filter(org=tw.org).exists() and tw.score() == BASELINE
+
+
+def _same_jti(root, first, agent):
+    return root.sign(claims_for(agent, weight=30, jti="j1"))  # another statement, the same jti
+
+
+@pytest.mark.parametrize("jti,again", [({}, lambda root, first, agent: first),
+                                       ({"jti": "j1"}, lambda root, first, agent: first),
+                                       ({"jti": "j1"}, _same_jti)],
+                         ids=["same statement", "same statement and jti", "same jti"])
+def test_a_duplicate_attestation_is_a_conflict_on_record(tw, root, jti, again):
+    tw.register(root)
+    first = root.sign(claims_for(tw.agent, weight=20, **jti))
+    assert tw.attest(first).status_code == 201
+    response = tw.attest(again(root, first, tw.agent))
+    assert response.status_code == 409 and response.json()["error"] == "duplicate"
+    assert Attestation.objects.filter(org=tw.org).count() == 1 and tw.score() == BASELINE + 5
+    refusal = latest_event(tw.org, "trust.attestation_rejected")
+    assert refusal.data == {"agent": str(tw.agent.pk), "reason": "duplicate"} and refusal.outcome == "denied"
+    assert audit_events(tw.org, "trust.attestation_rejected").count() == 1
+    assert audit_events(tw.org, "trust.attestation_added").count() == 1
