@@ -9,6 +9,14 @@ agent it is posted for (`sub: agent:<id>`), with a `type`, an integer `weight` i
 public signing key: not symmetric (`kty: oct`), `use` "sig" when it says, and when it names an `alg`
 (one of ATTESTATION_ALGORITHMS) a statement must be signed with that one. A statement recorded
 already (the same compact JWS, or the same `jti` from the same root) is a conflict, on record.
+
+Signals come from two places. A downstream service reports one of the four public types
+(SignalType) about an agent that calls it: `signal_record` itself refuses another org's agent or one
+that does not hold the connection's audience, and keeps the refusal on record. The product records
+what it observes at the token endpoint (`product_signal_record`): the kinds in PRODUCT_SIGNAL_KINDS,
+which no connection may report. They are kept as TrustSignal rows with no connection; they are not
+SignalType choices, because changing a field's choices is a migration (trust.models is not ours to
+change), and nothing in the database enforces choices.
 """
 
 import hashlib
@@ -22,10 +30,9 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record, records_denials
-from core.errors import Conflict, DenialAudit, Invalid
+from core.errors import Conflict, DenialAudit, Invalid, NotFound
 from core.org_settings import settings_apply
-from core.tenancy import assert_same_org
-from trust.models import Attestation, TrustPolicy, TrustRoot, TrustSignal
+from trust.models import Attestation, Severity, SignalType, TrustPolicy, TrustRoot, TrustSignal
 
 TRUST_POLICY_FIELDS = (
     "org_floor",
@@ -44,6 +51,20 @@ EMBEDDED_KEY_HEADERS = ("jwk", "jku", "x5u", "x5c")
 PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k")
 MAX_ATTESTATION_CHARS = 16_000
 MAX_ROOT_KEYS = 20
+# What the product observes about an agent (agents.signals names them), with the severity kept on
+# the row; trust.scoring weighs each kind itself.
+AUTHENTICATION_FAILURE = "authentication_failure"
+UNEXPECTED_NETWORK = "unexpected_network"
+SCOPE_REFUSED = "scope_refused"
+AUDIENCE_REFUSED = "audience_refused"
+PRODUCT_SIGNAL_KINDS = {
+    AUTHENTICATION_FAILURE: Severity.LOW,
+    UNEXPECTED_NETWORK: Severity.MEDIUM,
+    SCOPE_REFUSED: Severity.LOW,
+    AUDIENCE_REFUSED: Severity.LOW,
+}
+IDENTITY_SIGNAL_KINDS = (AUTHENTICATION_FAILURE, UNEXPECTED_NETWORK)
+MAX_SIGNAL_DETAIL = 200
 
 
 def trust_policy_for_org(org) -> TrustPolicy:
@@ -322,11 +343,39 @@ def attestation_add(*, agent, compact: str, actor: Actor) -> Attestation:
 # Signals --------------------------------------------------------------------------------------
 
 
+class SignalRefused(NotFound):
+    """The connection may not speak of this agent: alike whether the agent is another org's or
+    does not call the service, so the answer says nothing about agents elsewhere."""
+
+    code = "unknown_agent"
+
+
+def _signal_denial(connection, actor: Actor, reason: str) -> DenialAudit:
+    return DenialAudit(
+        org=connection.org,
+        actor=actor,
+        event=AuditEvent.SIGNAL_REJECTED,
+        target=Target.of(connection),
+        data={"reason": reason, "connection": str(connection.pk)},
+    )
+
+
+@records_denials
 @transaction.atomic
 def signal_record(*, agent, connection, type: str, severity: str, actor: Actor) -> TrustSignal:
-    """A downstream service reports what it saw the agent do (it must be one of the agent's
-    audiences: a service speaks only of agents that call it)."""
-    assert_same_org(agent.org, connection)
+    """A downstream service reports what it saw the agent do. It speaks only of agents that call
+    it: the agent must be of the connection's org and hold the connection's audience; and it
+    reports only the public types (never what the product observes itself). Refusals are on
+    record in the connection's org."""
+    if agent.org_id != connection.org_id:
+        raise SignalRefused("No agent with that client id calls this service.",
+                            audit=_signal_denial(connection, actor, "other_org"))
+    if connection.audience not in (agent.audiences or []):
+        raise SignalRefused("No agent with that client id calls this service.",
+                            audit=_signal_denial(connection, actor, "not_an_audience"))
+    if type not in SignalType.values or severity not in Severity.values:
+        raise Invalid("Unknown signal type or severity.", fields={"type": ["Not a reportable signal."]},
+                      audit=_signal_denial(connection, actor, "unknown_type"))
     signal = TrustSignal.objects.create(
         org=agent.org, agent=agent, connection=connection, type=type, severity=severity, at=timezone.now()
     )
@@ -348,4 +397,22 @@ def signal_rejected(*, org, connection, reason: str, actor: Actor) -> None:
         outcome=Outcome.DENIED,
         target=Target.of(connection),
         data={"reason": reason, "connection": str(connection.pk)},
+    )
+
+
+@transaction.atomic
+def product_signal_record(*, agent, kind: str, detail: str = "") -> TrustSignal:
+    """What the product observed about the agent (a failed authentication, a token request from
+    outside its networks, a refused scope or audience), kept for its score (trust.scoring).
+
+    Not audited here: the observation is the caller's event, on record where it happened.
+    `detail` (a reason code, an address; never a secret) is checked but not kept: TrustSignal has
+    no column for it."""
+    if kind not in PRODUCT_SIGNAL_KINDS:
+        raise Invalid("Not something the product observes.", fields={"kind": [f"Unknown kind {kind!r}."]})
+    if not isinstance(detail, str) or len(detail) > MAX_SIGNAL_DETAIL or "\x00" in detail:
+        raise Invalid("A short text detail.", fields={"detail": ["At most 200 characters, no NUL."]})
+    return TrustSignal.objects.create(
+        org_id=agent.org_id, agent=agent, connection=None, type=kind, severity=PRODUCT_SIGNAL_KINDS[kind],
+        at=timezone.now(),
     )

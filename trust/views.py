@@ -3,9 +3,12 @@
 credentials over HTTP Basic. Errors are RFC 6749 §5.2 JSON, never cached.
 
 A service speaks only of agents that call it: the agent must be of the connection's org and hold
-the connection's audience in its grant; any other is refused alike (the answer does not say whether
-such an agent exists elsewhere) and the refusal is on record. Nothing the body says about a score is
-read: a signal is a type and a severity, which the scorer weighs itself.
+the connection's audience in its grant (trust.services.signal_record keeps that rule and records
+its refusals; this view looks the client id up in the connection's org and translates). Any other
+is refused alike (the answer does not say whether such an agent exists elsewhere) and the refusal
+is on record. Only the four public types are taken: what the product observes itself (failed
+authentications, unexpected networks, refused scopes) no connection may report. Nothing the body
+says about a score is read: a signal is a type and a severity, which the scorer weighs itself.
 """
 
 import base64
@@ -26,11 +29,12 @@ from agents.oauth import NO_STORE, oauth_error_response
 from agents.selectors import connection_for_client
 from audit.actors import Actor
 from core.credentials import CredentialRefused, credential_check, credential_presented
+from core.errors import ServiceError
 from core.ratelimit import counters_incr
 from core.secrets import secret_hash
 from core.tenancy import org_scope_enter
 from trust.models import Severity, SignalType
-from trust.services import signal_record, signal_rejected
+from trust.services import SignalRefused, signal_record, signal_rejected
 
 MAX_CLIENT_ID = 64
 DEFAULT_SIGNALS_PER_MINUTE = 600  # per connection; IAM_SIGNALS_PER_MINUTE overrides it
@@ -125,14 +129,17 @@ def _body(request) -> dict:
     return body
 
 
+NOT_CALLING = "No agent with that client id calls this service."
+
+
 def _subject(connection: Connection, client_id: str) -> Agent:
-    """The agent the service may speak of: of its org, and calling it (its audience is granted)."""
+    """The agent of the connection's org with this client id; whether the service may speak of it
+    is the service's to decide (signal_record)."""
     agent = Agent.objects.for_org(connection.org_id).filter(client_id=client_id).first()
-    if agent is None or connection.audience not in agent.audiences:
-        signal_rejected(org=connection.org, connection=connection,
-                        reason="unknown_agent" if agent is None else "not_an_audience",
+    if agent is None:
+        signal_rejected(org=connection.org, connection=connection, reason="unknown_agent",
                         actor=Actor.for_connection(connection))
-        raise OAuthError("invalid_request", "No agent with that client id calls this service.")
+        raise OAuthError("invalid_request", NOT_CALLING)
     return agent
 
 
@@ -147,10 +154,14 @@ def signals_endpoint(request, org):
         _throttle(connection)
         body = _body(request)
         agent = _subject(connection, body["agent"])
+        signal = signal_record(agent=agent, connection=connection, type=body["type"],
+                               severity=body["severity"], actor=Actor.for_connection(connection))
     except RequestDataTooBig:
         return _error(OAuthError("invalid_request", "The request body is too large.", 413))
     except OAuthError as exc:
         return _error(exc)
-    signal = signal_record(agent=agent, connection=connection, type=body["type"], severity=body["severity"],
-                           actor=Actor.for_connection(connection))
+    except SignalRefused:  # the service recorded why; the answer says no more than for an unknown id
+        return _error(OAuthError("invalid_request", NOT_CALLING))
+    except ServiceError as exc:
+        return _error(OAuthError("invalid_request", exc.detail))
     return JsonResponse({"id": str(signal.pk)}, status=202, headers=NO_STORE)

@@ -8,10 +8,13 @@ import pytest
 from freezegun import freeze_time
 
 from agents.policies import connection_create
+from audit.actors import Actor
+from core.errors import Invalid, NotFound
 from tests.agents.conftest import basic
 from tests.helpers import audit_events, latest_event
 from tests.trust.conftest import start, trust_world
 from trust.models import TrustSignal
+from trust.services import PRODUCT_SIGNAL_KINDS, product_signal_record, signal_record
 
 pytestmark = pytest.mark.django_db
 
@@ -201,3 +204,101 @@ def test_signals_are_limited_per_connection(client, tw, settings):
 
 def test_only_post(client, tw):
     assert client.get(f"/oauth/{tw.org.slug}/signals").status_code == 405
+
+
+# The service keeps the rules itself -----------------------------------------------------------
+
+
+def _record(agent, connection, type="guardrail_violation", severity="high"):
+    return signal_record(agent=agent, connection=connection, type=type, severity=severity,
+                         actor=Actor.for_connection(connection))
+
+
+def test_the_service_refuses_an_agent_of_another_org_and_keeps_the_refusal(tw):
+    other = trust_world()
+    with pytest.raises(NotFound):
+        _record(other.agent, tw.world.connection)
+    assert not TrustSignal.objects.exists()
+    refusal = latest_event(tw.org, "trust.signal_rejected")
+    assert refusal.data == {"reason": "other_org", "connection": str(tw.world.connection.pk)}
+    assert refusal.outcome == "denied" and refusal.actor_id == str(tw.world.connection.pk)
+    assert not audit_events(other.org, "trust.signal_rejected").exists()
+    assert not audit_events(tw.org, "trust.signal").exists() and other.score() == BASELINE
+
+
+def test_the_service_refuses_an_agent_that_does_not_call_the_connection(tw):
+    crm, _ = connection_create(access=tw.world.access, name="CRM", audience="https://crm.example.com",
+                               scopes=["crm:read"])
+    with pytest.raises(NotFound):
+        _record(tw.agent, crm)
+    assert not TrustSignal.objects.exists()
+    refusal = latest_event(tw.org, "trust.signal_rejected")
+    assert refusal.data == {"reason": "not_an_audience", "connection": str(crm.pk)}
+    assert refusal.outcome == "denied"
+    assert not audit_events(tw.org, "trust.signal").exists() and tw.score() == BASELINE
+
+
+@pytest.mark.parametrize("type,severity", [("authentication_failure", "low"),
+                                           ("guardrail_violation", "dire")])
+def test_the_service_takes_only_the_public_types_and_severities(tw, type, severity):
+    with pytest.raises(Invalid):
+        _record(tw.agent, tw.world.connection, type=type, severity=severity)
+    assert not TrustSignal.objects.exists()
+    assert latest_event(tw.org, "trust.signal_rejected").data["reason"] == "unknown_type"
+
+
+@pytest.mark.parametrize("kind", sorted(PRODUCT_SIGNAL_KINDS))
+def test_a_connection_may_not_report_what_only_the_product_observes(client, tw, kind):
+    response = _signal(client, tw, _body(tw, type=kind, severity="low"))
+    _refused_with(response, 400, "invalid_request")
+    assert not TrustSignal.objects.exists()
+    assert tw.score() == BASELINE
+
+
+# What the product observes itself -------------------------------------------------------------
+
+
+def test_authentication_failures_and_unexpected_networks_count_against_identity(tw):
+    tw.policy(signal_half_life_seconds=HOUR)
+    with freeze_time(start()) as frozen:
+        failure = product_signal_record(agent=tw.agent, kind="authentication_failure", detail="bad_secret")
+        product_signal_record(agent=tw.agent, kind="unexpected_network", detail="203.0.113.9")
+        assert (failure.connection_id, failure.type) == (None, "authentication_failure")
+        trust = tw.trust()
+        assert trust["components"]["identity"]["score"] == 100 - 5 - 10
+        assert trust["components"]["behaviour"]["score"] == 50
+        assert trust["components"]["identity"]["reasons"] == [
+            "identity: token request from an unexpected network, 0 min ago: -10",
+            "identity: authentication failure, 0 min ago: -5"]
+        assert trust["score"] == round(BASELINE - 15 * 0.25)
+        frozen.tick(2 * HOUR)
+        assert tw.trust()["components"]["identity"]["score"] == round(100 - 15 / 4)  # they fade
+        frozen.tick(8 * HOUR)
+        assert tw.score() == BASELINE
+
+
+def test_identity_signals_cost_at_most_40_together(tw):
+    for _ in range(6):
+        product_signal_record(agent=tw.agent, kind="unexpected_network")
+        product_signal_record(agent=tw.agent, kind="authentication_failure")
+    trust = tw.trust()
+    assert trust["components"]["identity"]["score"] == 60
+    identity = [r for r in trust["reasons"] if r.startswith("identity:")]
+    assert len([r for r in identity if "×6" in r]) == 2  # one reason per kind, not per row
+    assert identity[-1] == "identity: what the token endpoint observed counts at most -40"
+
+
+def test_refused_scopes_and_audiences_count_against_behaviour(tw):
+    product_signal_record(agent=tw.agent, kind="scope_refused", detail="scope_not_granted")
+    product_signal_record(agent=tw.agent, kind="audience_refused", detail="resource_unknown")
+    trust = tw.trust()
+    assert trust["components"]["behaviour"]["score"] == 50 - 5 - 5
+    assert trust["components"]["identity"]["score"] == 100
+    assert any("scope refused (low)" in r for r in trust["reasons"])
+
+
+@pytest.mark.parametrize("kind", ["guardrail_violation", "positive_review", "nonsense"])
+def test_the_product_records_only_its_own_kinds(tw, kind):
+    with pytest.raises(Invalid):
+        product_signal_record(agent=tw.agent, kind=kind)
+    assert not TrustSignal.objects.exists()
