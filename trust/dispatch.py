@@ -261,7 +261,8 @@ def gates_apply(
     """The decision for a score against the org's gates (no I/O)."""
     outcomes, why = [], []
     if agent_status != AgentStatus.ACTIVE:
-        why.append(f"agent is {agent_status}")
+        if not any(reason.startswith("agent is ") for reason in score.reasons):
+            why.append(f"agent is {agent_status}")
         outcomes.append(GateOutcome("agent", agent_status, 0, "block"))
     floor_ok = score.score >= org_trust.floor
     outcomes.append(GateOutcome("org_floor", "org_floor", org_trust.floor, "pass" if floor_ok else "block"))

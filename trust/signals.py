@@ -11,10 +11,13 @@ from django.dispatch import receiver
 
 from agents.models import Agent, AgentSecret, Connection
 from agents.signals import agent_inputs_changed, agent_observed
+from core.ratelimit import counters_incr
 from trust.dispatch import inputs_changed
 from trust.models import Attestation, TrustGate, TrustPolicy, TrustRoot, TrustSignal
 
 logger = logging.getLogger(__name__)
+
+OBSERVED_PER_MINUTE = 10
 
 
 @receiver([post_save, post_delete], sender=TrustPolicy)
@@ -72,9 +75,18 @@ def _observed(sender, agent_id, org_id, kind, detail="", **kwargs):
     """The token endpoint saw something its score reads (trust.services.product_signal_record)."""
     from trust import services
 
-    record = getattr(services, "product_signal_record", None)
+    # Anyone who knows a client id can cause authentication failures: each kind counts at most
+    # OBSERVED_PER_MINUTE times a minute per agent, so they cannot grow the table without bound
+    # (their effect on the score is capped in trust.scoring anyway).
+    try:
+        (count,) = counters_incr([f"trust:observed:{agent_id}:{kind}"], 60)
+    except Exception:
+        count = 0
+    if count > OBSERVED_PER_MINUTE:
+        return
+    record = services.product_signal_record
     agent = Agent.objects.for_org(org_id).select_related("org").filter(pk=agent_id).first()
-    if record is None or agent is None:
+    if agent is None:
         return
     try:
         with transaction.atomic():

@@ -520,3 +520,15 @@ def test_the_owners_are_told_when_their_agent_is_contained(
     owners_mail = [m for m in mailoutbox if tw.world.owner.user.email in m.to]
     assert len(owners_mail) == 1 and "suspended" in owners_mail[0].body
     assert "guardrail violation" in owners_mail[0].body
+
+
+def test_failed_authentications_count_against_identity_but_cannot_flood_the_table(tw):
+    from trust.models import TrustSignal
+
+    before = tw.trust()["components"]["identity"]["score"]
+    for _ in range(15):
+        wrong = post_form(Client(), tw.world.url("token"), {"grant_type": "client_credentials"},
+                          auth=(tw.agent.client_id, tw.world.agent_secret[:-2] + "xx"))
+        assert wrong.status_code in (401, 429)
+    assert 0 < TrustSignal.objects.filter(agent=tw.agent, connection=None).count() <= 10
+    assert tw.trust()["components"]["identity"]["score"] < before
