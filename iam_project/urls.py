@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from iam_project.api_urls import POLICY_SECTIONS
+from trust.api import authzen_evaluation, authzen_evaluations, authzen_metadata
 from trust.views import signals_endpoint
 from web.policy import SecurityPolicyPageView
 from web.routing import org_pages
@@ -26,6 +27,10 @@ urlpatterns = [
     path("scim/v2/", include("scim.protocol.urls")),
     # A downstream service's report about an agent, beside the OAuth endpoints it authenticates like.
     path("oauth/<str:org>/signals", signals_endpoint, name="trust-signals"),
+    # OpenID AuthZEN 1.0: the dispatch decision for a service (its connection), and its PDP metadata.
+    path("authzen/<str:org>/access/v1/evaluation", authzen_evaluation, name="authzen-evaluation"),
+    path("authzen/<str:org>/access/v1/evaluations", authzen_evaluations, name="authzen-evaluations"),
+    path(".well-known/authzen-configuration/authzen/<str:org>", authzen_metadata, name="authzen-metadata"),
     path("", include("agents.oauth_urls")),
     path("", include("accounts.urls")),
     path("", include("rbac.urls")),

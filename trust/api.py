@@ -338,3 +338,266 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScope
     def deny(self, request, org, pk):
         """Deny: the run ends."""
         return self._decide(request, False)
+
+
+# OpenID AuthZEN 1.0: the dispatch decision for a policy enforcement point ---------------------
+#
+# `POST /authzen/<org>/access/v1/evaluation` (and `.../evaluations`, the boxcarred form), answered
+# for a downstream service authenticated as its connection with its introspection credentials over
+# HTTP Basic, as the signals endpoint authenticates it (trust.views). Plain Django views, like the
+# OAuth endpoints: the wire format is the specification's, and the caller is not an org member.
+#
+# The decision is dispatch's (trust.dispatch.dispatch_evaluate) for the operation the resource
+# names and the asking connection's audience only; `true` only for "allow" (an escalation is a
+# "no" here: a person's approval is asked through `POST runs`). A service speaks only of agents
+# that call it: an agent of another org, an unknown client id and one that does not hold the
+# connection's audience get the same answer, so the answer says nothing of what exists elsewhere.
+# Nothing the request says beyond the subject's id and the operation is read (a score or a
+# decision in `context` or `properties` counts for nothing). Every evaluation is on record
+# (trust.allow / trust.escalate / trust.deny, path "authzen"); nothing else is written, no run
+# starts. Errors are 400/401 JSON in RFC 6749's shape (the connection authenticates as a client),
+# never cached; the audit middleware echoes a well-formed X-Request-ID on every answer.
+
+import json  # noqa: E402 (this section is appended)
+from dataclasses import dataclass as _dataclass  # noqa: E402
+
+from django.conf import settings as _settings  # noqa: E402
+from django.core.exceptions import RequestDataTooBig  # noqa: E402
+from django.http import JsonResponse  # noqa: E402
+from django.views.decorators.cache import cache_control  # noqa: E402
+from django.views.decorators.csrf import csrf_exempt  # noqa: E402
+
+from agents.issuance import OAuthError  # noqa: E402
+from agents.models import Connection  # noqa: E402
+from agents.oauth import NO_STORE, request_origin  # noqa: E402
+from agents.tokens import public_origin  # noqa: E402
+from audit.actors import Actor  # noqa: E402
+from audit.events import AuditEvent, Outcome  # noqa: E402
+from audit.services import Target, audit_record  # noqa: E402
+from core.models import Organization  # noqa: E402
+from core.ratelimit import counters_incr  # noqa: E402
+from trust.dispatch import Decision, dispatch_evaluate  # noqa: E402
+from trust.views import _basic_credentials, _connection, _error  # noqa: E402
+
+AUTHZEN_MAX_TEXT = 200  # a subject id, an action name, an operation: longer is not one of ours
+AUTHZEN_MAX_DEPTH = 16  # how deeply a body may nest (a deeper one is a parser attack, not a request)
+AUTHZEN_MAX_EVALUATIONS = 50  # per boxcarred request
+DEFAULT_AUTHZEN_PER_MINUTE = 1200  # evaluations per connection; IAM_AUTHZEN_PER_MINUTE overrides it
+AUTHZEN_SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
+
+_NOT_CALLING = "No agent with that client id calls this service."
+_OUTCOME_EVENTS = {"allow": AuditEvent.TRUST_ALLOWED, "escalate": AuditEvent.TRUST_ESCALATED,
+                   "block": AuditEvent.TRUST_DENIED}
+_USER_REASONS = {
+    "escalate": "This task needs a person's approval before the agent may take it.",
+    "block": "The agent may not take this task now.",
+}
+
+
+def _walk(value) -> None:
+    """Refuse NUL characters (no text column holds one) and deep nesting, without recursing."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > AUTHZEN_MAX_DEPTH:
+            raise OAuthError("invalid_request", "The body is nested too deeply.")
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise OAuthError("invalid_request", "Values may not contain NUL characters.")
+        elif isinstance(item, dict):
+            stack.extend((k, depth + 1) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+
+
+def _authzen_json(request) -> dict:
+    if request.content_type != "application/json":
+        raise OAuthError("invalid_request", "Send a JSON object (Content-Type: application/json).")
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise OAuthError("invalid_request", "The body is not JSON.")
+    if not isinstance(body, dict):
+        raise OAuthError("invalid_request", "Send a JSON object.")
+    _walk(body)
+    return body
+
+
+def _entity(body: dict, name: str, keys: tuple) -> dict:
+    """One of the request's entities: an object whose `keys` are non-empty strings (400 if not, as
+    the specification has it for a missing required attribute)."""
+    entity = body.get(name)
+    if not isinstance(entity, dict):
+        raise OAuthError("invalid_request", f"{name} is required and must be an object.")
+    for key in keys:
+        value = entity.get(key)
+        if not isinstance(value, str) or not 0 < len(value) <= AUTHZEN_MAX_TEXT:
+            raise OAuthError("invalid_request", f"{name}.{key} must be a string of 1 to "
+                                                f"{AUTHZEN_MAX_TEXT} characters.")
+    for key in ("properties",):
+        if key in entity and not isinstance(entity[key], dict):
+            raise OAuthError("invalid_request", f"{name}.{key} must be an object.")
+    return entity
+
+
+@_dataclass(frozen=True)
+class AuthzenRequest:
+    subject: dict
+    action: dict
+    resource: dict
+
+
+def _authzen_request(body: dict) -> AuthzenRequest:
+    if "context" in body and not isinstance(body["context"], dict):
+        raise OAuthError("invalid_request", "context must be an object.")
+    return AuthzenRequest(_entity(body, "subject", ("type", "id")), _entity(body, "action", ("name",)),
+                          _entity(body, "resource", ("type", "id")))
+
+
+def _authzen_batch(body: dict) -> tuple[list[AuthzenRequest], str]:
+    """The evaluations of a boxcarred request, each with the top-level entities as its defaults;
+    without an `evaluations` array (or with an empty one) it is a single evaluation."""
+    evaluations = body.get("evaluations")
+    options = body.get("options", {})
+    if not isinstance(options, dict):
+        raise OAuthError("invalid_request", "options must be an object.")
+    semantic = options.get("evaluations_semantic", "execute_all")
+    if semantic not in AUTHZEN_SEMANTICS:
+        raise OAuthError("invalid_request", "options.evaluations_semantic must be one of: "
+                                            + ", ".join(AUTHZEN_SEMANTICS) + ".")
+    if evaluations is None or evaluations == []:
+        return [_authzen_request(body)], semantic
+    if not isinstance(evaluations, list) or not all(isinstance(e, dict) for e in evaluations):
+        raise OAuthError("invalid_request", "evaluations must be an array of objects.")
+    if len(evaluations) > AUTHZEN_MAX_EVALUATIONS:
+        raise OAuthError("invalid_request", f"At most {AUTHZEN_MAX_EVALUATIONS} evaluations per request.")
+    defaults = {k: body[k] for k in ("subject", "action", "resource", "context") if k in body}
+    return [_authzen_request({**defaults, **item}) for item in evaluations], semantic
+
+
+def _authzen_throttle(connection: Connection, count: int) -> None:
+    """Each evaluation counts, a boxcarred one as many as it holds (one round trip: the key once
+    per evaluation, the last count is the total)."""
+    limit = getattr(_settings, "IAM_AUTHZEN_PER_MINUTE", DEFAULT_AUTHZEN_PER_MINUTE)
+    try:
+        used = max(counters_incr([f"authzen:{connection.pk}"] * count, 60))
+    except Exception:
+        raise OAuthError("temporarily_unavailable", "Try again shortly.", 503)
+    if used > limit:
+        raise OAuthError("slow_down", "Too many evaluations; try again in a minute.", 429)
+
+
+def _not_evaluated(reason_id: str, admin: str, user: str = _NOT_CALLING) -> dict:
+    return {"decision": False, "context": {
+        "id": reason_id, "reason_admin": {"en": admin}, "reason_user": {"en": user},
+        "outcome": "block", "reasons": [admin]}}
+
+
+def _decided(decision: Decision) -> dict:
+    context = {"id": decision.decision, "outcome": decision.decision, "trust": decision.trust,
+               "reasons": decision.reasons[:20]}
+    if decision.decision != "allow":
+        context["reason_admin"] = {"en": "; ".join(decision.reasons[:5]) or decision.decision}
+        context["reason_user"] = {"en": _USER_REASONS[decision.decision]}
+    return {"decision": decision.decision == "allow", "context": context}
+
+
+def _record(connection: Connection, *, event: AuditEvent, target, data: dict) -> None:
+    actor = Actor.for_connection(connection)
+    outcome = Outcome.SUCCESS if event is AuditEvent.TRUST_ALLOWED else Outcome.DENIED
+    audit_record(org=connection.org, actor=actor, event=event, outcome=outcome, target=target,
+                 data={**data, "path": "authzen", "audiences": [connection.audience],
+                       "dispatched_by": {"type": actor.type, "id": actor.id}})
+
+
+def _authzen_evaluate(connection: Connection, ask: AuthzenRequest) -> dict:
+    """One evaluation's answer (a Decision object of the specification), on record."""
+    operation = ask.resource["id"] if ask.resource["type"] == "operation" else None
+    refusal = None
+    if ask.subject["type"] != "agent":
+        refusal = ("unsupported_subject", "Only subjects of type agent are evaluated here.")
+    elif ask.action["name"] != "dispatch":
+        refusal = ("unsupported_action", "Only the action dispatch is evaluated here.")
+    elif ask.resource["type"] != "operation":
+        refusal = ("unsupported_resource", "Only resources of type operation are evaluated here.")
+    agent = None
+    if refusal is None:
+        agent = Agent.objects.for_org(connection.org_id).select_related("org").filter(
+            client_id=ask.subject["id"]).first()
+        if agent is None or connection.audience not in (agent.audiences or ()):
+            agent, refusal = None, ("unknown_subject", _NOT_CALLING)
+    if refusal is not None:
+        _record(connection, event=AuditEvent.TRUST_DENIED, target=Target.of(connection),
+                data={"decision": "block", "operation": operation, "reasons": [refusal[0]]})
+        return _not_evaluated(*refusal)
+    decision = dispatch_evaluate(agent, operation=operation, audiences=[connection.audience])
+    _record(connection, event=_OUTCOME_EVENTS[decision.decision], target=Target.of(agent),
+            data=decision.audit_data(agent=str(agent.pk), operation=operation))
+    return _decided(decision)
+
+
+def _authzen_answer(request, org: str, batch: bool) -> JsonResponse:
+    try:
+        if "\x00" in org or b"\x00" in request.body:
+            raise OAuthError("invalid_request", "The request may not contain NUL characters.")
+        client_id, secret = _basic_credentials(request)
+        connection = _connection(org, client_id, secret)
+        _authzen_throttle(connection, 1)  # before the body is read: malformed requests count too
+        body = _authzen_json(request)
+        asks, semantic = _authzen_batch(body) if batch else ([_authzen_request(body)], "execute_all")
+        if len(asks) > 1:
+            _authzen_throttle(connection, len(asks) - 1)
+    except RequestDataTooBig:
+        return _error(OAuthError("invalid_request", "The request body is too large."))
+    except OAuthError as exc:
+        return _error(exc)
+    if not batch:
+        return JsonResponse(_authzen_evaluate(connection, asks[0]), headers=NO_STORE)
+    answers = []
+    for ask in asks:
+        answers.append(_authzen_evaluate(connection, ask))
+        decided = answers[-1]["decision"]
+        if (semantic == "deny_on_first_deny" and not decided) or (
+                semantic == "permit_on_first_permit" and decided):
+            break
+    return JsonResponse({"evaluations": answers}, headers=NO_STORE)
+
+
+def _post_only(request):
+    if request.method == "POST":
+        return None
+    response = JsonResponse({"error": "invalid_request", "error_description": "Use POST."}, status=405,
+                            headers=NO_STORE)
+    response["Allow"] = "POST"
+    return response
+
+
+@csrf_exempt
+def authzen_evaluation(request, org):
+    """AuthZEN Access Evaluation: may this agent be dispatched for this operation now?"""
+    return _post_only(request) or _authzen_answer(request, org, batch=False)
+
+
+@csrf_exempt
+def authzen_evaluations(request, org):
+    """AuthZEN Access Evaluations: several evaluations in one request (at most 50)."""
+    return _post_only(request) or _authzen_answer(request, org, batch=True)
+
+
+@cache_control(max_age=300, public=True)
+def authzen_metadata(request, org):
+    """The PDP's metadata (AuthZEN §9) at `/.well-known/authzen-configuration/authzen/<org>`."""
+    if request.method not in ("GET", "HEAD"):
+        response = JsonResponse({"error": "invalid_request", "error_description": "Use GET."}, status=405)
+        response["Allow"] = "GET, HEAD"
+        return response
+    if "\x00" in org or not Organization.objects.filter(slug=org).exists():
+        return JsonResponse({"error": "not_found", "error_description": "No such policy decision point."},
+                            status=404)
+    pdp = f"{public_origin(request_origin(request))}/authzen/{org}"
+    return JsonResponse({
+        "policy_decision_point": pdp,
+        "access_evaluation_endpoint": f"{pdp}/access/v1/evaluation",
+        "access_evaluations_endpoint": f"{pdp}/access/v1/evaluations",
+    })
