@@ -54,8 +54,9 @@ def surface(request) -> str:
         return "api"
     if path.startswith("/scim/v2"):
         return "scim"
-    if path.startswith(("/oauth/", "/.well-known/oauth-authorization-server/")):
-        return "oauth"
+    if path.startswith(("/oauth/", "/.well-known/oauth-authorization-server/", "/authzen/",
+                        "/.well-known/authzen-configuration/")):
+        return "oauth"  # AuthZEN's errors take the same JSON shape
     return "page"
 
 

@@ -270,6 +270,8 @@ def test_an_unknown_route_is_a_404_in_the_format_of_its_surface(db):
     oauth = client.get("/oauth/no-such-org/no-such-endpoint")
     assert oauth.status_code == 404 and oauth["Cache-Control"] == "no-store"
     assert oauth.json()["error"] == "invalid_request" and oauth.json()["error_description"]
+    authzen = client.get("/authzen/no-such-org/access/v1/nothing")
+    assert authzen.status_code == 404 and authzen.json()["error"] == "invalid_request"
     page = client.get("/no-such-page/")
     assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
 
