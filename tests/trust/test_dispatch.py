@@ -532,3 +532,16 @@ def test_failed_authentications_count_against_identity_but_cannot_flood_the_tabl
         assert wrong.status_code in (401, 429)
     assert 0 < TrustSignal.objects.filter(agent=tw.agent, connection=None).count() <= 10
     assert tw.trust()["components"]["identity"]["score"] < before
+
+
+def test_the_org_floor_blocks_dispatch_and_contains_an_agent_below_it(tw):
+    score = tw.score()
+    tw.policy(org_floor=score + 1)
+    response = _runs(tw)
+    assert response.status_code == 403 and response.json()["error"] == "dispatch_blocked"
+    assert any("floor" in reason for reason in response.json()["reasons"])
+    assert not Run.objects.exists()
+    denied = latest_event(tw.org, "trust.deny")
+    assert denied.data["gates"][0]["gate"] in ("org_floor", "agent") and denied.data["score"] <= score
+    assert Agent.objects.get(pk=tw.agent.pk).status == "suspended"  # below the floor: contained
+    assert latest_event(tw.org, "agent.contained").data["floor"] == score + 1
