@@ -318,7 +318,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedView
     search_fields = ("description", "agent__name", "operation")
     serializer_class = RunSerializer
     required = {"list": Perm.RUN_READ, "retrieve": Perm.RUN_READ, "create": Perm.RUN_WRITE,
-                "terminate": Perm.RUN_WRITE, "stop": Perm.RUN_WRITE}
+                "terminate": Perm.RUN_WRITE, "stop": Perm.RUN_WRITE, "complete": Perm.RUN_WRITE}
 
     def scope(self, queryset):
         return queryset.select_related("approval").order_by("-started_at")
@@ -361,6 +361,13 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedView
     def terminate(self, request, org, pk):
         """End the run: tokens bound to it stop working on their next use."""
         run = policies.run_terminate(access=self.access, run=self.get_object())
+        return Response(RunSerializer(run).data)
+
+    @extend_schema(request=None, responses={200: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def complete(self, request, org, pk):
+        """The work is done: the run reads completed and its tokens stop working."""
+        run = policies.run_complete(access=self.access, run=self.get_object())
         return Response(RunSerializer(run).data)
 
     @extend_schema(request=RunStopSerializer, responses={200: RunSerializer})

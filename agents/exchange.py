@@ -21,17 +21,21 @@ append, and no query for verification on the store's steady path.
 import time
 from dataclasses import dataclass
 
+from django.utils import timezone
+
 from agents import chain, revocation
 from agents.delegation import delegation_standing
 from agents.grants import delegable_scopes
 from agents.issuance import (
     OAuthError,
+    _uuid_or_none,
     agent_authenticate,
     audit_issued,
     client_observed,
     issuance_gates_check,
     may_act_for,
 )
+from agents.models import Run, RunStatus
 from agents.selectors import AgentRef, GrantContext
 from agents.tokens import IssuedToken, TokenInvalid, token_sign, token_verify
 from audit.actors import Actor
@@ -170,6 +174,8 @@ def exchange_grant(request: ExchangeRequest) -> IssuedToken:
     if remaining <= 0:
         _fail(agent, "invalid_request", "The subject token has expired.", "subject_token_expired", subject)
     may_act = may_act_for(context, request.may_act)
+    if subject.get("run"):
+        _assert_run_running(agent, subject)
     gated = issuance_gates_check(agent, audience=audience, grant="token_exchange")
     issued = token_sign(
         org=agent.org,
@@ -189,6 +195,14 @@ def exchange_grant(request: ExchangeRequest) -> IssuedToken:
     )
     audit_issued(agent, issued, grant="token_exchange", parent_jti=subject["jti"], gated=gated)
     return issued
+
+
+def _assert_run_running(agent: AgentRef, subject: dict) -> None:
+    """A token handed on inside a run is new for that run: only while it runs (not once it is told
+    to stop, and not after). One query, only for run-bound subjects."""
+    run = Run.objects.for_org(agent.org.pk).filter(pk=_uuid_or_none(subject["run"])).first()
+    if run is None or run.status_at(timezone.now()) != RunStatus.RUNNING:
+        _fail(agent, "invalid_request", "The subject token's run is not running.", "run_not_running", subject)
 
 
 def _check_actor(agent: AgentRef, subject: dict, request: ExchangeRequest) -> dict | None:

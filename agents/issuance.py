@@ -210,6 +210,8 @@ def token_grant(request: GrantRequest) -> IssuedToken:
     audience, scopes = grant_audience(context, request.resource)
     scope = grant_scope(context, scopes, request.scope)
     run = _run(agent, request.run_id)
+    if run is not None and run.audiences and audience not in run.audiences:
+        _refuse(agent, "invalid_target", "The run was dispatched for other services.", "run_audience")
     may_act = may_act_for(context, request.may_act)
     gated = issuance_gates_check(agent, audience=audience, grant="client_credentials", run=run)
     issued = token_sign(org=agent.org, alg=context.token_alg, agent=agent, audience=audience, scope=scope,

@@ -97,9 +97,26 @@ def agent_grant_update(*, access: Access, agent, scopes=None, audiences=None, ow
                                        owners=owners)
 
 
+def assert_not_itself(access: Access, agent) -> None:
+    """An agent never changes what its own trust score reads, nor its own standing."""
+    if access.actor.type == "agent" and access.actor.id == str(agent.pk):
+        raise Forbidden("An agent may not change its own trust inputs or status.", code="self_change")
+
+
+def _assert_owner_resumes(access: Access, agent) -> None:
+    """A contained agent comes back only through one of its owners."""
+    person = access.user or access.creator_user
+    if person is None or not agent.owners.filter(user=person).exists():
+        raise Forbidden("Only the agent's owners can resume an agent contained for its trust score.",
+                        code="owner_required")
+
+
 @records_denials
 def agent_set_status(*, access: Access, agent, status: str):
     assert_in_org(access, agent)
+    assert_not_itself(access, agent)
+    if status == "active" and agent.contained_at is not None:
+        _assert_owner_resumes(access, agent)
     return services.agent_status_set(agent=agent, status=status, actor=access.actor)
 
 
@@ -162,6 +179,12 @@ def run_start(*, access: Access, agent, description: str = ""):
 def run_terminate(*, access: Access, run):
     assert_in_org(access, run)
     return runs.run_terminate(run=run, actor=access.actor)
+
+
+@records_denials
+def run_complete(*, access: Access, run):
+    assert_in_org(access, run)
+    return runs.run_complete(run=run, actor=access.actor)
 
 
 @records_denials
@@ -247,6 +270,7 @@ def agent_update(*, access: Access, agent, scopes=None, audiences=None, owners=N
         agent = agent_delegates_set(access=access, agent=agent, targets=targets)
     if approved_versions is not None or networks is not None:
         assert_in_org(access, agent)
+        assert_not_itself(access, agent)
         agent = services.agent_trust_inputs_set(agent=agent, actor=access.actor,
                                                 approved_versions=approved_versions, networks=networks)
     return agent

@@ -37,7 +37,9 @@ def run_start(
     trust_level: str = "",
     pending_until=None,
 ) -> Run:
-    """Record a dispatched run, running or waiting for approval as the dispatch decided."""
+    """Record a dispatched run, running or waiting for approval as the dispatch decided. The agent's
+    row is locked, so a containment (which locks it and ends its live runs) comes before or after."""
+    agent = Agent.objects.for_org(agent.org_id).select_for_update().select_related("org").get(pk=agent.pk)
     if agent.status != AgentStatus.ACTIVE:
         raise Conflict("Only an active agent can start a run.", code="agent_not_active")
     run = Run.objects.create(
@@ -91,6 +93,19 @@ def run_terminate(*, run: Run, actor: Actor, reason: str = "terminated") -> Run:
     return run
 
 
+@transaction.atomic
+def run_complete(*, run: Run, actor: Actor) -> Run:
+    """The work is done: the run reads completed and its tokens stop working, as at an end."""
+    run = _locked(run)
+    if run.status_at(timezone.now()) in (RunStatus.RUNNING, RunStatus.STOPPING):
+        run.status, run.ended_at = RunStatus.COMPLETED, timezone.now()
+        run.save(update_fields=["status", "ended_at"])
+        revocation.cut_off("run", str(run.pk))
+        audit_record(org=run.org, actor=actor, event=AuditEvent.RUN_COMPLETED, target=Target.of(run),
+                     data={"agent": str(run.agent_id)})
+    return run
+
+
 @records_denials
 @transaction.atomic
 def run_stop(*, run: Run, actor: Actor, grace_seconds: int | None = None) -> Run:
@@ -125,9 +140,12 @@ def run_stop(*, run: Run, actor: Actor, grace_seconds: int | None = None) -> Run
 @transaction.atomic
 def run_release(*, run: Run, actor: Actor) -> Run:
     """A run whose approval was given starts running (it may now mint run-bound tokens)."""
+    agent = Agent.objects.for_org(run.org_id).select_for_update().get(pk=run.agent_id)
     run = _locked(run)
     if run.status_at(timezone.now()) != RunStatus.PENDING_APPROVAL:
         raise Conflict("The run is not waiting for approval.", code="run_not_pending")
+    if agent.status != AgentStatus.ACTIVE:
+        raise Conflict("The agent is not active: its run cannot start.", code="agent_not_active")
     run.status, run.decision = RunStatus.RUNNING, "allow"
     run.save(update_fields=["status", "decision"])
     audit_record(

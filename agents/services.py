@@ -124,6 +124,7 @@ def agent_status_set(*, agent: Agent, status: str, actor: Actor) -> Agent:
     assert_not_revoked(agent)
     if status not in (AgentStatus.ACTIVE, AgentStatus.SUSPENDED):
         raise Invalid("Unknown status.", fields={"status": ["Use active or suspended."]})
+    agent = Agent.objects.for_org(agent.org_id).select_for_update().select_related("org").get(pk=agent.pk)
     if status == agent.status:
         return agent
     if status == AgentStatus.ACTIVE:

@@ -127,6 +127,7 @@ class AuditEvent(Enum):
     RUN_TERMINATED = (541, "run.terminated", ("agent", "reason"))
     RUN_STOPPING = (542, "run.stopping", ("agent", "stop_by"))
     RUN_RELEASED = (543, "run.released", ("agent",))
+    RUN_COMPLETED = (544, "run.completed", ("agent",))
     SIGNING_KEY_CREATED = (550, "signing_key.created", ("kid", "alg", "activates_at"))
     SIGNING_KEY_RETIRED = (551, "signing_key.retired", ("kid", "unpublish_at"))
     DEVICE_REQUESTED = (560, "delegation.device_requested", ("agent", "audience", "scopes", "expires_in"))

@@ -307,11 +307,12 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScope
                 "deny": Perm.TRUST_APPROVE}
 
     def scope(self, queryset):
-        queryset = queryset.select_related("agent").order_by("-created_at")
+        queryset = queryset.select_related("agent", "run").order_by("-created_at")
         wanted = self.request.query_params.get("status")
         now = timezone.now()
         if wanted == ApprovalStatus.PENDING:
-            return queryset.filter(status=ApprovalStatus.PENDING, expires_at__gt=now)
+            return queryset.filter(status=ApprovalStatus.PENDING, expires_at__gt=now,
+                                   run__status="pending_approval")
         if wanted == ApprovalStatus.EXPIRED:
             return queryset.filter(Q(status=ApprovalStatus.EXPIRED)
                                    | Q(status=ApprovalStatus.PENDING, expires_at__lte=now))

@@ -87,7 +87,11 @@ def contained_agents_sweep() -> int:
         Agent.objects.unscoped().filter(status=AgentStatus.ACTIVE).select_related("org")
     ):  # every org
         before = agent.status
-        trust_now(agent)
+        try:  # one agent that fails is logged; the sweep goes on with the others
+            trust_now(agent)
+        except Exception:
+            logger.error("could not evaluate agent %s in the containment sweep", agent.pk, exc_info=True)
+            continue
         agent.refresh_from_db(fields=["status"])
         contained += before != agent.status
     return contained

@@ -9,6 +9,7 @@ from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
 from trust.dispatch import TrustUnavailable, gates_apply, trust_now
+from trust.models import Approval, ApprovalStatus
 
 
 def _deny(agent, data: dict) -> None:
@@ -20,6 +21,16 @@ def _deny(agent, data: dict) -> None:
         target=Target("agent", str(agent.pk)),
         data=data,
     )
+
+
+def _operation(org_trust, run) -> str | None:
+    """The run's operation, when a gate of the org names it and no person approved the run: a run
+    allowed at dispatch whose score fell below its operation's gate gets no more tokens, while an
+    approved one (a person accepted the score) keeps getting them. One query, only then."""
+    if run is None or not run.operation or not any(g[1] == run.operation for g in org_trust.gates):
+        return None
+    approved = Approval.objects.for_org(run.org_id).filter(run=run, status=ApprovalStatus.APPROVED).exists()
+    return None if approved else run.operation
 
 
 def issuance_gate(*, agent, audience: str, grant: str, run=None) -> dict:
@@ -37,8 +48,9 @@ def issuance_gate(*, agent, audience: str, grant: str, run=None) -> dict:
             },
         )
         raise OAuthError("temporarily_unavailable", "Try again shortly.", 503)
-    decision = gates_apply(org_trust, score, agent_status=agent.status, operation=None, audiences=[audience])
-    if decision.decision == "block":
+    decision = gates_apply(org_trust, score, agent_status=agent.status, operation=_operation(org_trust, run),
+                           audiences=[audience])
+    if decision.decision != "allow":  # an escalation at issuance has nobody to ask: no token
         _deny(
             agent,
             decision.audit_data(

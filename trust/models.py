@@ -168,6 +168,7 @@ class ApprovalStatus(models.TextChoices):
     APPROVED = "approved", "Approved"
     DENIED = "denied", "Denied"
     EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"  # its run ended first (terminated, stopped, contained)
 
 
 class Approval(OrgScopedModel):
@@ -207,4 +208,6 @@ class Approval(OrgScopedModel):
     def status_at(self, now) -> str:
         if self.status == ApprovalStatus.PENDING and self.expires_at <= now:
             return ApprovalStatus.EXPIRED
+        if self.status == ApprovalStatus.PENDING and self.run.status_at(now) != "pending_approval":
+            return ApprovalStatus.CANCELLED
         return self.status

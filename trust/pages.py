@@ -320,7 +320,7 @@ class ApprovalListView(OrgPageMixin, View):
     def get(self, request, org):
         now = timezone.now()
         rows = Approval.objects.for_org(self.org).select_related("agent", "run", "decided_by")
-        open_now = Q(status=ApprovalStatus.PENDING, expires_at__gt=now)
+        open_now = Q(status=ApprovalStatus.PENDING, expires_at__gt=now, run__status="pending_approval")
         pending = rows.filter(open_now).order_by("expires_at")
         done = rows.exclude(open_now).order_by("-created_at")[:APPROVALS_SHOWN]
         return self.render_page(

@@ -10,10 +10,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import records_denials
+from core.errors import Forbidden
 from rbac.access import Access
 from rbac.authorization import assert_in_org
 from trust import scoring, services
 from trust.models import ScoreSample
+
+
+def _by_a_person(access: Access) -> None:
+    """Trust is what others say of an agent: no agent (its token may carry trust:* scopes) changes
+    the policy, roots, gates or attestations, nor decides an approval."""
+    if access.actor.type == "agent":
+        raise Forbidden("Agents may not change trust settings or decide approvals.", code="agent_not_allowed")
+
 
 # A reader polling the trust panel keeps at most one history sample a minute: the chart needs no
 # more, and a GET that wrote on every call would let any reader grow the table without bound.
@@ -23,12 +32,14 @@ SAMPLE_INTERVAL_SECONDS = 60
 @records_denials
 @transaction.atomic
 def trust_policy_update(*, access: Access, **changes):
+    _by_a_person(access)
     return services.trust_policy_set(org=access.org, actor=access.actor, **changes)
 
 
 @records_denials
 @transaction.atomic
 def trust_root_add(*, access: Access, name: str, jwks):
+    _by_a_person(access)
     return services.trust_root_create(org=access.org, name=name, jwks=jwks, actor=access.actor,
                                       created_by=access.creator_user)
 
@@ -36,6 +47,7 @@ def trust_root_add(*, access: Access, name: str, jwks):
 @records_denials
 @transaction.atomic
 def trust_root_remove(*, access: Access, root) -> None:
+    _by_a_person(access)
     assert_in_org(access, root)
     services.trust_root_delete(root=root, actor=access.actor)
 
@@ -43,7 +55,8 @@ def trust_root_remove(*, access: Access, root) -> None:
 @records_denials
 @transaction.atomic
 def attestation_submit(*, access: Access, agent, compact: str):
-    """Record a signed statement about `agent`; a refusal is audited by the effect."""
+    """Record a signed statement about `agent`; a refusal is audited by the effect. Anyone with
+    trust:write may post one, an agent too: it counts only if a registered root signed it."""
     assert_in_org(access, agent)
     return services.attestation_add(agent=agent, compact=compact, actor=access.actor)
 
@@ -86,6 +99,7 @@ def run_dispatch(*, access: Access, agent, description: str = "", operation=None
 @records_denials
 @transaction.atomic
 def trust_gate_add(*, access: Access, **fields):
+    _by_a_person(access)
     from trust import gates
 
     return gates.trust_gate_create(org=access.org, actor=access.actor, **fields)
@@ -94,6 +108,7 @@ def trust_gate_add(*, access: Access, **fields):
 @records_denials
 @transaction.atomic
 def trust_gate_change(*, access: Access, gate, **fields):
+    _by_a_person(access)
     from trust import gates
 
     assert_in_org(access, gate)
@@ -103,6 +118,7 @@ def trust_gate_change(*, access: Access, gate, **fields):
 @records_denials
 @transaction.atomic
 def trust_gate_remove(*, access: Access, gate) -> None:
+    _by_a_person(access)
     from trust import gates
 
     assert_in_org(access, gate)
@@ -112,6 +128,7 @@ def trust_gate_remove(*, access: Access, gate) -> None:
 def approval_decide(*, access: Access, approval, approve: bool, comment: str = ""):
     """Approve or deny an escalated run as the person behind the caller (an API key decides as the
     member who holds it; the pages also ask for a recent sign-in)."""
+    _by_a_person(access)
     from trust import runs
 
     assert_in_org(access, approval)

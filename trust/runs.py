@@ -171,13 +171,27 @@ def run_dispatch(
 # Approvals ------------------------------------------------------------------------------------
 
 
+def _dispatching_people(approval: Approval) -> set:
+    """The people behind the dispatch: its person, and when an agent dispatched it with no person
+    in its chain, that agent's owners and the holders of its secrets (they may not approve what
+    they had their own agent ask for)."""
+    people = {approval.requested_by_user_id} - {None}
+    if approval.requested_by_type == "agent" and not people:
+        dispatcher = Agent.objects.for_org(approval.org_id).filter(pk=approval.requested_by_id).first()
+        if dispatcher is not None:
+            people |= set(dispatcher.owners.values_list("user_id", flat=True))
+            holders = dispatcher.secrets.exclude(created_by=None).values_list("created_by_id", flat=True)
+            people |= set(holders)
+    return people
+
+
 def approvers(approval: Approval) -> list[Membership]:
     """Acting members who hold trust:approve and may decide this approval."""
     from rbac.guard import membership_permissions
 
-    policy_owners = set()
+    policy_owners = _dispatching_people(approval)
     if org_trust_for(approval.org).separation_of_duties:
-        policy_owners = set(approval.agent.owners.values_list("user_id", flat=True))
+        policy_owners |= set(approval.agent.owners.values_list("user_id", flat=True))
     found = []
     members = (
         Membership.objects.for_org(approval.org_id)
@@ -185,7 +199,7 @@ def approvers(approval: Approval) -> list[Membership]:
         .select_related("user", "org")
     )
     for membership in members:
-        if membership.user_id == approval.requested_by_user_id or membership.user_id in policy_owners:
+        if membership.user_id in policy_owners:
             continue
         if Perm.TRUST_APPROVE in membership_permissions(membership):
             found.append(membership)
@@ -255,10 +269,19 @@ def approvals_lapse(*, now=None) -> int:
     already counts as expired by its timestamp; this only puts it on record and ends its run."""
     now = now or timezone.now()
     due = Approval.objects.unscoped().filter(status=ApprovalStatus.PENDING, expires_at__lte=now)  # every org
-    return sum(approval_lapse(a, now=now) for a in due.select_related("org", "run"))
+    lapsed = 0
+    for approval in due.select_related("org", "run"):
+        try:  # one that fails is logged; the others are still recorded
+            lapsed += approval_lapse(approval, now=now)
+        except Exception:
+            logger.error("could not record the expiry of approval %s", approval.pk, exc_info=True)
+    return lapsed
 
 
 def _assert_may_decide(approval: Approval, *, user, actor: Actor, now) -> None:
+    if approval.status_at(now) == ApprovalStatus.CANCELLED:
+        raise Conflict("The run has ended: nothing to approve.", code="approval_cancelled",
+                       audit=_refused(approval, actor, "cancelled"))
     if approval.status_at(now) == ApprovalStatus.EXPIRED:
         raise Conflict(
             "The approval has expired.", code="approval_expired", audit=_refused(approval, actor, "expired")
@@ -275,7 +298,7 @@ def _assert_may_decide(approval: Approval, *, user, actor: Actor, now) -> None:
             code="approval_needs_person",
             audit=_refused(approval, actor, "no_person"),
         )
-    if approval.requested_by_user_id and approval.requested_by_user_id == user.pk:
+    if user.pk in _dispatching_people(approval):
         raise Forbidden(
             "You dispatched this run: someone else must approve it.",
             code="separation_of_duties",
@@ -292,10 +315,9 @@ def _assert_may_decide(approval: Approval, *, user, actor: Actor, now) -> None:
 @records_denials
 def approval_decide(*, approval: Approval, approve: bool, user, actor: Actor, comment: str = "") -> Approval:
     """Approve (the run starts running and may mint run-bound tokens) or deny (the run ends)."""
-    now = timezone.now()
     if not isinstance(comment, str) or len(comment) > 500:
         raise Invalid("At most 500 characters.", fields={"comment": ["At most 500 characters."]})
-    approval_lapse(approval, now=now)
+    approval_lapse(approval)
     with transaction.atomic():
         locked = (
             Approval.objects.for_org(approval.org_id)
@@ -303,6 +325,7 @@ def approval_decide(*, approval: Approval, approve: bool, user, actor: Actor, co
             .select_related("org", "agent", "run")
             .get(pk=approval.pk)
         )
+        now = timezone.now()  # after the lock: one that expired while waiting for it is expired
         _assert_may_decide(locked, user=user, actor=actor, now=now)
         locked.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.DENIED
         locked.decided_by, locked.decided_at, locked.comment = user, now, comment

@@ -80,8 +80,8 @@ def _observed(sender, agent_id, org_id, kind, detail="", **kwargs):
     # (their effect on the score is capped in trust.scoring anyway).
     try:
         (count,) = counters_incr([f"trust:observed:{agent_id}:{kind}"], 60)
-    except Exception:
-        count = 0
+    except Exception:  # no counter, no bound: skip rather than record without limit
+        return
     if count > OBSERVED_PER_MINUTE:
         return
     record = services.product_signal_record

@@ -271,11 +271,16 @@ def test_a_collapse_contains_the_agent_its_tokens_die_and_it_resumes_only_once_r
     assert Run.objects.get().status == "terminated"
     blocked = _runs(tw)
     assert blocked.status_code in (403, 409) and not Run.objects.filter(status="running").exists()
-    resume = tw.api.post(tw.url(f"agents/{tw.agent.pk}/resume"), {}, format="json")
+    owner = APIClient()  # one of the agent's owners: only they resume a contained agent
+    owner.credentials(HTTP_AUTHORIZATION="Bearer " + api_key_for(
+        tw.org, [Perm.AGENT_WRITE], created_by=tw.world.owner.user)[1])
+    resume = owner.post(tw.url(f"agents/{tw.agent.pk}/resume"), {}, format="json")
     assert resume.status_code == 409 and resume.json()["error"] == "trust_below_floor"
     assert Agent.objects.get(pk=tw.agent.pk).status == "suspended"
     tw.policy(org_floor=0)
-    resume = tw.api.post(tw.url(f"agents/{tw.agent.pk}/resume"), {}, format="json")
+    not_an_owner = tw.api.post(tw.url(f"agents/{tw.agent.pk}/resume"), {}, format="json")
+    assert not_an_owner.status_code == 403 and not_an_owner.json()["error"] == "owner_required"
+    resume = owner.post(tw.url(f"agents/{tw.agent.pk}/resume"), {}, format="json")
     assert resume.status_code == 200, resume.content
     agent.refresh_from_db()
     assert agent.status == "active" and agent.contained_at is None
@@ -545,3 +550,104 @@ def test_the_org_floor_blocks_dispatch_and_contains_an_agent_below_it(tw):
     assert denied.data["gates"][0]["gate"] in ("org_floor", "agent") and denied.data["score"] <= score
     assert Agent.objects.get(pk=tw.agent.pk).status == "suspended"  # below the floor: contained
     assert latest_event(tw.org, "agent.contained").data["floor"] == score + 1
+
+
+# What the review found ----------------------------------------------------------------------
+
+
+def _api_agent(tw, name, scopes):
+    from agents.authentication import api_audience
+    from agents.models import Connection
+    from agents.policies import agent_create, connection_create
+
+    audience = api_audience(tw.org.slug)
+    if not Connection.objects.filter(audience=audience).exists():
+        connection_create(access=tw.world.access, name="Control plane", audience=audience,
+                          scopes=["run:write", "trust:write", "agent:write", "trust:approve"])
+    agent, secret = agent_create(access=tw.world.access, name=name, scopes=scopes, audiences=[audience])
+    token = post_form(Client(), tw.world.url("token"),
+                      {"grant_type": "client_credentials", "resource": audience},
+                      auth=(agent.client_id, secret)).json()["access_token"]
+    return agent, Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def test_the_owner_of_an_agent_that_dispatched_cannot_approve_even_without_separation_of_duties(tw):
+    tw.policy(separation_of_duties=False)
+    _gate(tw, min_score=95, below="escalate")
+    _planner, api = _api_agent(tw, "planner", ["run:write"])
+    body = api.post(tw.url("runs"), json.dumps({"agent": str(tw.agent.pk), "operation": "deploy"}),
+                    content_type="application/json").json()
+    owner = APIClient()  # owns the planner (and, here allowed, the agent the run is for)
+    owner.credentials(HTTP_AUTHORIZATION="Bearer " + api_key_for(
+        tw.org, [Perm.TRUST_APPROVE], created_by=tw.world.owner.user)[1])
+    refused = owner.post(tw.url(f"approvals/{body['approval']}/approve"), {}, format="json")
+    assert refused.status_code == 403
+    assert latest_event(tw.org, "approval.refused").data["reason"] == "dispatcher"
+    assert Approval.objects.get().status == "pending"
+
+
+def test_an_agent_cannot_change_trust_settings_or_its_own_standing(tw):
+    agent, api = _api_agent(tw, "sly-bot", ["trust:write", "agent:write", "trust:approve"])
+    refused = api.patch(tw.url("trust-policy"), json.dumps({"org_floor": 0}), content_type="application/json")
+    assert refused.status_code == 403 and refused.json()["error"] == "agent_not_allowed"
+    assert tw.api.get(tw.url("trust-policy")).json()["org_floor"] == 20
+    root = api.post(tw.url("trust-roots"), json.dumps({"name": "mine", "jwks": {"keys": []}}),
+                    content_type="application/json")
+    assert root.status_code == 403
+    own = api.patch(tw.url(f"agents/{agent.pk}"), json.dumps({"approved_versions": ["1.0"]}),
+                    content_type="application/json")
+    assert own.status_code == 403 and Agent.objects.get(pk=agent.pk).approved_versions == []
+
+
+def test_a_pending_run_of_a_suspended_agent_cannot_be_approved_and_an_ended_one_leaves_the_queue(tw):
+    _gate(tw, min_score=95, below="escalate")
+    first = _runs(tw, {"operation": "deploy"}).json()
+    tw.api.post(tw.url(f"agents/{tw.agent.pk}/suspend"), {}, format="json")
+    _person, approver = _approver(tw)
+    refused = approver.post(tw.url(f"approvals/{first['approval']}/approve"), {}, format="json")
+    assert refused.status_code == 409 and Run.objects.get(pk=first["id"]).status == "pending_approval"
+    tw.api.post(tw.url(f"runs/{first['id']}/terminate"), {}, format="json")
+    queue = tw.api.get(tw.url("approvals") + "?status=pending").json()["results"]
+    assert queue == []
+    shown = tw.api.get(tw.url(f"approvals/{first['approval']}")).json()
+    assert shown["status"] == "cancelled"
+    late = approver.post(tw.url(f"approvals/{first['approval']}/approve"), {}, format="json")
+    assert late.status_code == 409 and late.json()["error"] == "approval_cancelled"
+
+
+def test_run_bound_tokens_keep_to_the_runs_services_and_its_operations_gate(tw):
+    from agents.policies import agent_grant_update, connection_create
+
+    connection_create(access=tw.world.access, name="Docs", audience="https://docs.example.com",
+                      scopes=["docs:read"])
+    agent_grant_update(access=tw.world.access, agent=tw.agent, scopes=["tickets:read", "docs:read"],
+                       audiences=[AUDIENCE, "https://docs.example.com"])
+    run = _runs(tw, {"audiences": [AUDIENCE], "operation": "deploy"}).json()
+    other = _token(tw, run=run["id"], resource="https://docs.example.com")
+    assert other.status_code == 400 and other.json()["error"] == "invalid_target"
+    assert _token(tw, run=run["id"], resource=AUDIENCE).status_code == 200
+    _gate(tw, min_score=95, below="escalate")  # the score is now below the run's operation's gate
+    refused = _token(tw, run=run["id"], resource=AUDIENCE)
+    assert refused.status_code == 403 and refused.json()["error"] == "access_denied"
+    assert _token(tw, resource=AUDIENCE).status_code == 200  # not for this run: no operation gate
+
+
+def test_a_stopping_run_gets_no_new_token_by_exchange(tw):
+    from tests.agents.delegation_world import exchange, second_agent
+
+    b, b_secret = second_agent(tw.world, allow_from=tw.world.agent)
+    run = _runs(tw).json()
+    handed = _token(tw, run=run["id"], may_act=b.client_id).json()["access_token"]
+    tw.api.post(tw.url(f"runs/{run['id']}/stop"), {"grace_seconds": 120}, format="json")
+    refused = exchange(Client(), tw.world, b, b_secret, handed)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_request"
+    assert latest_event(tw.org, "token_exchange.error").data["reason"] == "run_not_running"
+
+
+def test_a_run_can_be_completed_and_its_tokens_end(tw):
+    run = _runs(tw).json()
+    token = _token(tw, run=run["id"]).json()["access_token"]
+    done = tw.api.post(tw.url(f"runs/{run['id']}/complete"), {}, format="json")
+    assert done.status_code == 200 and done.json()["status"] == "completed"
+    assert not _introspect(tw, token) and _run_state(tw, run["id"]).json()["status"] == "completed"
+    assert latest_event(tw.org, "run.completed").data["agent"] == str(tw.agent.pk)
