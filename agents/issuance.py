@@ -95,7 +95,7 @@ def client_observed(agent: AgentRef, *, ip: str | None, agent_version: str | Non
 
 
 def agent_authenticate(org_slug: str, client_id: str, client_secret: str,
-                       resource: str | None = None) -> GrantContext:
+                       resource: str | None = None, *, inactive_ok: bool = False) -> GrantContext:
     """The grant context of the active agent these credentials belong to in this org.
 
     The secret's lookup id finds its row; the client id and the URL's org must match the same row.
@@ -116,7 +116,7 @@ def agent_authenticate(org_slug: str, client_id: str, client_secret: str,
     if not context.holder_acting:  # the person this secret was handed to cannot act here now
         _refuse(context.agent, "invalid_client", "Client authentication failed.",
                 "secret_holder_inactive", 401)
-    if context.agent.status != AgentStatus.ACTIVE:
+    if context.agent.status != AgentStatus.ACTIVE and not inactive_ok:
         _refuse(context.agent, "invalid_client", "Client authentication failed.",
                 f"agent_{context.agent.status}", 401)
     # The OAuth request acts in the authenticated agent's org from here on.

@@ -268,7 +268,8 @@ def run_state_endpoint(request, org, run_id):
     try:
         client_id, client_secret = _client_credentials(request)
         _throttle(request.audit_context.ip or "unknown", client_id)
-        context = agent_authenticate(org, client_id, client_secret)
+        # A suspended or contained agent still learns that its runs have ended (read only).
+        context = agent_authenticate(org, client_id, client_secret, inactive_ok=True)
     except OAuthError as exc:
         return _error(exc)
     run = (Run.objects.for_org(context.agent.org.pk)

@@ -269,6 +269,7 @@ def test_a_collapse_contains_the_agent_its_tokens_die_and_it_resumes_only_once_r
     assert not _introspect(tw, token) and not _introspect(tw, plain)
     assert not _introspect(tw, acting_for["access_token"])  # delegated from a person: dies too
     assert Run.objects.get().status == "terminated"
+    assert _run_state(tw, run["id"]).json() == {"id": run["id"], "status": "terminated"}
     blocked = _runs(tw)
     assert blocked.status_code in (403, 409) and not Run.objects.filter(status="running").exists()
     owner = APIClient()  # one of the agent's owners: only they resume a contained agent
