@@ -124,7 +124,10 @@ def agent_status_set(*, agent: Agent, status: str, actor: Actor) -> Agent:
     assert_not_revoked(agent)
     if status not in (AgentStatus.ACTIVE, AgentStatus.SUSPENDED):
         raise Invalid("Unknown status.", fields={"status": ["Use active or suspended."]})
-    agent = Agent.objects.for_org(agent.org_id).select_for_update().select_related("org").get(pk=agent.pk)
+    # Locked, and read again on the caller's instance (which pages then show): a containment or
+    # another change in between is seen here.
+    agent.status, agent.contained_at = (Agent.objects.for_org(agent.org_id).select_for_update()
+                                        .values_list("status", "contained_at").get(pk=agent.pk))
     if status == agent.status:
         return agent
     if status == AgentStatus.ACTIVE:
