@@ -125,6 +125,12 @@ IAM_AUDIT_KEYS = _parse_keys(env("IAM_AUDIT_KEYS", _hmac_spec), "IAM_AUDIT_KEYS"
 IAM_AUDIT_VERIFY_RECHECK = int(env("IAM_AUDIT_VERIFY_RECHECK", "10000"))
 IAM_AUDIT_VERIFY_RECORD_SECONDS = int(env("IAM_AUDIT_VERIFY_RECORD_SECONDS", "3600"))
 
+# Outbound requests to URLs from IdPs or admins (core.outbound): CIDRs reachable although private or
+# loopback (an IdP on the company network, the test suite's local peers), and DNS servers to ask
+# (`host:port`, the system resolver when empty).
+IAM_OUTBOUND_ALLOW_NETWORKS = env_list("IAM_OUTBOUND_ALLOW_NETWORKS")
+IAM_DNS_NAMESERVERS = env_list("IAM_DNS_NAMESERVERS")
+
 # The origin used to build links in mails and metadata (OAuth issuer, SCIM base URL, reset links);
 # never taken from request headers. `make run` sets it to where it serves (http://$(HOST)).
 IAM_CANONICAL_ORIGIN = env("IAM_CANONICAL_ORIGIN", "http://127.0.0.1:8000").rstrip("/")
