@@ -72,6 +72,12 @@ class AuditEvent(Enum):
     POLICY_CHANGED = (260, "policy.changed", ("fields", "previous"))
     POLICY_DENIED = (261, "policy.denied", ("reason",))
 
+    # 3xx single sign-on
+    SSO_DOMAIN_ADDED = (301, "sso.domain_added", ("domain",))
+    SSO_DOMAIN_VERIFIED = (302, "sso.domain_verified", ("domain",))
+    SSO_DOMAIN_VERIFY_FAILED = (303, "sso.domain_verify_failed", ("domain", "reason"))
+    SSO_DOMAIN_REMOVED = (304, "sso.domain_removed", ("domain", "verified"))
+
     # 4xx SCIM provisioning
     SCIM_TOKEN_CREATED = (401, "scim.token_created", ("name",))
     SCIM_TOKEN_REVOKED = (402, "scim.token_revoked", ("name", "grace_seconds", "reason"))

@@ -3,17 +3,15 @@ tests' own (dnspython answering UDP queries). Loopback is refused unless allow-l
 metadata, private and IPv4-in-IPv6 addresses, redirects to them, names that resolve to them
 (resolved once: a rebinding answer cannot move the connection), oversized and slow answers."""
 
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import dns.message
-import dns.rrset
 import pytest
 from django.test import override_settings
 
 from core.outbound import OutboundRefused, outbound_request
+from tests.dns_server import LocalDns
 
 LOOPBACK = ["127.0.0.0/8"]
 
@@ -58,38 +56,11 @@ def web():
     server.shutdown()
 
 
-class _Dns:
-    """A UDP DNS server answering every A query with the next address of `answers` (the last one
-    repeats), counting the queries it got."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.answers, self.queries = ["127.0.0.1"], 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                wire, peer = self.sock.recvfrom(4096)
-            except OSError:
-                return
-            query = dns.message.from_wire(wire)
-            response = dns.message.make_response(query)
-            question = query.question[0]
-            if question.rdtype == dns.rdatatype.A:
-                self.queries += 1
-                address = self.answers[min(self.queries - 1, len(self.answers) - 1)]
-                response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", address))
-            self.sock.sendto(response.to_wire(), peer)
-
-
 @pytest.fixture(scope="module")
 def resolver():
-    server = _Dns()
+    server = LocalDns()
     yield server
-    server.sock.close()
+    server.close()
 
 
 def _refused(reason, *args, **kwargs):
