@@ -34,7 +34,8 @@ from tests.factories import (
     api_key_for,
     sign_in,
 )
-from trust.models import Attestation, ScoreSample, TrustPolicy, TrustRoot
+from sso.models import Domain
+from trust.models import Approval, Attestation, ScoreSample, TrustGate, TrustPolicy, TrustRoot
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +56,14 @@ def _objects(org):
     now = int(time.time())
     statement = jwt.encode({"alg": "ES256", "kid": "board-1"}, {
         "sub": f"agent:{agent.pk}", "type": "review", "weight": 10, "iat": now, "exp": now + 3600}, key)
+    pending = RunFactory(agent=agent, status="pending_approval", operation="deploy",
+                         pending_until=timezone.now() + timedelta(hours=1))
+    approval = Approval.objects.create(org=org, run=pending, agent=agent, operation="deploy", score=50,
+                                       level="standard", expires_at=pending.pending_until)
     return {
+        "approval": approval.pk,
+        "trust_gate": TrustGate.objects.create(org=org, name="deploys", operation="deploy", min_score=60).pk,
+        "domain": Domain.objects.create(org=org, domain="example.com").pk,
         "trust_root": trust_root.pk,
         "attestation": statement,
         "delegation": delegation.pk,
@@ -101,6 +109,9 @@ def _state(org) -> dict:
             "attestations": sorted(Attestation.objects.values_list("pk", "weight")),
             "trust policy": sorted(TrustPolicy.objects.values_list("org_floor", "weight_identity")),
             "score samples": ScoreSample.objects.count(),
+            "trust gates": sorted(TrustGate.objects.values_list("pk", "name", "min_score", "below")),
+            "approvals": sorted(Approval.objects.values_list("pk", "status")),
+            "domains": sorted(Domain.objects.values_list("pk", "domain", "verified_at")),
         }
 
 # (method, path, permission, body, allowed status, the model a successful call adds to or removes from)
@@ -169,6 +180,22 @@ CASES = [
     ("get", "agents/{agent}/trust", Perm.TRUST_READ, None, 200, None),
     ("get", "trust-policy", Perm.TRUST_READ, None, 200, None),
     ("patch", "trust-policy", Perm.TRUST_WRITE, {"org_floor": 30, "weights": {"identity": 10}}, 200, None),
+    ("get", "trust-gates", Perm.TRUST_READ, None, 200, None),
+    ("get", "trust-gates/{trust_gate}", Perm.TRUST_READ, None, 200, None),
+    ("post", "trust-gates", Perm.TRUST_WRITE,
+     {"name": "exports", "operation": "export", "min_score": 70, "below": "escalate"}, 201, TrustGate),
+    ("patch", "trust-gates/{trust_gate}", Perm.TRUST_WRITE, {"min_score": 65}, 200, None),
+    ("delete", "trust-gates/{trust_gate}", Perm.TRUST_WRITE, None, 204, TrustGate),
+    ("get", "approvals", Perm.TRUST_READ, None, 200, None),
+    ("get", "approvals/{approval}", Perm.TRUST_READ, None, 200, None),
+    ("post", "approvals/{approval}/approve", Perm.TRUST_APPROVE, None, 200, None),
+    ("post", "approvals/{approval}/deny", Perm.TRUST_APPROVE, None, 200, None),
+    ("post", "runs/{run}/stop", Perm.RUN_WRITE, None, 200, None),
+    ("post", "runs/{run}/complete", Perm.RUN_WRITE, None, 200, None),
+    ("get", "domains", Perm.SSO_READ, None, 200, None),
+    ("get", "domains/{domain}", Perm.SSO_READ, None, 200, None),
+    ("post", "domains", Perm.SSO_WRITE, {"domain": "corp.example.org"}, 201, Domain),
+    ("delete", "domains/{domain}", Perm.SSO_WRITE, None, 204, Domain),
 ]
 IDS = [f"{m} {p}" for m, p, *_ in CASES]
 
