@@ -20,6 +20,7 @@ from core.permissions import Perm
 from core.tenancy import org_scope
 from rbac.models import Role, Team
 from scim.models import GroupMapping, ScimToken
+from sso.models import Domain
 from tests.factories import (
     AgentFactory,
     ConnectionFactory,
@@ -34,7 +35,6 @@ from tests.factories import (
     api_key_for,
     sign_in,
 )
-from sso.models import Domain
 from trust.models import Approval, Attestation, ScoreSample, TrustGate, TrustPolicy, TrustRoot
 
 pytestmark = pytest.mark.django_db
