@@ -38,6 +38,7 @@ urlpatterns = [
     path("", include("trust.urls")),
     path("", include("audit.urls")),
     path("", include("scim.urls")),
+    path("", include("sso.urls")),
     path("", include(policy_pages)),
 ]
 
