@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from core.secrets import seal, unseal
 from core.tenancy import OrgScopedModel
 
 CHALLENGE_LABEL = "_agent-iam-challenge"
@@ -121,6 +122,16 @@ class Connection(OrgScopedModel):
 
     def seal_context(self, field: str) -> str:
         return f"sso.connection:{self.org_id}:{self.pk}:{field}"
+
+    def seal(self, field: str, plaintext: str) -> None:
+        """Store `plaintext` sealed in `<field>_sealed` (bound to this row and field)."""
+        setattr(self, f"{field}_sealed", seal(plaintext.encode(), context=self.seal_context(field))
+                if plaintext else "")
+
+    def unsealed(self, field: str) -> str:
+        """The plaintext of `<field>_sealed`, in memory only for the flow that needs it."""
+        value = getattr(self, f"{field}_sealed")
+        return unseal(value, context=self.seal_context(field)).decode() if value else ""
 
 
 class Identity(OrgScopedModel):

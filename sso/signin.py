@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -26,8 +27,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
+from core.models import Organization
 from core.secrets import secret_hash, secret_matches
-from sso.models import Flow
+from core.tenancy import org_scope_enter
+from sso.models import Connection, Flow
 
 BINDING_KEY = "iam_sso_binding"
 FLOW_SECONDS = 600
@@ -73,6 +76,19 @@ REASONS = {
     "domain_not_verified": "Your email domain is not verified for this organization.",
     "email_missing": "Your identity provider sent no email address.",
 }
+
+
+def connection_for(org_slug: str, connection_slug: str, protocol: str) -> Connection:
+    """The enabled connection the URL names, with the org's scope entered; 404 otherwise."""
+    org = Organization.objects.filter(slug=org_slug).first()
+    if org is None:
+        raise Http404
+    org_scope_enter(org)
+    connection = (Connection.objects.for_org(org).select_related("org")
+                  .filter(slug=connection_slug, protocol=protocol, enabled=True).first())
+    if connection is None:
+        raise Http404
+    return connection
 
 
 # --- the flow ------------------------------------------------------------------------------
