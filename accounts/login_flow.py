@@ -141,6 +141,11 @@ def pending_user(request) -> User | None:
     return User.objects.filter(pk=pending["user"], is_active=True).first()
 
 
+def pending_method(request) -> str:
+    """How the first step of the pending login was proved ("password", or "sso" for an IdP)."""
+    return (request.session.get(PENDING_KEY) or {}).get("method", "password")
+
+
 def mfa_methods(user: User) -> list[str]:
     return sorted({type(d).__name__ for d in devices_for_user(user, confirmed=True)})
 
@@ -165,6 +170,13 @@ def complete_login(request, user: User, *, method: str, mfa_method: str | None =
     # login() already stored the session under its new key; the middleware saves the rest.
     audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.SESSION_CREATED,
                  data={"session": session_label(request.session.session_key)})
+    for hook in LOGIN_COMPLETED:
+        hook(request, user)
+
+
+# Called after every completed login with (request, user): apps above accounts that must know
+# which session a login created (single sign-on's back-channel logout) add theirs in ready().
+LOGIN_COMPLETED: list = []
 
 
 def session_label(session_key: str | None) -> str:

@@ -305,6 +305,20 @@ def sessions_revoke(*, user: User, reason: str, except_key: str | None = None,
     return count
 
 
+@transaction.atomic
+def sessions_revoke_matching(*, user: User, matches, reason: str, actor: Actor | None = None) -> int:
+    """End the user's sessions whose key `matches(key)` accepts (an IdP's back-channel logout
+    names its sessions by a hash of the key, never the key)."""
+    keys = [key for key in user.sessions.values_list("session_key", flat=True) if matches(key)]
+    if not keys:
+        return 0
+    count, _ = user.sessions.filter(session_key__in=keys).delete()
+    if count:
+        person_record(user=user, actor=actor, event=AuditEvent.SESSION_REVOKED,
+                      data={"reason": reason, "count": count})
+    return count
+
+
 @records_denials
 @transaction.atomic
 def member_sessions_end(*, membership: Membership, actor: Actor) -> int:

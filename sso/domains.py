@@ -137,3 +137,20 @@ def domain_remove(*, domain: Domain, actor: Actor) -> None:
         data={"domain": domain.domain, "verified": domain.verified},
     )
     domain.delete()
+
+
+def domain_verified_for(org, email: str) -> bool:
+    """Whether the address's domain is one this org has verified."""
+    domain = email.rpartition("@")[2]
+    rows = Domain.objects.for_org(org).filter(domain=domain, verified_at__isnull=False)
+    return bool(domain) and rows.exists()
+
+
+def verified_org_for(email: str):
+    """The org that verified the address's domain (home-realm discovery), or None."""
+    domain = email.rpartition("@")[2]
+    if not domain:
+        return None
+    row = (Domain.objects.unscoped()  # which org owns a domain is a question across orgs
+           .select_related("org").filter(domain=domain, verified_at__isnull=False).first())
+    return row.org if row is not None else None

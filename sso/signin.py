@@ -14,68 +14,30 @@ UPDATE (`consumed_at IS NULL AND expires_at > now`): of two callbacks carrying i
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
+from accounts import login_flow, mfa
+from accounts.policy import policy_for_org
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
 from core.models import Organization
 from core.secrets import secret_hash, secret_matches
 from core.tenancy import org_scope_enter
-from sso.models import Connection, Flow
+from sso import people
+from sso.models import Connection, Flow, Identity, IdpSession
+from sso.outcomes import REASONS, Assertion, SsoRefused  # noqa: F401  (the protocols' interface)
 
 BINDING_KEY = "iam_sso_binding"
 FLOW_SECONDS = 600
-
-
-@dataclass(frozen=True)
-class Assertion:
-    """What the IdP proved about the person, after the protocol layer verified it."""
-
-    issuer: str  # the OIDC `iss`, or the SAML IdP's entity id
-    subject: str  # the OIDC `sub`, or the SAML NameID
-    email: str = ""
-    email_verified: bool = False  # SAML: the IdP's assertion counts as verified
-    display_name: str = ""
-    groups: tuple = ()
-    mfa_values: tuple = ()  # OIDC `amr` values and `acr`; SAML AuthnContextClassRef
-    idp_session: str = ""  # OIDC `sid`, SAML SessionIndex
-    claims: dict = field(default_factory=dict)  # shown by "test connection"; never secrets
-
-
-class SsoRefused(Exception):
-    """The IdP's answer, or the flow it claims to finish, is refused. `reason` is a stable code."""
-
-    def __init__(self, reason: str, status: int = 400, detail: str = ""):
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.detail = detail or REASONS.get(reason, "Single sign-on could not be completed.")
-
-
-REASONS = {
-    "state_missing": "The sign-in request is missing its state. Start again from the sign-in page.",
-    "state_invalid": "This sign-in link is not valid in this browser. Start again from the sign-in page.",
-    "state_used": "This sign-in was already completed. Start again from the sign-in page.",
-    "state_expired": "This sign-in took too long. Start again from the sign-in page.",
-    "connection_disabled": "This sign-in method is switched off.",
-    "account_inactive": "This account is deactivated.",
-    "membership_inactive": "Your access to this organization is switched off.",
-    "not_a_member": "You are not a member of this organization. Ask an administrator to add you.",
-    "email_not_verified": "Your identity provider did not confirm this email address.",
-    "account_not_linked": "An account with this email exists but is not linked to this identity "
-                          "provider. Sign in with it and ask an administrator.",
-    "domain_not_verified": "Your email domain is not verified for this organization.",
-    "email_missing": "Your identity provider sent no email address.",
-}
 
 
 def connection_for(org_slug: str, connection_slug: str, protocol: str) -> Connection:
@@ -84,8 +46,12 @@ def connection_for(org_slug: str, connection_slug: str, protocol: str) -> Connec
     if org is None:
         raise Http404
     org_scope_enter(org)
-    connection = (Connection.objects.for_org(org).select_related("org")
-                  .filter(slug=connection_slug, protocol=protocol, enabled=True).first())
+    connection = (
+        Connection.objects.for_org(org)
+        .select_related("org")
+        .filter(slug=connection_slug, protocol=protocol, enabled=True)
+        .first()
+    )
     if connection is None:
         raise Http404
     return connection
@@ -106,21 +72,40 @@ def _state_message(flow_id, connection_id, binding: str) -> str:
     return f"sso-state:{flow_id}:{connection_id}:{binding}"
 
 
-def flow_start(request, connection, *, next_url: str = "", test: bool = False, nonce: str = "",
-               verifier_sealed: str = "", request_id: str = "") -> tuple[Flow, str]:
+def flow_start(
+    request,
+    connection,
+    *,
+    next_url: str = "",
+    test: bool = False,
+    nonce: str = "",
+    verifier_sealed: str = "",
+    request_id: str = "",
+) -> tuple[Flow, str]:
     """A new flow bound to this browser session and connection. Returns it and its `state`."""
     binding = _binding(request)
-    flow = Flow(org=connection.org, connection=connection, nonce=nonce, verifier_sealed=verifier_sealed,
-                request_id=request_id, next_url=safe_local(request, next_url), test=test,
-                started_by=request.user if test and request.user.is_authenticated else None,
-                expires_at=timezone.now() + timedelta(seconds=flow_seconds()))
+    flow = Flow(
+        org=connection.org,
+        connection=connection,
+        nonce=nonce,
+        verifier_sealed=verifier_sealed,
+        request_id=request_id,
+        next_url=safe_local(request, next_url),
+        test=test,
+        started_by=request.user if test and request.user.is_authenticated else None,
+        expires_at=timezone.now() + timedelta(seconds=flow_seconds()),
+    )
     mac, kid = secret_hash(_state_message(flow.id, connection.pk, binding))
     flow.state_hash = mac
     flow.session_hash = hashlib.sha256(binding.encode()).hexdigest()
     flow.save()
-    audit_record(org=connection.org, actor=Actor.anonymous(), event=AuditEvent.SSO_LOGIN_STARTED,
-                 target=Target.of(connection), data={"connection": connection.slug,
-                                                     "protocol": connection.protocol})
+    audit_record(
+        org=connection.org,
+        actor=Actor.anonymous(),
+        event=AuditEvent.SSO_LOGIN_STARTED,
+        target=Target.of(connection),
+        data={"connection": connection.slug, "protocol": connection.protocol},
+    )
     return flow, f"{flow.id.hex}.{kid}.{mac}"
 
 
@@ -158,9 +143,11 @@ def flow_take(request, connection, state: str) -> Flow:
     """Check and spend the flow in one conditional UPDATE. Raises SsoRefused."""
     flow = flow_peek(request, connection, state)
     now = timezone.now()
-    spent = (Flow.objects.for_org(connection.org)
-             .filter(pk=flow.pk, consumed_at__isnull=True, expires_at__gt=now)
-             .update(consumed_at=now))
+    spent = (
+        Flow.objects.for_org(connection.org)
+        .filter(pk=flow.pk, consumed_at__isnull=True, expires_at__gt=now)
+        .update(consumed_at=now)
+    )
     if not spent:
         raise SsoRefused("state_used")
     flow.consumed_at = now
@@ -177,8 +164,9 @@ def _uuid(hex_value: str):
 
 def safe_local(request, target: str) -> str:
     """A local path to return to after sign-in, or "" (never another host: `//evil.com` too)."""
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                                  require_https=request.is_secure()):
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         if target.startswith("/") and not target.startswith("//") and "\\" not in target:
             return target
     return ""
@@ -190,22 +178,162 @@ def safe_local(request, target: str) -> str:
 def refuse(request, connection, exc: SsoRefused):
     """Audit the refusal in the connection's org and answer with a page that names no secret."""
     org = connection.org if connection is not None else None
-    audit_record(org=org, actor=Actor.anonymous(), event=AuditEvent.SSO_LOGIN_REFUSED,
-                 outcome=Outcome.DENIED,
-                 target=Target.of(connection) if connection is not None else None,
-                 data={"connection": connection.slug if connection is not None else "",
-                       "protocol": connection.protocol if connection is not None else "",
-                       "reason": exc.reason})
-    return render(request, "sso/refused.html", {"detail": exc.detail, "reason": exc.reason},
-                  status=exc.status)
+    audit_record(
+        org=org,
+        actor=Actor.anonymous(),
+        event=AuditEvent.SSO_LOGIN_REFUSED,
+        outcome=Outcome.DENIED,
+        target=Target.of(connection) if connection is not None else None,
+        data={
+            "connection": connection.slug if connection is not None else "",
+            "protocol": connection.protocol if connection is not None else "",
+            "reason": exc.reason,
+        },
+    )
+    return render(
+        request, "sso/refused.html", {"detail": exc.detail, "reason": exc.reason}, status=exc.status
+    )
 
 
 # --- the person ----------------------------------------------------------------------------
 
 
-@transaction.atomic
-def sign_in(request, connection, flow: Flow, assertion: Assertion):
+PENDING_SSO_KEY = "iam_sso_login"  # which identity and IdP session the login in progress is for
+
+
+def sign_in(request, connection, flow: Flow | None, assertion: Assertion):
     """Finish a verified sign-in: link or provision the person, apply the MFA mandate, start the
     session and send them on (a test flow shows the claims instead). Returns the response. Raises
-    SsoRefused (the caller answers with `refuse`)."""
-    raise NotImplementedError
+    SsoRefused (the caller answers with `refuse`). `flow` is None for an IdP-initiated login."""
+    if flow is not None and flow.test:
+        return _test_result(request, connection, flow, assertion)
+    with transaction.atomic():
+        user, identity, linked = people.person_for(connection, assertion)
+    org = connection.org
+    proven = sorted(set(assertion.mfa_values) & set(connection.accepted_mfa or []))
+    request.session[PENDING_SSO_KEY] = {
+        "identity": str(identity.pk),
+        "idp_session": assertion.idp_session,
+        "connection": str(connection.pk),
+    }
+    audit_record(
+        org=org,
+        actor=Actor.for_user(user),
+        event=AuditEvent.SSO_LOGIN_ACCEPTED,
+        target=Target.of(connection),
+        data={
+            "connection": connection.slug,
+            "protocol": connection.protocol,
+            "subject": assertion.subject[:200],
+            "linked": linked,
+            "mfa": bool(proven),
+        },
+    )
+    next_url = flow.next_url if flow is not None else ""
+    if not proven and policy_for_org(org).mfa_required:
+        if mfa.has_second_factor(user):
+            # Our own second factor, right after the callback: the session stays anonymous until then.
+            audit_record(
+                org=org,
+                actor=Actor.for_user(user),
+                event=AuditEvent.SSO_MFA_STEP_UP,
+                target=Target.of(connection),
+                data={"connection": connection.slug, "reason": "not_proven_by_idp"},
+            )
+            login_flow.pending_start(request, user, method="sso")
+            return redirect(_with_next(reverse("accounts:mfa-verify"), next_url))
+        # No factor yet: signed in, and the org's mandate sends every request to enrolment first.
+        audit_record(
+            org=org,
+            actor=Actor.for_user(user),
+            event=AuditEvent.SSO_MFA_STEP_UP,
+            target=Target.of(connection),
+            data={"connection": connection.slug, "reason": "enrolment"},
+        )
+    login_flow.complete_login(request, user, method="sso", mfa_method="idp" if proven else None)
+    return redirect(next_url or reverse("accounts:home"))
+
+
+def _with_next(url: str, next_url: str) -> str:
+    return url + (f"?{urlencode({'next': next_url})}" if next_url else "")
+
+
+def record_idp_session(request, user) -> None:
+    """After any completed login (also after a second factor asked for an SSO login): remember
+    which IdP session created this session, for back-channel logout."""
+    pending = request.session.pop(PENDING_SSO_KEY, None)
+    if not pending:
+        return
+    identity = (
+        Identity.objects.unscoped()  # the login is not inside any org's scope yet
+        .filter(pk=pending["identity"], user=user)
+        .first()
+    )
+    if identity is None:
+        return
+    now = timezone.now()
+    Identity.objects.unscoped().filter(pk=identity.pk).update(last_login_at=now)
+    IdpSession.objects.create(
+        org_id=identity.org_id,
+        identity=identity,
+        idp_session=pending["idp_session"][:255],
+        session_key_hash=_key_hash(request.session.session_key),
+    )
+
+
+def _key_hash(session_key: str | None) -> str:
+    return hashlib.sha256((session_key or "").encode()).hexdigest()
+
+
+def idp_sessions_end(connection, *, subject: str = "", idp_session: str = "") -> int:
+    """Back-channel logout: end our sessions that this IdP session (or, without one, every session
+    of this subject at the IdP) created. Returns how many ended."""
+    rows = IdpSession.objects.for_org(connection.org).filter(identity__connection=connection)
+    if idp_session:
+        rows = rows.filter(idp_session=idp_session)
+        if subject:
+            rows = rows.filter(identity__subject=subject)
+    elif subject:
+        rows = rows.filter(identity__subject=subject)
+    else:
+        return 0
+    ended = 0
+    for user_id, hashes in _by_user(rows):
+        ended += people.sessions_end(connection=connection, user_id=user_id, key_hashes=hashes)
+    rows.delete()
+    audit_record(
+        org=connection.org,
+        actor=Actor.system(f"idp:{connection.slug}"),
+        event=AuditEvent.SSO_LOGOUT,
+        target=Target.of(connection),
+        data={"connection": connection.slug, "sessions": ended, "reason": "backchannel"},
+    )
+    return ended
+
+
+def _by_user(rows):
+    grouped: dict = {}
+    for user_id, key_hash in rows.values_list("identity__user_id", "session_key_hash"):
+        grouped.setdefault(user_id, set()).add(key_hash)
+    return grouped.items()
+
+
+def _test_result(request, connection, flow: Flow, assertion: Assertion):
+    """ "Test connection": the round trip ran; show what the IdP sent, sign nobody in."""
+    if not request.user.is_authenticated or request.user.pk != flow.started_by_id:
+        raise SsoRefused("state_invalid")
+    audit_record(
+        org=connection.org,
+        actor=Actor.for_user(request.user),
+        event=AuditEvent.SSO_CONNECTION_TESTED,
+        target=Target.of(connection),
+        data={"connection": connection.slug, "reason": "ok", "claims": sorted(assertion.claims)[:50]},
+    )
+    context = {
+        "connection": connection,
+        "org": connection.org,
+        "assertion": assertion,
+        "claims": sorted(assertion.claims.items()),
+        "mfa_proven": sorted(set(assertion.mfa_values) & set(connection.accepted_mfa or [])),
+    }
+    return render(request, "sso/test_result.html", context)

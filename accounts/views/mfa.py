@@ -49,7 +49,8 @@ def mfa_verify_view(request):
             status = 503
         else:
             if method:
-                login_flow.complete_login(request, user, method="password", mfa_method=method)
+                first = login_flow.pending_method(request)
+                login_flow.complete_login(request, user, method=first, mfa_method=method)
                 return landing(request)
             form.add_error("code", "That code is not valid. Try the current one.")
             status = 401

@@ -131,7 +131,7 @@ def passkey_login_verify(request):
     except passkeys.PasskeyRejected:
         # One message whatever the reason (the audit log has it): no oracle for an attacker.
         return _error("passkey_rejected", REJECTED, 401)
-    login_flow.complete_login(request, user, method="password", mfa_method="webauthn")
+    login_flow.complete_login(request, user, method=login_flow.pending_method(request), mfa_method="webauthn")
     return JsonResponse({"redirect": landing(request)["Location"]})
 
 

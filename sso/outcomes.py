@@ -1,0 +1,45 @@
+"""What a protocol hands to sign-in (`Assertion`) and how it refuses (`SsoRefused`)."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Assertion:
+    """What the IdP proved about the person, after the protocol layer verified it."""
+
+    issuer: str  # the OIDC `iss`, or the SAML IdP's entity id
+    subject: str  # the OIDC `sub`, or the SAML NameID
+    email: str = ""
+    email_verified: bool = False  # SAML: the IdP's assertion counts as verified
+    display_name: str = ""
+    groups: tuple = ()
+    mfa_values: tuple = ()  # OIDC `amr` values and `acr`; SAML AuthnContextClassRef
+    idp_session: str = ""  # OIDC `sid`, SAML SessionIndex
+    claims: dict = field(default_factory=dict)  # shown by "test connection"; never secrets
+
+
+class SsoRefused(Exception):
+    """The IdP's answer, or the flow it claims to finish, is refused. `reason` is a stable code."""
+
+    def __init__(self, reason: str, status: int = 400, detail: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.detail = detail or REASONS.get(reason, "Single sign-on could not be completed.")
+
+
+REASONS = {
+    "state_missing": "The sign-in request is missing its state. Start again from the sign-in page.",
+    "state_invalid": "This sign-in link is not valid in this browser. Start again from the sign-in page.",
+    "state_used": "This sign-in was already completed. Start again from the sign-in page.",
+    "state_expired": "This sign-in took too long. Start again from the sign-in page.",
+    "connection_disabled": "This sign-in method is switched off.",
+    "account_inactive": "This account is deactivated.",
+    "membership_inactive": "Your access to this organization is switched off.",
+    "not_a_member": "You are not a member of this organization. Ask an administrator to add you.",
+    "email_not_verified": "Your identity provider did not confirm this email address.",
+    "account_not_linked": "An account with this email exists but is not linked to this identity "
+    "provider. Sign in with it and ask an administrator.",
+    "domain_not_verified": "Your email domain is not verified for this organization.",
+    "email_missing": "Your identity provider sent no email address.",
+}
