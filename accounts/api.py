@@ -215,6 +215,7 @@ POLICY_SECTION = PolicySection(
                        "password_require_digit", "password_require_symbol", "password_history",
                        "password_max_age_days")),
         ("Two-step verification", ("mfa_required",)),
+        ("Single sign-on", ("sso_required", "sso_break_glass")),
         ("Lockout", ("lockout_threshold", "lockout_minutes")),
     ),
 )

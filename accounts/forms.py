@@ -20,8 +20,9 @@ class LoginForm(PageForm):
     """
 
     email = forms.CharField(widget=forms.EmailInput(attrs={"autocomplete": "username"}))
+    # Not required: an email alone asks for the person's identity provider (home-realm discovery).
     password = forms.CharField(
-        strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+        strip=False, required=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
     )
 
 
@@ -99,6 +100,8 @@ class SecurityPolicyForm(forms.ModelForm):
             "password_history": "Remember previous passwords (no reuse)",
             "password_max_age_days": "Maximum password age in days (0: never)",
             "mfa_required": "Require two-step verification for every member",
+            "sso_required": "Members sign in only through single sign-on",
+            "sso_break_glass": "Break-glass when the identity provider is down",
             "lockout_threshold": "Failed sign-ins before lockout",
             "lockout_minutes": "Lockout duration (minutes)",
         }

@@ -21,7 +21,14 @@ from accounts import lockout, mfa
 from accounts.models import User, normalize_email
 from accounts.passwords import PASSWORD_MAX_LENGTH
 from accounts.person_audit import person_record
-from accounts.policy import AUTH_TIME_KEY, LAST_SEEN_KEY, MFA_TIME_KEY, password_expired, user_policy
+from accounts.policy import (
+    AUTH_TIME_KEY,
+    LAST_SEEN_KEY,
+    MFA_TIME_KEY,
+    SSO_ORGS_KEY,
+    password_expired,
+    user_policy,
+)
 from accounts.services import login_record_failure, login_record_success
 from accounts.sessions import KEY_CREATED, KEY_IP, KEY_USER_AGENT
 from audit.actors import Actor
@@ -85,6 +92,11 @@ def password_login(request, *, email: str, password: str) -> LoginOutcome:
         locked = lockout.register_failure(email, policy.lockout_threshold, policy.lockout_minutes)
         _record_failure(user, reason, locked)
         return _refused(reason)
+    if policy.sso_only:
+        # The right password, but every org this person acts in signs them in through its IdP.
+        person_record(user=user, actor=Actor.for_user(user), event=AuditEvent.SSO_PASSWORD_REFUSED,
+                      outcome=Outcome.DENIED, data={"reason": "sso_required"})
+        return _refused("sso_required", 403)
     if mfa.has_second_factor(user):
         pending_start(request, user, method="password")
         return LoginOutcome("mfa", user=user)
@@ -126,9 +138,11 @@ def _record_throttle(scope: str, retry_after: int) -> None:
 # --- the pending (password verified, second factor due) state -------------------------------
 
 
-def pending_start(request, user: User, *, method: str) -> None:
+def pending_start(request, user: User, *, method: str, sso_org=None) -> None:
+    """`sso_org`: the org whose IdP proved the first step (an SSO login asked for our factor)."""
     request.session.cycle_key()
-    request.session[PENDING_KEY] = {"user": str(user.pk), "at": time.time(), "method": method}
+    request.session[PENDING_KEY] = {"user": str(user.pk), "at": time.time(), "method": method,
+                                    "sso_org": str(sso_org) if sso_org else None}
     audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.MFA_CHALLENGE,
                  data={"methods": mfa_methods(user)})
 
@@ -153,9 +167,19 @@ def mfa_methods(user: User) -> list[str]:
 # --- completion -----------------------------------------------------------------------------
 
 
-def complete_login(request, user: User, *, method: str, mfa_method: str | None = None) -> None:
-    """Log the user in: new session key, session metadata, counters cleared, audited."""
-    request.session.pop(PENDING_KEY, None)
+def complete_login(request, user: User, *, method: str, mfa_method: str | None = None, sso_org=None) -> None:
+    """Log the user in: new session key, session metadata, counters cleared, audited.
+
+    `sso_org`: the org whose IdP signed the person in. The session keeps the orgs whose IdP signed
+    this person in (a second org's SSO adds to it; any other login starts it afresh), for orgs that
+    require SSO (`accounts.policy.org_session_denial`)."""
+    pending = request.session.pop(PENDING_KEY, None) or {}
+    if pending.get("user") == str(user.pk) and pending.get("sso_org"):
+        sso_org = pending["sso_org"]
+    same_person = request.user.is_authenticated and request.user.pk == user.pk
+    sso_orgs = list(request.session.get(SSO_ORGS_KEY) or []) if same_person and sso_org else []
+    if sso_org and str(sso_org) not in sso_orgs:
+        sso_orgs.append(str(sso_org))
     login(request, user, backend="accounts.backends.EmailBackend")
     now = timezone.now()
     context = request.audit_context
@@ -165,16 +189,33 @@ def complete_login(request, user: User, *, method: str, mfa_method: str | None =
     request.session[AUTH_TIME_KEY] = now.timestamp()
     request.session[LAST_SEEN_KEY] = now.timestamp()
     request.session[MFA_TIME_KEY] = now.timestamp() if mfa_method else None
+    request.session[SSO_ORGS_KEY] = sso_orgs
     lockout.clear(user.email)
     login_record_success(user=user, method=method if not mfa_method else f"{method}+{mfa_method}")
     # login() already stored the session under its new key; the middleware saves the rest.
     audit_record(org=None, actor=Actor.for_user(user), event=AuditEvent.SESSION_CREATED,
                  data={"session": session_label(request.session.session_key)})
     for hook in LOGIN_COMPLETED:
-        hook(request, user)
+        hook(request, user, method)
 
 
-# Called after every completed login with (request, user): apps above accounts that must know
+# Home-realm discovery: the SSO app adds (email -> its org's sign-in URL or None) and (org slug ->
+# that org's sign-in URL or None) in ready(); accounts knows nothing of connections or domains.
+HOME_REALM: list = []
+ORG_SIGN_IN: list = []
+
+
+def home_realm(email: str) -> str | None:
+    if not email or len(email) > 254 or "\x00" in email:
+        return None
+    return next((url for find in HOME_REALM if (url := find(email))), None)
+
+
+def org_sign_in(org_slug: str) -> str | None:
+    return next((url for find in ORG_SIGN_IN if (url := find(org_slug))), None)
+
+
+# Called after every completed login with (request, user, method): apps above accounts that must know
 # which session a login created (single sign-on's back-channel logout) add theirs in ready().
 LOGIN_COMPLETED: list = []
 

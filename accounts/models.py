@@ -176,6 +176,12 @@ class SecurityPolicy(models.Model):
     password_max_age_days = models.PositiveIntegerField(  # 0: never expires
         default=0, validators=[MaxValueValidator(3650)])
     mfa_required = models.BooleanField(default=False)
+    # Members sign in only through the org's SSO; "owners": owners may still use a password (and
+    # their second factor) when the IdP is down.
+    sso_required = models.BooleanField(default=False)
+    sso_break_glass = models.CharField(
+        max_length=10, default="owners",
+        choices=[("owners", "Owners may still sign in with a password"), ("none", "Nobody")])
     # Bounded so that no org can turn lockout into a weapon: every org a person belongs to may lock
     # their account, so one wrong guess locking it everywhere for a day is never allowed.
     lockout_threshold = models.PositiveSmallIntegerField(

@@ -6,17 +6,19 @@ org, on every request to that org's resources (`org_session_denial`).
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from django.utils import timezone
 
 from accounts.models import ACTING_STATUSES, Membership, SecurityPolicy
+from core.roles import BuiltinRole
 
 # Session keys written by accounts.login_flow (kept here, the lower layer, so both can read them).
 AUTH_TIME_KEY = "iam_auth_time"  # last password or second-factor proof (re-auth gate, org timeouts)
 MFA_TIME_KEY = "iam_mfa_at"  # when this session last proved a second factor
 LAST_SEEN_KEY = "iam_last_seen"
+SSO_ORGS_KEY = "iam_sso_orgs"  # the orgs whose IdP signed this session in
 
 
 def policy_for_org(org) -> SecurityPolicy:
@@ -44,6 +46,8 @@ class UserPolicy:
     lockout_threshold: int = 5
     lockout_minutes: int = 15
     org_names: tuple = ()
+    # Every org the person acts in requires SSO of them: a password signs them in nowhere.
+    sso_only: bool = False
 
     @classmethod
     def from_policies(cls, policies) -> "UserPolicy":
@@ -69,10 +73,17 @@ def user_policy(user) -> UserPolicy:
     """The strictest of the policies of every org the user may act in (defaults for the rest)."""
     if user is None or not user.pk:
         return UserPolicy()
-    memberships = (Membership.objects.unscoped()  # the person's memberships in every org
-                   .filter(user=user, status__in=ACTING_STATUSES)
-                   .select_related("org", "org__security_policy"))
-    return UserPolicy.from_policies(policy_for_org(m.org) for m in memberships)
+    memberships = list(Membership.objects.unscoped()  # the person's memberships in every org
+                       .filter(user=user, status__in=ACTING_STATUSES)
+                       .select_related("org", "org__security_policy"))
+    policy = UserPolicy.from_policies(policy_for_org(m.org) for m in memberships)
+    sso_only = bool(memberships) and all(sso_demanded(policy_for_org(m.org), m.role) for m in memberships)
+    return replace(policy, sso_only=sso_only) if sso_only else policy
+
+
+def sso_demanded(policy: SecurityPolicy, role: str) -> bool:
+    """Whether this org lets a member with `role` act only in a session its own IdP signed in."""
+    return policy.sso_required and not (policy.sso_break_glass == "owners" and role == BuiltinRole.OWNER)
 
 
 def password_expired(user, policy: UserPolicy | None = None) -> bool:
@@ -97,11 +108,12 @@ SESSION_DENIALS = {
     "mfa_required": "accounts:reauth",
     "mfa_enrollment_required": "accounts:mfa-setup",
     "password_change_required": "accounts:password-change",
+    "sso_required": "accounts:sso-required",
 }
 
 
 def org_session_denial(*, org, user, session, idle_seconds: float | None, has_factor,
-                       not_before=None) -> str | None:
+                       not_before=None, role: str = "") -> str | None:
     """Why this session may not act in `org` under the org's policy, or None.
 
     Checked on every request to the org's resources (by the guard), so a policy change or the
@@ -117,6 +129,8 @@ def org_session_denial(*, org, user, session, idle_seconds: float | None, has_fa
         return "session_expired"
     if idle_seconds is not None and idle_seconds > policy.session_idle_minutes * 60:
         return "session_idle"
+    if sso_demanded(policy, role) and str(org.pk) not in (session.get(SSO_ORGS_KEY) or ()):
+        return "sso_required"
     if policy.mfa_required and not session.get(MFA_TIME_KEY):
         return "mfa_required" if has_factor() else "mfa_enrollment_required"
     if policy.password_max_age_days and password_expired(

@@ -26,11 +26,12 @@ from django.utils import timezone
 from accounts import services
 from accounts.departures import account_recovered
 from accounts.models import PasswordResetToken, User, normalize_email
+from accounts.policy import policy_for_org, sso_demanded, user_policy
 from accounts.tasks import account_mail_send
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record, records_denials
-from core.errors import DenialAudit, Invalid, ServiceError
+from core.errors import Conflict, DenialAudit, Invalid, ServiceError
 from core.secrets import link_secret, link_secret_hash
 
 ACCOUNT_WINDOW_SECONDS = 3600
@@ -114,18 +115,34 @@ def reset_request(*, email: str, ip: str | None) -> ResetRequestOutcome:
 def _request_record(user: User | None, raw: str, digest: str, within_limit: bool) -> None:
     """The link (when one is due), its audit entry and its mail, in one transaction: the mail is
     queued only once the link it carries is committed."""
-    delivered = user is not None and within_limit
+    sso_only = user is not None and user_policy(user).sso_only
+    delivered = user is not None and within_limit and not sso_only
     if delivered:
         _token_store(user, digest)
     # Over the account limit is a denial (with the account as target); an unknown address is not.
     # The actor is anonymous: anyone can name an address, so the account holder did not act.
     outcome = Outcome.DENIED if user is not None and not within_limit else Outcome.SUCCESS
     reason = "sent" if delivered else ("account_limit" if user is not None else "unknown_account")
+    if sso_only and within_limit:
+        reason = "sso_required"  # no link: the person is told to sign in through their IdP
     audit_record(org=None, actor=Actor.anonymous(),
                  event=AuditEvent.PASSWORD_RESET_REQUESTED, outcome=outcome,
                  target=Target.of(user) if user else None, data={"delivered": delivered, "reason": reason})
     if delivered:
         _mail_link(user, raw)
+    elif sso_only and within_limit:
+        _mail_sso_required(user)
+
+
+def _mail_sso_required(user: User) -> None:
+    body = (
+        "Someone asked to reset the password of your Agent IAM account. Your organization signs "
+        "you in through its identity provider (single sign-on), so there is no password to reset: "
+        "enter your email alone on the sign-in page and continue with single sign-on.\n\n"
+        "If you did not ask for this, ignore this mail.\n"
+    )
+    subject = "Sign in to Agent IAM with single sign-on"
+    transaction.on_commit(lambda: account_mail_send.delay(user.email, subject, body))
 
 
 @transaction.atomic
@@ -161,10 +178,15 @@ def _mail_link(user: User, raw: str) -> None:
 # --- using a link -----------------------------------------------------------------------------
 
 
+SSO_NO_PASSWORD = ("Your organization signs you in through single sign-on: there is no password to "
+                   "reset. Enter your email alone on the sign-in page.")
+
+
 def _rejected(reason: str, user: User | None) -> ResetRejected:
     actor = Actor.for_user(user) if user else Actor.anonymous()
     return ResetRejected(
-        "This link has expired or has already been used.", code=reason,
+        SSO_NO_PASSWORD if reason == "sso_required" else "This link has expired or has already been used.",
+        code=reason,
         audit=DenialAudit(org=None, actor=actor, event=AuditEvent.PASSWORD_RESET_REJECTED,
                           target=Target.of(user) if user else None, data={"reason": reason}),
     )
@@ -186,7 +208,10 @@ def _find(digest: str) -> PasswordResetToken:
 def reset_token_check(*, digest: str) -> User:
     """The user a link is good for, or ResetRejected (audited) when it is not. Links are named by
     their `token_hash` here, so the page may keep one in its session without keeping the secret."""
-    return _find(digest).user
+    token = _find(digest)
+    if user_policy(token.user).sso_only:  # a link mailed before the org required SSO
+        raise _rejected("sso_required", token.user)
+    return token.user
 
 
 @records_denials
@@ -198,6 +223,8 @@ def reset_complete(*, digest: str, new_password: str) -> int:
     included, so the user can try another password with the same link.
     """
     token = _find(digest)
+    if user_policy(token.user).sso_only:  # a link mailed before the org required SSO
+        raise _rejected("sso_required", token.user)
     now = timezone.now()
     # One conditional UPDATE is the whole race: under concurrent redemption the database lets
     # exactly one transaction change the row; the rest see used_at set and update nothing.
@@ -235,6 +262,12 @@ def reset_link_send(*, membership, actor) -> None:
     user = membership.user
     if not user.is_active:
         raise Invalid("This account is deactivated.", code="inactive")
+    if sso_demanded(policy_for_org(membership.org), membership.role):
+        raise Conflict("This organization signs its members in through single sign-on: there is no "
+                       "password to reset.", code="sso_required",
+                       audit=DenialAudit(org=membership.org, actor=actor,
+                                         event=AuditEvent.PASSWORD_RESET_REJECTED,
+                                         target=Target.of(membership), data={"reason": "sso_required"}))
     raw, digest = link_secret()
     _token_store(user, digest)
     audit_record(org=membership.org, actor=actor, event=AuditEvent.PASSWORD_RESET_REQUESTED,

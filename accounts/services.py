@@ -377,8 +377,13 @@ def password_set(*, user: User, new_password: str, reason: str,
 POLICY_FIELDS = (
     "session_absolute_minutes", "session_idle_minutes", "password_min_length", "password_require_lower",
     "password_require_upper", "password_require_digit", "password_require_symbol", "password_history",
-    "password_max_age_days", "mfa_required", "lockout_threshold", "lockout_minutes",
+    "password_max_age_days", "mfa_required", "lockout_threshold", "lockout_minutes", "sso_required",
+    "sso_break_glass",
 )
+
+# Whether an org can sign its members in through SSO (an enabled connection): the SSO app adds its
+# check in ready(). With none, "SSO required" cannot be switched on (nobody could sign in).
+SSO_READY: list = []
 
 
 @records_denials
@@ -386,6 +391,11 @@ POLICY_FIELDS = (
 def security_policy_set(*, org, actor: Actor, **changes) -> SecurityPolicy:
     """Change the org's security policy; takes effect on each member's next request or login."""
     policy = SecurityPolicy.objects.for_org(org).select_for_update().first() or SecurityPolicy(org=org)
+    if changes.get("sso_required") and not policy.sso_required and not any(ready(org) for ready in SSO_READY):
+        message = "Set up and enable a single sign-on connection first: nobody could sign in."
+        raise Conflict(message, code="sso_not_ready", fields={"sso_required": [message]},
+                       audit=DenialAudit(org=org, actor=actor, event=AuditEvent.POLICY_DENIED,
+                                         target=Target.of(org), data={"reason": "sso_not_ready"}))
     changed = settings_apply(policy, changes, POLICY_FIELDS)
     audit_record(org=org, actor=actor, event=AuditEvent.POLICY_CHANGED, target=Target.of(org),
                  data={"fields": sorted(changed), "previous": changed})

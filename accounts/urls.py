@@ -11,6 +11,7 @@ urlpatterns = [
     path("login/", login.login_view, name="login"),
     path("logout/", login.logout_view, name="logout"),
     path("reauth/", login.reauth_view, name="reauth"),
+    path("login/sso-required/", login.sso_required_view, name="sso-required"),
     path("account/password/", login.password_change_view, name="password-change"),
     *mfa.urlpatterns,
     *reset.urlpatterns, *sessions.urlpatterns, *invitations.urlpatterns,

@@ -94,7 +94,7 @@ def access_for_request(request, org_slug: str) -> Access | None:
             org=access.org, user=access.user, session=request.session,
             idle_seconds=getattr(request, "iam_idle_seconds", None),
             has_factor=lambda: has_second_factor(access.user),
-            not_before=access.membership.sessions_not_before,
+            not_before=access.membership.sessions_not_before, role=access.membership.role,
         )
         if denial:
             raise SessionPolicyDenied(denial)

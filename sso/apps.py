@@ -7,6 +7,10 @@ class SsoConfig(AppConfig):
 
     def ready(self):
         from accounts import login_flow
-        from sso import signin
+        from accounts import services as accounts_services
+        from sso import realm, signin
 
         login_flow.LOGIN_COMPLETED.append(signin.record_idp_session)
+        login_flow.HOME_REALM.append(realm.realm_for_email)
+        login_flow.ORG_SIGN_IN.append(realm.realm_for_org)
+        accounts_services.SSO_READY.append(realm.org_has_sso)

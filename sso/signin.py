@@ -240,7 +240,7 @@ def sign_in(request, connection, flow: Flow | None, assertion: Assertion):
                 target=Target.of(connection),
                 data={"connection": connection.slug, "reason": "not_proven_by_idp"},
             )
-            login_flow.pending_start(request, user, method="sso")
+            login_flow.pending_start(request, user, method="sso", sso_org=org.pk)
             return redirect(_with_next(reverse("accounts:mfa-verify"), next_url))
         # No factor yet: signed in, and the org's mandate sends every request to enrolment first.
         audit_record(
@@ -250,7 +250,9 @@ def sign_in(request, connection, flow: Flow | None, assertion: Assertion):
             target=Target.of(connection),
             data={"connection": connection.slug, "reason": "enrolment"},
         )
-    login_flow.complete_login(request, user, method="sso", mfa_method="idp" if proven else None)
+    login_flow.complete_login(
+        request, user, method="sso", mfa_method="idp" if proven else None, sso_org=org.pk
+    )
     return redirect(next_url or reverse("accounts:home"))
 
 
@@ -258,11 +260,11 @@ def _with_next(url: str, next_url: str) -> str:
     return url + (f"?{urlencode({'next': next_url})}" if next_url else "")
 
 
-def record_idp_session(request, user) -> None:
+def record_idp_session(request, user, method: str) -> None:
     """After any completed login (also after a second factor asked for an SSO login): remember
     which IdP session created this session, for back-channel logout."""
     pending = request.session.pop(PENDING_SSO_KEY, None)
-    if not pending:
+    if not pending or method != "sso":
         return
     identity = (
         Identity.objects.unscoped()  # the login is not inside any org's scope yet

@@ -32,6 +32,7 @@ _SESSION_MESSAGES = {
     "mfa_required": "This organization requires two-step verification for this session.",
     "mfa_enrollment_required": "This organization requires two-step verification. Set it up first.",
     "password_change_required": "Your password is older than this organization allows. Change it.",
+    "sso_required": "This organization requires a session its single sign-on started. Sign in through it.",
 }
 
 

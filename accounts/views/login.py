@@ -24,6 +24,7 @@ from core.errors import ServiceError
 from web.pages import form_apply_service_error
 
 UNAVAILABLE = "Sign-in is temporarily unavailable. Please try again in a minute."
+SSO_REQUIRED = "Your organization signs you in through its identity provider. Continue with single sign-on."
 
 
 def safe_next(request) -> str | None:
@@ -44,11 +45,11 @@ def landing(request):
     return redirect("accounts:members", org=orgs[0].slug) if orgs else redirect("accounts:home")
 
 
-def _render_login(request, form, status, retry_after=None, error=None):
+def _render_login(request, form, status, retry_after=None, error=None, sso_url=None):
     if error:
         form.add_error(None, error)
-    response = render(request, "accounts/login.html", {"form": form, "next": safe_next(request) or ""},
-                      status=status)
+    context = {"form": form, "next": safe_next(request) or "", "sso_url": sso_url}
+    response = render(request, "accounts/login.html", context, status=status)
     if retry_after:
         response["Retry-After"] = str(retry_after)
     return response
@@ -64,6 +65,8 @@ def login_view(request):
         return _render_login(request, LoginForm(), 200)
     form = LoginForm(request.POST)
     email, password = request.POST.get("email", ""), request.POST.get("password", "")
+    if email and not password:
+        return _home_realm(request, form, email)
     try:
         outcome = login_flow.password_login(request, email=email, password=password)
     except lockout.LoginUnavailable:
@@ -76,11 +79,47 @@ def login_view(request):
         if outcome.password_change_due:
             return redirect(_with_next("accounts:password-change", request))
         return landing(request)
+    if outcome.reason == "sso_required":
+        return _render_login(request, form, 403, error=SSO_REQUIRED, sso_url=_realm_url(request, email))
     if outcome.http_status == 429:
         error = "Too many attempts. Wait a moment before trying again."
         return _render_login(request, form, 429, retry_after=outcome.retry_after, error=error)
     # One message for every other failure: the page never says which part was wrong.
     return _render_login(request, form, outcome.http_status, error=LOGIN_ERROR)
+
+
+def _realm_url(request, email: str) -> str | None:
+    """Where the person's identity provider signs them in (login_flow.HOME_REALM), with `next`."""
+    url = login_flow.home_realm(email)
+    target = safe_next(request)
+    return url + (f"?{urlencode({'next': target})}" if url and target else "") if url else None
+
+
+def _home_realm(request, form, email: str):
+    """An email alone: a person at an org's verified SSO domain goes to that org's IdP; anyone else
+    is asked for their password (the same page whether or not the account exists)."""
+    url = _realm_url(request, email)
+    if url:
+        return redirect(url)
+    form = LoginForm({"email": email[:254]})
+    form.is_valid()
+    return _render_login(request, form, 200, error="Enter your password.")
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def sso_required_view(request):
+    """A signed-in person's session may not act in an org that requires its SSO: say so, and
+    offer that org's sign-in."""
+    target = safe_next(request) or ""
+    org_slug = target.split("/")[2] if target.startswith("/orgs/") and target.count("/") >= 3 else ""
+    sso_url = login_flow.org_sign_in(org_slug) if org_slug else None
+    if sso_url and target:
+        sso_url += f"?{urlencode({'next': target})}"
+    sso_url = sso_url or _realm_url(request, request.user.email)
+    return render(request, "accounts/sso_required.html",
+                  {"sso_url": sso_url, "user_orgs": orgs_for_user(request.user)})
 
 
 def _with_next(url_name: str, request) -> str:

@@ -94,9 +94,11 @@ def reset_request_view(request):
     return render(request, "accounts/reset_sent.html", {"ttl_minutes": reset.ttl_seconds() // 60})
 
 
-def _invalid_link(request, referrer_policy=_no_referrer):
+def _invalid_link(request, referrer_policy=_no_referrer, rejected=None):
     request.session.pop(RESET_LINK_KEY, None)
-    return referrer_policy(render(request, "accounts/reset_invalid.html", status=400))
+    context = {"sso_required": rejected is not None and rejected.code == "sso_required",
+               "detail": rejected.detail if rejected is not None else ""}
+    return referrer_policy(render(request, "accounts/reset_invalid.html", context, status=400))
 
 
 @never_cache
@@ -106,8 +108,8 @@ def reset_link_view(request, token: str):
     digest = reset.token_hash(token)
     try:
         reset.reset_token_check(digest=digest)
-    except reset.ResetRejected:
-        return _invalid_link(request)
+    except reset.ResetRejected as rejected:
+        return _invalid_link(request, rejected=rejected)
     request.session[RESET_LINK_KEY] = digest
     return _no_referrer(redirect("accounts:password-reset-confirm"))
 
@@ -122,16 +124,16 @@ def reset_confirm_view(request):
     if request.method != "POST":
         try:
             reset.reset_token_check(digest=digest)
-        except reset.ResetRejected:
-            return _invalid_link(request, _same_origin)
+        except reset.ResetRejected as rejected:
+            return _invalid_link(request, _same_origin, rejected)
         return _same_origin(render(request, "accounts/reset_confirm.html", {"form": ResetConfirmForm()}))
     form = ResetConfirmForm(request.POST)
     status = 400
     if form.is_valid():
         try:
             reset.reset_complete(digest=digest, new_password=form.cleaned_data["new_password"])
-        except reset.ResetRejected:
-            return _invalid_link(request, _same_origin)
+        except reset.ResetRejected as rejected:
+            return _invalid_link(request, _same_origin, rejected)
         except ServiceError as exc:  # the policy refused the password; the link stays usable
             form_apply_service_error(form, exc)
             status = exc.status

@@ -77,7 +77,7 @@ def test_the_policy_page_saves_with_reauth(org, owner):
             "lockout_minutes": 20, "agent_token_ttl_seconds": 300, "secret_overlap_max_seconds": 3600,
             "token_alg": "ES256", "deprovision_agents": "reassign", "deprovision_fallback_owner": owner.pk,
             "max_delegation_depth": 3, "delegation_max_lifetime_seconds": 604800,
-            "delegation_refresh_tokens": "on"}
+            "delegation_refresh_tokens": "on", "sso_break_glass": "owners"}
     assert client.post(page, form).status_code == 302
     saved = SecurityPolicy.objects.for_org(org).get()
     agent_settings = AgentPolicy.objects.for_org(org).get()

@@ -6,38 +6,21 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import SESSION_KEY
-from django.contrib.auth.models import AnonymousUser
-from django.test import RequestFactory
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Membership, MembershipSource, MembershipStatus, SecurityPolicy, User
 from accounts.policy import MFA_TIME_KEY
-from audit.context import context_from_request
 from sso import signin
 from sso.models import Connection, Domain, Flow, Identity, IdpSession
 from sso.outcomes import Assertion, SsoRefused
 from tests.factories import MemberFactory, OrgFactory, UserFactory
 from tests.helpers import audit_events, latest_event
+from tests.sso.support import browser_request, sso_sign_in
 
 pytestmark = pytest.mark.django_db
 
 ISSUER = "https://idp.example.com"
-
-
-def _request(client, path="/sso/x/y/oidc/callback/"):
-    """A request as the middleware stack leaves it, sharing the test client's session."""
-    request = RequestFactory().get(path)
-    request.session = client.session
-    request.user = AnonymousUser()
-    request.audit_context = context_from_request(request)
-    return request
-
-
-def _keep(client, request):
-    """Carry the session the request ended with back into the test client."""
-    request.session.save()
-    client.cookies["sessionid"] = request.session.session_key
 
 
 @pytest.fixture
@@ -62,20 +45,11 @@ def _assertion(**fields):
     return Assertion(**values)
 
 
-def _sign_in(client, connection, assertion, **flow_fields):
-    request = _request(client)
-    flow, state = signin.flow_start(request, connection, **flow_fields)
-    flow = signin.flow_take(request, connection, state)
-    response = signin.sign_in(request, connection, flow, assertion)
-    _keep(client, request)
-    return request, response
-
-
 # --- the flow ---------------------------------------------------------------------------------
 
 
 def test_a_state_is_spent_once(client, connection):
-    request = _request(client)
+    request = browser_request(client)
     _, state = signin.flow_start(request, connection)
     signin.flow_take(request, connection, state)
     with pytest.raises(SsoRefused) as refused:
@@ -86,16 +60,16 @@ def test_a_state_is_spent_once(client, connection):
 def test_a_state_from_another_browser_is_refused(client, connection):
     from django.test import Client
 
-    _, state = signin.flow_start(_request(client), connection)
+    _, state = signin.flow_start(browser_request(client), connection)
     with pytest.raises(SsoRefused) as refused:
-        signin.flow_take(_request(Client()), connection, state)
+        signin.flow_take(browser_request(Client()), connection, state)
     assert refused.value.reason == "state_invalid"
     assert Flow.objects.get().consumed_at is None
 
 
 def test_a_state_for_another_connection_is_refused(client, connection, org):
     other = Connection.objects.create(org=org, name="Entra", slug="entra", protocol="oidc", issuer=ISSUER)
-    request = _request(client)
+    request = browser_request(client)
     _, state = signin.flow_start(request, connection)
     with pytest.raises(SsoRefused) as refused:
         signin.flow_take(request, other, state)
@@ -105,12 +79,12 @@ def test_a_state_for_another_connection_is_refused(client, connection, org):
 @pytest.mark.parametrize("state", ["", "x", "a.b.c", "0" * 32 + ".k.mac", "zz" * 16 + ".k.m"])
 def test_malformed_states_are_refused(client, connection, state):
     with pytest.raises(SsoRefused) as refused:
-        signin.flow_take(_request(client), connection, state)
+        signin.flow_take(browser_request(client), connection, state)
     assert refused.value.reason in {"state_missing", "state_invalid"}
 
 
 def test_an_expired_state_is_refused(client, connection):
-    request = _request(client)
+    request = browser_request(client)
     flow, state = signin.flow_start(request, connection)
     Flow.objects.filter(pk=flow.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     with pytest.raises(SsoRefused) as refused:
@@ -121,12 +95,12 @@ def test_an_expired_state_is_refused(client, connection):
 @pytest.mark.parametrize("target", ["//evil.com/x", "https://evil.com/", "/\\evil.com",
                                     "javascript:alert(1)"])
 def test_next_never_leaves_the_site(client, connection, target):
-    flow, _ = signin.flow_start(_request(client), connection, next_url=target)
+    flow, _ = signin.flow_start(browser_request(client), connection, next_url=target)
     assert flow.next_url == ""
 
 
 def test_a_local_next_is_kept(client, connection):
-    flow, _ = signin.flow_start(_request(client), connection, next_url="/orgs/acme/members/")
+    flow, _ = signin.flow_start(browser_request(client), connection, next_url="/orgs/acme/members/")
     assert flow.next_url == "/orgs/acme/members/"
 
 
@@ -135,7 +109,7 @@ def test_a_local_next_is_kept(client, connection):
 
 def test_jit_creates_the_account_and_an_sso_membership(client, connection, org):
     _verified(org)
-    request, response = _sign_in(client, connection, _assertion())
+    request, response = sso_sign_in(client, connection, _assertion())
     user = User.objects.get(email="ada@example.com")
     membership = Membership.objects.get(org=org, user=user)
     assert (membership.source, membership.status, membership.role) == (
@@ -153,14 +127,14 @@ def test_jit_never_hands_out_owner(client, connection, org):
     _verified(org)
     Connection.objects.filter(pk=connection.pk).update(default_role="owner")
     connection.refresh_from_db()
-    _sign_in(client, connection, _assertion())
+    sso_sign_in(client, connection, _assertion())
     assert Membership.objects.get(org=org, user__email="ada@example.com").role == "member"
 
 
 def test_jit_needs_a_verified_domain(client, connection, org):
     Domain.objects.create(org=org, domain="example.com")  # claimed, not verified
     with pytest.raises(SsoRefused) as refused:
-        _sign_in(client, connection, _assertion())
+        sso_sign_in(client, connection, _assertion())
     assert refused.value.reason == "domain_not_verified"
     assert not User.objects.filter(email="ada@example.com").exists()
     assert not Identity.objects.exists()
@@ -171,7 +145,7 @@ def test_without_jit_a_stranger_is_refused(client, connection, org):
     Connection.objects.filter(pk=connection.pk).update(jit=False)
     connection.refresh_from_db()
     with pytest.raises(SsoRefused) as refused:
-        _sign_in(client, connection, _assertion())
+        sso_sign_in(client, connection, _assertion())
     assert refused.value.reason == "not_a_member"
     assert not User.objects.filter(email="ada@example.com").exists()
 
@@ -179,7 +153,7 @@ def test_without_jit_a_stranger_is_refused(client, connection, org):
 def test_a_linked_identity_signs_in_whatever_email_it_now_asserts(client, connection, org):
     member = MemberFactory(org=org)
     Identity.objects.create(org=org, connection=connection, issuer=ISSUER, subject="sub-1", user=member.user)
-    request, _ = _sign_in(client, connection, _assertion(email="someone-else@elsewhere.test",
+    request, _ = sso_sign_in(client, connection, _assertion(email="someone-else@elsewhere.test",
                                                          email_verified=False))
     assert request.session[SESSION_KEY] == str(member.user.pk)
     assert latest_event(org, "sso.login_accepted").data["linked"] == "identity"
@@ -189,7 +163,7 @@ def test_email_links_an_existing_account_only_when_verified_at_a_verified_domain
     _verified(org)
     ada = UserFactory(email="ada@example.com")
     MemberFactory(org=org, user=ada)
-    request, _ = _sign_in(client, connection, _assertion())
+    request, _ = sso_sign_in(client, connection, _assertion())
     assert request.session[SESSION_KEY] == str(ada.pk)
     assert Identity.objects.get().user == ada
     assert latest_event(org, "sso.login_accepted").data["linked"] == "email"
@@ -200,7 +174,7 @@ def test_an_unverified_email_links_nothing(client, connection, org):
     ada = UserFactory(email="ada@example.com")
     MemberFactory(org=org, user=ada)
     with pytest.raises(SsoRefused) as refused:
-        _sign_in(client, connection, _assertion(email_verified=False))
+        sso_sign_in(client, connection, _assertion(email_verified=False))
     assert refused.value.reason == "email_not_verified"
     assert not Identity.objects.exists()
 
@@ -212,7 +186,7 @@ def test_an_idp_cannot_claim_an_account_outside_its_verified_domains(client, con
     MemberFactory(org=other_org, user=bob)
     _verified(org)
     with pytest.raises(SsoRefused) as refused:
-        _sign_in(client, connection, _assertion(email="bob@other.test"))
+        sso_sign_in(client, connection, _assertion(email="bob@other.test"))
     assert refused.value.reason == "account_not_linked"
     assert not Identity.objects.exists()
     assert not Membership.objects.filter(org=org, user=bob).exists()
@@ -222,7 +196,7 @@ def test_a_member_the_directory_switched_off_is_refused(client, connection, org)
     member = MemberFactory(org=org, deactivated_by_directory=True, status=MembershipStatus.SUSPENDED)
     Identity.objects.create(org=org, connection=connection, issuer=ISSUER, subject="sub-1", user=member.user)
     with pytest.raises(SsoRefused) as refused:
-        _sign_in(client, connection, _assertion())
+        sso_sign_in(client, connection, _assertion())
     assert refused.value.reason == "membership_inactive"
 
 
@@ -230,7 +204,7 @@ def test_a_deactivated_account_is_refused(client, connection, org):
     member = MemberFactory(org=org, user=UserFactory(is_active=False))
     Identity.objects.create(org=org, connection=connection, issuer=ISSUER, subject="sub-1", user=member.user)
     with pytest.raises(SsoRefused) as refused:
-        _sign_in(client, connection, _assertion())
+        sso_sign_in(client, connection, _assertion())
     assert refused.value.reason == "account_inactive"
 
 
@@ -244,7 +218,7 @@ def _mfa_required(org):
 def test_an_idp_that_proves_mfa_satisfies_the_mandate(client, connection, org):
     _mfa_required(org)
     _verified(org)
-    request, _ = _sign_in(client, connection, _assertion(mfa_values=("pwd", "mfa")))
+    request, _ = sso_sign_in(client, connection, _assertion(mfa_values=("pwd", "mfa")))
     assert request.session[SESSION_KEY]
     assert request.session[MFA_TIME_KEY]
     assert latest_event(org, "sso.login_accepted").data["mfa"] is True
@@ -257,7 +231,7 @@ def test_without_proof_our_own_second_factor_is_asked_after_the_callback(client,
     member = MemberFactory(org=org)
     TOTPDevice.objects.create(user=member.user, name="phone", confirmed=True)
     Identity.objects.create(org=org, connection=connection, issuer=ISSUER, subject="sub-1", user=member.user)
-    request, response = _sign_in(client, connection, _assertion(mfa_values=("pwd",)))
+    request, response = sso_sign_in(client, connection, _assertion(mfa_values=("pwd",)))
     assert SESSION_KEY not in request.session  # still anonymous
     assert response["Location"].startswith("/login/mfa/")
     assert latest_event(org, "sso.mfa_step_up").data["reason"] == "not_proven_by_idp"
@@ -267,7 +241,7 @@ def test_without_proof_our_own_second_factor_is_asked_after_the_callback(client,
 def test_without_proof_or_a_factor_the_person_must_enrol_first(client, connection, org):
     _mfa_required(org)
     _verified(org)
-    request, _ = _sign_in(client, connection, _assertion(mfa_values=()))
+    request, _ = sso_sign_in(client, connection, _assertion(mfa_values=()))
     assert request.session[SESSION_KEY]
     assert not request.session[MFA_TIME_KEY]
     assert latest_event(org, "sso.mfa_step_up").data["reason"] == "enrolment"
@@ -278,7 +252,7 @@ def test_without_proof_or_a_factor_the_person_must_enrol_first(client, connectio
 def test_amr_values_the_connection_does_not_accept_prove_nothing(client, connection, org):
     _mfa_required(org)
     _verified(org)
-    request, _ = _sign_in(client, connection, _assertion(mfa_values=("hwk-of-my-own",)))
+    request, _ = sso_sign_in(client, connection, _assertion(mfa_values=("hwk-of-my-own",)))
     assert not request.session[MFA_TIME_KEY]
 
 
@@ -287,7 +261,7 @@ def test_amr_values_the_connection_does_not_accept_prove_nothing(client, connect
 
 def test_backchannel_logout_ends_the_sessions_that_idp_session_created(client, connection, org):
     _verified(org)
-    _sign_in(client, connection, _assertion(idp_session="sid-1"))
+    sso_sign_in(client, connection, _assertion(idp_session="sid-1"))
     user = User.objects.get(email="ada@example.com")
     assert user.sessions.count() == 1
     assert signin.idp_sessions_end(connection, idp_session="sid-other") == 0
@@ -308,7 +282,7 @@ def test_of_parallel_callbacks_carrying_one_state_exactly_one_is_accepted(client
         pytest.skip("race cases run on PostgreSQL (SQLite serialises every writer)")
     org = OrgFactory()
     connection = Connection.objects.create(org=org, name="Okta", slug="okta", protocol="oidc", issuer=ISSUER)
-    request = _request(client)
+    request = browser_request(client)
     _, state = signin.flow_start(request, connection)
     request.session.save()
 
@@ -327,7 +301,7 @@ def test_of_parallel_callbacks_carrying_one_state_exactly_one_is_accepted(client
 def test_a_state_spent_between_the_check_and_the_spend_is_refused(client, connection, monkeypatch):
     """The spend is conditional: a callback that passed the checks just as another spent the same
     state (the race above, made deterministic) loses."""
-    request = _request(client)
+    request = browser_request(client)
     _, state = signin.flow_start(request, connection)
     peek = signin.flow_peek
 
