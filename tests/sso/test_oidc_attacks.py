@@ -504,3 +504,20 @@ def test_an_unknown_kid_refreshes_the_jwks_at_most_once_a_minute(oidc_peer):
         oidc.id_token_verify(connection, token, nonce="n")
     connection.refresh_from_db()
     assert connection.metadata_fetched_at == fetched and connection.jwks["keys"][0]["kid"] == "old"
+
+
+# --- userinfo: read after the ID token, for the same subject ---------------------------------------
+
+
+@pytest.mark.parametrize("body", [{"sub": "mallory-9999", "email": "alice@acme.example",
+                                   "email_verified": True}, {"email": "alice@acme.example"}, []])
+def test_userinfo_for_another_subject_is_refused(oidc_peer, world, attacker, body):
+    _key, _public, url = attacker
+    _Attacker.body = json.dumps(body).encode()
+    world.provider_metadata = {**world.provider_metadata, "userinfo_endpoint": url + "/me"}
+    world.save()
+    client = Client()
+    back = oidc_peer.login(start(client, world))
+    before = snapshot()
+    assert_refused(client.get(_path(back)), world, "userinfo_invalid", before=before)
+    assert _Attacker.hits == ["/me"]  # asked once, after the ID token was verified
