@@ -22,7 +22,7 @@ from core.errors import Invalid
 from sso import oidc
 from sso.models import Connection, Domain, Flow, Identity, IdpSession
 from tests.factories import MemberFactory, OrgFactory, UserFactory
-from tests.helpers import audit_events, latest_event
+from tests.helpers import audit_events, in_parallel, latest_event
 from tests.sso import oidc_peer as peer
 from tests.sso.oidc_peer import oidc_connection
 
@@ -378,3 +378,79 @@ def test_a_logout_token_needs_the_providers_key_and_a_post(oidc_peer):
     assert Client().get(path, {"logout_token": oidc_peer.logout_token(connection.client_id, "alice-0001")}
                         ).status_code == 405
     assert client.get(f"/orgs/{org.slug}/members/").status_code == 200
+
+
+# --- races (PostgreSQL: SQLite serialises every writer) -----------------------------------------
+
+
+def _postgres_only():
+    from django.db import connection as db
+
+    if db.vendor != "postgresql":
+        pytest.skip("race cases run on PostgreSQL (SQLite serialises every writer)")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_parallel_callbacks_replaying_one_answer_exactly_one_signs_in(oidc_peer):
+    _postgres_only()
+    connection = oidc_connection(acme(), oidc_peer, jit=True)
+    client = Client()
+    back = _callback_path(oidc_peer.login(start(client, connection)))
+    cookie = client.cookies["sessionid"].value
+
+    def replay(_):
+        browser = Client()
+        browser.cookies["sessionid"] = cookie
+        return browser.get(back).status_code
+
+    statuses = in_parallel(6, replay)
+    assert sorted(statuses) == [302] + [400] * 5
+    assert Identity.objects.filter(connection=connection).count() == 1
+    reasons = [e.data["reason"] for e in audit_events(connection.org, "sso.login_refused")]
+    assert reasons == ["state_used"] * 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_parallel_deliveries_of_one_logout_token_one_is_accepted(oidc_peer):
+    _postgres_only()
+    connection = oidc_connection(acme(), oidc_peer, jit=True)
+    _signed_in(oidc_peer, connection)
+    token = oidc_peer.logout_token(connection.client_id, "alice-0001")
+    statuses = in_parallel(6, lambda _: _logout(connection, token).status_code)
+    assert sorted(statuses) == [200] + [400] * 5
+    reasons = sorted(e.data["reason"] for e in audit_events(connection.org, "sso.backchannel_logout"))
+    assert reasons == ["backchannel"] + ["logout_token_replayed"] * 5
+
+
+# --- no secret leaves ------------------------------------------------------------------------
+
+
+def test_no_secret_reaches_a_log_line_or_an_audit_record(oidc_peer, sent, caplog):
+    import logging
+
+    from audit.models import AuditEntry
+
+    caplog.set_level(logging.DEBUG)
+    connection = oidc_connection(acme(), oidc_peer, jit=True)
+    client = Client()
+    back = oidc_peer.login(start(client, connection))
+    assert client.get(_callback_path(back)).status_code == 302
+    flow = Flow.objects.get(connection=connection)
+    _, form = _token_request(sent, oidc_peer)
+    secrets_seen = [connection.unsealed("client_secret"), _query(back)["code"], form["code_verifier"][0],
+                    oidc_peer.last_id_token(), oidc.verifier_unseal(connection, flow)]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    audited = "\n".join(str(entry.data) for entry in AuditEntry.objects.for_org(connection.org))
+    for secret in secrets_seen:
+        assert secret not in logged and secret not in audited
+    assert client.get(_callback_path(back)).status_code == 400  # a replay's refusal names none either
+    page = client.get(_callback_path(back)).content.decode()
+    assert not any(secret in page for secret in secrets_seen)
+
+
+def test_login_before_the_provider_was_discovered_is_refused(oidc_peer):
+    connection = oidc_connection(acme(), oidc_peer)
+    Connection.objects.filter(pk=connection.pk).update(provider_metadata={})
+    response = Client().get(f"/sso/{connection.org.slug}/{connection.slug}/oidc/login/")
+    assert response.status_code == 503 and b'data-reason="provider_unconfigured"' in response.content
+    assert latest_event(connection.org, "sso.login_refused").data["reason"] == "provider_unconfigured"

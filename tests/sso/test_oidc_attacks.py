@@ -22,6 +22,7 @@ from django.utils import timezone
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from accounts.models import Membership, User
+from core.errors import Invalid
 from sso import oidc
 from sso.models import Connection, Domain, Flow, Identity, IdpSession
 from sso.signin import SsoRefused
@@ -521,3 +522,78 @@ def test_userinfo_for_another_subject_is_refused(oidc_peer, world, attacker, bod
     before = snapshot()
     assert_refused(client.get(_path(back)), world, "userinfo_invalid", before=before)
     assert _Attacker.hits == ["/me"]  # asked once, after the ID token was verified
+
+
+# --- discovery documents we do not take ------------------------------------------------------------
+
+
+class _Discovery(BaseHTTPRequestHandler):
+    documents: dict = {}
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body = json.dumps(self.documents.get(self.path, {})).encode()
+        self.send_response(200 if self.path in self.documents else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def discovery(settings):
+    settings.IAM_OUTBOUND_ALLOW_NETWORKS = ["127.0.0.0/8"]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Discovery)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    yield base
+    server.shutdown()
+
+
+def _document(base, **changes):
+    document = {"issuer": base, "authorization_endpoint": base + "/auth", "token_endpoint": base + "/token",
+                "jwks_uri": base + "/jwks", "response_types_supported": ["code"],
+                "id_token_signing_alg_values_supported": ["RS256"]}
+    document.update(changes)
+    return {name: value for name, value in document.items() if value is not None}
+
+
+@pytest.mark.parametrize(("changes", "code"), [
+    ({"issuer": "https://op.evil.example"}, "issuer_mismatch"),
+    ({"token_endpoint": None}, "provider_invalid"),
+    ({"jwks_uri": "javascript:alert(1)"}, "provider_invalid"),
+    ({"response_types_supported": ["id_token"]}, "provider_invalid"),
+    ({"id_token_signing_alg_values_supported": ["none", "RS384"]}, "provider_invalid"),
+    ({"code_challenge_methods_supported": ["plain"]}, "provider_invalid"),
+    ({"token_endpoint_auth_methods_supported": ["private_key_jwt"]}, "provider_invalid"),
+])
+def test_a_discovery_document_we_cannot_use_is_refused(discovery, changes, code):
+    _Discovery.documents = {"/.well-known/openid-configuration": _document(discovery, **changes)}
+    with pytest.raises(Invalid) as caught:
+        oidc.provider_discover(discovery)
+    assert caught.value.code == code and list(caught.value.fields) == ["issuer"]
+
+
+def test_a_usable_discovery_document_is_taken(discovery):
+    _Discovery.documents = {"/.well-known/openid-configuration": _document(discovery)}
+    assert oidc.provider_discover(discovery)["token_endpoint"] == discovery + "/token"
+
+
+def test_a_jwks_keeps_only_public_signing_keys(discovery):
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with_private = {**json.loads(RSAAlgorithm.to_jwk(private)), "kid": "rsa"}
+    _Discovery.documents = {"/jwks": {"keys": [
+        with_private, {"kty": "oct", "k": "c2VjcmV0", "kid": "sym"},
+        {**json.loads(RSAAlgorithm.to_jwk(private.public_key())), "kid": "enc", "use": "enc"},
+        {"kty": "RSA", "kid": "broken", "n": "AQAB"}, "not a key"]}}
+    keys = oidc.jwks_fetch(discovery + "/jwks")["keys"]
+    assert [k["kid"] for k in keys] == ["rsa"] and not {"d", "p", "q", "dp", "dq", "qi"} & set(keys[0])
+    _Discovery.documents = {"/jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}
+    with pytest.raises(Invalid) as caught:
+        oidc.jwks_fetch(discovery + "/jwks")
+    assert caught.value.code == "jwks_empty"
+    with pytest.raises(Invalid) as caught:
+        oidc.jwks_fetch(discovery + "/missing")
+    assert caught.value.code == "provider_unreachable"
