@@ -20,7 +20,7 @@ from rbac.api import PermissionCatalogueView, RoleViewSet, TeamViewSet
 from rbac.review import API_KEYS, human_source
 from scim.api import GroupMappingViewSet, ScimTokenViewSet
 from scim.review import SCIM_TOKENS, scim_member_names
-from sso.api import DomainViewSet
+from sso.api import DomainViewSet, SsoConnectionViewSet
 from trust.api import (
     AgentTrustView,
     ApprovalViewSet,
@@ -54,6 +54,7 @@ router.register("scim-mappings", GroupMappingViewSet, basename="scim-mapping")
 router.register("trust-roots", TrustRootViewSet, basename="trust-root")
 router.register("trust-gates", TrustGateViewSet, basename="trust-gate")
 router.register("domains", DomainViewSet, basename="domain")
+router.register("sso-connections", SsoConnectionViewSet, basename="sso-connection")
 router.register("approvals", ApprovalViewSet, basename="approval")
 
 app_name = "api"

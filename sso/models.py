@@ -91,6 +91,7 @@ class Connection(OrgScopedModel):
     scopes = models.CharField(max_length=500, default="openid email profile", blank=True)
     provider_metadata = models.JSONField(default=dict, blank=True)  # the discovery document
     jwks = models.JSONField(default=dict, blank=True)
+    id_token_hs256 = models.BooleanField(default=False)  # also accept HS256 keyed with the client secret
 
     # SAML
     idp_entity_id = models.CharField(max_length=500, blank=True)

@@ -20,6 +20,7 @@ from core.permissions import Perm
 from core.tenancy import org_scope
 from rbac.models import Role, Team
 from scim.models import GroupMapping, ScimToken
+from sso.models import Connection as SsoConnection
 from sso.models import Domain
 from tests.factories import (
     AgentFactory,
@@ -64,6 +65,8 @@ def _objects(org):
         "approval": approval.pk,
         "trust_gate": TrustGate.objects.create(org=org, name="deploys", operation="deploy", min_score=60).pk,
         "domain": Domain.objects.create(org=org, domain="example.com").pk,
+        "sso_connection": SsoConnection.objects.create(org=org, name="Okta", slug="okta", protocol="oidc",
+                                                       issuer="https://idp.example.com").pk,
         "trust_root": trust_root.pk,
         "attestation": statement,
         "delegation": delegation.pk,
@@ -112,6 +115,7 @@ def _state(org) -> dict:
             "trust gates": sorted(TrustGate.objects.values_list("pk", "name", "min_score", "below")),
             "approvals": sorted(Approval.objects.values_list("pk", "status")),
             "domains": sorted(Domain.objects.values_list("pk", "domain", "verified_at")),
+            "sso connections": sorted(SsoConnection.objects.values_list("pk", "name", "jit", "enabled")),
         }
 
 # (method, path, permission, body, allowed status, the model a successful call adds to or removes from)
@@ -196,6 +200,10 @@ CASES = [
     ("get", "domains/{domain}", Perm.SSO_READ, None, 200, None),
     ("post", "domains", Perm.SSO_WRITE, {"domain": "corp.example.org"}, 201, Domain),
     ("delete", "domains/{domain}", Perm.SSO_WRITE, None, 204, Domain),
+    ("get", "sso-connections", Perm.SSO_READ, None, 200, None),
+    ("get", "sso-connections/{sso_connection}", Perm.SSO_READ, None, 200, None),
+    ("patch", "sso-connections/{sso_connection}", Perm.SSO_WRITE, {"jit": True}, 200, None),
+    ("delete", "sso-connections/{sso_connection}", Perm.SSO_WRITE, None, 204, SsoConnection),
 ]
 IDS = [f"{m} {p}" for m, p, *_ in CASES]
 
