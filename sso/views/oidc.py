@@ -16,6 +16,7 @@ from sso import oidc, signin
 
 def login_start(request, connection, *, next_url: str = "", test: bool = False):
     """A new flow (state, nonce, sealed PKCE verifier) and the redirect to the provider."""
+    oidc.authorization_endpoint(connection)  # refused before any flow starts if not discovered yet
     nonce = secrets.token_urlsafe(32)
     verifier, challenge = oidc.pkce_pair()
     flow, state = signin.flow_start(request, connection, next_url=next_url, test=test, nonce=nonce,

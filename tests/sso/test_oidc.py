@@ -454,3 +454,5 @@ def test_login_before_the_provider_was_discovered_is_refused(oidc_peer):
     response = Client().get(f"/sso/{connection.org.slug}/{connection.slug}/oidc/login/")
     assert response.status_code == 503 and b'data-reason="provider_unconfigured"' in response.content
     assert latest_event(connection.org, "sso.login_refused").data["reason"] == "provider_unconfigured"
+    assert not Flow.objects.filter(connection=connection).exists()
+    assert not audit_events(connection.org, "sso.login_started").exists()
