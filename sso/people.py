@@ -22,6 +22,8 @@ from audit.services import Target, audit_record
 from core.errors import ServiceError
 from core.roles import BuiltinRole
 from rbac import policies as rbac_policies
+from rbac import services as rbac_services
+from rbac.models import Role, RoleAssignment, Team, TeamMembership
 from sso.domains import domain_verified_for
 from sso.models import Identity
 from sso.outcomes import Assertion, SsoRefused
@@ -58,7 +60,8 @@ def person_for(connection, assertion: Assertion) -> tuple[User, Identity, str]:
         )
     if not user.is_active:
         raise SsoRefused("account_inactive", 403)
-    _membership_for(connection, user, created=how == "jit")
+    membership = _membership_for(connection, user, created=how == "jit")
+    mappings_apply(connection, membership, assertion.groups)
     return user, identity, how
 
 
@@ -133,3 +136,62 @@ def sessions_end(*, connection, user_id, key_hashes: set) -> int:
         reason="idp_logout",
         actor=idp_actor(connection),
     )
+
+
+# --- group mappings ------------------------------------------------------------------------------
+
+
+def mapping_source(connection) -> str:
+    """The tag on the grants this connection's mappings made: only the connection takes them back."""
+    return f"sso.mapping:{connection.pk}"
+
+
+def mappings_apply(connection, membership: Membership, groups) -> None:
+    """Bring the member's grants from this IdP in line with the groups it sent at this sign-in:
+    custom roles and team standings the mappings name are granted (tagged with the connection),
+    those the connection granted for groups no longer sent are taken back, and a membership the
+    IdP created gets the built-in role of the first mapping that matches (else the default role).
+    A membership a person or SCIM made keeps its built-in role; Owner is never given or taken."""
+    mappings = connection.group_mappings or []
+    if not mappings and membership.source != MembershipSource.SSO:
+        return
+    sent = {g for g in groups if isinstance(g, str)}
+    matched = [m for m in mappings if m["group"] in sent]
+    actor, tag = idp_actor(connection), mapping_source(connection)
+    if membership.source == MembershipSource.SSO and membership.role != BuiltinRole.OWNER:
+        roles = [m["role"] for m in matched if "role" in m]
+        target = roles[0] if roles else connection.default_role
+        if target in ASSIGNABLE_ROLES and target != membership.role:
+            accounts_services.membership_update(membership=membership, actor=actor, role=target)
+    _custom_roles_apply(membership, {m["custom_role"] for m in matched if "custom_role" in m}, actor, tag)
+    _teams_apply(
+        membership, {m["team"]: m.get("team_role", "member") for m in matched if "team" in m}, actor, tag
+    )
+
+
+def _custom_roles_apply(membership, wanted: set, actor, tag: str) -> None:
+    held = {
+        str(a.role_id): a for a in RoleAssignment.objects.filter(membership=membership).select_related("role")
+    }
+    for role in Role.objects.for_org(membership.org).filter(pk__in=wanted - set(held)):
+        rbac_services.role_grant(membership=membership, role=role, actor=actor, source=tag)
+    for role_id, assignment in held.items():
+        if assignment.source == tag and role_id not in wanted:
+            rbac_services.role_revoke(assignment=assignment, actor=actor)
+
+
+def _teams_apply(membership, wanted: dict, actor, tag: str) -> None:
+    held = {
+        str(s.team_id): s for s in TeamMembership.objects.filter(membership=membership).select_related("team")
+    }
+    for team in Team.objects.for_org(membership.org).filter(pk__in=set(wanted) - set(held)):
+        rbac_services.team_standing_add(
+            team=team, membership=membership, role=wanted[str(team.pk)], actor=actor, source=tag
+        )
+    for team_id, standing in held.items():
+        if standing.source != tag:
+            continue  # a person (or SCIM) put them there: not this connection's to change
+        if team_id not in wanted:
+            rbac_services.team_standing_remove(standing=standing, actor=actor)
+        elif standing.role != wanted[team_id]:
+            rbac_services.team_standing_set(standing=standing, role=wanted[team_id], actor=actor)

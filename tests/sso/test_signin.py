@@ -314,3 +314,75 @@ def test_a_state_spent_between_the_check_and_the_spend_is_refused(client, connec
     with pytest.raises(SsoRefused) as refused:
         signin.flow_take(request, connection, state)
     assert refused.value.reason == "state_used"
+
+
+# --- group mappings -----------------------------------------------------------------------------
+
+
+def _map(connection, *mappings):
+    Connection.objects.filter(pk=connection.pk).update(group_mappings=list(mappings))
+    connection.refresh_from_db()
+
+
+def test_groups_map_to_roles_custom_roles_and_teams_and_follow_the_idp(client, connection, org):
+    from rbac.models import RoleAssignment, TeamMembership
+    from tests.factories import RoleFactory, TeamFactory
+
+    _verified(org)
+    auditors = RoleFactory(org=org, permissions=["audit:read"])
+    platform = TeamFactory(org=org)
+    _map(connection, {"group": "finance", "role": "billing_admin"}, {"group": "everyone", "role": "viewer"},
+         {"group": "audit", "custom_role": str(auditors.pk)},
+         {"group": "platform", "team": str(platform.pk), "team_role": "admin"})
+    sso_sign_in(client, connection, _assertion(groups=("everyone", "audit", "platform", "unmapped")))
+    membership = Membership.objects.get(org=org, user__email="ada@example.com")
+    assert membership.role == "viewer"
+    assert RoleAssignment.objects.get(membership=membership).role == auditors
+    standing = TeamMembership.objects.get(membership=membership)
+    assert (standing.team, standing.role) == (platform, "admin")
+    _map(connection, *connection.group_mappings[:3], {"group": "platform", "team": str(platform.pk),
+                                                      "team_role": "member"})
+    sso_sign_in(client, connection, _assertion(groups=("everyone", "audit", "platform")))
+    assert TeamMembership.objects.get(membership=membership).role == "member"
+    # Next sign-in: the IdP moved them to finance and out of audit and platform.
+    sso_sign_in(client, connection, _assertion(groups=("finance", "everyone")))
+    membership.refresh_from_db()
+    assert membership.role == "billing_admin"
+    assert not RoleAssignment.objects.filter(membership=membership).exists()
+    assert not TeamMembership.objects.filter(membership=membership).exists()
+    # No mapped group at all: the connection's default role.
+    sso_sign_in(client, connection, _assertion(groups=()))
+    membership.refresh_from_db()
+    assert membership.role == "member"
+
+
+def test_mappings_never_take_what_a_person_gave(client, connection, org):
+    from rbac.models import RoleAssignment, TeamMembership
+    from tests.factories import RoleFactory, TeamFactory
+
+    member = MemberFactory(org=org, role="billing_admin")  # added by a person, not the IdP
+    Identity.objects.create(org=org, connection=connection, issuer=ISSUER, subject="sub-1", user=member.user)
+    auditors = RoleFactory(org=org, permissions=["audit:read"])
+    platform = TeamFactory(org=org)
+    RoleAssignment.objects.create(membership=member, role=auditors, source="")
+    TeamMembership.objects.create(team=platform, membership=member, role="member", source="")
+    _map(connection, {"group": "audit", "custom_role": str(auditors.pk)},
+         {"group": "platform", "team": str(platform.pk), "team_role": "admin"},
+         {"group": "everyone", "role": "viewer"})
+    sso_sign_in(client, connection, _assertion(groups=("everyone",)))
+    member.refresh_from_db()
+    assert member.role == "billing_admin"
+    assert RoleAssignment.objects.filter(membership=member, role=auditors).exists()
+    assert TeamMembership.objects.get(membership=member).role == "member"
+
+
+def test_a_privileged_group_claim_gives_nothing_unmapped(client, connection, org):
+    """Security case 42: `role=owner`, `is_superuser` and the like in the IdP's answer are ignored."""
+    _verified(org)
+    _map(connection, {"group": "everyone", "role": "viewer"})
+    sso_sign_in(client, connection, _assertion(groups=("owner", "admin", "is_superuser"),
+                                               claims={"role": "owner", "is_superuser": True}))
+    membership = Membership.objects.get(org=org, user__email="ada@example.com")
+    assert membership.role == "member"
+    assert not membership.custom_roles.exists()
+    assert not Identity.objects.get().user.memberships.exclude(pk=membership.pk).exists()
