@@ -17,6 +17,8 @@ app.conf.beat_schedule = {
     "delegation-rows-prune": {"task": "agents.tasks.delegation_rows_prune", "schedule": 60 * 60},
     "trust-approvals-lapse": {"task": "trust.tasks.trust_approvals_lapse", "schedule": 60},
     "trust-containment-sweep": {"task": "trust.tasks.trust_containment_sweep", "schedule": 5 * 60},
+    "sso-connections-maintain": {"task": "sso.tasks.sso_connections_maintain", "schedule": 24 * 60 * 60},
+    "sso-flows-prune": {"task": "sso.tasks.sso_flows_prune", "schedule": 60 * 60},
     "auth-records-cleanup": {
         "task": "accounts.tasks.auth_records_cleanup",
         "schedule": 60 * 60,

@@ -439,3 +439,35 @@ def certificates_warn(*, connection: Connection, now=None) -> int:
             idp_certificates_info=connection.idp_certificates_info
         )
     return warned
+
+
+# --- system jobs -------------------------------------------------------------------------------
+
+
+def connections_maintain(*, now=None) -> dict:
+    """The daily job: refresh what every enabled connection's IdP publishes from its URL, then warn
+    about signing certificates near their end. Sign-in does not depend on it: a JWKS is also
+    refreshed when an ID token names a key id it does not hold. Returns how many changed and how
+    many warnings were recorded."""
+    from core.tenancy import org_scope
+
+    changed = warned = 0
+    rows = (Connection.objects.unscoped()  # a system job over every org's connections
+            .filter(enabled=True).select_related("org").order_by("org_id", "pk"))
+    for connection in rows:
+        with org_scope(connection.org):
+            if connection.protocol == Protocol.OIDC or connection.idp_metadata_url:
+                changed += metadata_refresh(connection=connection, actor=Actor.system("sso.refresh"))
+                connection.refresh_from_db()
+            warned += certificates_warn(connection=connection, now=now)
+    return {"changed": changed, "warned": warned}
+
+
+def flows_prune(*, now=None) -> int:
+    """Delete sign-ins that ended or expired, and replay-cache entries past their NotOnOrAfter."""
+    from sso.models import Flow, SeenAssertion
+
+    now = now or timezone.now()
+    flows, _ = Flow.objects.unscoped().filter(expires_at__lt=now - timedelta(hours=1)).delete()
+    seen, _ = SeenAssertion.objects.unscoped().filter(expires_at__lt=now).delete()
+    return flows + seen

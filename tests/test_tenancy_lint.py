@@ -39,6 +39,7 @@ UNSCOPED_ALLOWED = {
     "agents/views/delegation_pages.py": "a person's own delegations, in every org",
     "sso/domains.py": "a domain is verified by one org at most: the check (and home-realm discovery) "
                       "looks at every org",
+    "sso/connections.py": "system jobs over every org's connections and expired sign-ins",
     "sso/signin.py": "the session a login created is recorded before it acts in any org's scope",
     "trust/runs.py": "a system job that records the expiry of every org's undecided approvals",
     "trust/containment.py": "a system sweep that contains every org's agents fallen below their floor",
