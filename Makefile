@@ -10,7 +10,7 @@ IAM_CANONICAL_ORIGIN ?= http://$(HOST)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/iam
 REDIS ?= redis://127.0.0.1:6379
 
-.PHONY: install run test test-services lint check bench lock clean
+.PHONY: install peers run test test-services lint check bench lock clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -20,16 +20,26 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 
 install: $(BIN)/.installed
 
+# The SSO tests' OpenID Provider (npm oidc-provider, from the committed lockfile). Without npm those
+# tests skip (CI requires them); the SAML IdP is pysaml2 and needs xmlsec1 (apt-get install xmlsec1).
+OIDC_PEER := tests/peers/oidc
+$(OIDC_PEER)/node_modules/.installed: $(OIDC_PEER)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(OIDC_PEER) --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the OIDC tests against a local OpenID Provider will be skipped"; fi
+
+peers: $(OIDC_PEER)/node_modules/.installed
+
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	IAM_CANONICAL_ORIGIN=$(IAM_CANONICAL_ORIGIN) $(BIN)/python manage.py seed_demo
 	IAM_CANONICAL_ORIGIN=$(IAM_CANONICAL_ORIGIN) $(BIN)/python manage.py runserver $(HOST)
 
-test: install
+test: install peers
 	$(BIN)/python -m pytest
 
 # The same suite against PostgreSQL, Redis and a real Celery worker.
-test-services: install
+test-services: install peers
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS)/1 CELERY_BROKER_URL=$(REDIS)/2 $(BIN)/python -m pytest
 
 lint: install
@@ -50,4 +60,4 @@ lock: install
 		-o requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache
+	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache $(OIDC_PEER)/node_modules
