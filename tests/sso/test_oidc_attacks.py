@@ -212,7 +212,7 @@ def test_46_hs256_needs_a_connection_set_up_for_it_and_then_only_the_client_secr
     claims = oidc_peer.claims(world.client_id, "n-1")
     with pytest.raises(SsoRefused):
         oidc.id_token_verify(world, _hs256(claims, secret, "x"), nonce="n-1")
-    world.id_token_hs256 = True  # a connection set up for HS256 (the attribute the check reads)
+    world.id_token_hs256 = True  # a connection set up for HS256
     assert oidc.id_token_verify(world, _hs256(claims, secret, "x"), nonce="n-1")["sub"] == "alice-0001"
     with pytest.raises(SsoRefused):
         oidc.id_token_verify(world, _hs256(claims, _public_pem(oidc_peer), "x"), nonce="n-1")
