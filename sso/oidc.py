@@ -47,7 +47,6 @@ ASYMMETRIC_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 KEY_TYPES = {"RS256": ("RSA", None), "PS256": ("RSA", None), "ES256": ("EC", "P-256"),
              "EdDSA": ("OKP", "Ed25519")}
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
-REMOTE_KEY_HEADERS = ("jku", "x5u", "jwk", "x5c")
 SKEW_SECONDS = 60
 JWKS_REFRESH_SECONDS = 60
 MAX_TOKEN_CHARS = 16_000
@@ -194,12 +193,17 @@ def verifier_unseal(connection: Connection, flow) -> str:
         raise SsoRefused("state_invalid") from None
 
 
-def authorization_url(connection: Connection, *, state: str, nonce: str, code_challenge: str,
-                      login_hint: str = "") -> str:
+def authorization_endpoint(connection: Connection) -> str:
     endpoint = connection.provider_metadata.get("authorization_endpoint")
     if not _web_url(endpoint):
         raise SsoRefused("provider_unconfigured", 503,
                          detail="This identity provider is not set up yet. Ask an administrator.")
+    return endpoint
+
+
+def authorization_url(connection: Connection, *, state: str, nonce: str, code_challenge: str,
+                      login_hint: str = "") -> str:
+    endpoint = authorization_endpoint(connection)
     params = {
         "response_type": "code",
         "client_id": connection.client_id,
@@ -285,8 +289,7 @@ def _form(value: str) -> str:
 
 def _allowed_algorithms(connection: Connection) -> tuple:
     # HS256 keyed with the client secret, only for a connection set up for it.
-    return (*ASYMMETRIC_ALGORITHMS, "HS256") if getattr(connection, "id_token_hs256", False) \
-        else ASYMMETRIC_ALGORITHMS
+    return (*ASYMMETRIC_ALGORITHMS, "HS256") if connection.id_token_hs256 else ASYMMETRIC_ALGORITHMS
 
 
 def _matching_keys(jwks: dict, kid, alg: str) -> list:
