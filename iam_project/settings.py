@@ -130,6 +130,7 @@ IAM_AUDIT_VERIFY_RECORD_SECONDS = int(env("IAM_AUDIT_VERIFY_RECORD_SECONDS", "36
 # (`host:port`, the system resolver when empty).
 IAM_OUTBOUND_ALLOW_NETWORKS = env_list("IAM_OUTBOUND_ALLOW_NETWORKS")
 IAM_DNS_NAMESERVERS = env_list("IAM_DNS_NAMESERVERS")
+IAM_SSO_START_IP_LIMIT = int(env("IAM_SSO_START_IP_LIMIT", "60"))  # SSO sign-ins started per IP a minute
 IAM_SSO_FLOW_SECONDS = 600  # an SSO sign-in (state, nonce, AuthnRequest) must finish within this
 
 # The origin used to build links in mails and metadata (OAuth issuer, SCIM base URL, reset links);

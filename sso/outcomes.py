@@ -21,10 +21,13 @@ class Assertion:
 class SsoRefused(Exception):
     """The IdP's answer, or the flow it claims to finish, is refused. `reason` is a stable code."""
 
-    def __init__(self, reason: str, status: int = 400, detail: str = ""):
+    def __init__(self, reason: str, status: int = 400, detail: str = "", audited: bool = False,
+                 retry_after: int | None = None):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.audited = audited  # already on record (refuse() writes no second entry)
+        self.retry_after = retry_after
         self.detail = detail or REASONS.get(reason, "Single sign-on could not be completed.")
 
 
@@ -42,4 +45,5 @@ REASONS = {
     "provider. Sign in with it and ask an administrator.",
     "domain_not_verified": "Your email domain is not verified for this organization.",
     "email_missing": "Your identity provider sent no email address.",
+    "rate_limited": "Too many sign-in attempts from your network. Wait a minute and try again.",
 }

@@ -30,6 +30,7 @@ from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
 from core.models import Organization
+from core.ratelimit import counters_incr
 from core.secrets import secret_hash, secret_matches
 from core.tenancy import org_scope_enter
 from sso import people
@@ -83,6 +84,7 @@ def flow_start(
     request_id: str = "",
 ) -> tuple[Flow, str]:
     """A new flow bound to this browser session and connection. Returns it and its `state`."""
+    _throttle(request, connection)
     binding = _binding(request)
     flow = Flow(
         org=connection.org,
@@ -107,6 +109,25 @@ def flow_start(
         data={"connection": connection.slug, "protocol": connection.protocol},
     )
     return flow, f"{flow.id.hex}.{kid}.{mac}"
+
+
+def _throttle(request, connection) -> None:
+    """Each start writes a row and an audit entry: at most IAM_SSO_START_IP_LIMIT a minute per client
+    IP, the first refusal of a minute on record. A lost counter store lets starts through (this
+    limits load; it guards nothing)."""
+    limit = getattr(settings, "IAM_SSO_START_IP_LIMIT", 60)
+    try:
+        (count,) = counters_incr([f"sso:start:{request.audit_context.ip or 'unknown'}"], 60)
+    except Exception:  # noqa: BLE001 (the cache is down: no limit rather than no sign-in)
+        return
+    if count > limit:
+        first = count == limit + 1
+        if first:
+            audit_record(org=connection.org, actor=Actor.anonymous(), event=AuditEvent.SSO_LOGIN_REFUSED,
+                         outcome=Outcome.DENIED, target=Target.of(connection),
+                         data={"connection": connection.slug, "protocol": connection.protocol,
+                               "reason": "rate_limited"})
+        raise SsoRefused("rate_limited", 429, audited=True, retry_after=60)
 
 
 def flow_seconds() -> int:
@@ -177,6 +198,12 @@ def safe_local(request, target: str) -> str:
 
 def refuse(request, connection, exc: SsoRefused):
     """Audit the refusal in the connection's org and answer with a page that names no secret."""
+    if exc.audited:
+        response = render(request, "sso/refused.html", {"detail": exc.detail, "reason": exc.reason},
+                          status=exc.status)
+        if exc.retry_after:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     org = connection.org if connection is not None else None
     audit_record(
         org=org,

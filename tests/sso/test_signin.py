@@ -386,3 +386,18 @@ def test_a_privileged_group_claim_gives_nothing_unmapped(client, connection, org
     assert membership.role == "member"
     assert not membership.custom_roles.exists()
     assert not Identity.objects.get().user.memberships.exclude(pk=membership.pk).exists()
+
+
+def test_starts_are_limited_per_ip_and_the_first_refusal_is_recorded(client, connection, org, settings):
+    settings.IAM_SSO_START_IP_LIMIT = 3
+    for _ in range(3):
+        signin.flow_start(browser_request(client), connection)
+    for _ in range(2):
+        with pytest.raises(SsoRefused) as refused:
+            signin.flow_start(browser_request(client), connection)
+        assert (refused.value.reason, refused.value.status) == ("rate_limited", 429)
+    assert Flow.objects.count() == 3
+    assert audit_events(org, "sso.login_refused").count() == 1
+    response = signin.refuse(browser_request(client), connection, refused.value)
+    assert response.status_code == 429 and response["Retry-After"] == "60"
+    assert audit_events(org, "sso.login_refused").count() == 1
