@@ -72,3 +72,13 @@ def account_recovered(*, user, actor) -> dict[str, int]:
     for handler in _RECOVERY_HANDLERS:
         consequences.update(handler(user=user, actor=actor))
     return consequences
+
+
+# Whether an org's directory (SCIM) is the source of truth for who its members are: the SCIM app
+# adds its check in ready(). Just-in-time SSO provisioning then never adds a member the directory
+# did not provision (or deprovisioned), so signing in cannot undo a deprovisioning.
+DIRECTORY_IN_CHARGE: list[Callable] = []
+
+
+def directory_in_charge(org) -> bool:
+    return any(check(org) for check in DIRECTORY_IN_CHARGE)

@@ -6,10 +6,11 @@ class ScimConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from accounts.departures import on_departure
-        from scim.tokens import scim_tokens_on_departure
+        from accounts.departures import DIRECTORY_IN_CHARGE, on_departure
+        from scim.tokens import scim_provisions, scim_tokens_on_departure
 
         on_departure(scim_tokens_on_departure)
+        DIRECTORY_IN_CHARGE.append(scim_provisions)
         from django.db.models import CharField
         from django.db.models.functions import Lower
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -138,3 +139,10 @@ def _reject(token: ScimToken, reason: str) -> None:
 
 def request_limit() -> int:
     return settings.IAM_SCIM_RATE_LIMIT
+
+
+def scim_provisions(org) -> bool:
+    """Whether the org's IdP provisions its members over SCIM: a token that still works exists."""
+    now = timezone.now()
+    return (ScimToken.objects.for_org(org).filter(revoked_at__isnull=True)
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).exists())

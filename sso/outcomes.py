@@ -45,5 +45,6 @@ REASONS = {
     "provider. Sign in with it and ask an administrator.",
     "domain_not_verified": "Your email domain is not verified for this organization.",
     "email_missing": "Your identity provider sent no email address.",
+    "not_provisioned": "Your organization's directory has not given you access here. Ask an administrator.",
     "rate_limited": "Too many sign-in attempts from your network. Wait a minute and try again.",
 }

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from accounts import services as accounts_services
+from accounts.departures import directory_in_charge
 from accounts.models import Membership, MembershipSource, MembershipStatus, User, normalize_email
 from audit.actors import Actor
 from audit.events import AuditEvent
@@ -96,6 +97,9 @@ def _membership_for(connection, user: User, *, created: bool) -> Membership:
     if membership is None:
         if not connection.jit:
             raise SsoRefused("not_a_member", 403)
+        if directory_in_charge(org):
+            # SCIM decides who is a member: signing in must not bring back someone it removed.
+            raise SsoRefused("not_provisioned", 403)
         role = connection.default_role if connection.default_role in ASSIGNABLE_ROLES else BuiltinRole.MEMBER
         membership = accounts_services.membership_create(
             org=org,

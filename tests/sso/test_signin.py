@@ -401,3 +401,20 @@ def test_starts_are_limited_per_ip_and_the_first_refusal_is_recorded(client, con
     response = signin.refuse(browser_request(client), connection, refused.value)
     assert response.status_code == 429 and response["Retry-After"] == "60"
     assert audit_events(org, "sso.login_refused").count() == 1
+
+
+def test_when_scim_provisions_the_org_jit_adds_nobody(client, connection, org):
+    """SCIM stays the source of truth: a person it never provisioned, or removed, is not added back
+    by signing in."""
+    from tests.factories import ScimTokenFactory
+
+    _verified(org)
+    token = ScimTokenFactory(org=org)
+    with pytest.raises(SsoRefused) as refused:
+        sso_sign_in(client, connection, _assertion())
+    assert refused.value.reason == "not_provisioned"
+    assert not User.objects.filter(email="ada@example.com").exists()
+    token.revoked_at = timezone.now()
+    token.save()
+    sso_sign_in(client, connection, _assertion())
+    assert Membership.objects.filter(org=org, user__email="ada@example.com").exists()
