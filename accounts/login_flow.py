@@ -279,3 +279,19 @@ def reauthenticate(request, *, password: str = "", code: str = "") -> str | None
     lockout.clear(user.email)
     person_record(user=user, event=AuditEvent.REAUTH_SUCCEEDED, data={"method": method})
     return method
+
+
+def reauth_by_idp(request, *, mfa: bool, sso_org) -> None:
+    """The signed-in person proved themselves again at the org's IdP (single sign-on checked who):
+    the same fresh proof as `reauthenticate`, with a new session key."""
+    user = request.user
+    request.session.cycle_key()
+    now = time.time()
+    request.session[AUTH_TIME_KEY] = now
+    if mfa:
+        request.session[MFA_TIME_KEY] = now
+    orgs = list(request.session.get(SSO_ORGS_KEY) or [])
+    if str(sso_org) not in orgs:
+        orgs.append(str(sso_org))
+    request.session[SSO_ORGS_KEY] = orgs
+    person_record(user=user, event=AuditEvent.REAUTH_SUCCEEDED, data={"method": "sso"})

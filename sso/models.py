@@ -168,6 +168,8 @@ class Flow(OrgScopedModel):
     request_id = models.CharField(max_length=100, blank=True, db_index=True)
     next_url = models.CharField(max_length=1000, blank=True)
     test = models.BooleanField(default=False)  # "test connection": show the claims, sign nobody in
+    # Re-authentication of the person already signed in (the IdP is asked to authenticate afresh).
+    reauth = models.BooleanField(default=False)
     # SAML: the verified assertion between the ACS (a cross-site POST, no session cookie) and the
     # same-site finish step that checks the session; sealed, single use with the flow.
     result_sealed = models.TextField(blank=True)

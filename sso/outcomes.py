@@ -45,6 +45,8 @@ REASONS = {
     "provider. Sign in with it and ask an administrator.",
     "domain_not_verified": "Your email domain is not verified for this organization.",
     "email_missing": "Your identity provider sent no email address.",
+    "reauth_other_person": "You signed in at your identity provider as someone else. Sign in there as "
+    "yourself and try again.",
     "not_provisioned": "Your organization's directory has not given you access here. Ask an administrator.",
     "rate_limited": "Too many sign-in attempts from your network. Wait a minute and try again.",
 }

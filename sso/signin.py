@@ -82,6 +82,7 @@ def flow_start(
     nonce: str = "",
     verifier_sealed: str = "",
     request_id: str = "",
+    reauth: bool = False,
 ) -> tuple[Flow, str]:
     """A new flow bound to this browser session and connection. Returns it and its `state`."""
     _throttle(request, connection)
@@ -94,7 +95,8 @@ def flow_start(
         request_id=request_id,
         next_url=safe_local(request, next_url),
         test=test,
-        started_by=request.user if test and request.user.is_authenticated else None,
+        reauth=reauth,
+        started_by=request.user if (test or reauth) and request.user.is_authenticated else None,
         expires_at=timezone.now() + timedelta(seconds=flow_seconds()),
     )
     mac, kid = secret_hash(_state_message(flow.id, connection.pk, binding))
@@ -123,10 +125,18 @@ def _throttle(request, connection) -> None:
     if count > limit:
         first = count == limit + 1
         if first:
-            audit_record(org=connection.org, actor=Actor.anonymous(), event=AuditEvent.SSO_LOGIN_REFUSED,
-                         outcome=Outcome.DENIED, target=Target.of(connection),
-                         data={"connection": connection.slug, "protocol": connection.protocol,
-                               "reason": "rate_limited"})
+            audit_record(
+                org=connection.org,
+                actor=Actor.anonymous(),
+                event=AuditEvent.SSO_LOGIN_REFUSED,
+                outcome=Outcome.DENIED,
+                target=Target.of(connection),
+                data={
+                    "connection": connection.slug,
+                    "protocol": connection.protocol,
+                    "reason": "rate_limited",
+                },
+            )
         raise SsoRefused("rate_limited", 429, audited=True, retry_after=60)
 
 
@@ -199,8 +209,9 @@ def safe_local(request, target: str) -> str:
 def refuse(request, connection, exc: SsoRefused):
     """Audit the refusal in the connection's org and answer with a page that names no secret."""
     if exc.audited:
-        response = render(request, "sso/refused.html", {"detail": exc.detail, "reason": exc.reason},
-                          status=exc.status)
+        response = render(
+            request, "sso/refused.html", {"detail": exc.detail, "reason": exc.reason}, status=exc.status
+        )
         if exc.retry_after:
             response["Retry-After"] = str(exc.retry_after)
         return response
@@ -234,6 +245,8 @@ def sign_in(request, connection, flow: Flow | None, assertion: Assertion):
     SsoRefused (the caller answers with `refuse`). `flow` is None for an IdP-initiated login."""
     if flow is not None and flow.test:
         return _test_result(request, connection, flow, assertion)
+    if flow is not None and flow.reauth:
+        return _reauthenticated(request, connection, flow, assertion)
     with transaction.atomic():
         user, identity, linked = people.person_for(connection, assertion)
     org = connection.org
@@ -345,6 +358,28 @@ def _by_user(rows):
     for user_id, key_hash in rows.values_list("identity__user_id", "session_key_hash"):
         grouped.setdefault(user_id, set()).add(key_hash)
     return grouped.items()
+
+
+def _reauthenticated(request, connection, flow: Flow, assertion: Assertion):
+    """The person already signed in proved themselves again at their IdP: their re-authentication
+    (and, when the IdP proved a second factor the connection accepts, their second factor) is fresh.
+    Only for the identity linked to this very person; the session gets a new key."""
+    user = request.user
+    identity = (
+        Identity.objects.for_org(connection.org)
+        .filter(issuer=assertion.issuer, subject=assertion.subject)
+        .first()
+    )
+    if (
+        not user.is_authenticated
+        or user.pk != flow.started_by_id
+        or identity is None
+        or identity.user_id != user.pk
+    ):
+        raise SsoRefused("reauth_other_person", 403)
+    proven = bool(set(assertion.mfa_values) & set(connection.accepted_mfa or []))
+    login_flow.reauth_by_idp(request, mfa=proven, sso_org=connection.org_id)
+    return redirect(flow.next_url or reverse("accounts:home"))
 
 
 def _test_result(request, connection, flow: Flow, assertion: Assertion):

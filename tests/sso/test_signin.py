@@ -2,6 +2,7 @@
 state, linking on (org, issuer, subject), just-in-time provisioning, the MFA mandate and the
 session. The protocol tests drive the same code through real IdPs; these pin each rule."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from sso.models import Connection, Domain, Flow, Identity, IdpSession
 from sso.outcomes import Assertion, SsoRefused
 from tests.factories import MemberFactory, OrgFactory, UserFactory
 from tests.helpers import audit_events, latest_event
-from tests.sso.support import browser_request, sso_sign_in
+from tests.sso.support import browser_request, keep_session, sso_sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -418,3 +419,52 @@ def test_when_scim_provisions_the_org_jit_adds_nobody(client, connection, org):
     token.save()
     sso_sign_in(client, connection, _assertion())
     assert Membership.objects.filter(org=org, user__email="ada@example.com").exists()
+
+
+# --- re-authentication through the IdP ----------------------------------------------------------
+
+
+def _reauth(client, connection, user, assertion):
+    from accounts.policy import AUTH_TIME_KEY
+
+    request = browser_request(client)
+    request.user = user
+    flow, state = signin.flow_start(request, connection, reauth=True, next_url="/orgs/x/sso/")
+    flow = signin.flow_take(request, connection, state)
+    before = request.session.get(AUTH_TIME_KEY)
+    response = signin.sign_in(request, connection, flow, assertion)
+    keep_session(client, request)
+    return before, request, response
+
+
+def test_a_person_signed_in_by_sso_re_authenticates_at_their_idp(client, connection, org):
+    from accounts.policy import AUTH_TIME_KEY
+    from tests.factories import sign_in
+
+    member = MemberFactory(org=org)
+    Identity.objects.create(org=org, connection=connection, issuer=ISSUER, subject="sub-1", user=member.user)
+    sign_in(client, member.user, auth_age=3600)
+    old_key = client.session.session_key
+    before, request, response = _reauth(client, connection, member.user, _assertion(mfa_values=("mfa",)))
+    assert request.session[AUTH_TIME_KEY] > before + 3000
+    assert request.session[MFA_TIME_KEY]
+    assert request.session.session_key != old_key
+    assert response.status_code == 302 and response["Location"] == "/orgs/x/sso/"
+    assert latest_event(org, "reauth.success").data == {"method": "sso"}
+
+
+def test_re_authenticating_as_someone_else_at_the_idp_is_refused(client, connection, org):
+    from accounts.policy import AUTH_TIME_KEY
+    from tests.factories import sign_in
+
+    member = MemberFactory(org=org)
+    other = MemberFactory(org=org)
+    Identity.objects.create(org=org, connection=connection, issuer=ISSUER, subject="sub-2", user=other.user)
+    sign_in(client, member.user, auth_age=3600)
+    with pytest.raises(SsoRefused) as refused:
+        _reauth(client, connection, member.user, _assertion(subject="sub-2"))
+    assert refused.value.reason == "reauth_other_person"
+    assert client.session[AUTH_TIME_KEY] < time.time() - 3000
+    with pytest.raises(SsoRefused):
+        _reauth(client, connection, member.user, _assertion(subject="nobody-linked"))
+    assert not Identity.objects.filter(subject="nobody-linked").exists()
