@@ -456,3 +456,10 @@ def test_login_before_the_provider_was_discovered_is_refused(oidc_peer):
     assert latest_event(connection.org, "sso.login_refused").data["reason"] == "provider_unconfigured"
     assert not Flow.objects.filter(connection=connection).exists()
     assert not audit_events(connection.org, "sso.login_started").exists()
+
+
+def test_a_login_hint_is_passed_on_and_an_oversized_one_dropped(oidc_peer):
+    connection = oidc_connection(acme(), oidc_peer)
+    assert _query(start(Client(), connection, login_hint="alice@acme.example"))["login_hint"] == \
+        "alice@acme.example"
+    assert "login_hint" not in _query(start(Client(), connection, login_hint="a" * 300))
