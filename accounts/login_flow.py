@@ -203,6 +203,12 @@ def complete_login(request, user: User, *, method: str, mfa_method: str | None =
 # that org's sign-in URL or None) in ready(); accounts knows nothing of connections or domains.
 HOME_REALM: list = []
 ORG_SIGN_IN: list = []
+# (request, next_url) -> where the signed-in person re-authenticates at their IdP, or None.
+REAUTH_AT_IDP: list = []
+
+
+def reauth_at_idp(request, next_url: str) -> str | None:
+    return next((url for find in REAUTH_AT_IDP if (url := find(request, next_url))), None)
 
 
 def home_realm(email: str) -> str | None:

@@ -13,4 +13,5 @@ class SsoConfig(AppConfig):
         login_flow.LOGIN_COMPLETED.append(signin.record_idp_session)
         login_flow.HOME_REALM.append(realm.realm_for_email)
         login_flow.ORG_SIGN_IN.append(realm.realm_for_org)
+        login_flow.REAUTH_AT_IDP.append(realm.reauth_url)
         accounts_services.SSO_READY.append(realm.org_has_sso)

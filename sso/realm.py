@@ -34,3 +34,24 @@ def realm_for_org(org_slug: str) -> str | None:
     if org is None or not org_has_sso(org):
         return None
     return reverse("sso:org-signin", kwargs={"org": org.slug})
+
+
+def reauth_url(request, next_url: str) -> str | None:
+    """Where the signed-in person re-authenticates at an IdP they are linked to: the org that
+    `next_url` acts in first, else any of theirs."""
+    from django.utils.http import urlencode
+
+    from sso.models import Identity
+
+    if not request.user.is_authenticated:
+        return None
+    identities = list(Identity.objects.unscoped()  # the person's own identities, in every org
+                      .filter(user=request.user, connection__enabled=True)
+                      .select_related("org").order_by("-last_login_at")[:20])
+    if not identities:
+        return None
+    parts = next_url.split("/")
+    wanted = parts[2] if next_url.startswith("/orgs/") and len(parts) > 2 else ""
+    chosen = next((i for i in identities if i.org.slug == wanted), identities[0])
+    url = reverse("sso:reauth", kwargs={"pk": chosen.connection_id})
+    return url + (f"?{urlencode({'next': next_url})}" if next_url else "")

@@ -3,11 +3,12 @@ the SAML SP metadata, login, ACS and the same-site finish step after it."""
 
 from django.urls import path
 
-from sso.views import oidc, pages, saml
+from sso.views import oidc, pages, reauth, saml
 
 app_name = "sso"
 PREFIX = "sso/<slug:org>/<slug:connection>/"
 urlpatterns = [
+    path("sso/reauth/<uuid:pk>/", reauth.reauth_view, name="reauth"),
     path("sso/<slug:org>/", pages.org_signin_view, name="org-signin"),
     path(PREFIX + "oidc/login/", oidc.login_view, name="oidc-login"),
     path(PREFIX + "oidc/callback/", oidc.callback_view, name="oidc-callback"),

@@ -40,6 +40,8 @@ UNSCOPED_ALLOWED = {
     "sso/domains.py": "a domain is verified by one org at most: the check (and home-realm discovery) "
                       "looks at every org",
     "sso/connections.py": "system jobs over every org's connections and expired sign-ins",
+    "sso/realm.py": "a person's own identities, in every org (where they re-authenticate)",
+    "sso/views/reauth.py": "the person's own identity, found before the org's scope is entered",
     "sso/signin.py": "the session a login created is recorded before it acts in any org's scope",
     "trust/runs.py": "a system job that records the expiry of every org's undecided approvals",
     "trust/containment.py": "a system sweep that contains every org's agents fallen below their floor",

@@ -159,9 +159,10 @@ def reauth_view(request):
                 return landing(request)
             form.add_error(None, "That did not match. Try again.")
             status = 401
-    return render(request, "accounts/reauth.html",
-                  {"form": form, "next": safe_next(request) or "", "user_orgs": orgs_for_user(request.user)},
-                  status=status)
+    next_url = safe_next(request) or ""
+    context = {"form": form, "next": next_url, "user_orgs": orgs_for_user(request.user),
+               "sso_url": login_flow.reauth_at_idp(request, next_url)}
+    return render(request, "accounts/reauth.html", context, status=status)
 
 
 @never_cache
