@@ -1,0 +1,264 @@
+"""Pages of the Single sign-on section: the org's connections (list, new, detail with its edit
+form, refresh, test, delete) and its email domains (add, verify, remove).
+
+Every write goes through sso.policies, which checks the caller and audits; a ServiceError is shown
+on the form (or as a message) with its own status. A connection's page shows what the admin API
+shows (sso.api.SsoConnectionSerializer), never its client secret.
+"""
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.validators import slug_re
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.views import View
+
+from core.errors import ServiceError
+from core.permissions import Perm
+from sso import policies
+from sso.api import SsoConnectionSerializer
+from sso.connections import certificates_expiring
+from sso.forms import ConnectionCreateForm, ConnectionUpdateForm, DomainAddForm, mappings_text
+from sso.models import Connection, Domain, Protocol
+from sso.outcomes import SsoRefused
+from sso.realm import login_url
+from sso.views import oidc as oidc_views
+from sso.views import saml as saml_views
+from web.pages import OrgPageMixin, form_apply_service_error
+
+SLUG_PLACEHOLDER = "__slug__"
+# What the admin enters at the IdP, by protocol: (label, url name, test id).
+IDP_ENTRIES = {
+    Protocol.OIDC: (("Redirect URI (sign-in redirect)", "sso:oidc-callback", "redirect-uri"),
+                    ("Back-channel logout URI", "sso:oidc-backchannel-logout", "backchannel-logout-uri")),
+    Protocol.SAML: (("SP entity id (audience)", "sso:saml-metadata", "sp-entity-id"),
+                    ("ACS URL (single sign-on URL)", "sso:saml-acs", "sp-acs-url"),
+                    ("SP metadata URL", "sso:saml-metadata", "sp-metadata-url")),
+}
+
+
+def idp_entries(org, protocol: str, slug: str = "") -> list[dict]:
+    """The URLs the IdP needs, as sso.api shows them; with `<slug>` when the slug is not known yet."""
+    entries = []
+    for label, name, testid in IDP_ENTRIES[protocol]:
+        path = reverse(name, kwargs={"org": org.slug, "connection": slug or SLUG_PLACEHOLDER})
+        url = settings.IAM_CANONICAL_ORIGIN.rstrip("/") + path
+        entries.append({"label": label, "url": url.replace(SLUG_PLACEHOLDER, "<slug>"), "testid": testid})
+    return entries
+
+
+def saml_test_start():
+    """The SAML login starter, once sso.views.saml provides one (else "Test connection" is off)."""
+    return getattr(saml_views, "login_start", None)
+
+
+# --- connections ------------------------------------------------------------------------------
+
+
+class ConnectionListView(OrgPageMixin, View):
+    required = {"get": Perm.SSO_READ}
+    template = "sso/connections.html"
+
+    def get(self, request, org):
+        connections = Connection.objects.for_org(self.org).select_related("org").order_by("name")
+        rows = [{"connection": c, "login_url": settings.IAM_CANONICAL_ORIGIN.rstrip("/") + login_url(c),
+                 "expiring": certificates_expiring(c)} for c in connections]
+        return self.render_page(self.template, rows=rows)
+
+
+class ConnectionNewView(OrgPageMixin, View):
+    required = {"get": Perm.SSO_WRITE, "post": Perm.SSO_WRITE}
+    template = "sso/connection_new.html"
+
+    def get(self, request, org, protocol):
+        return self.page(ConnectionCreateForm(protocol=self.protocol(protocol)))
+
+    def post(self, request, org, protocol):
+        form = ConnectionCreateForm(request.POST, protocol=self.protocol(protocol))
+        if not form.is_valid():
+            return self.page(form, status=400)
+        try:
+            connection = policies.connection_create(access=self.access, **form.service_arguments())
+        except ServiceError as exc:
+            form_apply_service_error(form, exc)
+            return self.page(form, status=exc.status)
+        messages.success(request, f"Created {connection.name}. “Test connection” checks the round trip.")
+        return redirect("sso:connection-detail", org=self.org.slug, pk=connection.pk)
+
+    def protocol(self, value: str) -> str:
+        if value not in Protocol.values:
+            raise Http404("No such protocol.")
+        return value
+
+    def page(self, form, status=200):
+        # Once a slug is typed (the form came back with an error), the URLs are shown with it.
+        slug = form.data.get("slug", "") if form.is_bound else ""
+        slug = slug if slug_re.fullmatch(slug) and len(slug) <= 50 else ""
+        return self.render_page(self.template, status=status, form=form, protocol=form.protocol,
+                                protocol_label=Protocol(form.protocol).label,
+                                entries=idp_entries(self.org, form.protocol, slug))
+
+
+class ConnectionPage(OrgPageMixin, View):
+    def connection(self, pk) -> Connection:
+        """This org's connection (another org's id is a 404, like an unknown one)."""
+        return get_object_or_404(Connection.objects.for_org(self.org).select_related("org"), pk=pk)
+
+    def back(self, connection):
+        return redirect("sso:connection-detail", org=self.org.slug, pk=connection.pk)
+
+
+class ConnectionDetailView(ConnectionPage):
+    required = {"get": Perm.SSO_READ, "post": Perm.SSO_WRITE}
+    template = "sso/connection_detail.html"
+
+    def get(self, request, org, pk):
+        connection = self.connection(pk)
+        return self.detail(connection, ConnectionUpdateForm(connection=connection))
+
+    def post(self, request, org, pk):
+        connection = self.connection(pk)
+        form = ConnectionUpdateForm(request.POST, connection=connection)
+        if not form.is_valid():
+            return self.detail(connection, form, status=400)
+        try:
+            connection = policies.connection_update(access=self.access, connection=connection,
+                                                    **form.service_arguments())
+        except ServiceError as exc:
+            form_apply_service_error(form, exc)
+            return self.detail(self.connection(pk), form, status=exc.status)
+        messages.success(request, f"Saved {connection.name}.")
+        return self.back(connection)
+
+    def detail(self, connection, form, status=200):
+        shown = SsoConnectionSerializer(connection).data
+        entries = idp_entries(self.org, connection.protocol, connection.slug)
+        testable = connection.protocol == Protocol.OIDC or saml_test_start() is not None
+        mapping_lines = mappings_text(self.org, connection.group_mappings).splitlines()
+        return self.render_page(
+            self.template, status=status, connection=connection, shown=shown, form=form, entries=entries,
+            testable=testable, expiring=certificates_expiring(connection), mapping_lines=mapping_lines,
+            protocol_label=Protocol(connection.protocol).label)
+
+
+class ConnectionRefreshView(ConnectionPage):
+    """Fetch what the IdP publishes again; a failure keeps what was stored and says why."""
+
+    required = {"post": Perm.SSO_WRITE}
+
+    def post(self, request, org, pk):
+        connection = self.connection(pk)
+        changed = policies.connection_refresh(access=self.access, connection=connection)
+        connection = self.connection(pk)
+        if connection.metadata_error:
+            error = connection.metadata_error
+            messages.error(request, f"The refresh failed (what was stored is kept): {error}")
+        elif connection.protocol == Protocol.SAML and not connection.idp_metadata_url:
+            messages.info(request, "This connection's metadata was pasted: paste new metadata to change it.")
+        else:
+            messages.success(request, "Refreshed: " + ("the IdP published changes, now stored." if changed
+                                                       else "nothing changed."))
+        return self.back(connection)
+
+
+class ConnectionTestView(ConnectionPage):
+    """"Test connection": a sign-in round trip that ends on a page of what the IdP sent and signs
+    nobody in (sso.signin's test flows)."""
+
+    required = {"post": Perm.SSO_WRITE}
+
+    def post(self, request, org, pk):
+        connection = self.connection(pk)
+        start = oidc_views.login_start if connection.protocol == Protocol.OIDC else saml_test_start()
+        if start is None:
+            messages.error(request, "Testing a SAML connection is not available yet.")
+            return self.back(connection)
+        if not connection.enabled:
+            messages.error(request, "Enable the connection first: a disabled connection accepts no answer.")
+            return self.back(connection)
+        try:
+            return start(request, connection, test=True)
+        except SsoRefused as exc:
+            messages.error(request, exc.detail)
+            return self.back(connection)
+
+
+class ConnectionDeleteView(ConnectionPage):
+    # GET is the confirmation, and where the browser lands after a re-authentication.
+    required = {"get": Perm.SSO_WRITE, "post": Perm.SSO_WRITE}
+    template = "sso/connection_delete.html"
+
+    def get(self, request, org, pk):
+        return self.render_page(self.template, connection=self.connection(pk))
+
+    def post(self, request, org, pk):
+        connection = self.connection(pk)
+        name = connection.name
+        try:
+            policies.connection_delete(access=self.access, connection=connection)
+        except ServiceError as exc:
+            messages.error(request, exc.detail)
+            return self.render_page(self.template, status=exc.status, connection=connection)
+        messages.success(request, f"Deleted {name}: nobody signs in through it any more.")
+        return redirect("sso:connections", org=self.org.slug)
+
+
+# --- domains -----------------------------------------------------------------------------------
+
+
+class DomainListView(OrgPageMixin, View):
+    required = {"get": Perm.SSO_READ, "post": Perm.SSO_WRITE}
+    template = "sso/domains.html"
+
+    def get(self, request, org):
+        return self.page(DomainAddForm())
+
+    def post(self, request, org):
+        form = DomainAddForm(request.POST)
+        if not form.is_valid():
+            return self.page(form, status=400)
+        try:
+            domain = policies.domain_add(access=self.access, domain=form.cleaned_data["domain"])
+        except ServiceError as exc:
+            form_apply_service_error(form, exc)
+            return self.page(form, status=exc.status)
+        messages.success(request, f"Added {domain.domain}: publish its TXT record, then verify it.")
+        return redirect("sso:domains", org=self.org.slug)
+
+    def page(self, form, status=200):
+        domains = Domain.objects.for_org(self.org).order_by("domain")
+        return self.render_page(self.template, status=status, form=form, domains=domains)
+
+
+class DomainVerifyView(OrgPageMixin, View):
+    required = {"post": Perm.SSO_WRITE}
+
+    def post(self, request, org, pk):
+        domain = self.scoped(Domain, pk=pk)
+        try:
+            domain = policies.domain_verify(access=self.access, domain=domain)
+        except ServiceError as exc:
+            messages.error(request, f"{domain.domain} is not verified: {exc.detail}")
+        else:
+            messages.success(request, f"{domain.domain} is verified.")
+        return redirect("sso:domains", org=self.org.slug)
+
+
+class DomainRemoveView(OrgPageMixin, View):
+    required = {"get": Perm.SSO_WRITE, "post": Perm.SSO_WRITE}
+    template = "sso/domain_remove.html"
+
+    def get(self, request, org, pk):
+        return self.render_page(self.template, domain=self.scoped(Domain, pk=pk))
+
+    def post(self, request, org, pk):
+        domain = self.scoped(Domain, pk=pk)
+        name = domain.domain
+        try:
+            policies.domain_remove(access=self.access, domain=domain)
+        except ServiceError as exc:
+            messages.error(request, exc.detail)
+            return self.render_page(self.template, status=exc.status, domain=domain)
+        messages.success(request, f"Removed {name}.")
+        return redirect("sso:domains", org=self.org.slug)
