@@ -161,18 +161,39 @@ def _private_jwk(private_key, kid: str) -> dict:
     return {**jwk, "kid": kid, "alg": "RS256", "use": "sig"}
 
 
+# One OP for the whole run, although each test module that binds the fixture gets a fixture
+# definition of its own (and pytest would start one process for each).
+_RUNNING: dict = {}
+
+
 @pytest.fixture(scope="session")
-def oidc_peer_process(tmp_path_factory):
-    reason = peer_unavailable_reason()
-    if reason:
-        _skip_or_fail(reason)
+def oidc_peer_process(tmp_path_factory, pytestconfig):
+    if "peer" not in _RUNNING:
+        if "reason" not in _RUNNING:
+            _RUNNING["reason"] = peer_unavailable_reason() or ""
+            if not _RUNNING["reason"]:
+                try:
+                    _RUNNING["peer"] = _start(tmp_path_factory.mktemp("oidc-peer"))
+                except PeerUnavailable as exc:
+                    _RUNNING["reason"] = str(exc)
+                else:
+                    pytestconfig.add_cleanup(_stop)
+        if _RUNNING["reason"]:
+            _skip_or_fail(_RUNNING["reason"])
+    return _RUNNING["peer"]
+
+
+class PeerUnavailable(Exception):
+    pass
+
+
+def _start(folder: Path) -> OidcPeer:
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     kid = uuid.uuid4().hex
     admin_token, initial = uuid.uuid4().hex, uuid.uuid4().hex
     config = {"admin_token": admin_token, "initial_access_token": initial,
               "signing_keys": [_private_jwk(private_key, kid)], "cookie_keys": [uuid.uuid4().hex],
               "accounts": ACCOUNTS, "acr_values": ["urn:acme:mfa", "urn:acme:pwd"]}
-    folder = tmp_path_factory.mktemp("oidc-peer")
     config_file = folder / "config.json"
     config_file.write_text(json.dumps(config))
     config_file.chmod(0o600)
@@ -180,17 +201,27 @@ def oidc_peer_process(tmp_path_factory):
     process = subprocess.Popen(["node", str(PEER_DIR / "server.mjs")], cwd=PEER_DIR,
                                env={**os.environ, "OIDC_PEER_CONFIG_FILE": str(config_file)},
                                stdout=subprocess.PIPE, stderr=log, text=True)
+    _RUNNING.update(process=process, log=log)
     try:
         issuer = _started(process, log)
-        yield OidcPeer(issuer, admin_token, initial, private_key, kid)
-    finally:
+    except PeerUnavailable:
+        _stop()
+        raise
+    return OidcPeer(issuer, admin_token, initial, private_key, kid)
+
+
+def _stop():
+    process, log = _RUNNING.pop("process", None), _RUNNING.pop("log", None)
+    if process is not None:
         process.terminate()
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    if log is not None:
         log.close()
+    _RUNNING.pop("peer", None)
 
 
 def _started(process, log) -> str:
@@ -200,7 +231,7 @@ def _started(process, log) -> str:
     reader.join(START_SECONDS)
     if not line or not line[0].strip():
         log.seek(0)
-        _skip_or_fail(f"node {PEER_DIR / 'server.mjs'} did not start: {log.read().decode()[-2000:]}")
+        raise PeerUnavailable(f"node {PEER_DIR / 'server.mjs'} did not start: {log.read().decode()[-2000:]}")
     issuer = json.loads(line[0])["issuer"]
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
@@ -210,8 +241,7 @@ def _started(process, log) -> str:
         except requests.RequestException:
             pass
         time.sleep(0.1)
-    _skip_or_fail(f"the OpenID Provider at {issuer} did not answer discovery")
-    return issuer
+    raise PeerUnavailable(f"the OpenID Provider at {issuer} did not answer discovery")
 
 
 @pytest.fixture

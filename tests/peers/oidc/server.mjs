@@ -32,7 +32,7 @@
 //                                      instead of the one the OP issued (attack tests)
 //   GET  /_peer/last-token-response    the last token response's id_token (never the access token)
 
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
@@ -125,6 +125,31 @@ function loginPage(uid, details) {
 </body></html>`;
 }
 
+// What oidc-provider needs of fetch for a back-channel logout: POST a form, read the status.
+function deliver(url, options) {
+  const target = new URL(url);
+  if (target.protocol !== 'http:') {
+    const { dispatcher, ...rest } = options;
+    return globalThis.fetch(url, rest);
+  }
+  const headers = Object.fromEntries(new Headers(options.headers).entries());
+  const body = options.body === undefined ? undefined : String(options.body);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(target, {
+      method: options.method || 'GET',
+      headers: { ...headers, connection: 'close', ...(body ? { 'content-length': Buffer.byteLength(body) } : {}) },
+      agent: false,
+      timeout: 5000,
+    }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(new Response(null, { status: res.statusCode })));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 async function main() {
   const server = createServer();
   await new Promise((resolve) => server.listen(config.port || 0, '127.0.0.1', resolve));
@@ -164,11 +189,9 @@ async function main() {
       return { accountId: sub, claims: async () => accountClaims(account) };
     },
     // Both the OP and the relying party it logs out live on loopback; the library's guard
-    // against special-use addresses is for a public OP.
-    fetch: (url, options) => {
-      const { dispatcher, ...rest } = options;
-      return globalThis.fetch(url, rest);
-    },
+    // against special-use addresses is for a public OP. Plain node:http without keep-alive, so no
+    // idle connection to the test server outlives the delivery.
+    fetch: deliver,
     renderError(ctx, out) {
       ctx.type = 'html';
       ctx.body = `<!doctype html><title>Error</title><h1>${escapeHtml(out.error)}</h1>`
