@@ -111,6 +111,8 @@ class ConnectionUpdateForm(_ConnectionFields):
                                        label="Or new IdP metadata XML",
                                        widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}))
     allow_idp_initiated = forms.BooleanField(required=False, label="Allow IdP-initiated sign-in")
+    notes = forms.CharField(max_length=5000, required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                            help_text="For your administrators: who owns the IdP side, where it is set up.")
 
     protocol_fields = {
         Protocol.OIDC: ("client_id", "client_secret", "scopes"),
@@ -118,7 +120,7 @@ class ConnectionUpdateForm(_ConnectionFields):
     }
     field_order = ["enabled", "name", "default_role", "jit", "accepted_mfa", "groups_attribute",
                    "group_mappings", "client_id", "client_secret", "scopes", "idp_metadata_url",
-                   "idp_metadata_xml", "allow_idp_initiated"]
+                   "idp_metadata_xml", "allow_idp_initiated", "notes"]
 
     def __init__(self, *args, connection, **kwargs):
         self.connection = connection
@@ -128,7 +130,7 @@ class ConnectionUpdateForm(_ConnectionFields):
             "groups_attribute": connection.groups_attribute,
             "group_mappings": mappings_text(connection.org, connection.group_mappings),
             "client_id": connection.client_id, "scopes": connection.scopes,
-            "allow_idp_initiated": connection.allow_idp_initiated,
+            "allow_idp_initiated": connection.allow_idp_initiated, "notes": connection.notes,
         })
         super().__init__(*args, protocol=connection.protocol, **kwargs)
 

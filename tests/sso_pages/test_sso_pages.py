@@ -297,7 +297,8 @@ def test_creating_needs_a_fresh_sign_in(org, owner, oidc_peer):
     added = stale.post(url("domains", org), {"domain": "acme.example"})
     assert added.status_code == 302 and added["Location"].startswith("/reauth/?next=")
     assert not Domain.objects.exists()
-    assert "client_secret" not in json.dumps(stale.session.get("iam_reauth_resume", {}))
+    kept = {name for name, _ in stale.session["iam_reauth_resume"]["fields"]}
+    assert "domain" in kept and "client_secret" not in kept
 
 
 # --- the connection's page --------------------------------------------------------------------
@@ -327,6 +328,18 @@ def test_the_edit_form_changes_settings_and_maps_groups_by_name(browser, org, oi
         "name": "Okta production", "fields": ["accepted_mfa", "group_mappings", "jit", "name"]}
     page = html(browser.get(url("connection-detail", org, pk=connection.pk)))
     assert "release = custom_role:Deployers" in page and "platform = team:Platform:admin" in page
+
+
+def test_switching_a_connection_off_and_writing_notes(browser, org):
+    connection = saml_connection(org, 400)
+    response = browser.post(url("connection-detail", org, pk=connection.pk),
+                            edit_form(connection, enabled=None, notes="Owned by IT (Jane)."))
+    assert response.status_code == 302
+    connection.refresh_from_db()
+    assert connection.enabled is False and connection.notes == "Owned by IT (Jane)."
+    assert latest_event(org, "sso.connection_updated").data["fields"] == ["enabled", "notes"]
+    assert "Owned by IT (Jane)." in html(browser.get(url("connection-detail", org, pk=connection.pk)))
+    assert "Disabled" in html(browser.get(url("connections", org)))
 
 
 def test_a_new_client_secret_replaces_the_old_and_is_never_shown(browser, org, oidc_peer):
@@ -406,6 +419,21 @@ def test_a_disabled_connection_cannot_be_tested(browser, org, oidc_peer):
     response = browser.post(url("connection-test", org, pk=connection.pk), follow=True)
     assert "Enable the connection first" in html(response)
     assert not Flow.objects.exists()
+
+
+def test_testing_a_saml_connection_waits_for_the_saml_login(browser, org):
+    from sso.views import saml as saml_views
+
+    connection = saml_connection(org, 400)
+    page = html(browser.get(url("connection-detail", org, pk=connection.pk)))
+    response = browser.post(url("connection-test", org, pk=connection.pk))
+    if not hasattr(saml_views, "login_start"):
+        assert "Testing a SAML connection is not available yet." in page
+        assert 'class="button" disabled>Test connection' in page
+        assert response.status_code == 302 and not Flow.objects.exists()
+    else:
+        assert response.status_code == 302 and response["Location"].startswith(connection.idp_sso_url)
+        assert Flow.objects.get().test is True
 
 
 def test_delete_after_confirmation_and_not_the_last_one_when_sso_is_required(browser, org):
