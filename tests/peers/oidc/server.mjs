@@ -16,6 +16,17 @@
 //   }
 // On start it prints one JSON line to stdout: {"issuer": "http://127.0.0.1:<port>", "port": <port>}.
 //
+// By hand, next to `make run` (IAM_OUTBOUND_ALLOW_NETWORKS=127.0.0.0/8 lets the server reach it):
+//   npm ci --prefix tests/peers/oidc
+//   OIDC_PEER_CONFIG='{"port": 9400, "clients": [{"client_id": "demo", "client_secret": "demo-secret",
+//     "redirect_uris": ["http://127.0.0.1:8000/sso/<org>/<connection>/oidc/callback/"],
+//     "backchannel_logout_uri": "http://127.0.0.1:8000/sso/<org>/<connection>/oidc/backchannel-logout/",
+//     "backchannel_logout_session_required": true}],
+//     "accounts": [{"sub": "alice", "email": "alice@<verified domain>", "email_verified": true}]}' \
+//     node tests/peers/oidc/server.mjs
+// then create the connection with issuer http://127.0.0.1:9400, client id demo, secret demo-secret.
+// This version of oidc-provider asks for Node 22 in a warning; it runs on Node 20 (which CI has).
+//
 // Features on: PKCE required for every client (S256 only), the RFC 9207 `iss` authorization
 // response parameter (always on in this version, advertised in discovery), back-channel logout,
 // RP-initiated logout, dynamic registration when an initial access token is configured. The
