@@ -202,7 +202,9 @@ def authorization_endpoint(connection: Connection) -> str:
 
 
 def authorization_url(connection: Connection, *, state: str, nonce: str, code_challenge: str,
-                      login_hint: str = "") -> str:
+                      login_hint: str = "", reauth: bool = False) -> str:
+    """`reauth`: the provider must authenticate the person afresh (`prompt=login`, `max_age=0`;
+    the ID token's `auth_time` is then checked, OpenID Connect Core 3.1.2.1)."""
     endpoint = authorization_endpoint(connection)
     params = {
         "response_type": "code",
@@ -216,6 +218,8 @@ def authorization_url(connection: Connection, *, state: str, nonce: str, code_ch
     }
     if login_hint and len(login_hint) <= 254:
         params["login_hint"] = login_hint
+    if reauth:
+        params.update(prompt="login", max_age="0")
     return endpoint + ("&" if urlsplit(endpoint).query else "?") + urlencode(params)
 
 
@@ -357,8 +361,11 @@ def _now() -> float:
     return timezone.now().timestamp()
 
 
-def id_token_verify(connection: Connection, token, *, nonce: str) -> dict:
-    """The ID token's claims once verified (see the module's docstring). Raises SsoRefused."""
+def id_token_verify(connection: Connection, token, *, nonce: str,
+                    authenticated_after: float | None = None) -> dict:
+    """The ID token's claims once verified (see the module's docstring). Raises SsoRefused.
+    `authenticated_after`: the person must have authenticated at the provider since then
+    (`auth_time`, required when we sent `max_age`)."""
     try:
         claims = _jwt_verify(connection, token, required=["iss", "sub", "aud", "exp", "iat"])
         header = jwt.get_unverified_header(token)
@@ -374,6 +381,10 @@ def id_token_verify(connection: Connection, token, *, nonce: str) -> dict:
             not hmac.compare_digest(claims["nonce"].encode(), nonce.encode()):
         raise SsoRefused("nonce_mismatch", detail="The ID token does not belong to this sign-in. "
                          "Start again from the sign-in page.")
+    if authenticated_after is not None:
+        auth_time = claims.get("auth_time")
+        if not isinstance(auth_time, (int, float)) or auth_time < authenticated_after - SKEW_SECONDS:
+            raise SsoRefused("reauth_not_fresh", 403)
     return claims
 
 

@@ -48,5 +48,16 @@ REASONS = {
     "reauth_other_person": "You signed in at your identity provider as someone else. Sign in there as "
     "yourself and try again.",
     "not_provisioned": "Your organization's directory has not given you access here. Ask an administrator.",
+    "reauth_not_fresh": "Your identity provider did not ask you to sign in again. Try again.",
+    "idp_error": "Your identity provider did not sign you in. Start again from the sign-in page.",
+    "code_missing": "The identity provider's answer had no code. Start again from the sign-in page.",
+    "issuer_mismatch": "This answer came from another identity provider. Start again from the sign-in page.",
+    "token_exchange_failed": "The identity provider refused to complete this sign-in. Start again from the "
+    "sign-in page.",
+    "provider_unreachable": "The identity provider could not be reached. Try again later.",
+    "provider_unconfigured": "This identity provider is not set up yet. Ask an administrator.",
+    "id_token_invalid": "The identity provider's ID token was not valid. Start again from the sign-in page.",
+    "nonce_mismatch": "The ID token does not belong to this sign-in. Start again from the sign-in page.",
+    "userinfo_invalid": "The identity provider's user information did not match its ID token.",
     "rate_limited": "Too many sign-in attempts from your network. Wait a minute and try again.",
 }

@@ -41,8 +41,11 @@ BINDING_KEY = "iam_sso_binding"
 FLOW_SECONDS = 600
 
 
-def connection_for(org_slug: str, connection_slug: str, protocol: str) -> Connection:
-    """The enabled connection the URL names, with the org's scope entered; 404 otherwise."""
+def connection_for(
+    org_slug: str, connection_slug: str, protocol: str, *, disabled_too: bool = False
+) -> Connection:
+    """The enabled connection the URL names, with the org's scope entered; 404 otherwise.
+    `disabled_too`: a switched-off connection's IdP may still end the sessions it started."""
     org = Organization.objects.filter(slug=org_slug).first()
     if org is None:
         raise Http404
@@ -50,7 +53,8 @@ def connection_for(org_slug: str, connection_slug: str, protocol: str) -> Connec
     connection = (
         Connection.objects.for_org(org)
         .select_related("org")
-        .filter(slug=connection_slug, protocol=protocol, enabled=True)
+        .filter(slug=connection_slug, protocol=protocol)
+        .filter(**({} if disabled_too else {"enabled": True}))
         .first()
     )
     if connection is None:

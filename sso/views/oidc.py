@@ -14,15 +14,28 @@ from audit.services import Target, audit_record
 from sso import oidc, signin
 
 
-def login_start(request, connection, *, next_url: str = "", test: bool = False):
+def login_start(request, connection, *, next_url: str = "", test: bool = False, reauth: bool = False):
     """A new flow (state, nonce, sealed PKCE verifier) and the redirect to the provider."""
     oidc.authorization_endpoint(connection)  # refused before any flow starts if not discovered yet
     nonce = secrets.token_urlsafe(32)
     verifier, challenge = oidc.pkce_pair()
-    flow, state = signin.flow_start(request, connection, next_url=next_url, test=test, nonce=nonce,
-                                    verifier_sealed=oidc.verifier_seal(connection, nonce, verifier))
-    location = oidc.authorization_url(connection, state=state, nonce=nonce, code_challenge=challenge,
-                                      login_hint=request.GET.get("login_hint", ""))
+    flow, state = signin.flow_start(
+        request,
+        connection,
+        next_url=next_url,
+        test=test,
+        reauth=reauth,
+        nonce=nonce,
+        verifier_sealed=oidc.verifier_seal(connection, nonce, verifier),
+    )
+    location = oidc.authorization_url(
+        connection,
+        state=state,
+        nonce=nonce,
+        code_challenge=challenge,
+        login_hint=request.GET.get("login_hint", ""),
+        reauth=reauth,
+    )
     return HttpResponseRedirect(location)
 
 
@@ -51,15 +64,24 @@ def _callback(request, connection):
     flow = signin.flow_take(request, connection, params.get("state", ""))
     oidc.response_issuer_check(connection, params.get("iss"))
     if "error" in params:
-        raise signin.SsoRefused("idp_error", detail="Your identity provider did not sign you in. Start "
-                                "again from the sign-in page.")
+        raise signin.SsoRefused(
+            "idp_error",
+            detail="Your identity provider did not sign you in. Start again from the sign-in page.",
+        )
     code = params.get("code", "")
     if not code or len(code) > 2000:
-        raise signin.SsoRefused("code_missing", detail="The identity provider's answer had no code. "
-                                "Start again from the sign-in page.")
+        raise signin.SsoRefused(
+            "code_missing",
+            detail="The identity provider's answer had no code. Start again from the sign-in page.",
+        )
     verifier = oidc.verifier_unseal(connection, flow)
     tokens = oidc.token_exchange(connection, code=code, verifier=verifier)
-    id_claims = oidc.id_token_verify(connection, tokens["id_token"], nonce=flow.nonce)
+    id_claims = oidc.id_token_verify(
+        connection,
+        tokens["id_token"],
+        nonce=flow.nonce,
+        authenticated_after=flow.created_at.timestamp() if flow.reauth else None,
+    )
     access_token = tokens.get("access_token") if isinstance(tokens.get("access_token"), str) else ""
     userinfo = oidc.userinfo_fetch(connection, access_token, id_claims["sub"])
     assertion = oidc.assertion_from(connection, id_claims, userinfo)
@@ -70,15 +92,23 @@ def _callback(request, connection):
 @never_cache
 @require_POST
 def backchannel_logout_view(request, org, connection):
-    connection = signin.connection_for(org, connection, "oidc")
+    connection = signin.connection_for(org, connection, "oidc", disabled_too=True)
     try:
         claims = oidc.logout_token_verify(connection, request.POST.get("logout_token"))
     except oidc.LogoutRefused as exc:
-        audit_record(org=connection.org, actor=Actor.anonymous(), event=AuditEvent.SSO_LOGOUT,
-                     outcome=Outcome.DENIED, target=Target.of(connection),
-                     data={"connection": connection.slug, "sessions": 0, "reason": exc.reason})
-        return JsonResponse({"error": "invalid_request",
-                             "error_description": "The logout token was not accepted."}, status=400)
-    ended = signin.idp_sessions_end(connection, subject=claims.get("sub") or "",
-                                    idp_session=claims.get("sid") or "")
+        audit_record(
+            org=connection.org,
+            actor=Actor.anonymous(),
+            event=AuditEvent.SSO_LOGOUT,
+            outcome=Outcome.DENIED,
+            target=Target.of(connection),
+            data={"connection": connection.slug, "sessions": 0, "reason": exc.reason},
+        )
+        return JsonResponse(
+            {"error": "invalid_request", "error_description": "The logout token was not accepted."},
+            status=400,
+        )
+    ended = signin.idp_sessions_end(
+        connection, subject=claims.get("sub") or "", idp_session=claims.get("sid") or ""
+    )
     return JsonResponse({"sessions_ended": ended}, status=200)
