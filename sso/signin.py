@@ -403,5 +403,21 @@ def _test_result(request, connection, flow: Flow, assertion: Assertion):
         "assertion": assertion,
         "claims": sorted(assertion.claims.items()),
         "mfa_proven": sorted(set(assertion.mfa_values) & set(connection.accepted_mfa or [])),
+        **_org_page_context(request, connection.org),
     }
     return render(request, "sso/test_result.html", context)
+
+
+def _org_page_context(request, org) -> dict:
+    """What the org pages' side navigation asks (`can`, `user_orgs`), for the one org page this
+    module renders; the person's access is resolved as for any org page."""
+    from accounts.selectors import orgs_for_user
+    from core.permissions import Perm
+    from rbac.guard import SessionPolicyDenied, access_for_request
+
+    try:
+        access = access_for_request(request, org.slug)
+    except SessionPolicyDenied:
+        access = None
+    can = {perm.name.lower(): access is not None and access.has(perm) for perm in Perm}
+    return {"access": access, "can": can, "user_orgs": orgs_for_user(request.user)}

@@ -410,6 +410,7 @@ def test_test_connection_runs_the_round_trip_and_shows_the_claims(browser, org, 
     body = html(result)
     assert "Test of Okta: the round trip worked" in body and "carol@acme.example" in body
     assert "carol-0003" in body and "otp" in body
+    assert f'href="/orgs/{org.slug}/sso/"' in body  # the org's side navigation, as on every org page
     assert latest_event(org, "sso.connection_tested").data["reason"] == "ok"
     assert not audit_events(org, "sso.login_accepted").exists()
 
