@@ -422,19 +422,19 @@ def test_a_disabled_connection_cannot_be_tested(browser, org, oidc_peer):
     assert not Flow.objects.exists()
 
 
-def test_testing_a_saml_connection_waits_for_the_saml_login(browser, org):
-    from sso.views import saml as saml_views
+def test_testing_a_saml_connection_starts_a_test_flow_at_the_idp(browser, org):
+    from sso.saml import sp_keypair
 
     connection = saml_connection(org, 400)
+    key, cert = sp_keypair()
+    connection.seal("sp_private_key", key)
+    connection.sp_certificate = cert
+    connection.save()
     page = html(browser.get(url("connection-detail", org, pk=connection.pk)))
+    assert 'class="button" disabled>Test connection' not in page
     response = browser.post(url("connection-test", org, pk=connection.pk))
-    if not hasattr(saml_views, "login_start"):
-        assert "Testing a SAML connection is not available yet." in page
-        assert 'class="button" disabled>Test connection' in page
-        assert response.status_code == 302 and not Flow.objects.exists()
-    else:
-        assert response.status_code == 302 and response["Location"].startswith(connection.idp_sso_url)
-        assert Flow.objects.get().test is True
+    assert response.status_code == 302 and response["Location"].startswith(connection.idp_sso_url)
+    assert Flow.objects.get().test is True
 
 
 def test_delete_after_confirmation_and_not_the_last_one_when_sso_is_required(browser, org):
