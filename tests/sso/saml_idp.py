@@ -76,7 +76,7 @@ class SamlIdp:
     def respond(self, connection, login_location: str, *, name_id="carol@acme.example", email=None,
                 name="Carol", groups=(), context=PASSWORD_CONTEXT, sign_assertion=True, sign_response=False,
                 in_response_to=None, sign_alg=SHA256_SIGNATURE, digest_alg=SHA256_DIGEST, audience=None,
-                destination=None) -> tuple[str, str]:
+                destination=None, unsolicited=False) -> tuple[str, str]:
         """(SAMLResponse, RelayState) answering the AuthnRequest in our login's redirect."""
         from saml2 import BINDING_HTTP_REDIRECT
         from saml2.saml import NameID
@@ -91,7 +91,7 @@ class SamlIdp:
         if groups:
             identity["groups"] = list(groups)
         xml = server.create_authn_response(
-            identity, in_response_to=in_response_to or request.message.id,
+            identity, in_response_to=None if unsolicited else (in_response_to or request.message.id),
             destination=destination or request.message.assertion_consumer_service_url,
             sp_entity_id=audience or request.message.issuer.text,
             name_id=NameID(format=EMAIL_FORMAT, text=name_id),
