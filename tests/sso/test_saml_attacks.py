@@ -183,3 +183,11 @@ def test_an_oversize_response_is_refused(world):
 def test_a_missing_response_is_refused(world):
     org, connection = world
     _refused(org, acs(Client(), connection, "", ""), "saml_response_missing")
+
+
+def test_a_non_success_status_is_refused(client, world, saml_idp):
+    org, connection = world
+    saml_response, relay = _answer(client, saml_idp, connection)
+    xml = _xml(saml_response).replace("urn:oasis:names:tc:SAML:2.0:status:Success",
+                                      "urn:oasis:names:tc:SAML:2.0:status:Requester")
+    _refused(org, acs(Client(), connection, _b64(xml), relay), "saml_status")
