@@ -46,8 +46,9 @@ def keypair(directory, name="idp"):
 
 
 class SamlIdp:
-    def __init__(self, directory):
+    def __init__(self, directory, sso_url: str = IDP_SSO):
         self.directory = directory
+        self.sso_url = sso_url
         self.key_file, self.cert_file, self.certificate = keypair(directory)
 
     def _config(self, sp_metadata: str = ""):
@@ -60,7 +61,7 @@ class SamlIdp:
             "key_file": self.key_file, "cert_file": self.cert_file,
             "metadata": {"inline": [sp_metadata]} if sp_metadata else {},
             "service": {"idp": {
-                "endpoints": {"single_sign_on_service": [(IDP_SSO, REDIRECT)]},
+                "endpoints": {"single_sign_on_service": [(self.sso_url, REDIRECT)]},
                 "name_id_format": [EMAIL_FORMAT],
                 "policy": {"default": {"lifetime": {"minutes": 5}, "attribute_restrictions": None,
                                        "name_form": "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"}},
@@ -124,3 +125,48 @@ def saml_connection(org, idp: SamlIdp, *, slug="acme-saml", **fields):
 
     return connection_create(org=org, actor=Actor.system("test"), name=fields.pop("name", "Acme SAML"),
                              slug=slug, protocol="saml", idp_metadata_xml=idp.metadata(), **fields)
+
+
+class SamlIdpServer:
+    """The IdP on loopback for the browser: GET /sso with our AuthnRequest answers with the page an
+    IdP answers with, a form that POSTs the signed response to our ACS as soon as it loads. It signs
+    in whoever `person` names (set by the test)."""
+
+    def __init__(self, directory):
+        import threading
+        from html import escape
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+        self.person = {"name_id": "carol@acme.example"}
+        self.connection = None
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                from sso.saml import acs_url
+
+                location = f"http://127.0.0.1:{outer.port}{self.path}"
+                saml_response, relay = outer.idp.respond(outer.connection, location, **outer.person)
+                action = escape(acs_url(outer.connection))
+                page = (f'<html><body><h1>Test SAML IdP</h1><form method="post" action="{action}">'
+                        f'<input type="hidden" name="SAMLResponse" value="{escape(saml_response)}">'
+                        f'<input type="hidden" name="RelayState" value="{escape(relay)}">'
+                        '<button type="submit">Continue</button></form>'
+                        "<script>document.forms[0].submit()</script></body></html>").encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.idp = SamlIdp(directory, sso_url=f"http://127.0.0.1:{self.port}/sso")
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
