@@ -101,3 +101,67 @@ def test_the_same_response_posted_twice_is_refused_the_second_time(client, saml_
     again = acs(Client(), connection, *answer)
     assert again.status_code == 400
     assert latest_event(org, "sso.login_refused").data["reason"] in {"saml_unknown_request", "saml_replayed"}
+
+
+def _metadata_server(body: str):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/samlmetadata+xml")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_connection_imports_the_idps_metadata_url_through_the_outbound_guard(saml_idp, settings):
+    from tests.trust.conftest import admin_client
+
+    org = acme()
+    server = _metadata_server(saml_idp.metadata())
+    url = f"http://127.0.0.1:{server.server_address[1]}/metadata"
+    body = {"name": "Acme SAML", "slug": "acme-saml", "protocol": "saml", "idp_metadata_url": url,
+            "accepted_authn_contexts": [MFA_CONTEXT]}
+    try:
+        settings.IAM_OUTBOUND_ALLOW_NETWORKS = []
+        refused = admin_client(org).post(f"/api/v1/orgs/{org.slug}/sso-connections", body, format="json")
+        assert refused.status_code == 400 and refused.json()["error"] == "provider_unreachable"
+        settings.IAM_OUTBOUND_ALLOW_NETWORKS = ["127.0.0.0/8"]
+        created = admin_client(org).post(f"/api/v1/orgs/{org.slug}/sso-connections", body, format="json")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert created.status_code == 201, created.content
+    data = created.json()
+    assert data["idp_entity_id"] == "https://idp.acme.example/saml/metadata"
+    assert data["accepted_authn_contexts"] == [MFA_CONTEXT] and data["idp_metadata_url"] == url
+    assert data["sp_acs_url"].endswith(f"/sso/{org.slug}/acme-saml/saml/acs/")
+    assert len(data["idp_certificates"]) == 1 and "sp_private_key" not in str(data)
+
+
+def test_during_rotation_either_stored_certificate_verifies(client, saml_idp, tmp_path):
+    import json
+
+    from sso.connections import certificates_store
+    from tests.sso.saml_idp import SamlIdp
+
+    org = acme()
+    connection = saml_connection(org, saml_idp, jit=True)
+    upcoming = SamlIdp(str(tmp_path))  # the IdP's next key, published before it signs
+    certificates_store(connection, [upcoming.certificate, saml_idp.certificate])
+    connection.save()
+    assert len(json.loads(connection.unsealed("idp_certificates"))) == 2
+    assert round_trip(client, saml_idp, connection).status_code == 302  # still the current key
+    other = Client()
+    assert round_trip(other, upcoming, connection, name_id="dan@acme.example").status_code == 302
+    assert other.session["_auth_user_id"]
