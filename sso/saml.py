@@ -339,6 +339,7 @@ def response_verify(connection: Connection, encoded: str, *, request_id: str | N
         raise SsoRefused("saml_assertion_unsigned", detail="The assertion is not signed.")
     if response.issuer() != connection.idp_entity_id:
         raise SsoRefused("saml_issuer_mismatch")
+    _addressed_to_us(connection, assertion)
     if request_id is None:
         issued = _instant(assertion.issue_instant)
         if issued is None or abs((timezone.now() - issued).total_seconds()) > IDP_INITIATED_SECONDS:
@@ -358,6 +359,31 @@ def response_verify(connection: Connection, encoded: str, *, request_id: str | N
     except IntegrityError:
         raise SsoRefused("saml_replayed", detail="This sign-in was already used.") from None
     return _assertion(connection, response)
+
+
+def _addressed_to_us(connection: Connection, assertion) -> None:
+    """What pysaml2 leaves optional, required here (the Web SSO profile's own rules): the assertion
+    names this SP in an AudienceRestriction (pysaml2 accepts an assertion with none), and every
+    bearer SubjectConfirmationData names this ACS as its Recipient (pysaml2 checks the Recipient
+    only when given conversation info, which an ACS never has)."""
+    conditions = assertion.conditions
+    audiences = {
+        (audience.text or "").strip()
+        for restriction in (conditions.audience_restriction if conditions is not None else [])
+        for audience in restriction.audience or []
+    }
+    if sp_entity_id(connection) not in audiences:
+        raise SsoRefused("saml_audience_mismatch", detail="The assertion is not meant for this service.")
+    confirmations = [
+        c for c in (assertion.subject.subject_confirmation if assertion.subject is not None else [])
+        if c.method == "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+    ]
+    acs = acs_url(connection)
+    if not confirmations or any(
+        c.subject_confirmation_data is None or c.subject_confirmation_data.recipient != acs
+        for c in confirmations
+    ):
+        raise SsoRefused("saml_recipient_mismatch", detail="The assertion was sent to another address.")
 
 
 def _instant(value) -> datetime | None:

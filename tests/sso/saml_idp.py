@@ -77,8 +77,11 @@ class SamlIdp:
     def respond(self, connection, login_location: str, *, name_id="carol@acme.example", email=None,
                 name="Carol", groups=(), context=PASSWORD_CONTEXT, sign_assertion=True, sign_response=False,
                 in_response_to=None, sign_alg=SHA256_SIGNATURE, digest_alg=SHA256_DIGEST, audience=None,
-                destination=None, unsolicited=False) -> tuple[str, str]:
-        """(SAMLResponse, RelayState) answering the AuthnRequest in our login's redirect."""
+                destination=None, unsolicited=False, recipient=None, audience_restriction=True
+                ) -> tuple[str, str]:
+        """(SAMLResponse, RelayState) answering the AuthnRequest in our login's redirect. `recipient`
+        puts another address in the SubjectConfirmationData alone (the Destination stays ours);
+        `audience_restriction=False` signs an assertion whose Conditions name no audience."""
         from saml2 import BINDING_HTTP_REDIRECT
         from saml2.saml import NameID
         from saml2.server import Server
@@ -89,17 +92,37 @@ class SamlIdp:
         server = Server(config=self._config(sp_metadata(connection)))
         request = server.parse_authn_request(query["SAMLRequest"], BINDING_HTTP_REDIRECT)
         identity = {"mail": [email if email is not None else name_id], "displayName": [name]}
+        request_id = None if unsolicited else (in_response_to or request.message.id)
+        extra = {}
+        if recipient:
+            extra["farg"] = {"assertion": {"subject": {"subject_confirmation": {
+                "method": "urn:oasis:names:tc:SAML:2.0:cm:bearer",
+                "subject_confirmation_data": {"recipient": recipient, "in_response_to": request_id}}}}}
+        if not audience_restriction:
+            from saml2.assertion import Policy
+
+            policy = Policy(mds=server.metadata)
+            policy.conditions = _conditions_without_audience
+            extra["release_policy"] = policy
         if groups:
             identity["groups"] = list(groups)
         xml = server.create_authn_response(
-            identity, in_response_to=None if unsolicited else (in_response_to or request.message.id),
+            identity, in_response_to=request_id,
             destination=destination or request.message.assertion_consumer_service_url,
             sp_entity_id=audience or request.message.issuer.text,
             name_id=NameID(format=EMAIL_FORMAT, text=name_id),
             authn={"class_ref": context, "authn_auth": IDP_ENTITY},
             sign_assertion=sign_assertion, sign_response=sign_response, sign_alg=sign_alg,
-            digest_alg=digest_alg)
+            digest_alg=digest_alg, **extra)
         return base64.b64encode(str(xml).encode()).decode(), query.get("RelayState", "")
+
+
+def _conditions_without_audience(sp_entity_id):
+    from saml2 import saml
+    from saml2.assertion import factory, instant
+    from saml2.time_util import in_a_while
+
+    return factory(saml.Conditions, not_before=instant(), not_on_or_after=in_a_while(minutes=5))
 
 
 def xmlsec_missing_reason() -> str | None:

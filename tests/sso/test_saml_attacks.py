@@ -11,7 +11,7 @@ from django.test import Client
 from freezegun import freeze_time
 
 from accounts.models import User
-from sso.models import Identity
+from sso.models import Identity, SeenAssertion
 from tests.helpers import latest_event
 from tests.sso.saml_idp import SamlIdp, saml_connection
 from tests.sso.saml_idp import saml_idp as saml_idp  # noqa: PLC0414 (the fixture)
@@ -191,3 +191,23 @@ def test_a_non_success_status_is_refused(client, world, saml_idp):
     xml = _xml(saml_response).replace("urn:oasis:names:tc:SAML:2.0:status:Success",
                                       "urn:oasis:names:tc:SAML:2.0:status:Requester")
     _refused(org, acs(Client(), connection, _b64(xml), relay), "saml_status")
+
+
+def test_a_recipient_naming_another_service_is_refused(client, world, saml_idp):
+    """The response's Destination is ours, but the signed assertion's bearer confirmation names
+    another SP's ACS: it was issued for that SP (pysaml2 alone lets it through)."""
+    org, connection = world
+    answer = _answer(client, saml_idp, connection, recipient="https://another-sp.example/acs")
+    assert "https://another-sp.example/acs" in _xml(answer[0])
+    _refused(org, acs(Client(), connection, *answer), "saml_recipient_mismatch")
+    assert not SeenAssertion.objects.exists()
+
+
+def test_an_assertion_naming_no_audience_is_refused(client, world, saml_idp):
+    """A signed assertion without an AudienceRestriction is meant for nobody in particular, so not
+    for us (pysaml2 alone accepts it)."""
+    org, connection = world
+    answer = _answer(client, saml_idp, connection, audience_restriction=False)
+    assert "Audience" not in _xml(answer[0])
+    _refused(org, acs(Client(), connection, *answer), "saml_audience_mismatch")
+    assert not SeenAssertion.objects.exists()
