@@ -459,3 +459,14 @@ def result_unseal(flow) -> Assertion:
         raise SsoRefused("state_invalid") from None
     data["groups"], data["mfa_values"] = tuple(data["groups"]), tuple(data["mfa_values"])
     return Assertion(**data)
+
+
+def result_keep(flow, assertion: Assertion) -> bool:
+    """Keep the verified assertion, sealed, on the outstanding flow its InResponseTo named, for the
+    finish step; one conditional UPDATE, so of two answers to one request only the first is kept."""
+    from sso.models import Flow
+
+    sealed = result_seal(flow, assertion)
+    return bool(Flow.objects.for_org(flow.org_id)
+                .filter(pk=flow.pk, result_sealed="", consumed_at__isnull=True)
+                .update(result_sealed=sealed))

@@ -83,13 +83,7 @@ def _acs(request, connection):
             detail="This answer is for no sign-in started here (or one already finished).",
         )
     assertion = saml.response_verify(connection, encoded, request_id=in_response_to)
-    sealed = saml.result_seal(flow, assertion)
-    kept = (
-        Flow.objects.for_org(connection.org)
-        .filter(pk=flow.pk, result_sealed="", consumed_at__isnull=True)
-        .update(result_sealed=sealed)
-    )
-    if not kept:
+    if not saml.result_keep(flow, assertion):
         raise signin.SsoRefused("state_used")
     finish = reverse("sso:saml-finish", kwargs={"org": connection.org.slug, "connection": connection.slug})
     response = HttpResponseRedirect(f"{finish}?{urlencode({'state': request.POST.get('RelayState', '')})}")
