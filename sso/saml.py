@@ -190,8 +190,11 @@ def idp_metadata_xml(connection: Connection) -> str:
 
 
 class _SpConfig:
-    """A pysaml2 SP configuration for one connection. pysaml2 reads the SP's key and certificate
-    from files: they live in a private temporary directory only while the configuration is in use."""
+    """A pysaml2 SP configuration for one connection. pysaml2 reads the SP's certificate from a
+    file, which lives in a private temporary directory only while the configuration is in use. The
+    private key never goes there: the metadata and the response's verification need none, and the
+    AuthnRequest is signed in `authn_redirect` (pysaml2's signers are process-wide objects whose key
+    it swaps before each use, so two connections signing at once in two threads could mix keys)."""
 
     def __init__(self, connection: Connection, *, allow_unsolicited: bool = False):
         self.connection = connection
@@ -202,10 +205,7 @@ class _SpConfig:
         from saml2.config import SPConfig
 
         self.directory = tempfile.mkdtemp(prefix="iam-saml-")
-        key_file = os.path.join(self.directory, "sp.key")
         cert_file = os.path.join(self.directory, "sp.crt")
-        with open(os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
-            handle.write(self.connection.unsealed("sp_private_key"))
         with open(cert_file, "w") as handle:
             handle.write(self.connection.sp_certificate)
         config = SPConfig()
@@ -213,7 +213,6 @@ class _SpConfig:
             {
                 "entityid": sp_entity_id(self.connection),
                 "xmlsec_binary": shutil.which("xmlsec1"),
-                "key_file": key_file,
                 "cert_file": cert_file,
                 "metadata": {"inline": [idp_metadata_xml(self.connection)]},
                 "accepted_time_diff": SKEW_SECONDS,
@@ -246,23 +245,31 @@ def sp_metadata(connection: Connection) -> str:
 def authn_redirect(
     connection: Connection, *, request_id: str, relay_state: str, force_authn: bool = False
 ) -> str:
-    """The IdP URL carrying our signed AuthnRequest (HTTP-Redirect, RSA-SHA256)."""
+    """The IdP URL carrying our signed AuthnRequest (HTTP-Redirect, RSA-SHA256 over
+    `SAMLRequest=…&RelayState=…&SigAlg=…` as the binding defines it, with this connection's key)."""
+    import zlib
+    from urllib.parse import urlencode
+
+    from cryptography.hazmat.primitives.asymmetric import padding
     from saml2 import xmldsig
     from saml2.client import Saml2Client
 
     with _SpConfig(connection) as config:
         client = Saml2Client(config)
         extra = {"force_authn": "true"} if force_authn else {}
-        _, info = client.prepare_for_authenticate(
-            entityid=connection.idp_entity_id,
-            relay_state=relay_state,
-            binding=REDIRECT,
-            sigalg=xmldsig.SIG_RSA_SHA256,
-            digest_alg=xmldsig.DIGEST_SHA256,
-            message_id=request_id,
-            **extra,
+        _, request = client.create_authn_request(
+            connection.idp_sso_url, message_id=request_id, sign=False, binding=POST, **extra
         )
-    return dict(info["headers"])["Location"]
+    params = {
+        "SAMLRequest": base64.b64encode(zlib.compress(str(request).encode())[2:-4]).decode(),
+        "RelayState": relay_state,
+        "SigAlg": xmldsig.SIG_RSA_SHA256,
+    }
+    signed = "&".join(urlencode({name: value}) for name, value in params.items()).encode()
+    key = serialization.load_pem_private_key(connection.unsealed("sp_private_key").encode(), password=None)
+    params["Signature"] = base64.b64encode(key.sign(signed, padding.PKCS1v15(), hashes.SHA256())).decode()
+    glue = "&" if "?" in connection.idp_sso_url else "?"
+    return connection.idp_sso_url + glue + urlencode(params)
 
 
 def new_request_id() -> str:

@@ -89,6 +89,7 @@ class SamlIdp:
         from sso.saml import sp_metadata
 
         query = {k: v[0] for k, v in parse_qs(urlsplit(login_location).query).items()}
+        redirect_signature_verify(connection, login_location)
         server = Server(config=self._config(sp_metadata(connection)))
         request = server.parse_authn_request(query["SAMLRequest"], BINDING_HTTP_REDIRECT)
         identity = {"mail": [email if email is not None else name_id], "displayName": [name]}
@@ -123,6 +124,21 @@ def _conditions_without_audience(sp_entity_id):
     from saml2.time_util import in_a_while
 
     return factory(saml.Conditions, not_before=instant(), not_on_or_after=in_a_while(minutes=5))
+
+
+def redirect_signature_verify(connection, login_location: str) -> None:
+    """As an IdP wanting signed requests checks ours: RSA-SHA256 over the query's own encoding of
+    SAMLRequest, RelayState and SigAlg, with the certificate in our SP metadata. Raises if not."""
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    raw = dict(part.split("=", 1) for part in urlsplit(login_location).query.split("&"))
+    query = {k: v[0] for k, v in parse_qs(urlsplit(login_location).query).items()}
+    assert query["SigAlg"] == SHA256_SIGNATURE, query["SigAlg"]
+    names = ("SAMLRequest", "RelayState", "SigAlg")
+    signed = "&".join(f"{name}={raw[name]}" for name in names if name in raw)
+    certificate = x509.load_pem_x509_certificate(connection.sp_certificate.encode())
+    certificate.public_key().verify(base64.b64decode(query["Signature"]), signed.encode(),
+                                    padding.PKCS1v15(), hashes.SHA256())
 
 
 def xmlsec_missing_reason() -> str | None:
