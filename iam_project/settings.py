@@ -407,5 +407,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("IAM_LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    # pysaml2 logs NameIDs at INFO and whole assertions at DEBUG: never below WARNING.
+    "loggers": {"django.request": {"level": "ERROR"}, "saml2": {"level": "WARNING"}},
 }

@@ -59,5 +59,11 @@ REASONS = {
     "id_token_invalid": "The identity provider's ID token was not valid. Start again from the sign-in page.",
     "nonce_mismatch": "The ID token does not belong to this sign-in. Start again from the sign-in page.",
     "userinfo_invalid": "The identity provider's user information did not match its ID token.",
+    "saml_audience_mismatch": "The assertion is not meant for this service.",
+    "saml_recipient_mismatch": "The assertion was sent to another address.",
+    "saml_response_rejected": "The identity provider's answer did not verify. Start again from the "
+    "sign-in page.",
+    "saml_unsolicited": "This sign-in was not started here.",
+    "saml_replayed": "This sign-in was already used.",
     "rate_limited": "Too many sign-in attempts from your network. Wait a minute and try again.",
 }

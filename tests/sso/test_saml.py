@@ -165,3 +165,13 @@ def test_during_rotation_either_stored_certificate_verifies(client, saml_idp, tm
     other = Client()
     assert round_trip(other, upcoming, connection, name_id="dan@acme.example").status_code == 302
     assert other.session["_auth_user_id"]
+
+
+def test_no_name_id_or_assertion_reaches_the_logs(client, saml_idp, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    org = acme()
+    connection = saml_connection(org, saml_idp, jit=True)
+    assert round_trip(client, saml_idp, connection, name_id="secret.person@acme.example").status_code == 302
+    assert "secret.person" not in caplog.text
