@@ -361,11 +361,8 @@ def _now() -> float:
     return timezone.now().timestamp()
 
 
-def id_token_verify(connection: Connection, token, *, nonce: str,
-                    authenticated_after: float | None = None) -> dict:
-    """The ID token's claims once verified (see the module's docstring). Raises SsoRefused.
-    `authenticated_after`: the person must have authenticated at the provider since then
-    (`auth_time`, required when we sent `max_age`)."""
+def id_token_verify(connection: Connection, token, *, nonce: str) -> dict:
+    """The ID token's claims once verified (see the module's docstring). Raises SsoRefused."""
     try:
         claims = _jwt_verify(connection, token, required=["iss", "sub", "aud", "exp", "iat"])
         header = jwt.get_unverified_header(token)
@@ -381,10 +378,6 @@ def id_token_verify(connection: Connection, token, *, nonce: str,
             not hmac.compare_digest(claims["nonce"].encode(), nonce.encode()):
         raise SsoRefused("nonce_mismatch", detail="The ID token does not belong to this sign-in. "
                          "Start again from the sign-in page.")
-    if authenticated_after is not None:
-        auth_time = claims.get("auth_time")
-        if not isinstance(auth_time, (int, float)) or auth_time < authenticated_after - SKEW_SECONDS:
-            raise SsoRefused("reauth_not_fresh", 403)
     return claims
 
 
@@ -426,12 +419,14 @@ def assertion_from(connection: Connection, id_claims: dict, userinfo: dict):
     if isinstance(claims.get("acr"), str) and claims["acr"]:
         mfa.append(claims["acr"])
     sid = id_claims.get("sid") if isinstance(id_claims.get("sid"), str) else ""
+    auth_time = id_claims.get("auth_time")
     shown = {name: claims[name] for name in DISPLAY_CLAIMS if name in claims}
     if connection.groups_attribute and connection.groups_attribute in claims:
         shown[connection.groups_attribute] = list(groups)
     return Assertion(issuer=connection.issuer, subject=id_claims["sub"], email=email.strip(),
                      email_verified=claims.get("email_verified") is True, display_name=name.strip(),
-                     groups=groups, mfa_values=tuple(mfa), idp_session=sid, claims=shown)
+                     groups=groups, mfa_values=tuple(mfa), idp_session=sid, claims=shown,
+                     authenticated_at=auth_time if isinstance(auth_time, (int, float)) else None)
 
 
 # --- back-channel logout --------------------------------------------------------------------

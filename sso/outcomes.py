@@ -15,6 +15,7 @@ class Assertion:
     groups: tuple = ()
     mfa_values: tuple = ()  # OIDC `amr` values and `acr`; SAML AuthnContextClassRef
     idp_session: str = ""  # OIDC `sid`, SAML SessionIndex
+    authenticated_at: float | None = None  # OIDC `auth_time`, SAML AuthnInstant (epoch seconds)
     claims: dict = field(default_factory=dict)  # shown by "test connection"; never secrets
 
 

@@ -419,8 +419,12 @@ def _assertion(connection: Connection, response) -> Assertion:
     groups = ava.get(connection.groups_attribute, []) if connection.groups_attribute else []
     contexts = []
     session_index = ""
+    authenticated_at = None
     for statement in response.assertion.authn_statement or []:
         session_index = session_index or (statement.session_index or "")
+        instant = _instant(statement.authn_instant)
+        if instant is not None and authenticated_at is None:
+            authenticated_at = instant.timestamp()
         context = statement.authn_context
         if context is not None and context.authn_context_class_ref is not None:
             contexts.append((context.authn_context_class_ref.text or "").strip())
@@ -436,6 +440,7 @@ def _assertion(connection: Connection, response) -> Assertion:
         groups=tuple(g for g in groups if isinstance(g, str)),
         mfa_values=tuple(c for c in contexts if c),
         idp_session=session_index,
+        authenticated_at=authenticated_at,
         claims=shown,
     )
 

@@ -38,6 +38,7 @@ from sso.models import Connection, Flow, Identity, IdpSession
 from sso.outcomes import REASONS, Assertion, SsoRefused  # noqa: F401  (the protocols' interface)
 
 BINDING_KEY = "iam_sso_binding"
+FRESH_SKEW_SECONDS = 60
 FLOW_SECONDS = 600
 
 
@@ -381,6 +382,11 @@ def _reauthenticated(request, connection, flow: Flow, assertion: Assertion):
         or identity.user_id != user.pk
     ):
         raise SsoRefused("reauth_other_person", 403)
+    # We asked the IdP to authenticate afresh (OIDC prompt=login and max_age=0, SAML ForceAuthn);
+    # an IdP may ignore the request, so only an authentication after the flow started counts.
+    fresh_since = flow.created_at.timestamp() - FRESH_SKEW_SECONDS
+    if assertion.authenticated_at is None or assertion.authenticated_at < fresh_since:
+        raise SsoRefused("reauth_not_fresh", 403)
     proven = bool(set(assertion.mfa_values) & set(connection.accepted_mfa or []))
     login_flow.reauth_by_idp(request, mfa=proven, sso_org=connection.org_id)
     return redirect(flow.next_url or reverse("accounts:home"))

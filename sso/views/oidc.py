@@ -76,12 +76,7 @@ def _callback(request, connection):
         )
     verifier = oidc.verifier_unseal(connection, flow)
     tokens = oidc.token_exchange(connection, code=code, verifier=verifier)
-    id_claims = oidc.id_token_verify(
-        connection,
-        tokens["id_token"],
-        nonce=flow.nonce,
-        authenticated_after=flow.created_at.timestamp() if flow.reauth else None,
-    )
+    id_claims = oidc.id_token_verify(connection, tokens["id_token"], nonce=flow.nonce)
     access_token = tokens.get("access_token") if isinstance(tokens.get("access_token"), str) else ""
     userinfo = oidc.userinfo_fetch(connection, access_token, id_claims["sub"])
     assertion = oidc.assertion_from(connection, id_claims, userinfo)

@@ -77,8 +77,8 @@ class SamlIdp:
     def respond(self, connection, login_location: str, *, name_id="carol@acme.example", email=None,
                 name="Carol", groups=(), context=PASSWORD_CONTEXT, sign_assertion=True, sign_response=False,
                 in_response_to=None, sign_alg=SHA256_SIGNATURE, digest_alg=SHA256_DIGEST, audience=None,
-                destination=None, unsolicited=False, recipient=None, audience_restriction=True
-                ) -> tuple[str, str]:
+                destination=None, unsolicited=False, recipient=None, audience_restriction=True,
+                authn_instant=None) -> tuple[str, str]:
         """(SAMLResponse, RelayState) answering the AuthnRequest in our login's redirect. `recipient`
         puts another address in the SubjectConfirmationData alone (the Destination stays ours);
         `audience_restriction=False` signs an assertion whose Conditions name no audience."""
@@ -112,7 +112,8 @@ class SamlIdp:
             destination=destination or request.message.assertion_consumer_service_url,
             sp_entity_id=audience or request.message.issuer.text,
             name_id=NameID(format=EMAIL_FORMAT, text=name_id),
-            authn={"class_ref": context, "authn_auth": IDP_ENTITY},
+            authn={"class_ref": context, "authn_auth": IDP_ENTITY,
+                   **({"authn_instant": authn_instant} if authn_instant else {})},
             sign_assertion=sign_assertion, sign_response=sign_response, sign_alg=sign_alg,
             digest_alg=digest_alg, **extra)
         return base64.b64encode(str(xml).encode()).decode(), query.get("RelayState", "")

@@ -175,3 +175,35 @@ def test_no_name_id_or_assertion_reaches_the_logs(client, saml_idp, caplog):
     connection = saml_connection(org, saml_idp, jit=True)
     assert round_trip(client, saml_idp, connection, name_id="secret.person@acme.example").status_code == 302
     assert "secret.person" not in caplog.text
+
+
+def test_re_authentication_needs_a_fresh_authn_instant(client, saml_idp):
+    import time
+
+    from accounts.policy import AUTH_TIME_KEY
+
+    org = acme()
+    connection = saml_connection(org, saml_idp, jit=True)
+    assert round_trip(client, saml_idp, connection).status_code == 302
+    session = client.session
+    session[AUTH_TIME_KEY] = time.time() - 3600
+    session.save()
+    start = client.get(f"/sso/reauth/{connection.pk}/")
+    assert start.status_code == 302 and "ForceAuthn" in signin_request(start["Location"])
+    stale = acs(Client(), connection, *saml_idp.respond(connection, start["Location"],
+                                                         authn_instant=int(time.time()) - 600))
+    assert client.get(stale["Location"]).status_code == 403
+    assert latest_event(org, "sso.login_refused").data["reason"] == "reauth_not_fresh"
+    assert client.session[AUTH_TIME_KEY] < time.time() - 3000
+    start = client.get(f"/sso/reauth/{connection.pk}/")
+    fresh = acs(Client(), connection, *saml_idp.respond(connection, start["Location"]))
+    assert client.get(fresh["Location"]).status_code == 302
+    assert client.session[AUTH_TIME_KEY] > time.time() - 60
+
+
+def signin_request(location: str) -> str:
+    import base64
+    import zlib
+
+    query = parse_qs(urlsplit(location).query)
+    return zlib.decompress(base64.b64decode(query["SAMLRequest"][0]), -15).decode()

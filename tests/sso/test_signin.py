@@ -445,7 +445,8 @@ def test_a_person_signed_in_by_sso_re_authenticates_at_their_idp(client, connect
     Identity.objects.create(org=org, connection=connection, issuer=ISSUER, subject="sub-1", user=member.user)
     sign_in(client, member.user, auth_age=3600)
     old_key = client.session.session_key
-    before, request, response = _reauth(client, connection, member.user, _assertion(mfa_values=("mfa",)))
+    before, request, response = _reauth(client, connection, member.user,
+                                        _assertion(mfa_values=("mfa",), authenticated_at=time.time()))
     assert request.session[AUTH_TIME_KEY] > before + 3000
     assert request.session[MFA_TIME_KEY]
     assert request.session.session_key != old_key
@@ -462,9 +463,24 @@ def test_re_authenticating_as_someone_else_at_the_idp_is_refused(client, connect
     Identity.objects.create(org=org, connection=connection, issuer=ISSUER, subject="sub-2", user=other.user)
     sign_in(client, member.user, auth_age=3600)
     with pytest.raises(SsoRefused) as refused:
-        _reauth(client, connection, member.user, _assertion(subject="sub-2"))
+        _reauth(client, connection, member.user, _assertion(subject="sub-2", authenticated_at=time.time()))
     assert refused.value.reason == "reauth_other_person"
     assert client.session[AUTH_TIME_KEY] < time.time() - 3000
     with pytest.raises(SsoRefused):
         _reauth(client, connection, member.user, _assertion(subject="nobody-linked"))
     assert not Identity.objects.filter(subject="nobody-linked").exists()
+
+
+def test_an_idp_that_ignored_the_request_to_authenticate_afresh_does_not_re_authenticate(client, connection,
+                                                                                         org):
+    from accounts.policy import AUTH_TIME_KEY
+    from tests.factories import sign_in
+
+    member = MemberFactory(org=org)
+    Identity.objects.create(org=org, connection=connection, issuer=ISSUER, subject="sub-1", user=member.user)
+    sign_in(client, member.user, auth_age=3600)
+    for stale in (None, time.time() - 600):
+        with pytest.raises(SsoRefused) as refused:
+            _reauth(client, connection, member.user, _assertion(authenticated_at=stale))
+        assert refused.value.reason == "reauth_not_fresh"
+    assert client.session[AUTH_TIME_KEY] < time.time() - 3000
