@@ -73,3 +73,26 @@ def test_a_password_at_an_org_that_requires_sso_shows_the_way_to_the_idp(page, b
     expect(page).to_have_url(re.compile(rf"{re.escape(base)}/orgs/{org.slug}/"))
     page.goto(f"{base}/orgs/{org.slug}/members/")
     expect(page).to_have_url(f"{base}/orgs/{org.slug}/members/")
+
+
+def test_a_person_without_a_password_re_authenticates_at_the_idp(page, base, connection, oidc_peer):
+    import time
+
+    from accounts.policy import AUTH_TIME_KEY
+    from accounts.sessions import SessionStore
+
+    org = connection.org
+    page.goto(f"{base}/sso/{org.slug}/{connection.slug}/oidc/login/?next=/orgs/{org.slug}/members/")
+    _at_the_provider(page, "carol-0003")
+    expect(page).to_have_url(f"{base}/orgs/{org.slug}/members/")
+    key = next(c["value"] for c in page.context.cookies() if c["name"] == "sessionid")
+    session = SessionStore(session_key=key)
+    session[AUTH_TIME_KEY] = time.time() - 3600  # a change now needs re-authentication
+    session.save()
+    page.goto(f"{base}/reauth/?next=/orgs/{org.slug}/members/")
+    page.get_by_role("link", name="confirm with single sign-on").click()
+    _at_the_provider(page, "carol-0003")  # prompt=login: the provider asks again
+    expect(page).to_have_url(f"{base}/orgs/{org.slug}/members/")
+    key = next(c["value"] for c in page.context.cookies() if c["name"] == "sessionid")
+    assert SessionStore(session_key=key)[AUTH_TIME_KEY] > time.time() - 60
+    assert latest_event(org, "reauth.success").data == {"method": "sso"}
