@@ -466,7 +466,8 @@ POLICY_SECTION = PolicySection(
     read=agent_policy_for_org, serializer=AgentPolicySerializer, form=AgentPolicyForm,
     update=policies.agent_policy_update,
     groups=(
-        ("Agents", ("agent_token_ttl_seconds", "secret_overlap_max_seconds", "token_alg")),
+        ("Agents", ("agent_token_ttl_seconds", "secret_overlap_max_seconds", "secret_max_age_days",
+                    "token_alg")),
         ("Deprovisioning", ("deprovision_agents", "deprovision_fallback_owner")),
         ("Delegation", ("max_delegation_depth", "delegation_max_lifetime_seconds",
                         "delegation_refresh_tokens", "delegations_end_with_session")),

@@ -160,6 +160,7 @@ class AgentPolicyForm(forms.ModelForm):
         labels = {
             "agent_token_ttl_seconds": "Longest agent token lifetime (seconds)",
             "secret_overlap_max_seconds": "Longest secret rotation overlap (seconds)",
+            "secret_max_age_days": "Longest a client secret works (days, 0 for no limit)",
             "token_alg": "Token signing algorithm",
             "deprovision_agents": "When a deprovisioned member leaves agents without an owner",
             "max_delegation_depth": "Longest delegation chain (hand-offs from the person)",

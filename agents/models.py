@@ -195,6 +195,10 @@ class AgentPolicy(models.Model):
         default=300, validators=[MinValueValidator(30), MaxValueValidator(3600)])
     secret_overlap_max_seconds = models.PositiveIntegerField(
         default=24 * 3600, validators=[MinValueValidator(0), MaxValueValidator(7 * 24 * 3600)])
+    # The longest a client secret works (0: no limit). A secret made while it is set expires then, by
+    # its `expires_at` (checked at authentication); older secrets are flagged on the org's overview.
+    secret_max_age_days = models.PositiveIntegerField(
+        default=0, validators=[MinValueValidator(0), MaxValueValidator(3650)])
     token_alg = models.CharField(max_length=10, default="ES256",
                                  choices=[("ES256", "ES256"), ("EdDSA", "EdDSA"), ("RS256", "RS256")])
     # What happens to agents whose only acting owner leaves. "reassign" hands them to the fallback

@@ -28,8 +28,12 @@ def assert_not_revoked(agent: Agent) -> None:
 
 
 def agent_secret_create(agent: Agent, created_by=None) -> tuple[AgentSecret, str]:
-    """A new secret row; returns it with the secret, shown once and stored nowhere."""
+    """A new secret row; returns it with the secret, shown once and stored nowhere. Under an org's
+    maximum secret age it expires then, by timestamp, whether or not anyone rotates it."""
     fields, display = AgentSecret.mint()
+    max_age = agent_policy_for_org(agent.org).secret_max_age_days
+    if max_age:
+        fields["expires_at"] = timezone.now() + timedelta(days=max_age)
     return AgentSecret.objects.create(agent=agent, created_by=created_by, **fields), display
 
 
@@ -59,7 +63,8 @@ def agent_secret_rotate(*, agent: Agent, actor: Actor, overlap_seconds: int | No
         secret_end(actor, stale, now, how="superseded")
     previous_end = None
     if current is not None:
-        previous_end = now + overlap
+        # The window never lengthens a secret the org's maximum age already ends sooner.
+        previous_end = min(now + overlap, current.expires_at or now + overlap)
         current.expires_at = previous_end
         current.save(update_fields=["expires_at"])
         if overlap == timedelta(0):

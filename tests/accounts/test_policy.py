@@ -75,6 +75,7 @@ def test_the_policy_page_saves_with_reauth(org, owner):
     form = {"session_absolute_minutes": 600, "session_idle_minutes": 30, "password_min_length": 14,
             "password_history": 3, "password_max_age_days": 0, "lockout_threshold": 4,
             "lockout_minutes": 20, "agent_token_ttl_seconds": 300, "secret_overlap_max_seconds": 3600,
+            "secret_max_age_days": 0,
             "token_alg": "ES256", "deprovision_agents": "reassign", "deprovision_fallback_owner": owner.pk,
             "max_delegation_depth": 3, "delegation_max_lifetime_seconds": 604800,
             "delegation_refresh_tokens": "on", "sso_break_glass": "owners"}

@@ -126,3 +126,23 @@ def test_concurrent_rotations_leave_one_current_and_at_most_two_live(client):
     assert len(working) == 2 and world.agent_secret not in working
     assert audit_events(world.org, "agent.secret_rotated").count() == 10
     assert audit_events(world.org, "agent.secret_window_ended").count() == 9
+
+
+def test_under_a_maximum_secret_age_a_new_secret_stops_working_then_without_any_worker(client, world):
+    agent_policy_update(access=world.access, secret_max_age_days=30)
+    start = _start()
+    with freeze_time(start) as frozen:
+        new, old_ends = agent_secret_rotate(access=world.access, agent=world.agent, overlap_seconds=3600)
+        secret = AgentSecret.objects.get(agent=world.agent, lookup_id=new.split("_")[1])
+        assert secret.expires_at == start + timedelta(days=30)
+        assert old_ends == start + timedelta(seconds=3600)  # made before the limit: the window holds
+        frozen.move_to(start + timedelta(days=30) - timedelta(seconds=1))
+        assert _ask(client, world, new).status_code == 200
+        frozen.move_to(start + timedelta(days=30, seconds=1))
+        assert _ask(client, world, new).status_code == 401
+        # A rotation window never outlasts the maximum age the previous secret already has.
+        frozen.move_to(start + timedelta(days=30) - timedelta(minutes=10))
+        newer, previous_end = agent_secret_rotate(access=world.access, agent=world.agent,
+                                                  overlap_seconds=3600)
+        assert previous_end == start + timedelta(days=30)
+        assert _ask(client, world, newer).status_code == 200

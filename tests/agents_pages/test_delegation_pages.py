@@ -242,7 +242,8 @@ def test_a_viewer_cannot_post_the_delegates_form(world):
 SECURITY_FORM = {
     "session_absolute_minutes": 720, "session_idle_minutes": 60, "password_min_length": 12,
     "password_history": 0, "password_max_age_days": 0, "lockout_threshold": 5, "lockout_minutes": 15,
-    "agent_token_ttl_seconds": 300, "secret_overlap_max_seconds": 86400, "token_alg": "ES256",
+    "agent_token_ttl_seconds": 300, "secret_overlap_max_seconds": 86400, "secret_max_age_days": 0,
+    "token_alg": "ES256",
     "deprovision_agents": "suspend", "deprovision_fallback_owner": "", "sso_break_glass": "owners",
 }
 
