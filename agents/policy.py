@@ -9,7 +9,8 @@ from audit.services import Target, audit_record, records_denials
 from core.errors import Invalid
 from core.org_settings import settings_apply
 
-AGENT_POLICY_FIELDS = ("agent_token_ttl_seconds", "secret_overlap_max_seconds", "secret_max_age_days", "token_alg",
+AGENT_POLICY_FIELDS = ("agent_token_ttl_seconds", "secret_overlap_max_seconds", "secret_max_age_days",
+                       "token_alg",
                        "deprovision_agents", "deprovision_fallback_owner", "max_delegation_depth",
                        "delegation_max_lifetime_seconds", "delegation_refresh_tokens",
                        "delegations_end_with_session")
