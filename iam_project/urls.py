@@ -4,15 +4,27 @@ from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.attention import PEOPLE
+from agents.attention import AGENTS
+from audit.activity import SIGNINS, TOKENS, security_events_recent
 from iam_project.api_urls import POLICY_SECTIONS
+from scim.attention import SCIM
+from sso.attention import SSO
 from trust.api import authzen_evaluation, authzen_evaluations, authzen_metadata
+from trust.attention import TRUST, TRUST_LEVELS
 from trust.views import signals_endpoint
+from web.overview import OrgOverviewView
 from web.policy import SecurityPolicyPageView
 from web.routing import org_pages
 
 # The security page composes every app's settings, so it is routed here (namespace "policy").
 policy_pages = ([org_pages(path("security/", SecurityPolicyPageView.as_view(sections=POLICY_SECTIONS),
                                 name="security-policy"))], "policy")
+
+# The org's home page: each app's attention items and figures (core.attention), composed here.
+overview_pages = ([org_pages(path("", OrgOverviewView.as_view(
+    attention=(PEOPLE, AGENTS, TRUST, SSO, SCIM), figures=(TOKENS, TRUST_LEVELS, SIGNINS),
+    recent_events=security_events_recent), name="overview"))], "console")
 
 
 def healthz(request):
@@ -40,6 +52,7 @@ urlpatterns = [
     path("", include("scim.urls")),
     path("", include("sso.urls")),
     path("", include(policy_pages)),
+    path("", include(overview_pages)),
 ]
 
 handler400 = "web.error_views.bad_request"

@@ -22,9 +22,9 @@ BATCH = 500
 
 
 def members_bulk(org, count: int, *, prefix: str = "person", role=BuiltinRole.MEMBER) -> list[Membership]:
-    """`count` active members `{prefix}{n:04d}@bigco.example`, named "Person n"."""
+    """`count` active members `{prefix}{n:04d}@{org slug}.example`, named "Person n"."""
     now = timezone.now()
-    users = [User(email=f"{prefix}{n:04d}@bigco.example", display_name=f"{prefix.title()} {n:04d}",
+    users = [User(email=f"{prefix}{n:04d}@{org.slug}.example", display_name=f"{prefix.title()} {n:04d}",
                   password="!unusable") for n in range(count)]
     User.objects.bulk_create(users, batch_size=BATCH)
     users = list(User.objects.filter(email__in=[u.email for u in users]).order_by("email"))
@@ -47,8 +47,8 @@ def agents_bulk(org, count: int, *, owner: Membership, prefix: str = "agent") ->
 
 
 def audit_bulk(org, count: int, *, actor: Membership, start: datetime.datetime | None = None) -> None:
-    """`count` entries appended to the org's chain, a minute apart, as a sealed and valid chain:
-    sign-ins, denied sign-ins and token grants in turn, by `actor`."""
+    """`count` entries appended to the org's chain, a minute apart from `start` (default: ending now),
+    as a sealed and valid chain: sign-ins, failed sign-ins and member changes in turn, by `actor`."""
     chain, _ = AuditChain.objects.get_or_create(chain=chain_key(org))
     seq, prev = chain.last_seq, chain.last_hash or GENESIS_HASH
     start = start or timezone.now() - datetime.timedelta(minutes=count)
@@ -74,11 +74,11 @@ def audit_bulk(org, count: int, *, actor: Membership, start: datetime.datetime |
 
 
 def big_org(org, *, members: int = 1000, agents: int = 200, audit_entries: int = 10_000,
-            owner: Membership | None = None) -> Membership:
+            owner: Membership | None = None, start: datetime.datetime | None = None) -> Membership:
     """Fill `org`: its owner (given, or a new one), members, agents owned by the owner, audit entries."""
     if owner is None:
         owner = members_bulk(org, 1, prefix="owner", role=BuiltinRole.OWNER)[0]
     members_bulk(org, members)
     agents_bulk(org, agents, owner=owner)
-    audit_bulk(org, audit_entries, actor=owner)
+    audit_bulk(org, audit_entries, actor=owner, start=start)
     return owner

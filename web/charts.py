@@ -13,9 +13,9 @@ a newcomer; these are bars and counts, which SVG draws in a few lines.
 import datetime
 from dataclasses import dataclass
 
-from django.db.models import Count
-from django.db.models.functions import TruncDate
-from django.utils import timezone
+from core.attention import daily_counts
+
+__all__ = ["Bar", "Chart", "bar_chart", "daily_counts"]
 
 WIDTH, HEIGHT, GAP = 560, 140, 2  # the viewBox; the SVG scales to its container
 
@@ -43,18 +43,6 @@ class Chart:
     @property
     def empty(self) -> bool:
         return self.peak == 0
-
-
-def daily_counts(queryset, *, days: int = 14, ts_field: str = "ts", today: datetime.date | None = None):
-    """[(date, count), ...] for the last `days` days up to `today` (UTC), gaps filled: one query."""
-    today = today or timezone.now().date()
-    first = today - datetime.timedelta(days=days - 1)
-    start = datetime.datetime.combine(first, datetime.time.min, tzinfo=datetime.UTC)
-    counted = (queryset.filter(**{f"{ts_field}__gte": start})
-               .annotate(day=TruncDate(ts_field)).values("day").annotate(n=Count("pk")).order_by())
-    by_day = {row["day"]: row["n"] for row in counted}
-    return [(first + datetime.timedelta(days=n), by_day.get(first + datetime.timedelta(days=n), 0))
-            for n in range(days)]
 
 
 def _label(value) -> str:

@@ -37,12 +37,12 @@ def safe_next(request) -> str | None:
 
 
 def landing(request):
-    """Where a signed-in user goes: `next`, else their first org's members, else the no-org page."""
+    """Where a signed-in user goes: `next`, else their first org's overview, else the no-org page."""
     target = safe_next(request)
     if target:
         return redirect(target)
     orgs = orgs_for_user(request.user)
-    return redirect("accounts:members", org=orgs[0].slug) if orgs else redirect("accounts:home")
+    return redirect("console:overview", org=orgs[0].slug) if orgs else redirect("accounts:home")
 
 
 def _render_login(request, form, status, retry_after=None, error=None, sso_url=None):
