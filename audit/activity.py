@@ -41,16 +41,25 @@ def signins_by_method(org) -> Figure:
         counts.setdefault(row["method"] or "other", {})[row["day"]] = row["n"]
     days = [first + datetime.timedelta(days=n) for n in range(DAYS)]
     order = sorted(counts, key=lambda m: (-sum(counts[m].values()), m))
-    series = [(_METHODS.get(m, m.title()), [(d, counts[m].get(d, 0)) for d in days]) for m in order]
+    series = [(method_label(m), [(d, counts[m].get(d, 0)) for d in days]) for m in order]
     if not series:
         series = [("Sign-ins", [(d, 0) for d in days])]
     total = sum(sum(c.values()) for c in counts.values())
-    parts = ", ".join(f"{sum(counts[m].values())} {_METHODS.get(m, m).lower()}" for m in order)
+    parts = ", ".join(f"{sum(counts[m].values())} {method_label(m).lower()}" for m in order)
     return Figure(key="signins.method", title=f"Sign-ins by method, last {DAYS} days", series=series,
                   summary=f"{total} sign-ins in {DAYS} days" + (f": {parts}." if parts else "."))
 
 
-_METHODS = {"password": "Password", "sso": "Single sign-on", "passkey": "Passkey", "webauthn": "Passkey"}
+_FIRST = {"password": "Password", "sso": "Single sign-on"}
+_SECOND = {"totp": "authenticator app", "webauthn": "passkey", "recovery": "recovery code",
+           "idp": "IdP's MFA"}
+
+
+def method_label(method: str) -> str:
+    """"password+webauthn" (as login.success records it) -> "Password + passkey"."""
+    first, _, second = method.partition("+")
+    label = _FIRST.get(first, first.title() or "Other")
+    return f"{label} + {_SECOND.get(second, second)}" if second else label
 
 
 def security_events_recent(org, *, limit: int = 10) -> list[AuditEntry]:

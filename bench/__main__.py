@@ -1,5 +1,5 @@
 """`python -m bench` runs every benchmark; `python -m bench
-audit|guard|export|login|oauth|exchange|dispatch|jwt|scim` runs one."""
+audit|guard|export|login|oauth|exchange|dispatch|jwt|scim|overview` runs one."""
 
 import argparse
 import os
@@ -13,6 +13,7 @@ django.setup()
 from bench import (  # noqa: E402 (needs Django set up)
     access_export,
     audit_append,
+    console_overview,
     dispatch,
     guard_access,
     jwt_algorithms,
@@ -25,13 +26,13 @@ from bench import (  # noqa: E402 (needs Django set up)
 BENCHMARKS = {"audit": audit_append.main, "guard": guard_access.main, "export": access_export.main,
               "login": password_login.main, "oauth": oauth_compare.main,
               "exchange": oauth_exchange.main, "dispatch": dispatch.main, "jwt": jwt_algorithms.main,
-              "scim": scim_provision.main}
+              "scim": scim_provision.main, "overview": console_overview.main}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*",
-                        metavar="audit|guard|export|login|oauth|exchange|dispatch|jwt|scim")
+                        metavar="audit|guard|export|login|oauth|exchange|dispatch|jwt|scim|overview")
     parser.add_argument("--rows", type=int, default=access_export.DEFAULT_ROWS,
                         help="memberships in the export benchmark (default %(default)s)")
     parser.add_argument("--users", type=int, default=scim_provision.USERS,

@@ -8,7 +8,7 @@ import pytest
 from django.core import mail
 
 from accounts.models import Membership
-from tests.browser.test_browser import log_in
+from tests.browser.test_browser import log_in, nav
 from tests.factories import PASSWORD, MemberFactory, OrgFactory, UserFactory
 
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -22,6 +22,7 @@ LINK = re.compile(r"https?://[^/\s]+(/invitation/[A-Za-z0-9_-]+/)")
 def test_an_invited_person_accepts_sets_a_password_and_signs_in(page, chromium, live_server, owner):
     org = owner.org
     log_in(page, live_server.url, owner.user.email)
+    nav(page, "Members")
     page.get_by_label("Email").fill("newcomer@example.com")
     page.get_by_label("Role").select_option("member")
     page.get_by_role("button", name="Send invitation").click()
@@ -43,8 +44,8 @@ def test_an_invited_person_accepts_sets_a_password_and_signs_in(page, chromium, 
     tab.get_by_label("Email").fill("newcomer@example.com")
     tab.get_by_label("Password").fill(NEW_PASSWORD)
     tab.get_by_role("button", name="Sign in").click()
-    expect(tab).to_have_url(live_server.url + f"/orgs/{org.slug}/members/")
-    expect(tab.get_by_role("heading", name="Members")).to_be_visible()
+    expect(tab).to_have_url(live_server.url + f"/orgs/{org.slug}/")
+    expect(tab.get_by_role("heading", name=org.name, level=1)).to_be_visible()
     assert Membership.objects.for_org(org).get(user__email="newcomer@example.com").status == "active"
     # The link is spent.
     tab.goto(live_server.url + path)
@@ -99,6 +100,7 @@ def test_a_form_survives_re_authentication(page, live_server, owner):
 def test_resend_and_cancel_an_invitation_and_decline_one_from_its_link(page, chromium, live_server, owner):
     org = owner.org
     log_in(page, live_server.url, owner.user.email)
+    nav(page, "Members")
     for email in ("first@example.com", "second@example.com"):
         page.get_by_label("Email").fill(email)
         page.get_by_role("button", name="Send invitation", exact=True).click()
@@ -131,7 +133,7 @@ def test_sign_out_everywhere_ends_a_members_access_to_this_org(page, chromium, l
     theirs = chromium.new_context()
     tab = theirs.new_page()
     log_in(tab, live_server.url, member.user.email)
-    expect(tab).to_have_url(live_server.url + f"/orgs/{org.slug}/members/")
+    expect(tab).to_have_url(live_server.url + f"/orgs/{org.slug}/")
 
     log_in(page, live_server.url, owner.user.email)
     page.goto(live_server.url + f"/orgs/{org.slug}/members/{member.pk}/")

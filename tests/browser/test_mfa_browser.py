@@ -43,8 +43,9 @@ def base(live_server, settings):
     return url
 
 
-def members_url(base, member):
-    return f"{base}/orgs/{member.org.slug}/members/"
+def home_url(base, member):
+    """Where a completed sign-in lands: the org's overview."""
+    return f"{base}/orgs/{member.org.slug}/"
 
 
 def password_step(page, base, email):
@@ -87,7 +88,7 @@ def test_enroll_an_authenticator_app_then_sign_in_with_it(page, base, member):
     expect(page.get_by_role("heading", name="Two-step verification")).to_be_visible()
     page.get_by_label("Code").fill(code_for(secret, not_equal_to=enrolled_with))
     page.get_by_role("button", name="Verify").click()
-    expect(page).to_have_url(members_url(base, member))
+    expect(page).to_have_url(home_url(base, member))
 
 
 def virtual_authenticator(page) -> tuple:
@@ -101,7 +102,7 @@ def virtual_authenticator(page) -> tuple:
 
 def register_passkey(page, base, member):
     password_step(page, base, member.user.email)
-    expect(page).to_have_url(members_url(base, member))
+    expect(page).to_have_url(home_url(base, member))
     page.goto(base + "/account/mfa/passkey/")
     page.get_by_label("Name").fill("Virtual key")
     page.get_by_role("button", name="Create passkey").click()
@@ -117,7 +118,7 @@ def test_register_a_passkey_then_sign_in_with_it(page, base, member):
 
     password_step(page, base, member.user.email)
     page.get_by_role("button", name="Use a passkey").click()
-    expect(page).to_have_url(members_url(base, member))
+    expect(page).to_have_url(home_url(base, member))
     device.refresh_from_db()
     assert device.last_used_at is not None
     login = AuditEntry.objects.for_org(None).filter(event_name="login.success").order_by("-seq").first()
@@ -134,7 +135,7 @@ def test_a_passkey_without_user_verification_is_refused(page, base, member):
     page.get_by_role("button", name="Use a passkey").click()
     expect(page.get_by_role("status").last).to_contain_text(re.compile("could not be verified|cancelled"))
     expect(page).to_have_url(re.compile(r"/login/mfa/"))
-    response = page.request.get(members_url(base, member), max_redirects=0)
+    response = page.request.get(home_url(base, member), max_redirects=0)
     assert response.status == 302 and "/login/" in response.headers["location"]
     # Chromium refuses on the device (UV required but failed) and the page reports it.
     failure = AuditEntry.objects.for_org(None).filter(event_name="mfa.failure").get()
@@ -213,7 +214,7 @@ def test_a_passkey_registers_and_signs_in_on_the_origin_the_quick_start_prints(p
         page.get_by_role("button", name="Sign in").click()
 
     sign_in_with_password()
-    expect(page).to_have_url(f"{origin}/orgs/demo/members/")
+    expect(page).to_have_url(f"{origin}/orgs/demo/")
     page.goto(origin + "/account/mfa/passkey/")
     page.get_by_label("Name").fill("Virtual key")
     page.get_by_role("button", name="Create passkey").click()
@@ -224,7 +225,7 @@ def test_a_passkey_registers_and_signs_in_on_the_origin_the_quick_start_prints(p
 
     sign_in_with_password()
     page.get_by_role("button", name="Use a passkey").click()
-    expect(page).to_have_url(f"{origin}/orgs/demo/members/")
+    expect(page).to_have_url(f"{origin}/orgs/demo/")
     (used,) = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
     assert used["signCount"] > credential["signCount"]
     # The contract's address reaches the same server.

@@ -61,7 +61,7 @@ def test_reset_a_forgotten_password_then_sign_in_with_the_new_one(page, base, me
     page.get_by_label("Email").fill(user.email)
     page.get_by_label("Password").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{base}/orgs/{member.org.slug}/members/")
+    expect(page).to_have_url(f"{base}/orgs/{member.org.slug}/")
     user.refresh_from_db()
     assert user.check_password(NEW_PASSWORD)
     assert PasswordResetToken.objects.get(user=user).used_at is not None
