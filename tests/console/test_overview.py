@@ -144,6 +144,7 @@ def test_with_nothing_wrong_the_overview_says_so():
     client, _ = _owner_client(org)
     body = _page(client, org)
     assert 'data-testid="all-clear"' in body and not _keys(body)
+    assert '<a href="/api/docs/">API reference</a>' in body  # the API docs, from every org page
 
 
 def test_a_pending_approval_is_flagged_until_it_is_decided():
