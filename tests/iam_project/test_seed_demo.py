@@ -3,6 +3,7 @@
 import io
 
 import pytest
+from django.core import mail
 from django.core.management import call_command
 from django.test import Client
 
@@ -54,6 +55,9 @@ def test_a_second_run_leaves_every_password_hash_and_session_unchanged():
         assert f"email:    {DEMO_OWNER}" in printed and f"password: {DEMO_PASSWORD}" in printed
     assert "changed since" not in second
     assert owner.get("/orgs/demo/members/").status_code == 200
+    overview = owner.get("/orgs/demo/").content.decode()
+    assert "1 invitation is waiting to be accepted" in overview  # erin, invited once, not twice
+
     assert alice.get("/account/sessions/").status_code == 200
 
 
@@ -79,3 +83,10 @@ def test_passkeys_on_an_ip_address_origin_are_flagged(settings):
     assert "Passkeys need a host name" in seed()
     settings.IAM_WEBAUTHN_RP_ID = "localhost"
     assert "Passkeys need a host name" not in seed()
+
+
+@pytest.mark.django_db(transaction=True)  # the invitation mail is queued when the seed commits
+def test_the_demo_invitation_is_never_mailed():
+    seed()
+    assert User.objects.filter(email="erin@demo.example").exists()
+    assert not [m for m in mail.outbox if m.to == ["erin@demo.example"]]

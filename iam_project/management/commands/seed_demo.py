@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import check_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.test.utils import override_settings
 
 from accounts.models import Membership, MembershipStatus, User, normalize_email
 from accounts.services import membership_create, org_create, password_set, user_create
@@ -28,6 +29,8 @@ PEOPLE = [
     ("carol@demo.example", "Carol Billing", BuiltinRole.BILLING_ADMIN),
     ("dan@demo.example", "Dan Auditor", BuiltinRole.VIEWER),
 ]
+# Invited, not yet accepted: the overview lists the invitation as waiting.
+INVITED = ("erin@demo.example", BuiltinRole.MEMBER)
 DEMO_CONNECTION = ("Ticket service", "https://tickets.demo.example/api", ["tickets:read", "tickets:write"])
 DEMO_AGENT = ("Triage bot", ["tickets:read"])
 
@@ -52,6 +55,8 @@ class Command(BaseCommand):
                 self._auditor_role(org)
                 self._team(org)
                 self._agent(org)
+        with org_scope(org):
+            self._invited(org, owner)
         self.stdout.write(self.style.SUCCESS("Demo organization ready."))
         self.stdout.write(f"  Sign in at {settings.IAM_CANONICAL_ORIGIN}/login/")
         self.stdout.write(f"  email:    {DEMO_OWNER}")
@@ -82,6 +87,20 @@ class Command(BaseCommand):
             user = self._user(email, name)
             if not Membership.objects.for_org(org).filter(user=user).exists():
                 membership_create(org=org, user=user, role=role, actor=ACTOR, status=MembershipStatus.ACTIVE)
+
+    @staticmethod
+    def _invited(org, owner):
+        email, role = INVITED
+        user = User.objects.filter(email=normalize_email(email)).first()
+        if user is None:
+            user = user_create(email=email)
+        if not Membership.objects.for_org(org).filter(user=user).exists():
+            # Nobody reads erin's mailbox, and the console mail backend would print the link (a
+            # secret) to the terminal: the demo's invitation is made but never mailed. The mail
+            # goes when the transaction commits, so the transaction is inside the override.
+            with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"), \
+                    transaction.atomic():
+                membership_create(org=org, user=user, role=role, actor=ACTOR, invited_by=owner)
 
     @staticmethod
     def _auditor_role(org):
