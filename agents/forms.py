@@ -2,8 +2,11 @@
 (grant within the owners' permissions, known audiences and scopes, policy-bounded overlap)."""
 
 import re
+import uuid
 
 from django import forms
+from django.db.models import Q
+from django.urls import reverse
 
 from accounts.models import ACTING_STATUSES, Membership
 from agents.models import Agent, AgentPolicy, AgentStatus, Connection
@@ -19,6 +22,60 @@ OVERLAP_LIMIT_SECONDS = 7 * 24 * 3600
 def _acting_members(org):
     return (Membership.objects.for_org(org).filter(status__in=ACTING_STATUSES)
             .select_related("user").order_by("user__email"))
+
+
+def _uuid(text: str):
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def member_lookup(org, text: str) -> Membership | None:
+    """An acting member of the org by the email a picker posts (any case), or by membership id."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    pk = _uuid(text)
+    match = Q(pk=pk) if pk else Q(user__email__iexact=text)
+    return _acting_members(org).filter(match).first()
+
+
+def agent_lookup(queryset, text: str) -> Agent | None:
+    """An agent of `queryset` (already the org's) by the name or client id a picker posts, or by id."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    pk = _uuid(text)
+    match = Q(pk=pk) if pk else Q(client_id=text) | Q(name__iexact=text)
+    found = list(queryset.filter(match).order_by("name")[:2])
+    if len(found) != 1:  # none, or two agents of that name (the client id tells them apart)
+        return None
+    return found[0]
+
+
+class MemberPickerField(forms.CharField):
+    """A searching picker's text (an email) resolved to an acting member of the org: never a select
+    of every member. `org` is set by the form."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", 254)
+        super().__init__(*args, **kwargs)
+        self.org = None
+
+    def clean(self, value):
+        text = super().clean(value)
+        if not text:
+            return None
+        member = member_lookup(self.org, text)
+        if member is None:
+            raise forms.ValidationError(f"No active member of this organization has the email {text}.")
+        return member
+
+
+def _picker(field, org, api: str) -> None:
+    """Point a picker field at the admin API list it searches (console.js)."""
+    field.widget.attrs["data-picker"] = reverse(api, kwargs={"org": org.slug})
 
 
 def _grant_choices(org) -> tuple[list, list]:
@@ -48,41 +105,89 @@ class AgentCreateForm(_GrantFields):
     def __init__(self, *args, org, membership=None, **kwargs):
         super().__init__(*args, org=org, **kwargs)
         self.order_fields(["name", "audiences", "scopes"])
-        self.fields["owner"] = forms.ModelChoiceField(
-            queryset=_acting_members(org), initial=membership, label="Owner",
-            help_text="Accountable for the agent; its grant can never exceed what they hold.")
-        self.fields["owner"].label_from_instance = lambda m: m.user.email
+        self.fields["owner"] = MemberPickerField(
+            initial=membership.user.email if membership else "", label="Owner",
+            help_text="Their email (type to search). Accountable for the agent; its grant can never "
+                      "exceed what they hold.",
+            widget=forms.TextInput(attrs={"list": "owner-options", "autocomplete": "off",
+                                          "data-picker-field": "email", "data-picker-label": "name"}))
+        self.fields["owner"].org = org
+        _picker(self.fields["owner"], org, "api:member-list")
 
 
 class AgentGrantForm(_GrantFields):
-    def __init__(self, *args, org, **kwargs):
+    """The grant and the owners: a box for each current owner (untick to remove) and a searching
+    picker to add one, so the page never lists every member of the org."""
+
+    def __init__(self, *args, org, current_owners=(), **kwargs):
         super().__init__(*args, org=org, **kwargs)
         self.fields["owners"] = forms.ModelMultipleChoiceField(
-            queryset=_acting_members(org), widget=forms.CheckboxSelectMultiple, label="Owners")
-        self.fields["owners"].label_from_instance = lambda m: m.user.email
+            queryset=_acting_members(org), widget=forms.CheckboxSelectMultiple, label="Owners",
+            required=False, help_text="Untick an owner to remove them.")
+        # Validation accepts any acting member; only the current owners are drawn as boxes.
+        self.fields["owners"].widget.choices = [(m.pk, m.user.email) for m in current_owners]
+        self.fields["add_owner"] = MemberPickerField(
+            required=False, label="Add an owner",
+            help_text="Their email (type to search).",
+            widget=forms.TextInput(attrs={"list": "add-owner-options", "autocomplete": "off",
+                                          "data-picker-field": "email", "data-picker-label": "name"}))
+        self.fields["add_owner"].org = org
+        _picker(self.fields["add_owner"], org, "api:member-list")
+
+    def clean(self):
+        data = super().clean()
+        owners = list(data.get("owners") or [])
+        added = data.get("add_owner")
+        if added is not None and added.pk not in {m.pk for m in owners}:
+            owners.append(added)
+        if "owners" in data and not owners and not self.has_error("add_owner"):
+            self.add_error("owners", "An agent needs at least one owner.")
+        data["owners"] = owners
+        return data
 
     @classmethod
     def for_agent(cls, agent: Agent, org):
-        initial = {"scopes": agent.scopes, "audiences": agent.audiences,
-                   "owners": list(agent.owners.all())}
-        return cls(initial=initial, org=org)
+        owners = list(agent.owners.all())
+        initial = {"scopes": agent.scopes, "audiences": agent.audiences, "owners": [m.pk for m in owners]}
+        return cls(initial=initial, org=org, current_owners=owners)
 
 
 class AgentDelegatesForm(PageForm):
-    """The agents of the org this one may name in `may_act`; a box for each other agent."""
+    """The agents of the org this one may name in `may_act`: a box for each current one (untick to
+    remove) and a searching picker to add another, never a box for every agent of the org."""
 
-    def __init__(self, *args, agent: Agent, **kwargs):
+    def __init__(self, *args, agent: Agent, current=(), **kwargs):
         super().__init__(*args, **kwargs)
-        others = Agent.objects.for_org(agent.org_id).exclude(pk=agent.pk).order_by("name")
+        self.others = Agent.objects.for_org(agent.org_id).exclude(pk=agent.pk)
         self.fields["may_delegate_to"] = forms.ModelMultipleChoiceField(
-            queryset=others, required=False, widget=forms.CheckboxSelectMultiple, label="May delegate to",
-            help_text="Only these agents may exchange a token it hands on. You must hold what each "
-                      "newly chosen agent's grant needs.")
-        self.fields["may_delegate_to"].label_from_instance = lambda a: f"{a.name} ({a.client_id})"
+            queryset=self.others.order_by("name"), required=False, widget=forms.CheckboxSelectMultiple,
+            label="May delegate to",
+            help_text="Only these agents may exchange a token it hands on. Untick one to remove it.")
+        self.fields["may_delegate_to"].widget.choices = [(a.pk, f"{a.name} ({a.client_id})") for a in current]
+        self.fields["add_delegate"] = forms.CharField(
+            required=False, max_length=100, label="Add an agent",
+            help_text="Its name or client ID (type to search). You must hold what its grant needs.",
+            widget=forms.TextInput(attrs={"list": "delegate-options", "autocomplete": "off",
+                                          "data-picker-field": "name"}))
+        _picker(self.fields["add_delegate"], agent.org, "api:agent-list")
+
+    def clean(self):
+        data = super().clean()
+        targets = list(data.get("may_delegate_to") or [])
+        text = data.get("add_delegate", "")
+        if text:
+            added = agent_lookup(self.others, text)
+            if added is None:
+                self.add_error("add_delegate", f"No other agent of this organization is named {text}.")
+            elif added.pk not in {a.pk for a in targets}:
+                targets.append(added)
+        data["may_delegate_to"] = targets
+        return data
 
     @classmethod
     def for_agent(cls, agent: Agent):
-        return cls(initial={"may_delegate_to": list(agent.may_delegate_to.all())}, agent=agent)
+        current = list(agent.may_delegate_to.all())
+        return cls(initial={"may_delegate_to": [a.pk for a in current]}, agent=agent, current=current)
 
 
 class SecretRotateForm(PageForm):
@@ -136,14 +241,24 @@ class ConnectionUpdateForm(PageForm):
 
 
 class RunStartForm(PageForm):
-    agent = forms.ModelChoiceField(queryset=Agent.objects.none())
+    agent = forms.CharField(
+        max_length=100, help_text="Its name or client ID (type to search).",
+        widget=forms.TextInput(attrs={"list": "run-agent-options", "autocomplete": "off",
+                                      "data-picker-field": "name"}))
     description = forms.CharField(max_length=500, required=False)
 
     def __init__(self, *args, org, **kwargs):
         super().__init__(*args, **kwargs)
-        # Only this org's active agents: another org's id, or a suspended agent, is an invalid choice.
-        self.fields["agent"].queryset = (
-            Agent.objects.for_org(org).filter(status=AgentStatus.ACTIVE).order_by("name"))
+        self.org = org
+        _picker(self.fields["agent"], org, "api:agent-list")
+
+    def clean_agent(self) -> Agent:
+        # Only this org's active agents: another org's agent, or a suspended one, is no choice.
+        text = self.cleaned_data["agent"]
+        agent = agent_lookup(Agent.objects.for_org(self.org).filter(status=AgentStatus.ACTIVE), text)
+        if agent is None:
+            raise forms.ValidationError(f"No active agent of this organization is named {text}.")
+        return agent
 
 
 class AgentPolicyForm(forms.ModelForm):

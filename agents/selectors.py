@@ -255,3 +255,65 @@ def connection_agents(connection) -> list[Agent]:
     agents = (Agent.objects.for_org(connection.org_id).exclude(status=AgentStatus.REVOKED)
               .only("id", "name", "status", "scopes", "audiences").order_by("name"))
     return [a for a in agents if connection.audience in a.audiences]
+
+
+# The console's reads of what an agent and a connection did (agents.views). Each is one query, so a
+# page costs the same whatever the agent or the connection holds.
+
+ACTIVITY_DAYS = 14
+TIMELINE_SHOWN = 20
+
+
+def _agent_as_actor(agent):
+    from audit.models import AuditEntry
+
+    return AuditEntry.objects.for_org(agent.org_id).filter(actor_type="agent", actor_id=str(agent.pk))
+
+
+def agent_token_days(agent, *, days: int = ACTIVITY_DAYS) -> tuple[list, list]:
+    """Tokens issued and denied to the agent per day (token.issued 530 and token.denied 531 name it
+    as their actor): [(date, count), ...] each, two queries."""
+    from audit.events import AuditEvent
+    from core.attention import daily_counts
+
+    entries = _agent_as_actor(agent)
+    return (daily_counts(entries.filter(event_code=AuditEvent.TOKEN_ISSUED.code), days=days),
+            daily_counts(entries.filter(event_code=AuditEvent.TOKEN_DENIED.code), days=days))
+
+
+def agent_last_token(agent):
+    """The agent's latest token.issued entry (its time, and its audience in `data`), or None."""
+    from audit.events import AuditEvent
+
+    return (_agent_as_actor(agent).filter(event_code=AuditEvent.TOKEN_ISSUED.code)
+            .only("id", "ts", "data", "seq").order_by("-seq").first())
+
+
+def agent_timeline(agent, *, shown: int = TIMELINE_SHOWN) -> list:
+    """The latest audit entries with the agent as their actor or their target, newest first."""
+    from django.db.models import Q
+
+    from audit.models import AuditEntry
+
+    mine = Q(actor_type="agent", actor_id=str(agent.pk)) | Q(target_type="agent", target_id=str(agent.pk))
+    return list(AuditEntry.objects.for_org(agent.org_id).filter(mine).order_by("-seq")[:shown])
+
+
+def connection_activity(connection, *, days: int = ACTIVITY_DAYS) -> dict:
+    """What the service behind a connection did: its introspections (token.introspected 532, with
+    the connection as actor) and the trust signals it reported (trust.signal 620, with the
+    connection as actor), per day and the last of each. Four queries."""
+    from audit.events import AuditEvent
+    from audit.models import AuditEntry
+    from core.attention import daily_counts
+
+    entries = AuditEntry.objects.for_org(connection.org_id).filter(actor_type="connection",
+                                                                  actor_id=str(connection.pk))
+    introspected = entries.filter(event_code=AuditEvent.TOKEN_INTROSPECTED.code)
+    signals = entries.filter(event_code=AuditEvent.SIGNAL_RECEIVED.code)
+    return {
+        "introspections": daily_counts(introspected, days=days),
+        "signals": daily_counts(signals, days=days),
+        "last_introspection": introspected.order_by("-seq").first(),
+        "last_signal": signals.order_by("-seq").first(),
+    }

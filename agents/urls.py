@@ -20,6 +20,7 @@ urlpatterns = [
         path("agents/<uuid:pk>/status/", agent_pages.AgentStatusView.as_view(), name="agent-status"),
         path("agents/<uuid:pk>/revoke/", agent_pages.AgentRevokeView.as_view(), name="agent-revoke"),
         path("agents/<uuid:pk>/delegates/", agent_pages.AgentDelegatesView.as_view(), name="agent-delegates"),
+        path("delegations/", delegation_pages.DelegationListView.as_view(), name="delegations"),
         path("delegations/<uuid:pk>/revoke/", agent_pages.DelegationRevokeView.as_view(),
              name="delegation-revoke"),
         path("connections/", connection_pages.ConnectionListView.as_view(), name="connections"),

@@ -25,6 +25,7 @@ from agents.views import confirmed
 from core.errors import ServiceError
 from core.permissions import Perm
 from trust import policies
+from trust.api import ApprovalViewSet
 from trust.models import (
     DAY,
     Approval,
@@ -39,8 +40,8 @@ from trust.scoring import score_history
 from trust.services import trust_policy_for_org
 from web.forms import PageForm
 from web.pages import OrgPageMixin, form_apply_service_error
+from web.paging import list_page
 
-APPROVALS_SHOWN = 100
 SIGNALS_SHOWN = 20
 MAX_JWKS_CHARS = 64_000
 CHART_WIDTH, CHART_HEIGHT = 600, 120
@@ -314,20 +315,49 @@ def _with_status(approvals, now) -> list[Approval]:
     return approvals
 
 
+APPROVAL_STATES = ("pending", "approved", "denied", "expired", "cancelled", "all")
+
+
+def approvals_in_state(queryset, state: str, now):
+    """Approvals whose state *now* (Approval.status_at) is `state`: a pending one past its expiry reads
+    expired, and one whose run ended first reads cancelled, though nobody wrote it."""
+    run_waiting = Q(run__status="pending_approval") & (
+        Q(run__pending_until__isnull=True) | Q(run__pending_until__gt=now))
+    live = Q(status=ApprovalStatus.PENDING, expires_at__gt=now)
+    if state == ApprovalStatus.PENDING:
+        return queryset.filter(live & run_waiting)
+    if state == ApprovalStatus.EXPIRED:
+        return queryset.filter(Q(status=ApprovalStatus.EXPIRED)
+                               | Q(status=ApprovalStatus.PENDING, expires_at__lte=now))
+    if state == ApprovalStatus.CANCELLED:
+        return queryset.filter(Q(status=ApprovalStatus.CANCELLED) | (live & ~run_waiting))
+    if state in (ApprovalStatus.APPROVED, ApprovalStatus.DENIED):
+        return queryset.filter(status=state)
+    return queryset
+
+
 class ApprovalListView(OrgPageMixin, View):
+    """The approvals, as the API lists them (ApprovalViewSet's ordering and search), by state: the
+    queue (pending) unless another state is asked for. An unknown state is a 400 that says so."""
+
     required = {"get": Perm.TRUST_READ}
 
     def get(self, request, org):
         now = timezone.now()
+        status, error = 200, ""
+        state = request.GET.get("state", "").strip() or ApprovalStatus.PENDING
         rows = Approval.objects.for_org(self.org).select_related("agent", "run", "decided_by")
-        open_now = Q(status=ApprovalStatus.PENDING, expires_at__gt=now, run__status="pending_approval")
-        pending = rows.filter(open_now).order_by("expires_at")
-        done = rows.exclude(open_now).order_by("-created_at")[:APPROVALS_SHOWN]
+        if state not in APPROVAL_STATES:
+            status, error = 400, f"Unknown state {state[:40]!r}: choose one of {', '.join(APPROVAL_STATES)}."
+            state, rows = ApprovalStatus.PENDING, rows.none()
+        else:
+            rows = approvals_in_state(rows, state, now)
+        page = list_page(request, rows, ordering=ApprovalViewSet.list_ordering,
+                         search_fields=ApprovalViewSet.search_fields)
+        waiting = approvals_in_state(Approval.objects.for_org(self.org), ApprovalStatus.PENDING, now).count()
         return self.render_page(
-            "trust/approvals.html",
-            pending=_with_status(pending, now),
-            done=_with_status(done, now),
-            shown=APPROVALS_SHOWN,
+            "trust/approvals.html", status=status, page=page, approvals=_with_status(page.rows, now),
+            state=state, states=APPROVAL_STATES, filter_error=error, waiting=waiting,
         )
 
 

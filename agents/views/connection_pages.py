@@ -1,5 +1,7 @@
-"""Connection pages: the list and registration, the detail page (name and scopes), rotating the
-introspection secret and deleting the connection, each of the last two after a confirmation."""
+"""Connection pages: the list (search, paging) and registration, the detail page (name, scopes,
+minimum trust, the agents that hold its audience, and what the service did: its introspections and
+the trust signals it reported, per day and the last of each), rotating the introspection secret and
+deleting the connection, each of the last two after a confirmation that counts what it reaches."""
 
 from django.contrib import messages
 from django.shortcuts import redirect
@@ -8,13 +10,18 @@ from django.views import View
 
 from accounts.views.shown_once import no_store, redirect_to_shown, secret_hold, secret_take
 from agents import policies
+from agents.api import ConnectionViewSet
+from agents.delegation import live_delegations
 from agents.forms import ConnectionCreateForm, ConnectionUpdateForm
-from agents.models import Connection
-from agents.selectors import connection_agents
+from agents.models import Connection, Delegation
+from agents.policy import agent_policy_for_org
+from agents.selectors import connection_activity, connection_agents
 from agents.views import confirmed
 from core.errors import ServiceError
 from core.permissions import Perm
+from web.charts import bar_chart
 from web.pages import OrgPageMixin, form_apply_service_error
+from web.paging import list_page
 
 SHOWN_TEMPLATES = {"connection": "agents/connection_created.html",
                    "connection_secret": "agents/connection_secret_rotated.html"}
@@ -46,8 +53,10 @@ class ConnectionListView(OrgPageMixin, View):
         return _show_once_after(self, connection, secret, "connection")
 
     def page(self, form, status=200):
-        connections = Connection.objects.for_org(self.org).order_by("name")
-        return self.render_page(self.template, status=status, form=form, connections=connections)
+        page = list_page(self.request, Connection.objects.for_org(self.org),
+                         ordering=ConnectionViewSet.list_ordering,
+                         search_fields=ConnectionViewSet.search_fields)
+        return self.render_page(self.template, status=status, form=form, page=page, connections=page.rows)
 
 
 class ConnectionPage(OrgPageMixin, View):
@@ -87,8 +96,16 @@ class ConnectionDetailView(ConnectionPage):
         return self.back(connection)
 
     def detail(self, connection, form, status=200):
-        return self.render_page(self.template, status=status, connection=connection, form=form,
-                                agents=connection_agents(connection))
+        activity = connection_activity(connection)
+        return self.render_page(
+            self.template, status=status, connection=connection, form=form,
+            agents=connection_agents(connection), activity=activity,
+            introspection_chart=bar_chart([("Introspections", activity["introspections"])],
+                                          title="Introspections per day (14 days)"),
+            signal_chart=bar_chart([("Signals", activity["signals"])],
+                                   title="Trust signals reported per day (14 days)"),
+            introspected=sum(n for _, n in activity["introspections"]),
+            signalled=sum(n for _, n in activity["signals"]))
 
 
 class ConnectionRotateView(ConnectionPage):
@@ -98,18 +115,22 @@ class ConnectionRotateView(ConnectionPage):
     template = "agents/connection_rotate.html"
 
     def get(self, request, org, pk):
-        return self.render_page(self.template, connection=self.connection(pk))
+        return self.confirm(self.connection(pk))
 
     def post(self, request, org, pk):
         connection = self.connection(pk)
         if not confirmed(request):
-            return self.render_page(self.template, connection=connection)
+            return self.confirm(connection)
         try:
             connection, secret = policies.connection_secret_rotate(access=self.access, connection=connection)
         except ServiceError as exc:
             messages.error(request, exc.detail)
-            return self.render_page(self.template, status=exc.status, connection=connection)
+            return self.confirm(connection, status=exc.status)
         return _show_once_after(self, connection, secret, "connection_secret")
+
+    def confirm(self, connection, status=200):
+        return self.render_page(self.template, status=status, connection=connection,
+                                agents=len(connection_agents(connection)))
 
 
 class ConnectionDeleteView(ConnectionPage):
@@ -136,5 +157,8 @@ class ConnectionDeleteView(ConnectionPage):
         return redirect("agents:connections", org=self.org.slug)
 
     def confirm(self, connection, status=200):
+        for_it = Delegation.objects.for_org(self.org).filter(audience=connection.audience)
+        delegations = live_delegations(for_it)
         return self.render_page(self.template, status=status, connection=connection,
-                                agents=connection_agents(connection))
+                                agents=connection_agents(connection), delegations=delegations.count(),
+                                token_ttl=agent_policy_for_org(self.org).agent_token_ttl_seconds)

@@ -1,19 +1,28 @@
-"""Page: "Agents acting for me" — every delegation the signed-in person granted, in every org, with
-revoke one and revoke all. A person revokes their own delegations whatever their role."""
+"""Pages: "Agents acting for me" — every delegation the signed-in person granted, in every org, with
+revoke one and revoke all (a person revokes their own delegations whatever their role); and the
+org's delegations list for its admins (search, filters, paging)."""
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from agents import policies
+from agents.api import DelegationViewSet
 from agents.delegation import live_delegations
-from agents.models import Delegation
+from agents.forms import agent_lookup
+from agents.models import Agent, Delegation, DelegationStatus
 from agents.revocation import RevocationUnavailable
+from agents.views import BadFilter, choice_filter
 from core.errors import ServiceError
+from core.permissions import Perm
 from web.forms import PageForm
+from web.pages import OrgPageMixin
+from web.paging import list_page
 
 
 class DelegationRevokeForm(PageForm):
@@ -72,3 +81,42 @@ def delegations_revoke_view(request):
     else:
         messages.error(request, "That delegation has already ended.")
     return redirect("agents:account-delegations")
+
+
+# The org's delegations page ---------------------------------------------------------------------
+
+DELEGATION_STATES = ("live", "ended")
+
+
+class DelegationListView(OrgPageMixin, View):
+    """Every delegation in the org, as the API lists them (DelegationViewSet's ordering and search),
+    filtered by state (live, ended) and agent. Revoking one is asked for on its confirmation page."""
+
+    required = {"get": Perm.AGENT_READ}
+    template = "agents/delegations.html"
+
+    def get(self, request, org):
+        status, filter_error, shown = 200, "", {}
+        rows = Delegation.objects.for_org(self.org).select_related("agent")
+        try:
+            state = choice_filter(request, "state", DELEGATION_STATES)
+            if state:
+                live = live_delegations(rows).values("pk")
+                rows = rows.filter(pk__in=live) if state == "live" else rows.exclude(pk__in=live)
+                shown["state"] = state
+            agent_text = request.GET.get("agent", "").strip()[:100]
+            if agent_text:
+                agent = agent_lookup(Agent.objects.for_org(self.org), agent_text)
+                if agent is None:
+                    raise BadFilter(f"No agent of this organization is named {agent_text}.")
+                rows = rows.filter(agent=agent)
+                shown.update(agent=agent_text, agent_name=agent.name)
+        except BadFilter as bad:
+            rows, status, filter_error, shown = rows.none(), 400, str(bad), {}
+        page = list_page(request, rows, ordering=DelegationViewSet.list_ordering,
+                         search_fields=DelegationViewSet.search_fields)
+        now = timezone.now()
+        for d in page.rows:
+            d.live_now = d.status == DelegationStatus.ACTIVE and d.expires_at > now
+        return self.render_page(self.template, status=status, page=page, delegations=page.rows,
+                                filters=shown, filter_error=filter_error, states=DELEGATION_STATES)

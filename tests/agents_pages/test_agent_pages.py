@@ -206,7 +206,11 @@ def test_rotate_with_a_stale_session_goes_to_reauth_and_changes_nothing(org, own
 def test_rotate_then_end_the_previous_secret(org, owner):
     agent = make_agent(owner)
     client = as_user(owner.user)
-    rotated = client.post(url("agent-rotate", org, pk=agent.pk), {"overlap_seconds": "3600"})
+    asked = client.post(url("agent-rotate", org, pk=agent.pk), {"overlap_seconds": "3600"})
+    assert asked.status_code == 200 and "keeps working alongside it until" in asked.content.decode()
+    assert len(live_secrets(agent)) == 1 and not events(org, "agent.secret_rotated").exists()
+    rotated = client.post(url("agent-rotate", org, pk=agent.pk),
+                          {"overlap_seconds": "3600", "confirm": "yes"})
     response = shown_page(client, rotated)
     new_secret = response.context["secret"]
     assert new_secret in response.content.decode()
@@ -257,12 +261,15 @@ def test_revoke_confirms_then_revokes_everything(org, owner):
     run = policies.run_start(access=access_of(owner), agent=agent)
     client = as_user(owner.user)
     confirm = client.get(url("agent-revoke", org, pk=agent.pk))
-    assert confirm.status_code == 200 and "cannot be undone" in confirm.content.decode()
-    stale = as_user(owner.user, auth_age=3600).post(url("agent-revoke", org, pk=agent.pk))
+    assert confirm.status_code == 200 and "Revoking is final" in confirm.content.decode()
+    assert "1 live run is terminated (1 running" in confirm.content.decode()
+    stale = as_user(owner.user, auth_age=3600).post(url("agent-revoke", org, pk=agent.pk), {"confirm": "yes"})
     assert stale["Location"].startswith("/reauth/")
+    bare = client.post(url("agent-revoke", org, pk=agent.pk))  # not from the confirmation's button
+    assert bare.status_code == 200 and "Revoking is final" in bare.content.decode()
     agent.refresh_from_db()
     assert agent.status == AgentStatus.ACTIVE
-    assert client.post(url("agent-revoke", org, pk=agent.pk)).status_code == 302
+    assert client.post(url("agent-revoke", org, pk=agent.pk), {"confirm": "yes"}).status_code == 302
     agent.refresh_from_db()
     run.refresh_from_db()
     assert agent.status == AgentStatus.REVOKED and live_secrets(agent) == []

@@ -104,14 +104,20 @@ def test_rotation_with_no_overlap_needs_its_box_ticked(org, agent, client):
     assert secrets_state(agent) == before
     assert not audit_events(org, "agent.secret_rotated").exists()
     ticked = client.post(url("agent-rotate", org, pk=agent.pk), {"overlap_seconds": "0", "end_now": "on"})
-    assert ticked.status_code == 303
+    assert ticked.status_code == 200 and "stops working now" in ticked.content.decode()
+    assert secrets_state(agent) == before  # asked, not done
+    confirmed = client.post(url("agent-rotate", org, pk=agent.pk),
+                            {"overlap_seconds": "0", "end_now": "on", "confirm": "yes"})
+    assert confirmed.status_code == 303
     live = [s for s in AgentSecret.objects.filter(agent=agent) if s.is_live(timezone.now())]
     assert len(live) == 1 and live[0].pk not in {pk for pk, *_ in before}
     assert audit_events(org, "agent.secret_window_ended").get().data["how"] == "immediate"
 
 
 def test_rotation_with_an_overlap_needs_no_tick(org, agent, client):
-    response = client.post(url("agent-rotate", org, pk=agent.pk), {"overlap_seconds": "60"})
+    asked = client.post(url("agent-rotate", org, pk=agent.pk), {"overlap_seconds": "60"})
+    assert asked.status_code == 200 and "(60 seconds)" in asked.content.decode()
+    response = client.post(url("agent-rotate", org, pk=agent.pk), {"overlap_seconds": "60", "confirm": "yes"})
     assert response.status_code == 303
     assert len([s for s in AgentSecret.objects.filter(agent=agent) if s.is_live(timezone.now())]) == 2
 

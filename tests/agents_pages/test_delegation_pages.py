@@ -81,7 +81,8 @@ def test_the_agent_page_lists_its_live_delegations(client, world, person, delega
     assert person.email in section and "<code>tickets:read</code>" in section
     assert world.connection.audience in section and live.expires_at.strftime("%Y-%m-%d %H:%M") in section
     assert ended_person.email not in section and expired_person.email not in section
-    assert f'action="{url("delegation-revoke", world, pk=live.pk)}"' in section
+    # Revoking is asked for on its confirmation page, which the row links to.
+    assert f'href="{url("delegation-revoke", world, pk=live.pk)}"' in section
 
 
 def test_only_those_who_may_revoke_are_offered_the_button(client, world, person, delegated):
@@ -185,12 +186,18 @@ def test_an_owner_chooses_the_agents_it_may_delegate_to(world):
     writer, _ = second_agent(world, name="writer-bot")
     browser = person_client(keeper.user)
     page = browser.get(url("agent-detail", world, pk=world.agent.pk)).content.decode()
-    form = page[page.index(f'action="{url("agent-delegates", world, pk=world.agent.pk)}"'):]
-    assert f'value="{writer.pk}"' in form and f'value="{world.agent.pk}"' not in form.split("</form>")[0]
-    response = browser.post(url("agent-delegates", world, pk=world.agent.pk),
-                            {"may_delegate_to": [writer.pk]})
+    action = f'action="{url("agent-delegates", world, pk=world.agent.pk)}"'
+    form = page[page.index(action):].split("</form>")[0]
+    # No box for every agent of the org: a picker that searches the agents API offers the others.
+    assert f'value="{writer.pk}"' not in form and f'value="{world.agent.pk}"' not in form
+    assert f'data-picker="/api/v1/orgs/{world.org.slug}/agents"' in form and 'name="add_delegate"' in form
+    response = browser.post(url("agent-delegates", world, pk=world.agent.pk), {"add_delegate": "writer-bot"})
     assert response.status_code == 302
     assert delegates_of(world.agent) == [writer.client_id]
+    # Once chosen it has its box, ticked: unticking it removes it.
+    page = browser.get(url("agent-delegates", world, pk=world.agent.pk).replace("delegates/", ""))
+    form = page.content.decode().split('id="delegates-title"')[1].split("</form>")[0]
+    assert f'value="{writer.pk}"' in form and "checked" in form
     event = latest_event(world.org, "agent.delegates_changed")
     assert event.actor_id == str(keeper.user.pk) and event.data == {
         "may_delegate_to": [writer.client_id], "previous": []}
@@ -223,6 +230,10 @@ def test_an_agent_not_offered_is_an_invalid_choice(world, whose):
     response = person_client(world.owner.user).post(url("agent-delegates", world, pk=world.agent.pk),
                                                     {"may_delegate_to": [target.pk]})
     assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+    by_name = person_client(world.owner.user).post(url("agent-delegates", world, pk=world.agent.pk),
+                                                   {"add_delegate": target.client_id})
+    assert by_name.status_code == 400
+    assert "No other agent of this organization is named" in by_name.content.decode()
     assert delegates_of(world.agent) == []
     assert not audit_events(world.org, "agent.delegates_changed").exists()
 
