@@ -51,7 +51,8 @@ def test_connection_agent_rotation_and_run(page, live_server, owner):
     page.get_by_label("Name", exact=True).fill("Triage bot")
     page.get_by_role("checkbox", name=f"Ticket service ({AUDIENCE})").check()
     page.get_by_role("checkbox", name="tickets:read").check()
-    expect(page.get_by_label("Owner")).to_have_value(str(owner.pk))
+    # The owner is a searching picker (their email), not a select of every member.
+    expect(page.get_by_label("Owner", exact=True)).to_have_value(owner.user.email)
     page.get_by_role("button", name="Register agent").click()
     expect(page.get_by_role("heading", name="Agent “Triage bot” registered")).to_be_visible()
     agent = Agent.objects.for_org(org).get(name="Triage bot")
@@ -64,6 +65,8 @@ def test_connection_agent_rotation_and_run(page, live_server, owner):
     assert shown not in page.content()  # shown once: the agent's page has only the lookup id
     page.get_by_label("Overlap window (seconds)").fill("600")
     page.get_by_role("button", name="Rotate secret").click()
+    expect(page.get_by_test_id("consequences")).to_contain_text("keeps working alongside it until")
+    page.get_by_role("button", name="Rotate secret now").click()
     expect(page.get_by_role("heading", name="New secret for “Triage bot”")).to_be_visible()
     second = stored_secret(agent, page.get_by_test_id("agent-secret").input_value())
     now = timezone.now()
@@ -73,7 +76,7 @@ def test_connection_agent_rotation_and_run(page, live_server, owner):
     expect(page.get_by_role("button", name="End the previous secret now")).to_be_visible()
 
     nav(page, "Runs")
-    page.get_by_label("Agent").select_option(label="Triage bot")
+    page.get_by_label("Agent", exact=True).fill("Triage bot")  # a picker: the name, or its client ID
     page.get_by_label("Description").fill("Nightly triage")
     page.get_by_role("button", name="Start run").click()
     expect(page.get_by_role("status")).to_contain_text("Started run")
