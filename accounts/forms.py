@@ -2,7 +2,7 @@
 
 from django import forms
 
-from accounts.models import MembershipStatus, SecurityPolicy
+from accounts.models import MembershipSource, MembershipStatus, SecurityPolicy
 from accounts.services import POLICY_FIELDS
 from core.roles import BuiltinRole
 from rbac.forms import org_roles_field
@@ -53,6 +53,26 @@ class MemberAddForm(PageForm):
     def __init__(self, *args, org, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["custom_roles"] = org_roles_field(org, label="Custom roles")
+
+
+class MemberFilterForm(PageForm):
+    """The members list's filters (GET), beside its search. An unknown value is a 400 with the field's
+    error, never a silently empty list."""
+
+    role = forms.ChoiceField(required=False, label="Filter by role",
+                             choices=[("", "Any role"), *BuiltinRole.choices])
+    status = forms.ChoiceField(required=False, label="Filter by status",
+                               choices=[("", "Any status"), *MembershipStatus.choices])
+    source = forms.ChoiceField(required=False, label="Filter by how they joined",
+                               choices=[("", "Any way"), *MembershipSource.choices])
+
+    def __init__(self, *args, **kwargs):
+        # Its own ids: the invitation form on the same page has a `role` field too.
+        kwargs.setdefault("auto_id", "filter_%s")
+        super().__init__(*args, **kwargs)
+
+    def filters(self) -> dict:
+        return {name: value for name, value in self.cleaned_data.items() if value}
 
 
 class MemberEditForm(PageForm):

@@ -18,7 +18,8 @@ urlpatterns = [
     path("orgs/switch/", members.org_switch, name="org-switch"),
     org_pages(
         path("members/", members.MemberListView.as_view(), name="members"),
-        path("members/<uuid:pk>/", members.MemberEditView.as_view(), name="member-edit"),
+        path("members/<uuid:pk>/", members.MemberDetailView.as_view(), name="member-detail"),
+        path("members/<uuid:pk>/edit/", members.MemberEditView.as_view(), name="member-edit"),
         path("members/<uuid:pk>/remove/", members.MemberRemoveView.as_view(), name="member-remove"),
         path("members/<uuid:pk>/security/", members.MemberSecurityView.as_view(), name="member-security"),
         path("api-keys/", members.ApiKeyListView.as_view(), name="api-keys"),

@@ -5,9 +5,9 @@ Forms only shape input; every rule (no escalation, team standing) is enforced by
 
 from django import forms
 
-from accounts.models import Membership
+from accounts.models import Membership, normalize_email
 from core.roles import TeamRole
-from rbac.models import Role
+from rbac.models import Role, TeamMembership
 from web.forms import PageForm, PermissionsField
 
 
@@ -31,18 +31,26 @@ class TeamCreateForm(PageForm):
 
 
 class TeamMemberAddForm(PageForm):
-    membership = forms.ModelChoiceField(queryset=Membership.objects.none(), label="Member")
+    """A member by address, typed into a picker that searches the members API as one types (no list of
+    every member is rendered). The address is resolved within the org only: another org's member, or
+    an address nobody in the org has, is the same clear field error."""
+
+    member = forms.CharField(max_length=254, label="Member", help_text="Type an email address or a name.")
     role = forms.ChoiceField(choices=TeamRole.choices, initial=TeamRole.MEMBER, label="Team role")
 
     def __init__(self, *args, org, team, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["membership"].queryset = (
-            Membership.objects.for_org(org)
-            .exclude(team_memberships__team=team)
-            .select_related("user")
-            .order_by("user__email")
-        )
-        self.fields["membership"].label_from_instance = lambda m: m.user.email
+        self.org, self.team = org, team
+
+    def clean_member(self) -> Membership:
+        email = normalize_email(self.cleaned_data["member"])
+        membership = (Membership.objects.for_org(self.org).select_related("user")
+                      .filter(user__email=email).first())
+        if membership is None:
+            raise forms.ValidationError(f"No member of {self.org.name} has the address “{email}”.")
+        if TeamMembership.objects.filter(team=self.team, membership=membership).exists():
+            raise forms.ValidationError(f"{email} is already in {self.team.name}.")
+        return membership
 
 
 class TeamMemberRoleForm(PageForm):

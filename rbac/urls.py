@@ -10,6 +10,7 @@ urlpatterns = [
     org_pages(
         path("teams/", views.TeamListView.as_view(), name="teams"),
         path("teams/<uuid:pk>/", views.TeamDetailView.as_view(), name="team-detail"),
+        path("teams/<uuid:pk>/delete/", views.TeamDeleteView.as_view(), name="team-delete"),
         path("roles/", views.RoleListView.as_view(), name="roles"),
         path("roles/new/", views.RoleCreateView.as_view(), name="role-new"),
         path("roles/<uuid:pk>/", views.RoleEditView.as_view(), name="role-edit"),

@@ -1,4 +1,5 @@
-"""Pages: teams (list, create, detail with members and granted roles) and roles (list, editor)."""
+"""Pages: teams (list, create, detail with members and granted roles, delete) and roles (list, editor,
+delete). Lists page and search as the admin API's lists do (web.paging, the viewsets' ordering)."""
 
 from django.contrib import messages
 from django.db.models import Count
@@ -9,6 +10,7 @@ from core.errors import ServiceError
 from core.permissions import Perm
 from core.roles import BUILTIN_ROLES, BuiltinRole
 from rbac import policies
+from rbac.api import RoleViewSet, TeamViewSet
 from rbac.forms import (
     RoleForm,
     TeamCreateForm,
@@ -19,6 +21,7 @@ from rbac.forms import (
 from rbac.models import Role, Team, TeamMembership
 from web.forms import permission_groups
 from web.pages import OrgPageMixin, form_apply_service_error
+from web.paging import list_page
 
 # --- Teams ------------------------------------------------------------------------------------
 
@@ -43,13 +46,11 @@ class TeamListView(OrgPageMixin, View):
         return redirect("rbac:team-detail", org=self.org.slug, pk=team.pk)
 
     def page(self, form, status=200):
-        teams = (
-            Team.objects.for_org(self.org)
-            .annotate(member_count=Count("memberships"))
-            .prefetch_related("roles")
-            .order_by("name")
-        )
-        return self.render_page(self.template, status=status, teams=teams, form=form)
+        teams = (Team.objects.for_org(self.org).annotate(member_count=Count("memberships"))
+                 .prefetch_related("roles"))
+        page = list_page(self.request, teams, ordering=TeamViewSet.list_ordering,
+                         search_fields=TeamViewSet.search_fields)
+        return self.render_page(self.template, status=status, page=page, teams=page.rows, form=form)
 
 
 class TeamDetailView(OrgPageMixin, View):
@@ -75,7 +76,7 @@ class TeamDetailView(OrgPageMixin, View):
         form = TeamMemberAddForm(request.POST, org=self.org, team=team)
         if not form.is_valid():
             return self.page(team, status=400, add_form=form)
-        membership = form.cleaned_data["membership"]
+        membership = form.cleaned_data["member"]
         return self.run(team, f"Added {membership.user.email}.", policies.team_member_add,
                         team=team, membership=membership, role=form.cleaned_data["role"])
 
@@ -130,6 +131,36 @@ class TeamDetailView(OrgPageMixin, View):
         )
 
 
+class TeamDeleteView(OrgPageMixin, View):
+    """GET says who loses what when the team goes; POST deletes it once confirmed. Team owners (not
+    only TEAM_WRITE holders) may delete their team, so both need TEAM_READ and the service decides."""
+
+    required = {"get": Perm.TEAM_READ, "post": Perm.TEAM_READ}
+    template = "rbac/team_delete.html"
+
+    def get(self, request, org, pk):
+        return self.confirm(self.scoped(Team, pk=pk))
+
+    def post(self, request, org, pk):
+        team = self.scoped(Team, pk=pk)
+        if request.POST.get("confirm") != "yes":
+            return self.confirm(team)
+        name = team.name
+        try:
+            policies.team_delete(access=self.access, team=team)
+        except ServiceError as exc:
+            messages.error(request, exc.detail)
+            return self.confirm(team, status=exc.status)
+        messages.success(request, f"Deleted team {name}.")
+        return redirect("rbac:teams", org=self.org.slug)
+
+    def confirm(self, team, status=200):
+        roles = list(team.roles.order_by("name"))
+        return self.render_page(self.template, status=status, team=team, roles=roles,
+                                members=team.memberships.count(),
+                                can_manage=self.access.can_manage_team(team.pk))
+
+
 # --- Roles ------------------------------------------------------------------------------------
 
 
@@ -142,8 +173,9 @@ class RoleListView(OrgPageMixin, View):
             {"name": label, "key": key, "perms": sorted(BUILTIN_ROLES[key])}
             for key, label in BuiltinRole.choices
         ]
-        custom = Role.objects.for_org(self.org).order_by("name")
-        return self.render_page(self.template, builtin=builtin, custom=custom)
+        page = list_page(request, Role.objects.for_org(self.org), ordering=RoleViewSet.list_ordering,
+                         search_fields=RoleViewSet.search_fields)
+        return self.render_page(self.template, builtin=builtin, page=page, custom=page.rows)
 
 
 class RoleCreateView(OrgPageMixin, View):

@@ -1,25 +1,32 @@
-"""Pages: login, logout, home and the org switcher; org members and org API keys."""
+"""Pages: login, logout, home and the org switcher; org members (list, detail, edit, remove) and org
+API keys. Lists page and search as the admin API's lists do (web.paging, the viewsets' ordering)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.safestring import SafeString
 from django.views import View
 from django.views.decorators.http import require_GET
 
-from accounts.forms import ApiKeyCreateForm, MemberAddForm, MemberEditForm
-from accounts.models import ApiKey, Membership
+from accounts.api import ApiKeyViewSet, MemberViewSet
+from accounts.factors import factors_for_user
+from accounts.forms import ApiKeyCreateForm, MemberAddForm, MemberEditForm, MemberFilterForm
+from accounts.models import ApiKey, Membership, MembershipStatus
+from accounts.people_selectors import api_keys_live_made_by, member_audit_trail, member_sessions
 from accounts.selectors import member_search, orgs_for_user
 from accounts.views.login import landing
 from accounts.views.shown_once import no_store, redirect_to_shown, secret_hold, secret_take
+from agents.people_selectors import agents_owned_by, delegations_granted_by, departure_preview
 from core.errors import ServiceError
 from core.permissions import Perm
 from rbac import policies
+from rbac.explain import member_access_explain
 from rbac.models import Role
-from web.api import MAX_QUERY
 from web.forms import permission_groups
 from web.pages import OrgPageMixin, form_apply_service_error
+from web.paging import list_page
 
 # --- Login, logout, home ----------------------------------------------------------------------
 
@@ -66,17 +73,52 @@ class MemberListView(OrgPageMixin, View):
         return redirect("accounts:members", org=self.org.slug)
 
     def page(self, form, status=200):
+        filters = MemberFilterForm(self.request.GET)
         members = (
             Membership.objects.for_org(self.org)
             .select_related("user")
             .prefetch_related("custom_roles", "team_memberships__team")
-            .order_by("created_at")
         )
-        # NUL cannot be in a stored email or name (PostgreSQL refuses it in a query): drop it.
-        q = self.request.GET.get("q", "").replace("\x00", "").strip()[:MAX_QUERY]
-        if q:  # by email or name, as the admin API's ?q= does
-            members = members.filter(member_search(q))
-        return self.render_page(self.template, status=status, members=members, form=form, q=q)
+        if filters.is_valid():
+            members = members.filter(**filters.filters())
+        else:  # an unknown role, status or source: say so, list nobody
+            members, status = members.none(), 400
+        page = list_page(self.request, members, ordering=MemberViewSet.list_ordering, search=member_search)
+        # The filters go inside the search form, so searching keeps them and the pager links carry both.
+        filter_fields = SafeString("".join(str(field.as_field_group()) for field in filters))
+        return self.render_page(self.template, status=status, page=page, members=page.rows, form=form,
+                                filters=filters, filter_fields=filter_fields,
+                                filtered=filters.is_valid() and bool(filters.filters()))
+
+
+class MemberDetailView(OrgPageMixin, View):
+    """One member: their roles and where each permission comes from, teams, second factors, last
+    sign-in, sessions, agents and delegations, and their audit trail. Panels that show more than
+    member:read allows are shown only to readers holding what they need."""
+
+    required = {"get": Perm.MEMBER_READ}
+    template = "accounts/member_detail.html"
+
+    def get(self, request, org, pk):
+        member = get_member(self, pk)
+        pending = member.status == MembershipStatus.INVITED
+        can = self.access.has
+        context = {
+            "member": member, "pending": pending, "explained": member_access_explain(member),
+            # Until the person accepts, their account (factors, sign-ins, sessions) is not the org's to see.
+            "factors": None if pending else factors_for_user(member.user),
+            "sessions": member_sessions(member) if can(Perm.MEMBER_WRITE) and not pending else None,
+            "agents": agents_owned_by(member) if can(Perm.AGENT_READ) else None,
+            "delegations": delegations_granted_by(member) if can(Perm.AGENT_READ) else None,
+            "trail": member_audit_trail(member) if can(Perm.AUDIT_READ) else None,
+            "invitation": getattr(member, "invitation", None) if pending else None,
+        }
+        return self.render_page(self.template, **context)
+
+
+def get_member(view, pk) -> Membership:
+    """One membership of the view's org with its account (another org's is a 404)."""
+    return get_object_or_404(Membership.objects.for_org(view.org).select_related("user"), pk=pk)
 
 
 class MemberEditView(OrgPageMixin, View):
@@ -108,23 +150,40 @@ class MemberEditView(OrgPageMixin, View):
 
 
 class MemberRemoveView(OrgPageMixin, View):
+    """GET says what removing the member does, with counts (or what cancelling an invitation does);
+    POST removes them once confirmed. A POST without the confirmation changes nothing."""
+
     required = {"get": Perm.MEMBER_WRITE, "post": Perm.MEMBER_WRITE}
     template = "accounts/member_remove.html"
 
     def get(self, request, org, pk):
-        return self.render_page(self.template, member=self.scoped(Membership, pk=pk))
+        return self.confirm(get_member(self, pk))
 
     def post(self, request, org, pk):
-        member = self.scoped(Membership, pk=pk)
+        member = get_member(self, pk)
+        if request.POST.get("confirm") != "yes":
+            return self.confirm(member)
         email = member.user.email
         try:
             policies.member_remove(access=self.access, membership=member)
         except ServiceError as exc:
             messages.error(request, exc.detail)
-            return self.render_page(self.template, status=exc.status, member=member)
+            return self.confirm(member, status=exc.status)
         messages.success(request, f"Removed {email}." if member.status != "invited"
                          else f"Cancelled the invitation of {email}.")
         return redirect("accounts:members", org=self.org.slug)
+
+    def confirm(self, member, status=200):
+        if member.status == MembershipStatus.INVITED:
+            return self.render_page(self.template, status=status, member=member,
+                                    invitation=getattr(member, "invitation", None))
+        # What accounts.departures' handlers will do (API keys; agents, their secrets, delegations).
+        # SCIM tokens the member minted are revoked too; the page says so without a count.
+        explained = member_access_explain(member)
+        return self.render_page(
+            self.template, status=status, member=member, api_keys=api_keys_live_made_by(member),
+            agents=departure_preview(member), teams=len(explained.team_memberships),
+            roles=len(explained.roles))
 
 
 # --- API keys ---------------------------------------------------------------------------------
@@ -160,12 +219,17 @@ class ApiKeyListView(OrgPageMixin, View):
         return redirect_to_shown(reverse("accounts:api-keys", args=[self.org.slug]), handle)
 
     def page(self, form, status=200):
-        keys = ApiKey.objects.for_org(self.org).select_related("created_by").order_by("-created_at")
+        keys = ApiKey.objects.for_org(self.org).select_related("created_by")
+        page = list_page(self.request, keys, ordering=ApiKeyViewSet.list_ordering,
+                         search_fields=ApiKeyViewSet.search_fields)
         groups = permission_groups(form, "permissions", self.access)
-        return self.render_page(self.template, status=status, keys=keys, form=form, groups=groups)
+        return self.render_page(self.template, status=status, page=page, keys=page.rows, form=form,
+                                groups=groups)
 
 
 class ApiKeyRevokeView(OrgPageMixin, View):
+    """GET says what revoking the key stops; POST revokes it once confirmed."""
+
     required = {"get": Perm.API_KEY_WRITE, "post": Perm.API_KEY_WRITE}
     template = "accounts/api_key_revoke.html"
 
@@ -174,6 +238,8 @@ class ApiKeyRevokeView(OrgPageMixin, View):
 
     def post(self, request, org, pk):
         key = self.scoped(ApiKey, pk=pk)
+        if request.POST.get("confirm") != "yes":
+            return self.render_page(self.template, key=key)
         try:
             policies.api_key_revoke(access=self.access, key=key)
         except ServiceError as exc:
@@ -206,4 +272,4 @@ class MemberSecurityView(OrgPageMixin, View):
                 messages.error(request, "Unknown action.")
         except ServiceError as exc:
             messages.error(request, exc.detail)
-        return redirect("accounts:member-edit", org=self.org.slug, pk=member.pk)
+        return redirect("accounts:member-detail", org=self.org.slug, pk=member.pk)

@@ -211,7 +211,7 @@ def test_change_member_role(owner, org):
 
 
 def test_removing_the_last_owner_is_refused(owner, org):
-    response = as_user(owner.user).post(url("member-remove", org, pk=owner.pk))
+    response = as_user(owner.user).post(url("member-remove", org, pk=owner.pk), {"confirm": "yes"})
     assert response.status_code == 409
     assert "An organization must keep at least one owner." in response.content.decode()
     assert Membership.objects.for_org(org).filter(pk=owner.pk).exists()
@@ -220,7 +220,8 @@ def test_removing_the_last_owner_is_refused(owner, org):
 
 def test_remove_member(owner, org):
     target = member(org)
-    assert as_user(owner.user).post(url("member-remove", org, pk=target.pk)).status_code == 302
+    response = as_user(owner.user).post(url("member-remove", org, pk=target.pk), {"confirm": "yes"})
+    assert response.status_code == 302
     assert not Membership.objects.for_org(org).filter(pk=target.pk).exists()
     assert events(org, "member.removed").filter(target_id=str(target.pk)).exists()
 
@@ -236,7 +237,7 @@ def test_create_team_and_add_a_member(owner, org):
     assert events(org, "team.created").filter(target_id=str(team.pk)).exists()
     someone = member(org)
     response = client.post(url("team-detail", org, pk=team.pk),
-                           {"action": "add_member", "membership": someone.pk, "role": "admin"})
+                           {"action": "add_member", "member": someone.user.email, "role": "admin"})
     assert response.status_code == 302
     assert TeamMembership.objects.get(team=team, membership=someone).role == "admin"
     assert events(org, "team.member_added").exists()
@@ -248,7 +249,8 @@ def test_team_member_cannot_manage_the_team(org):
     TeamMembership.objects.create(team=team, membership=caller)
     other = member(org)
     response = as_user(caller.user).post(url("team-detail", org, pk=team.pk),
-                                         {"action": "add_member", "membership": other.pk, "role": "member"})
+                                         {"action": "add_member", "member": other.user.email,
+                                          "role": "member"})
     assert response.status_code == 403
     assert not TeamMembership.objects.filter(team=team, membership=other).exists()
     assert events(org, "access.denied").filter(outcome="denied").exists()
@@ -342,7 +344,7 @@ def test_revoke_api_key(owner, org):
     client = as_user(owner.user)
     client.post(url("api-keys", org), {"name": "CI", "permissions": ["member:read"]})
     key = ApiKey.objects.for_org(org).get()
-    assert client.post(url("api-key-revoke", org, pk=key.pk)).status_code == 302
+    assert client.post(url("api-key-revoke", org, pk=key.pk), {"confirm": "yes"}).status_code == 302
     key.refresh_from_db()
     assert key.revoked_at is not None
     assert events(org, "api_key.revoked").filter(target_id=str(key.pk)).exists()
