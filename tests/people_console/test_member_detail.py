@@ -11,6 +11,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import UserSession, WebAuthnCredential
 from agents.models import Delegation
+from audit.actors import Actor
+from audit.events import AuditEvent
+from audit.services import Target, audit_record
 from rbac.explain import member_access_explain
 from rbac.guard import membership_standing_permissions
 from tests.factories import (
@@ -110,6 +113,10 @@ def test_factors_last_sign_in_sessions_agents_delegations_and_trail():
                               audience="https://service.example/api", scopes=["t:read"],
                               expires_at=timezone.now() + datetime.timedelta(hours=1))
     audit_bulk(org, 3, actor=ada)
+    audit_record(org=org, actor=Actor.for_user(ada.user), event=AuditEvent.TEAM_CREATED,
+                 target=Target("team", "00000000-0000-0000-0000-000000000001"), data={"name": "Ada's"})
+    audit_record(org=org, actor=Actor.for_user(owner.user), event=AuditEvent.TEAM_CREATED,
+                 target=Target("team", "00000000-0000-0000-0000-000000000002"), data={"name": "not hers"})
     html = body(client, _path(ada))
     assert "2026-03-04 05:06 UTC" in html
     assert "Enrolled:" in html and "authenticator app" in html and "1 passkey;" in html
@@ -118,7 +125,7 @@ def test_factors_last_sign_in_sessions_agents_delegations_and_trail():
     assert "Ada&#x27;s bot" in html.split('data-testid="owned-agents"')[1].split("</ul>")[0]
     assert "Live until" in html
     trail = html.split('data-testid="audit-trail"')[1].split("</table>")[0]
-    assert trail.count("<tr>") == 4  # the header and the three entries
+    assert trail.count("<tr>") == 5  # the header, the three entries about her and the one she made
     assert f'/audit/?actor=human:{ada.user_id}"' in html
 
 
