@@ -147,6 +147,8 @@ def test_revoking_a_delegation_counts_its_tokens_and_refresh_tokens(world):
     RefreshToken.objects.create(org=world.org, delegation=delegation, agent=world.agent, **fields)
     tokens(world.org, world.agent, issued=[0, 1], delegation=delegation)
     tokens(world.org, world.agent, issued=[0])  # not under it
+    another = delegation_of(world.agent, world.owner)
+    tokens(world.org, world.agent, issued=[0, 0, 0], delegation=another)  # under another delegation
     said = consequences(world.client.get(world.url("delegation-revoke", pk=delegation.pk)))
     assert "Every token issued under this delegation (2 so far)" in said
     assert "Its 1 usable refresh token ends." in said
