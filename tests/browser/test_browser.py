@@ -54,7 +54,7 @@ def test_invite_a_member(page, live_server, owner):
     expect(page).to_have_url(live_server.url + members_path)
     expect(page.get_by_role("heading", name="Members")).to_be_visible()
     page.get_by_label("Email").fill("grace@example.com")
-    page.get_by_label("Role").select_option("viewer")
+    page.get_by_label("Role", exact=True).select_option("viewer")  # not "Filter by role"
     page.get_by_role("button", name="Send invitation").click()
     expect(page.get_by_role("status")).to_contain_text("Invited grace@example.com")
     expect(page.get_by_role("cell", name="grace@example.com", exact=True)).to_be_visible()
@@ -156,14 +156,15 @@ def test_find_a_member_by_email_or_name(page, live_server, owner):
     search = page.get_by_role("search")
     search.get_by_label("Search members").fill("hopper")
     search.get_by_role("button", name="Search").click()
-    expect(page).to_have_url(re.compile(r"\?q=hopper$"))
+    # The search form carries the list's filters too (empty here: everyone).
+    expect(page).to_have_url(re.compile(r"\?q=hopper&role=&status=&source=$"))
     rows = page.get_by_role("table").get_by_role("row")
     expect(rows).to_have_count(2)  # the header and Grace
     expect(rows.nth(1)).to_contain_text("grace@example.com")
     search.get_by_label("Search members").fill("nobody-at-all")
     page.keyboard.press("Enter")
     expect(page.get_by_role("table")).to_contain_text("No member matches “nobody-at-all”.")
-    page.get_by_role("link", name="Show everyone").click()
+    page.get_by_role("link", name="Show all").click()  # includes/list_search.html
     expect(page.get_by_role("table").get_by_role("row")).to_have_count(4)
 
 

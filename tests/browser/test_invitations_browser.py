@@ -24,7 +24,7 @@ def test_an_invited_person_accepts_sets_a_password_and_signs_in(page, chromium, 
     log_in(page, live_server.url, owner.user.email)
     nav(page, "Members")
     page.get_by_label("Email").fill("newcomer@example.com")
-    page.get_by_label("Role").select_option("member")
+    page.get_by_label("Role", exact=True).select_option("member")  # not "Filter by role"
     page.get_by_role("button", name="Send invitation").click()
     expect(page.get_by_role("status")).to_contain_text("Invited newcomer@example.com")
     expect(page.get_by_role("button", name="Resend invitation to newcomer@example.com")).to_be_visible()
