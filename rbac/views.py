@@ -118,12 +118,14 @@ class TeamDetailView(OrgPageMixin, View):
         return redirect("rbac:team-detail", org=self.org.slug, pk=page_team.pk)
 
     def page(self, team, status=200, add_form=None, roles_form=None):
-        team_members = (
-            TeamMembership.objects.filter(team=team).select_related("membership__user").order_by("created_at")
-        )
+        # A team of a thousand is paged like any list (oldest standing first) and searched by address.
+        team_members = list_page(self.request, TeamMembership.objects.filter(team=team)
+                                 .select_related("membership__user"), ordering="created_at",
+                                 search_fields=("membership__user__email",))
         granted = list(team.roles.order_by("name"))
         return self.render_page(
-            self.template, status=status, team=team, team_members=team_members, granted=granted,
+            self.template, status=status, team=team, page=team_members, team_members=team_members.rows,
+            granted=granted,
             can_manage=self.access.can_manage_team(team.pk),
             add_form=add_form or TeamMemberAddForm(org=self.org, team=team),
             roles_form=roles_form or TeamRolesForm(org=self.org, initial={"roles": granted}),

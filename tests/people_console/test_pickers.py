@@ -64,3 +64,15 @@ def test_someone_already_in_the_team_is_a_field_error():
     response = client.post(_team_path(team), {"action": "add_member", "member": "ada@example.com",
                                               "role": "member"})
     assert response.status_code == 400 and "ada@example.com is already in" in response.content.decode()
+
+
+def test_a_large_teams_members_are_paged_and_searched():
+    org = OrgFactory()
+    client, _ = owner_client(org)
+    team = TeamFactory(org=org)
+    for membership in members_bulk(org, 70):
+        TeamMembership.objects.create(team=team, membership=membership)
+    html = body(client, _team_path(team))
+    assert html.count('name="action" value="remove_member"') == 50 and 'rel="next"' in html
+    found = body(client, _team_path(team), q="person0033")
+    assert found.count('name="action" value="remove_member"') == 1 and f"person0033@{org.slug}" in found
