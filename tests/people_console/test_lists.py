@@ -152,3 +152,16 @@ def test_each_api_list_costs_the_same_queries_at_any_size(path):
         api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
         counts.append(queries_of(api, f"/api/v1/orgs/{org.slug}/{path}"))
     assert counts[0] == counts[1], counts
+
+
+def test_a_team_page_costs_the_same_queries_at_any_size():
+    counts = []
+    for size in (5, 60):
+        org = OrgFactory()
+        client, _ = owner_client(org)
+        team = TeamFactory(org=org)
+        team.roles.add(*[RoleFactory(org=org) for _ in range(size // 5)])
+        for membership in members_bulk(org, size):
+            TeamMemberFactory(team=team, membership=membership)
+        counts.append(queries_of(client, f"/orgs/{org.slug}/teams/{team.pk}/"))
+    assert counts[0] == counts[1], counts
