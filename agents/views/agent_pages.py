@@ -275,10 +275,19 @@ class AgentRotateView(AgentPage):
 
 
 class AgentEndPreviousView(AgentPage):
-    required = {"post": Perm.AGENT_CREDENTIALS}
+    """GET asks whether to end the rotation window now (the previous secret stops at once, with the
+    tokens it got); POST ends it once confirmed."""
+
+    required = {"get": Perm.AGENT_CREDENTIALS, "post": Perm.AGENT_CREDENTIALS}
+    confirm_template = "agents/agent_end_previous.html"
+
+    def get(self, request, org, pk):
+        return self.confirm(self.agent(pk))
 
     def post(self, request, org, pk):
         agent = self.agent(pk)
+        if not confirmed(request):
+            return self.confirm(agent)
         try:
             ended = policies.agent_secret_end_previous(access=self.access, agent=agent)
         except ServiceError as exc:
@@ -286,6 +295,10 @@ class AgentEndPreviousView(AgentPage):
             return self.detail(agent, status=exc.status)
         messages.success(request, f"Ended {ended} previous secret(s); only the newest one works now.")
         return self.back(agent)
+
+    def confirm(self, agent):
+        return self.render_page(self.confirm_template, agent=agent, current=agent.live_secrets[:1],
+                                previous=agent.live_secrets[1:])
 
 
 class AgentStatusView(AgentPage):

@@ -80,6 +80,20 @@ def test_rotating_says_until_when_the_old_secret_works(world):
     assert rotated.status_code == 303 and len(live_secrets(world.agent)) == 2
 
 
+def test_ending_the_previous_secret_early_says_which_stops(world):
+    previous = secret_of(world.agent, age_days=2)
+    previous.expires_at = timezone.now() + datetime.timedelta(hours=1)
+    previous.save()
+    newest = secret_of(world.agent)
+    said = consequences(world.client.get(world.url("agent-end-previous", pk=world.agent.pk)))
+    assert f"ags_{previous.lookup_id}_" in said and "stops working now instead of at" in said
+    assert f"Only the newest secret, <code>ags_{newest.lookup_id}_" in said
+    world.client.post(world.url("agent-end-previous", pk=world.agent.pk))
+    assert len(live_secrets(world.agent)) == 2
+    world.client.post(world.url("agent-end-previous", pk=world.agent.pk), {"confirm": "yes"})
+    assert [s.pk for s in live_secrets(world.agent)] == [newest.pk]
+
+
 def test_rotating_with_no_window_says_the_runs_end(world):
     secret_of(world.agent)
     more_runs(world.agent, 2, status=RunStatus.RUNNING)

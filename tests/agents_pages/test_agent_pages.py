@@ -221,7 +221,11 @@ def test_rotate_then_end_the_previous_secret(org, owner):
     assert events(org, "agent.secret_rotated").count() == 1
     detail = client.get(url("agent-detail", org, pk=agent.pk)).content.decode()
     assert "End the previous secret now" in detail and new_secret.split("_", 2)[2] not in detail
-    ended = client.post(url("agent-end-previous", org, pk=agent.pk))
+    asked = client.get(url("agent-end-previous", org, pk=agent.pk))
+    assert asked.status_code == 200 and "stops working now instead of at" in asked.content.decode()
+    bare = client.post(url("agent-end-previous", org, pk=agent.pk))  # not from the confirmation's button
+    assert bare.status_code == 200 and len(live_secrets(agent)) == 2
+    ended = client.post(url("agent-end-previous", org, pk=agent.pk), {"confirm": "yes"})
     assert ended.status_code == 302
     assert [s.pk for s in live_secrets(agent)] == [newest.pk]
     assert events(org, "agent.secret_window_ended").get().data["how"] == "ended_early"

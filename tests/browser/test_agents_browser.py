@@ -73,7 +73,11 @@ def test_connection_agent_rotation_and_run(page, live_server, owner):
     live = [s for s in AgentSecret.objects.filter(agent=agent) if s.is_live(now)]
     assert {s.pk for s in live} == {first.pk, second.pk}
     page.get_by_role("link", name="Done").click()
-    expect(page.get_by_role("button", name="End the previous secret now")).to_be_visible()
+    page.get_by_role("link", name="End the previous secret now…").click()  # asked for on its own page
+    expect(page.get_by_test_id("consequences")).to_contain_text(f"ags_{first.lookup_id}_")
+    page.get_by_role("button", name="End the previous secret").click()
+    expect(page.get_by_role("status")).to_contain_text("Ended 1 previous secret(s)")
+    assert [s.pk for s in AgentSecret.objects.filter(agent=agent) if s.is_live(timezone.now())] == [second.pk]
 
     nav(page, "Runs")
     page.get_by_label("Agent", exact=True).fill("Triage bot")  # a picker: the name, or its client ID
