@@ -41,6 +41,16 @@ def _live(agent: Agent, now) -> list[AgentSecret]:
     return [s for s in agent.secrets.order_by("-created_at") if s.is_live(now)]
 
 
+def overlap_check(policy, overlap_seconds: int | None) -> timedelta:
+    """The rotation window asked for, or Invalid when the org's policy does not allow it. Pages call
+    it before they ask for confirmation, so a person never confirms a window that is then refused."""
+    overlap = DEFAULT_OVERLAP if overlap_seconds is None else timedelta(seconds=overlap_seconds)
+    if overlap < timedelta(0) or overlap.total_seconds() > policy.secret_overlap_max_seconds:
+        raise Invalid("The overlap window is outside the org's policy.", fields={"overlap_seconds": [
+            f"Between 0 and {policy.secret_overlap_max_seconds} seconds."]})
+    return overlap
+
+
 @records_denials
 @transaction.atomic
 def agent_secret_rotate(*, agent: Agent, actor: Actor, overlap_seconds: int | None = None, created_by=None):
@@ -51,11 +61,7 @@ def agent_secret_rotate(*, agent: Agent, actor: Actor, overlap_seconds: int | No
     """
     agent = Agent.objects.for_org(agent.org_id).select_for_update().get(pk=agent.pk)
     assert_not_revoked(agent)
-    policy = agent_policy_for_org(agent.org)
-    overlap = DEFAULT_OVERLAP if overlap_seconds is None else timedelta(seconds=overlap_seconds)
-    if overlap < timedelta(0) or overlap.total_seconds() > policy.secret_overlap_max_seconds:
-        raise Invalid("The overlap window is outside the org's policy.", fields={"overlap_seconds": [
-            f"Between 0 and {policy.secret_overlap_max_seconds} seconds."]})
+    overlap = overlap_check(agent_policy_for_org(agent.org), overlap_seconds)
     now = timezone.now()
     live = _live(agent, now)
     current, older = (live[0], live[1:]) if live else (None, [])

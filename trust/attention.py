@@ -42,7 +42,7 @@ def trust_attention(org) -> list[Attention]:
                 key="trust.contained",
                 count=contained,
                 severity=CRITICAL,
-                url=reverse("agents:agents", kwargs={"org": org.slug}) + "?status=suspended",
+                url=reverse("agents:agents", kwargs={"org": org.slug}) + "?status=contained",
                 title=f"{contained} agent{' was' if contained == 1 else 's were'} contained",
                 detail="Their trust score fell below the org's floor; an owner can resume one once its "
                 "score has recovered.",
@@ -54,7 +54,7 @@ def trust_attention(org) -> list[Attention]:
 def trust_levels(org) -> Figure:
     """How many live agents stand at each trust level, by the score last seen for each (one query);
     agents never scored yet are counted apart."""
-    latest = ScoreSample.objects.filter(agent=OuterRef("pk")).order_by("-at").values("level")[:1]
+    latest = ScoreSample.objects.for_org(org).filter(agent=OuterRef("pk")).order_by("-at").values("level")[:1]
     counted = (
         Agent.objects.for_org(org)
         .exclude(status=AgentStatus.REVOKED)

@@ -45,7 +45,7 @@ def org_switch(request):
     slug = request.GET.get("org", "")
     if slug not in {o.slug for o in orgs_for_user(request.user)}:
         raise Http404("No such organization.")
-    return redirect("accounts:members", org=slug)
+    return redirect("console:overview", org=slug)
 
 
 # --- Members ----------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ class MemberListView(OrgPageMixin, View):
             .prefetch_related("custom_roles", "team_memberships__team")
         )
         if filters.is_valid():
-            members = members.filter(**filters.filters())
+            members = members.filter(filters.filters())
         else:  # an unknown role, status or source: say so, list nobody
             members, status = members.none(), 400
         page = list_page(self.request, members, ordering=MemberViewSet.list_ordering, search=member_search)

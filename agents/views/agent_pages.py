@@ -29,6 +29,7 @@ from agents.forms import (
 )
 from agents.models import RUN_LIVE, Agent, AgentSecret, AgentStatus, Connection, Delegation, Run, RunStatus
 from agents.policy import agent_policy_for_org
+from agents.rotation import overlap_check
 from agents.selectors import agent_last_token, agent_timeline, agent_token_days
 from agents.views import BadFilter, choice_filter, confirmed
 from core.errors import ServiceError
@@ -248,6 +249,11 @@ class AgentRotateView(AgentPage):
         form = SecretRotateForm(request.POST)
         if not form.is_valid():  # a window of 0 needs its box ticked (SecretRotateForm.clean)
             return self.detail(agent, status=400, rotate_form=form)
+        try:
+            overlap_check(agent_policy_for_org(self.org), form.cleaned_data["overlap_seconds"])
+        except ServiceError as exc:
+            form_apply_service_error(form, exc)
+            return self.detail(agent, status=exc.status, rotate_form=form)
         if not confirmed(request):
             return self.confirm(agent, form.cleaned_data["overlap_seconds"], form.cleaned_data["end_now"])
         try:

@@ -4,6 +4,7 @@ import csv
 import io
 import re
 import urllib.request
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -30,7 +31,12 @@ def log_in(page, base, email, path="/login/"):
 
 
 def nav(page, name):
-    page.get_by_role("navigation", name="Organization").get_by_role("link", name=name).click()
+    """Follow an org nav link and wait for its page, so what a test reads next is that page's."""
+    link = page.get_by_role("navigation", name="Organization").get_by_role("link", name=name, exact=True)
+    path = urlsplit(link.get_attribute("href")).path
+    link.click()
+    page.wait_for_url(lambda url: urlsplit(url).path == path)
+    page.wait_for_load_state()
 
 
 def test_login_page_is_keyboard_friendly(page, live_server, owner):

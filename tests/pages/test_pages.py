@@ -57,7 +57,7 @@ def test_login_sets_a_new_session_and_records_success(owner, org):
     before = session.session_key
     response = client.post("/login/", {"email": owner.user.email.upper(), "password": PASSWORD})
     assert response.status_code == 302
-    assert response["Location"] == url("members", org)
+    assert response["Location"] == url("console:overview", org)
     assert client.cookies["sessionid"].value != before
     assert client.session["_auth_user_id"] == str(owner.user.pk)
     entry = events(None, "login.success").get()
@@ -95,7 +95,7 @@ def test_login_follows_a_safe_next_only(owner, org):
     form = {"email": owner.user.email, "password": PASSWORD}
     assert Client().post(f"/login/?next={target}", form)["Location"] == target
     evil = Client().post("/login/?next=https://evil.example/", form)
-    assert evil["Location"] == url("members", org)
+    assert evil["Location"] == url("console:overview", org)
 
 
 def test_user_without_org_sees_explanation(db):
@@ -114,7 +114,8 @@ def test_org_switch_only_to_own_orgs(owner):
     other = OrgFactory()
     client = as_user(owner.user)
     assert client.get("/orgs/switch/", {"org": other.slug}).status_code == 404
-    assert client.get("/orgs/switch/", {"org": owner.org.slug})["Location"] == url("members", owner.org)
+    switched = client.get("/orgs/switch/", {"org": owner.org.slug})
+    assert switched["Location"] == url("console:overview", owner.org)
 
 
 # --- The permission matrix, per page family ------------------------------------------------------
