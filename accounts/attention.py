@@ -1,11 +1,10 @@
 """What needs an admin's attention among the org's people, for the overview (core.attention)."""
 
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import Membership, MembershipStatus, WebAuthnCredential
+from accounts.models import Membership, MembershipStatus
+from accounts.people_selectors import second_factor_enrolled
 from accounts.policy import policy_for_org
 from core.attention import INFO, WARNING, Attention, AttentionSource
 from core.permissions import Perm
@@ -22,14 +21,13 @@ def people_attention(org) -> list[Attention]:
     members = reverse("accounts:members", kwargs={"org": org.slug})
     policy = policy_for_org(org)
     if policy.mfa_required:
-        enrolled = (Q(user__in=TOTPDevice.objects.filter(confirmed=True).values("user"))
-                    | Q(user__in=WebAuthnCredential.objects.filter(confirmed=True).values("user")))
         missing = (Membership.objects.for_org(org).filter(status=MembershipStatus.ACTIVE)
-                   .exclude(enrolled).count())
+                   .exclude(second_factor_enrolled()).count())
         if missing:
             who = "signs" if missing == 1 else "sign"
             items.append(Attention(
-                key="members.mfa_missing", count=missing, severity=WARNING, url=f"{members}?mfa=none",
+                key="members.mfa_missing", count=missing, severity=WARNING,
+                url=f"{members}?status=active&mfa=none",
                 title=f"{_plural(missing, 'member has', 'members have')} no second factor",
                 detail=f"The org requires MFA: they are sent to enrol at their next sign-in, unless they "
                        f"{who} in through the org's SSO."))

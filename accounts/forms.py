@@ -1,8 +1,10 @@
 """Forms of the login, member and API-key pages. Rules live in the services, not here."""
 
 from django import forms
+from django.db.models import Q
 
 from accounts.models import MembershipSource, MembershipStatus, SecurityPolicy
+from accounts.people_selectors import second_factor_enrolled
 from accounts.services import POLICY_FIELDS
 from core.roles import BuiltinRole
 from rbac.forms import org_roles_field
@@ -65,14 +67,24 @@ class MemberFilterForm(PageForm):
                                choices=[("", "Any status"), *MembershipStatus.choices])
     source = forms.ChoiceField(required=False, label="Filter by how they joined",
                                choices=[("", "Any way"), *MembershipSource.choices])
+    mfa = forms.ChoiceField(required=False, label="Filter by second factor",
+                            choices=[("", "Either"), ("none", "No second factor"),
+                                     ("enrolled", "Has a second factor")])
 
     def __init__(self, *args, **kwargs):
         # Its own ids: the invitation form on the same page has a `role` field too.
         kwargs.setdefault("auto_id", "filter_%s")
         super().__init__(*args, **kwargs)
 
-    def filters(self) -> dict:
-        return {name: value for name, value in self.cleaned_data.items() if value}
+    def filters(self) -> Q:
+        """The chosen filters as one condition (empty, and so false, when none is chosen)."""
+        data = self.cleaned_data
+        match = Q(**{name: data[name] for name in ("role", "status", "source") if data[name]})
+        if data["mfa"] == "none":
+            match &= ~second_factor_enrolled()
+        elif data["mfa"] == "enrolled":
+            match &= second_factor_enrolled()
+        return match
 
 
 class MemberEditForm(PageForm):

@@ -3,12 +3,19 @@ what removing them would do to the credentials accounts keeps (API keys). One qu
 
 from django.db.models import Q
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import ApiKey, Membership, MembershipStatus
+from accounts.models import ApiKey, Membership, MembershipStatus, WebAuthnCredential
 from audit.models import AuditEntry
 
 TRAIL_ROWS = 20
 SESSION_ROWS = 20
+
+
+def second_factor_enrolled() -> Q:
+    """Memberships whose person has a confirmed second factor (an authenticator app or a passkey)."""
+    return (Q(user__in=TOTPDevice.objects.filter(confirmed=True).values("user"))
+            | Q(user__in=WebAuthnCredential.objects.filter(confirmed=True).values("user")))
 
 
 def member_audit_trail(membership: Membership, limit: int = TRAIL_ROWS) -> list:

@@ -139,6 +139,31 @@ def test_the_overview_lists_each_thing_that_needs_attention_with_its_count_and_l
     assert f'href="/orgs/{org.slug}/sso/' in body and f'href="/orgs/{org.slug}/provisioning/log/"' in body
 
 
+# The lists an item links to, and the rows each must show there (what the item counted).
+LINKED_LISTS = {
+    "members.mfa_missing": 5,
+    "members.invited": 1,
+    "agents.secret_too_old": 1,
+    "agents.unused": 2,
+    "trust.contained": 1,
+}
+
+
+def test_each_item_links_to_a_list_of_exactly_what_it_counted():
+    org = OrgFactory(name="Acme")
+    client, owner = _owner_client(org)
+    _everything_wrong(org, owner)
+    body = _page(client, org)
+    for key, count in LINKED_LISTS.items():
+        item = re.search(rf'data-key="{re.escape(key)}">.*?<a href="([^"]+)"', body, re.S)
+        assert item, key
+        listed = client.get(item.group(1).replace("&amp;", "&"))
+        assert listed.status_code == 200, (key, listed.status_code)
+        tbody = re.search(r"<tbody>(.*?)</tbody>", listed.content.decode(), re.S).group(1)
+        rows = [row for row in re.findall(r"<tr.*?</tr>", tbody, re.S) if "colspan" not in row]  # not "none"
+        assert len(rows) == count, (key, item.group(1))
+
+
 def test_with_nothing_wrong_the_overview_says_so():
     org = OrgFactory()
     client, _ = _owner_client(org)
