@@ -101,7 +101,9 @@ def totp_enroll_view(request):
             messages.success(request, "Your authenticator app is set up.")
             return redirect(after_enrollment_url(safe_next(request) or "", not existing.primary))
         status, error = 400, "That code did not match. Enter the code your app shows now."
-    context = {"qr_svg": _qr_svg(device.config_url), "secret": _base32(device), "error": error,
+    secret = _base32(device)
+    context = {"qr_svg": _qr_svg(device.config_url), "secret": secret, "secret_text": secret.replace(" ", ""),
+               "error": error,
                "next": safe_next(request) or "", "user_orgs": orgs_for_user(user)}
     response = render(request, "accounts/mfa_totp.html", context, status=status)
     response["Cache-Control"] = "no-store"  # the page carries the key
@@ -130,13 +132,19 @@ def _base32(device) -> str:
 def recovery_codes_view(request):
     user = request.user
     status, codes, error = 200, None, ""
-    if request.method == "POST":
+    own = factors.factors_for_user(user)
+    # Replacing codes ends the old ones, so that needs the page's confirmation; a first set does not.
+    replacing = bool(own.recovery) and request.POST.get("confirm") != "yes"
+    if request.method == "POST" and not replacing:
         try:
             codes = factors.recovery_codes_generate(user=user)
         except ServiceError as exc:
             status, error = exc.status, exc.detail
-    context = {"codes": codes, "error": error, "factors": factors.factors_for_user(user),
-               "next": safe_next(request) or "", "user_orgs": orgs_for_user(user)}
+        own = factors.factors_for_user(user)
+    # The copy button and the download are built from this response only (a data: URL): the codes
+    # are never kept anywhere to be fetched again.
+    context = {"codes": codes, "codes_text": "".join(f"{code}\n" for code in codes or ()), "error": error,
+               "factors": own, "next": safe_next(request) or "", "user_orgs": orgs_for_user(user)}
     response = render(request, "accounts/mfa_recovery_codes.html", context, status=status)
     response["Cache-Control"] = "no-store"  # shown once: no copy may stay in a cache
     return response
@@ -162,7 +170,11 @@ def factor_remove_view(request, kind: str, pk: int):
             return _render_security(request, status=exc.status, error=exc.detail)
         messages.success(request, f"Removed {KIND_LABELS[kind]} “{device.name}”.")
         return redirect("accounts:mfa-setup")
-    context = {"device": device, "kind": kind, "label": KIND_LABELS[kind],
+    own = factors.factors_for_user(request.user)
+    last = kind != "recovery" and not [d for d in own.primary if d != device]
+    context = {"device": device, "kind": kind, "label": KIND_LABELS[kind], "last_factor": last,
+               "recovery_left": own.recovery_remaining if own.recovery else 0,
+               "mandating": factors.mfa_mandating_orgs(request.user) if last else [],
                "user_orgs": orgs_for_user(request.user)}
     return render(request, "accounts/mfa_remove.html", context)
 

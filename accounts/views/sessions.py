@@ -1,4 +1,8 @@
-"""Page: "Your sessions" — every place the signed-in person is signed in, and ending them."""
+"""Page: "Your sessions" — every place the signed-in person is signed in, and ending them.
+
+Signing out a session (or all the others) is asked for first: the buttons post without
+`confirm=yes`, which answers the question of what ends and changes nothing; only the question's own
+button carries the confirmation."""
 
 from django import forms
 from django.contrib import messages
@@ -23,11 +27,25 @@ class SessionRevokeForm(PageForm):
     session = forms.RegexField(regex=r"^[0-9a-f]{12}$")  # a session_label, never a session key
 
 
+def _rows(request):
+    return user_sessions.session_list_for_user(user=request.user, current_key=request.session.session_key)
+
+
+def _confirmed(request) -> bool:
+    return request.POST.get("confirm") == "yes"
+
+
 def _page(request, status=200):
-    rows = user_sessions.session_list_for_user(user=request.user, current_key=request.session.session_key)
+    rows = _rows(request)
     context = {"rows": rows, "others": sum(not r.current for r in rows),
                "user_orgs": orgs_for_user(request.user)}
     return render(request, "accounts/sessions.html", context, status=status)
+
+
+def _confirm(request, *, row=None, others=()):
+    """The question: which session ends (or which others), and what that means."""
+    context = {"row": row, "other_rows": list(others), "user_orgs": orgs_for_user(request.user)}
+    return render(request, "accounts/session_revoke.html", context)
 
 
 @never_cache
@@ -49,6 +67,12 @@ def session_revoke_view(request):
         messages.error(request, "That session could not be found.")
         return _page(request, status=400)
     label = form.cleaned_data["session"]
+    if not _confirmed(request):
+        row = next((r for r in _rows(request) if r.label == label), None)
+        if row is None:
+            messages.error(request, "That session could not be found. It may already have ended.")
+            return _page(request, status=404)
+        return _confirm(request, row=row)
     try:
         user_sessions.session_revoke_one(user=request.user, label=label, actor=actor)
     except ServiceError as exc:
@@ -65,6 +89,12 @@ def session_revoke_view(request):
 @login_required
 @require_POST
 def sessions_revoke_others_view(request):
+    if not _confirmed(request):
+        others = [r for r in _rows(request) if not r.current]
+        if not others:
+            messages.info(request, "You have no other sessions.")
+            return redirect("accounts:sessions")
+        return _confirm(request, others=others)
     count = services.sessions_revoke(user=request.user, reason="user_signed_out_others",
                                      except_key=request.session.session_key)
     messages.success(request, f"Signed out {count} other session{'s' if count != 1 else ''}.")

@@ -1,23 +1,28 @@
 """Pages: "Agents acting for me" — every delegation the signed-in person granted, in every org, with
-revoke one and revoke all (a person revokes their own delegations whatever their role); and the
-org's delegations list for its admins (search, filters, paging)."""
+revoke one and revoke all (a person revokes their own delegations whatever their role), each asked
+for first with what it ends (a POST without `confirm=yes` answers the question and changes nothing);
+and the org's delegations list for its admins (search, filters, paging)."""
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.selectors import orgs_for_user
 from agents import policies
 from agents.api import DelegationViewSet
 from agents.delegation import live_delegations
 from agents.forms import agent_lookup
-from agents.models import Agent, Delegation, DelegationStatus
+from agents.models import Agent, Delegation, DelegationStatus, RefreshToken
 from agents.revocation import RevocationUnavailable
-from agents.views import BadFilter, choice_filter
+from agents.views import BadFilter, choice_filter, confirmed
+from audit.events import AuditEvent
+from audit.models import AuditEntry
 from core.errors import ServiceError
 from core.permissions import Perm
 from web.forms import PageForm
@@ -47,8 +52,31 @@ def delegations_view(request):
     return render(
         request,
         "agents/account_delegations.html",
-        {"live": [d for d in rows if d.pk in live], "ended": [d for d in rows if d.pk not in live][:50]},
+        {"live": [d for d in rows if d.pk in live], "ended": [d for d in rows if d.pk not in live][:50],
+         "user_orgs": orgs_for_user(request.user)},
     )
+
+
+def _own_consequences(delegations) -> dict:
+    """What revoking these of the person's own delegations ends, in every org they were granted in:
+    the refresh tokens still usable under them, and the tokens issued under them so far (token.issued
+    entries naming them). Two queries, whatever the number."""
+    now = timezone.now()
+    ids = [d.pk for d in delegations]
+    refresh = (RefreshToken.objects.unscoped()  # under the person's own delegations, in every org
+               .filter(delegation_id__in=ids, revoked_at__isnull=True, spent_at__isnull=True)
+               .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).count())
+    issued = (AuditEntry.objects.unscoped()  # the tokens their agents got under them, in every org
+              .filter(event_code=AuditEvent.TOKEN_ISSUED.code, actor_type="agent",
+                      actor_id__in={str(d.agent_id) for d in delegations},
+                      data__delegation__in=[str(pk) for pk in ids]).count())
+    return {"refresh_tokens": refresh, "tokens_issued": issued}
+
+
+def _confirm_revoke(request, delegations, *, everything: bool):
+    context = {"delegations": delegations, "everything": everything, "user_orgs": orgs_for_user(request.user),
+               **_own_consequences(delegations)}
+    return render(request, "agents/account_delegation_revoke.html", context)
 
 
 @never_cache
@@ -62,6 +90,12 @@ def delegations_revoke_view(request):
     mine = live_delegations(_mine(request.user))
     if not form.cleaned_data["all"]:
         mine = mine.filter(pk=form.cleaned_data["delegation"])
+    if not confirmed(request):
+        asked = list(mine.order_by("created_at"))
+        if not asked:
+            messages.error(request, "That delegation has already ended.")
+            return redirect("agents:account-delegations")
+        return _confirm_revoke(request, asked, everything=form.cleaned_data["all"])
     revoked = 0
     try:
         for delegation in mine.order_by("created_at"):

@@ -187,7 +187,7 @@ def test_recovery_codes_are_shown_once_and_replace_the_previous_set(user):
     first = client.post("/account/mfa/recovery-codes/")
     assert first.status_code == 200 and "no-store" in first["Cache-Control"]
     old = set(RecoveryCode.objects.values_list("code_hash", flat=True))
-    second = client.post("/account/mfa/recovery-codes/")
+    second = client.post("/account/mfa/recovery-codes/", {"confirm": "yes"})
     new = set(RecoveryCode.objects.values_list("code_hash", flat=True))
     assert len(old) == len(new) == 10 and not old & new
     shown = re.findall(r"<li>([a-z2-9]{5}-[a-z2-9]{5})</li>", second.content.decode())

@@ -55,7 +55,7 @@ def test_revoking_one_session_makes_its_next_request_anonymous():
     user = UserFactory(password=PASSWORD)
     mine, lost = _signed_in(user), _signed_in(user, "Lost Phone")
     label = session_label(_key(lost))
-    response = mine.post("/account/sessions/revoke/", {"session": label})
+    response = mine.post("/account/sessions/revoke/", {"session": label, "confirm": "yes"})
     assert response.status_code == 302 and response["Location"] == PAGE
     assert not _is_signed_in(lost) and _is_signed_in(mine)
     entry = _last_revocation()
@@ -66,7 +66,8 @@ def test_revoking_one_session_makes_its_next_request_anonymous():
 def test_revoking_this_session_signs_the_caller_out():
     user = UserFactory(password=PASSWORD)
     mine, other = _signed_in(user), _signed_in(user)
-    response = mine.post("/account/sessions/revoke/", {"session": session_label(_key(mine))})
+    own = session_label(_key(mine))
+    response = mine.post("/account/sessions/revoke/", {"session": own, "confirm": "yes"})
     assert response.status_code == 302 and response["Location"] == "/login/"
     assert not _is_signed_in(mine) and _is_signed_in(other)
 
@@ -74,7 +75,7 @@ def test_revoking_this_session_signs_the_caller_out():
 def test_signing_out_all_other_sessions_keeps_this_one():
     user = UserFactory(password=PASSWORD)
     mine, second, third = _signed_in(user), _signed_in(user), _signed_in(user)
-    response = mine.post("/account/sessions/revoke-others/")
+    response = mine.post("/account/sessions/revoke-others/", {"confirm": "yes"})
     assert response.status_code == 302
     assert _is_signed_in(mine) and not _is_signed_in(second) and not _is_signed_in(third)
     assert list(user.sessions.values_list("session_key", flat=True)) == [_key(mine)]
@@ -85,7 +86,7 @@ def test_another_users_session_cannot_be_revoked():
     attacker, victim = UserFactory(password=PASSWORD), UserFactory(password=PASSWORD)
     attacking, victims = _signed_in(attacker), _signed_in(victim)
     label = session_label(_key(victims))
-    response = attacking.post("/account/sessions/revoke/", {"session": label})
+    response = attacking.post("/account/sessions/revoke/", {"session": label, "confirm": "yes"})
     assert response.status_code == 404
     assert UserSession.objects.filter(session_key=_key(victims)).exists() and _is_signed_in(victims)
     entry = _last_revocation()

@@ -190,6 +190,8 @@ def test_revoking_on_agents_acting_for_me_ends_the_tokens(page, wire, person):
     expect(row).to_contain_text(AUDIENCE)
     expect(row).to_contain_text("tickets:read")
     row.get_by_role("button", name="Revoke Triage bot in Acme Robotics").click()
+    expect(page.get_by_test_id("consequences")).to_contain_text("stops working on its next use")
+    page.get_by_role("button", name="Revoke delegation").click()
     expect(page.get_by_role("status")).to_contain_text("Revoked 1 delegation.")
     expect(page.get_by_role("table")).to_contain_text("No agent acts for you.")
     expect(page.get_by_role("main")).to_contain_text("Triage bot in Acme Robotics: revoked")
