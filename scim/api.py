@@ -4,8 +4,7 @@ Thin views over scim.tokens and scim.provisioning: validate, call one service, s
 """
 
 from django.conf import settings
-from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -16,6 +15,7 @@ from core.roles import TeamRole
 from rbac.models import Role, Team
 from scim import mappings
 from scim.models import MAPPABLE_BUILTIN_ROLES, GroupMapping, MappingKind, ScimGroup, ScimToken
+from scim.selectors import TOKEN_STATES, token_state_filter, token_status, with_last_failure
 from scim.tokens import scim_token_create, scim_token_revoke
 from web.api import OrgScopedViewSet
 
@@ -25,16 +25,6 @@ def scim_base_url() -> str:
     return f"{settings.IAM_CANONICAL_ORIGIN.rstrip('/')}/scim/v2/"
 
 
-def token_status(token: ScimToken, now=None) -> str:
-    """active | expiring (revoked with a grace period still running) | expired | revoked."""
-    now = now or timezone.now()
-    if token.revoked_at is not None:
-        return "revoked"
-    if token.expires_at is None:
-        return "active"
-    return "expiring" if token.expires_at > now else "expired"
-
-
 # --- SCIM tokens ------------------------------------------------------------------------------
 
 
@@ -42,12 +32,16 @@ class ScimTokenSerializer(serializers.ModelSerializer):
     created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
     display = serializers.CharField(read_only=True)
     status = serializers.SerializerMethodField()
+    last_failure_at = serializers.DateTimeField(
+        read_only=True, default=None,
+        help_text="When the SCIM endpoint last refused this token (a wrong secret, an ended token, a "
+                  "write it refused); null if never.")
 
     class Meta:
         model = ScimToken
         # Never the secret or its hash: only the lookup id, which identifies and proves nothing.
-        fields = ["id", "name", "display", "created_at", "created_by", "last_used_at", "expires_at",
-                  "revoked_at", "status"]
+        fields = ["id", "name", "display", "created_at", "created_by", "last_used_at", "last_failure_at",
+                  "expires_at", "revoked_at", "status"]
         read_only_fields = fields
 
     def get_status(self, token) -> str:
@@ -72,6 +66,16 @@ class ScimTokenRevokeSerializer(serializers.Serializer):
         help_text="0 ends the token now; otherwise it keeps working this long (at most 604800).")
 
 
+class _TokenFilters(serializers.Serializer):
+    state = serializers.ChoiceField(choices=list(TOKEN_STATES), required=False)
+
+
+_TOKEN_FILTERS = [
+    OpenApiParameter("state", str, enum=list(TOKEN_STATES),
+                     description="; ".join(f"{k}: {v}" for k, v in TOKEN_STATES.items())),
+]
+
+
 class ScimTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = ScimToken
     list_ordering = "-created_at"
@@ -86,7 +90,16 @@ class ScimTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScop
     # A SCIM token can create and remove members, so minting or ending one is gated like API keys.
 
     def scope(self, queryset):
-        return queryset.select_related("created_by").order_by("-created_at")
+        queryset = with_last_failure(self.org, queryset.select_related("created_by").order_by("-created_at"))
+        if self.action != "list":
+            return queryset
+        state = self.validated(_TokenFilters, self.request.query_params).get("state")
+        return queryset.filter(token_state_filter(state)) if state else queryset
+
+    @extend_schema(parameters=_TOKEN_FILTERS)
+    def list(self, request, *args, **kwargs):
+        """The org's SCIM tokens, newest first; `?q=` searches their names, `?state=` filters."""
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(request=ScimTokenCreateSerializer, responses={201: ScimTokenCreatedSerializer})
     def create(self, request, org):

@@ -6,6 +6,7 @@ from django import forms
 from core.roles import TeamRole
 from rbac.models import Role, Team
 from scim.models import MAPPABLE_BUILTIN_ROLES, MappingKind, ScimGroup
+from scim.selectors import TOKEN_STATES
 from scim.tokens import MAX_GRACE_SECONDS
 from web.forms import PageForm
 
@@ -62,3 +63,15 @@ class GroupMappingForm(PageForm):
         data = self.cleaned_data
         targets = {name: data[name] for name in self.NEEDS[data["kind"]]}
         return {"group": data["group"], "kind": data["kind"], **targets}
+
+
+class ScimTokenFilterForm(PageForm):
+    """The tokens list's state filter (GET), beside its search: the admin API's `?state=`. An unknown
+    value is a 400 with the field's error, never a silently empty list."""
+
+    state = forms.ChoiceField(required=False, label="Show",
+                              choices=[("", "Every token"), *TOKEN_STATES.items()])
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "filter_%s")
+        super().__init__(*args, **kwargs)

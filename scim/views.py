@@ -3,16 +3,23 @@
 Every write goes through scim.tokens or scim.provisioning, which enforce the rules and audit; a
 ServiceError is shown on the form (or as a message) with its own status. A new token is shown once,
 by the GET its creation redirects to (accounts.views.shown_once).
+
+The tokens list and the groups of the mappings page search and page through web.paging, the tokens
+in their admin API list's order and by its `?q=` and `?state=`; each page costs the same queries
+whatever the org holds. Revoking a token is asked for first, with what stops and for how many people;
+a POST without that confirmation changes nothing.
 """
 
 from django.contrib import messages
-from django.db.models import Count, Prefetch
+from django.db.models import Count, OuterRef, Prefetch, Subquery
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.safestring import SafeString
 from django.views import View
 
+from accounts.models import Membership
 from accounts.views.shown_once import no_store, redirect_to_shown, secret_hold, secret_take
 from audit.events import AuditEvent
 from audit.selectors import audit_entries_for_org
@@ -20,11 +27,21 @@ from audit.views import PAGE_SIZE
 from core.errors import ServiceError
 from core.permissions import Perm
 from scim import mappings
-from scim.api import scim_base_url, token_status
-from scim.forms import GroupMappingForm, ScimTokenCreateForm, ScimTokenRevokeForm
+from scim.api import ScimTokenViewSet, scim_base_url
+from scim.forms import GroupMappingForm, ScimTokenCreateForm, ScimTokenFilterForm, ScimTokenRevokeForm
 from scim.models import GroupMapping, ScimGroup, ScimToken
+from scim.selectors import (
+    FAILING_DAYS,
+    UNUSED_DAYS,
+    token_flags,
+    token_revoke_preview,
+    token_state_filter,
+    token_status,
+    with_last_failure,
+)
 from scim.tokens import scim_token_create, scim_token_revoke
 from web.pages import OrgPageMixin, form_apply_service_error
+from web.paging import list_page
 
 # The provisioning log: the SCIM block of the catalogue (which includes member.deprovisioned).
 LOG_EVENT_CODES = sorted({e.code for e in AuditEvent if 400 <= e.code < 500}
@@ -64,14 +81,31 @@ class ScimTokenListView(OrgPageMixin, View):
         return redirect_to_shown(reverse("provisioning:tokens", args=[self.org.slug]), handle)
 
     def page(self, form, status=200):
+        """One page of the tokens as the API lists them (newest first, `?q=` on the name), filtered by
+        `?state=`; the member page of each token's creator is found in the same query."""
         now = timezone.now()
-        tokens = ScimToken.objects.for_org(self.org).select_related("created_by").order_by("-created_at")
+        filters = ScimTokenFilterForm(self.request.GET)
+        makers = Membership.objects.for_org(self.org).filter(user=OuterRef("created_by")).values("pk")[:1]
+        tokens = (with_last_failure(self.org, ScimToken.objects.for_org(self.org))
+                  .select_related("created_by").annotate(created_by_member=Subquery(makers)))
+        state = ""
+        if filters.is_valid():
+            state = filters.cleaned_data["state"]
+            if state:
+                tokens = tokens.filter(token_state_filter(state, now))
+        else:  # an unknown state: say so, list none
+            tokens, status = tokens.none(), 400
+        page = list_page(self.request, tokens, ordering=ScimTokenViewSet.list_ordering,
+                         search_fields=ScimTokenViewSet.search_fields)
         rows = []
-        for token in tokens:
-            state = token_status(token, now)
-            rows.append({"token": token, "status": state, "badge": STATUS_BADGES[state],
-                         "live": state in ("active", "expiring")})
-        return self.render_page(self.template, status=status, form=form, rows=rows, base_url=scim_base_url())
+        for token in page.rows:
+            flags = token_flags(token, now)
+            rows.append({"token": token, **flags, "badge": STATUS_BADGES[flags["status"]]})
+        filter_fields = SafeString("".join(str(field.as_field_group()) for field in filters))
+        return self.render_page(self.template, status=status, form=form, rows=rows, page=page,
+                                filters=filters, filter_fields=filter_fields, filtered=bool(state),
+                                base_url=scim_base_url(), unused_days=UNUSED_DAYS,
+                                failing_days=FAILING_DAYS)
 
 
 class ScimTokenRevokeView(OrgPageMixin, View):
@@ -84,6 +118,8 @@ class ScimTokenRevokeView(OrgPageMixin, View):
     def post(self, request, org, pk):
         token = self.scoped(ScimToken, pk=pk)
         form = ScimTokenRevokeForm(request.POST)
+        if request.POST.get("confirm") != "yes":
+            return self.confirm(token, form)
         if not form.is_valid():
             return self.confirm(token, form, status=400)
         grace = form.cleaned_data["grace_seconds"]
@@ -101,8 +137,9 @@ class ScimTokenRevokeView(OrgPageMixin, View):
 
     def confirm(self, token, form, status=200):
         state = token_status(token)
+        live = state in ("active", "expiring")
         return self.render_page(self.template, status=status, token=token, form=form, status_name=state,
-                                live=state in ("active", "expiring"))
+                                live=live, preview=token_revoke_preview(self.org, token) if live else None)
 
 
 # --- Group mappings ---------------------------------------------------------------------------
@@ -129,11 +166,14 @@ class GroupMappingListView(OrgPageMixin, View):
         return redirect("provisioning:mappings", org=self.org.slug)
 
     def page(self, form, status=200):
+        """One page of the org's SCIM groups by name (`?q=` on the name), each with its mappings."""
         mappings = (GroupMapping.objects.for_org(self.org).select_related("role", "team")
                     .order_by("created_at"))
         groups = (ScimGroup.objects.for_org(self.org).annotate(member_count=Count("members"))
-                  .prefetch_related(Prefetch("mappings", queryset=mappings)).order_by("display_name"))
-        return self.render_page(self.template, status=status, form=form, groups=groups)
+                  .prefetch_related(Prefetch("mappings", queryset=mappings)))
+        page = list_page(self.request, groups, ordering="display_name", search_fields=("display_name",))
+        return self.render_page(self.template, status=status, form=form, groups=page.rows, page=page,
+                                any_groups=bool(page.rows) or ScimGroup.objects.for_org(self.org).exists())
 
 
 class GroupMappingDeleteView(OrgPageMixin, View):

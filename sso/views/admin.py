@@ -3,29 +3,38 @@ form, refresh, test, delete) and its email domains (add, verify, remove).
 
 Every write goes through sso.policies, which checks the caller and audits; a ServiceError is shown
 on the form (or as a message) with its own status. A connection's page shows what the admin API
-shows (sso.api.SsoConnectionSerializer), never its client secret.
+shows (sso.api.SsoConnectionSerializer), never its client secret, with a copy button for each value
+the admin pastes into the IdP.
+
+Both lists search and page through web.paging in their admin API list's order and by its `?q=`, at
+the same queries whatever their length. Deleting a connection and removing a domain are asked for
+first, with who signs in through it and what stops; a POST without that confirmation changes nothing.
 """
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.validators import slug_re
+from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views import View
 
+from accounts.models import Membership
+from accounts.policy import policy_for_org
 from core.errors import ServiceError
 from core.permissions import Perm
 from sso import policies
-from sso.api import SsoConnectionSerializer
+from sso.api import DomainViewSet, SsoConnectionSerializer, SsoConnectionViewSet
 from sso.connections import certificates_expiring
 from sso.forms import ConnectionCreateForm, ConnectionUpdateForm, DomainAddForm, mappings_text
-from sso.models import Connection, Domain, Protocol
+from sso.models import Connection, Domain, Identity, Protocol
 from sso.outcomes import SsoRefused
 from sso.realm import login_url
 from sso.views import oidc as oidc_views
 from sso.views import saml as saml_views
 from web.pages import OrgPageMixin, form_apply_service_error
+from web.paging import list_page
 
 SLUG_PLACEHOLDER = "__slug__"
 # What the admin enters at the IdP, by protocol: (label, url name, test id).
@@ -61,10 +70,15 @@ class ConnectionListView(OrgPageMixin, View):
     template = "sso/connections.html"
 
     def get(self, request, org):
-        connections = Connection.objects.for_org(self.org).select_related("org").order_by("name")
+        """One page of the connections as the API lists them (by name, `?q=` on name and slug), with
+        how many people's IdP accounts each links."""
+        connections = (Connection.objects.for_org(self.org).select_related("org")
+                       .annotate(linked=Count("identities")))
+        page = list_page(request, connections, ordering=SsoConnectionViewSet.list_ordering,
+                         search_fields=SsoConnectionViewSet.search_fields)
         rows = [{"connection": c, "login_url": settings.IAM_CANONICAL_ORIGIN.rstrip("/") + login_url(c),
-                 "expiring": certificates_expiring(c)} for c in connections]
-        return self.render_page(self.template, rows=rows)
+                 "expiring": certificates_expiring(c)} for c in page.rows]
+        return self.render_page(self.template, rows=rows, page=page)
 
 
 class ConnectionNewView(OrgPageMixin, View):
@@ -184,24 +198,49 @@ class ConnectionTestView(ConnectionPage):
             return self.back(connection)
 
 
+def confirmed(request) -> bool:
+    """Whether the POST came from the confirmation page's button."""
+    return request.POST.get("confirm") == "yes"
+
+
+def connection_delete_preview(org, connection) -> dict:
+    """What deleting `connection` ends: the people whose IdP accounts it links (and how many of them
+    are members here), whether "SSO required" then blocks it (the last enabled connection cannot go:
+    sso.connections refuses it), and the other enabled connections that keep working."""
+    identities = Identity.objects.for_org(org).filter(connection=connection)
+    members = Membership.objects.for_org(org).filter(user__in=identities.values("user"))
+    others = Connection.objects.for_org(org).filter(enabled=True).exclude(pk=connection.pk).count()
+    required = policy_for_org(org).sso_required
+    return {"linked": identities.count(), "members": members.count(), "others_enabled": others,
+            "sso_required": required, "blocked": required and others == 0}
+
+
 class ConnectionDeleteView(ConnectionPage):
+    """GET says who signs in through the connection and what stops; POST deletes it once confirmed."""
+
     # GET is the confirmation, and where the browser lands after a re-authentication.
     required = {"get": Perm.SSO_WRITE, "post": Perm.SSO_WRITE}
     template = "sso/connection_delete.html"
 
     def get(self, request, org, pk):
-        return self.render_page(self.template, connection=self.connection(pk))
+        return self.confirm(self.connection(pk))
 
     def post(self, request, org, pk):
         connection = self.connection(pk)
+        if not confirmed(request):
+            return self.confirm(connection)
         name = connection.name
         try:
             policies.connection_delete(access=self.access, connection=connection)
         except ServiceError as exc:
             messages.error(request, exc.detail)
-            return self.render_page(self.template, status=exc.status, connection=connection)
+            return self.confirm(connection, status=exc.status)
         messages.success(request, f"Deleted {name}: nobody signs in through it any more.")
         return redirect("sso:connections", org=self.org.slug)
+
+    def confirm(self, connection, status=200):
+        return self.render_page(self.template, status=status, connection=connection,
+                                preview=connection_delete_preview(self.org, connection))
 
 
 # --- domains -----------------------------------------------------------------------------------
@@ -227,8 +266,10 @@ class DomainListView(OrgPageMixin, View):
         return redirect("sso:domains", org=self.org.slug)
 
     def page(self, form, status=200):
-        domains = Domain.objects.for_org(self.org).order_by("domain")
-        return self.render_page(self.template, status=status, form=form, domains=domains)
+        """One page of the domains as the API lists them (by name, `?q=` on the name)."""
+        page = list_page(self.request, Domain.objects.for_org(self.org), ordering=DomainViewSet.list_ordering,
+                         search_fields=DomainViewSet.search_fields)
+        return self.render_page(self.template, status=status, form=form, domains=page.rows, page=page)
 
 
 class DomainVerifyView(OrgPageMixin, View):
@@ -245,20 +286,43 @@ class DomainVerifyView(OrgPageMixin, View):
         return redirect("sso:domains", org=self.org.slug)
 
 
+def domain_remove_preview(org, domain) -> dict:
+    """What removing `domain` ends (only a verified domain counts for anything): the members with an
+    address at it, the people whose IdP accounts are linked under such an address (they keep signing
+    in through the link), and the connections that create accounts just in time."""
+    if not domain.verified:
+        return {"verified": False}
+    at = f"@{domain.domain}"
+    return {
+        "verified": True,
+        "members": Membership.objects.for_org(org).filter(user__email__iendswith=at).count(),
+        "linked": Identity.objects.for_org(org).filter(email__iendswith=at).count(),
+        "jit_connections": Connection.objects.for_org(org).filter(enabled=True, jit=True).count(),
+    }
+
+
 class DomainRemoveView(OrgPageMixin, View):
+    """GET says what the domain stops doing; POST removes it once confirmed."""
+
     required = {"get": Perm.SSO_WRITE, "post": Perm.SSO_WRITE}
     template = "sso/domain_remove.html"
 
     def get(self, request, org, pk):
-        return self.render_page(self.template, domain=self.scoped(Domain, pk=pk))
+        return self.confirm(self.scoped(Domain, pk=pk))
 
     def post(self, request, org, pk):
         domain = self.scoped(Domain, pk=pk)
+        if not confirmed(request):
+            return self.confirm(domain)
         name = domain.domain
         try:
             policies.domain_remove(access=self.access, domain=domain)
         except ServiceError as exc:
             messages.error(request, exc.detail)
-            return self.render_page(self.template, status=exc.status, domain=domain)
+            return self.confirm(domain, status=exc.status)
         messages.success(request, f"Removed {name}.")
         return redirect("sso:domains", org=self.org.slug)
+
+    def confirm(self, domain, status=200):
+        return self.render_page(self.template, status=status, domain=domain,
+                                preview=domain_remove_preview(self.org, domain))

@@ -18,8 +18,8 @@ from tests.helpers import audit_events as events
 
 pytestmark = pytest.mark.django_db
 
-LISTED_FIELDS = {"id", "name", "display", "created_at", "created_by", "last_used_at", "expires_at",
-                 "revoked_at", "status"}
+LISTED_FIELDS = {"id", "name", "display", "created_at", "created_by", "last_used_at", "last_failure_at",
+                 "expires_at", "revoked_at", "status"}
 
 
 def tokens_url(org, *parts) -> str:

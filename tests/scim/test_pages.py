@@ -92,7 +92,8 @@ def test_create_with_a_stale_session_goes_to_reauth_and_creates_nothing(org, own
 
 def test_revoke_now_from_the_page(org, owner):
     token, secret = make_token(owner)
-    response = as_user(owner).post(url("token-revoke", org, pk=token.pk), {"grace_seconds": "0"})
+    response = as_user(owner).post(url("token-revoke", org, pk=token.pk),
+                                   {"grace_seconds": "0", "confirm": "yes"})
     assert response.status_code == 302 and response["Location"] == url("tokens", org)
     token.refresh_from_db()
     assert token.revoked_at is not None
@@ -106,7 +107,8 @@ def test_revoke_with_a_grace_period_from_the_page(org, owner):
     with freeze_time() as frozen:
         token, secret = make_token(owner)
         client = as_user(owner)
-        response = client.post(url("token-revoke", org, pk=token.pk), {"grace_seconds": "600"})
+        response = client.post(url("token-revoke", org, pk=token.pk),
+                               {"grace_seconds": "600", "confirm": "yes"})
         assert response.status_code == 302
         token.refresh_from_db()
         assert token.revoked_at is None and token.expires_at is not None
@@ -119,7 +121,8 @@ def test_revoke_with_a_grace_period_from_the_page(org, owner):
 
 def test_revoke_refuses_a_grace_period_over_a_week(org, owner):
     token, _ = make_token(owner)
-    response = as_user(owner).post(url("token-revoke", org, pk=token.pk), {"grace_seconds": str(8 * 86400)})
+    response = as_user(owner).post(url("token-revoke", org, pk=token.pk),
+                                   {"grace_seconds": str(8 * 86400), "confirm": "yes"})
     assert response.status_code == 400
     token.refresh_from_db()
     assert token.is_live() and token.expires_at is None

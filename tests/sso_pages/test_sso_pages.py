@@ -440,11 +440,11 @@ def test_testing_a_saml_connection_starts_a_test_flow_at_the_idp(browser, org):
 def test_delete_after_confirmation_and_not_the_last_one_when_sso_is_required(browser, org):
     connection = saml_connection(org, 400)
     SecurityPolicy.objects.update_or_create(org=org, defaults={"sso_required": True})
-    refused = browser.post(url("connection-delete", org, pk=connection.pk))
+    refused = browser.post(url("connection-delete", org, pk=connection.pk), {"confirm": "yes"})
     assert refused.status_code == 409 and "switch" in html(refused)
     assert Connection.objects.exists()
     SecurityPolicy.objects.filter(org=org).update(sso_required=False)
-    response = browser.post(url("connection-delete", org, pk=connection.pk))
+    response = browser.post(url("connection-delete", org, pk=connection.pk), {"confirm": "yes"})
     assert response.status_code == 302 and response["Location"] == url("connections", org)
     assert not Connection.objects.exists()
     assert latest_event(org, "sso.connection_deleted").data == {"name": "Entra", "slug": "entra"}
@@ -523,6 +523,6 @@ def test_a_domain_is_removed_after_confirmation(browser, org):
     domain = Domain.objects.create(org=org, domain="acme.example")
     confirm = html(browser.get(url("domain-remove", org, pk=domain.pk)))
     assert "Remove domain “acme.example”?" in confirm
-    response = browser.post(url("domain-remove", org, pk=domain.pk))
+    response = browser.post(url("domain-remove", org, pk=domain.pk), {"confirm": "yes"})
     assert response.status_code == 302 and not Domain.objects.exists()
     assert latest_event(org, "sso.domain_removed").data == {"domain": "acme.example", "verified": False}

@@ -1,0 +1,101 @@
+"""Reads of SCIM tokens for the console's tokens list, its admin API list and the revoke confirmation.
+
+A token's last failure is the newest audit entry the SCIM endpoint wrote as that token refused
+(scim.auth_failed: a wrong secret, an ended token, a creator who lost the power to mint it;
+scim.request_rejected: a write the protocol refused). Both are written with the token as actor
+(scim.tokens.actor_for), so one correlated subquery on the audit log's (org, actor) index finds it:
+a list of tokens costs one query whatever their number.
+
+The state filters say what the overview says (scim.attention): "idle" is a live token the IdP has
+not called with for 30 days (or never, a day after it was made), "failing" one refused in the last
+7 days.
+"""
+
+from django.db.models import CharField, Count, OuterRef, Q, Subquery
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from accounts.models import MembershipStatus
+from audit.events import AuditEvent
+from audit.models import AuditEntry
+from scim.attention import FAILING_WINDOW, NEVER_USED_AFTER, UNUSED_AFTER
+from scim.models import ScimToken, ScimUser
+
+FAILURE_CODES = (AuditEvent.SCIM_AUTH_FAILED.code, AuditEvent.SCIM_REQUEST_REJECTED.code)
+UNUSED_DAYS = UNUSED_AFTER.days
+FAILING_DAYS = FAILING_WINDOW.days
+# ?state= of the tokens list and its API list, with what each shows.
+TOKEN_STATES = {
+    "active": "Working, with no end set",
+    "expiring": "Revoked with a grace period still running",
+    "revoked": "No longer working (revoked, or its grace period is over)",
+    "idle": f"Working, but not used for {UNUSED_DAYS} days (or never)",
+    "failing": f"Refused at least once in the last {FAILING_DAYS} days",
+}
+
+
+def token_status(token: ScimToken, now=None) -> str:
+    """active | expiring (revoked with a grace period still running) | expired | revoked."""
+    now = now or timezone.now()
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is None:
+        return "active"
+    return "expiring" if token.expires_at > now else "expired"
+
+
+def live_q(now) -> Q:
+    return Q(revoked_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+def idle_q(now) -> Q:
+    """Live and not called with for UNUSED_AFTER (or never, NEVER_USED_AFTER after it was made)."""
+    return live_q(now) & (Q(last_used_at__isnull=True, created_at__lt=now - NEVER_USED_AFTER)
+                          | Q(last_used_at__lt=now - UNUSED_AFTER))
+
+
+def with_last_failure(org, tokens):
+    """`last_failure_at` on each of the org's `tokens`: when the SCIM endpoint last refused it (None:
+    never)."""
+    failures = (AuditEntry.objects.for_org(org)
+                .filter(actor_type="scim",
+                        actor_id=Cast(OuterRef("pk"), output_field=CharField()),
+                        event_code__in=FAILURE_CODES)
+                .order_by("-seq").values("ts")[:1])
+    return tokens.annotate(last_failure_at=Subquery(failures))
+
+
+def token_state_filter(state: str, now=None) -> Q:
+    """The rows of one of TOKEN_STATES (on a queryset read through `with_last_failure`)."""
+    now = now or timezone.now()
+    return {
+        "active": Q(revoked_at__isnull=True, expires_at__isnull=True),
+        "expiring": Q(revoked_at__isnull=True, expires_at__gt=now),
+        "revoked": Q(revoked_at__isnull=False) | Q(expires_at__lte=now),
+        "idle": idle_q(now),
+        "failing": Q(last_failure_at__gte=now - FAILING_WINDOW),
+    }[state]
+
+
+def token_flags(token: ScimToken, now=None) -> dict:
+    """What the list shows of one token beyond its fields: status, and whether it is idle or failing."""
+    now = now or timezone.now()
+    status = token_status(token, now)
+    live = status in ("active", "expiring")
+    if token.last_used_at is None:
+        idle = live and token.created_at < now - NEVER_USED_AFTER
+    else:
+        idle = live and token.last_used_at < now - UNUSED_AFTER
+    failure = getattr(token, "last_failure_at", None)
+    return {"status": status, "live": live, "idle": idle,
+            "failing": failure is not None and failure >= now - FAILING_WINDOW}
+
+
+def token_revoke_preview(org, token: ScimToken) -> dict:
+    """What revoking `token` does beyond the token: how many other tokens still work (none: nobody is
+    provisioned or deprovisioned until the IdP is given a new one), and how many of the org's members
+    the IdP provisions over SCIM (a SCIM User each), and how many of them are active. Two queries."""
+    others_live = ScimToken.objects.for_org(org).filter(live_q(timezone.now())).exclude(pk=token.pk).count()
+    people = ScimUser.objects.for_org(org).aggregate(
+        provisioned=Count("pk"), active=Count("pk", filter=Q(membership__status=MembershipStatus.ACTIVE)))
+    return {"others_live": others_live, "last_live": others_live == 0, **people}
