@@ -1,13 +1,14 @@
 """Admin API: members and org API keys. Thin views: validate, call one service, serialize."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.forms import SecurityPolicyForm
-from accounts.models import ApiKey, Membership, MembershipStatus, SecurityPolicy
+from accounts.models import ApiKey, Membership, MembershipSource, MembershipStatus, SecurityPolicy
+from accounts.people_selectors import MFA_FILTERS, member_filter
 from accounts.policy import policy_for_org
 from accounts.selectors import member_search
 from accounts.services import POLICY_FIELDS
@@ -67,6 +68,22 @@ class MemberUpdateSerializer(serializers.Serializer):
     custom_roles = serializers.ListField(child=serializers.UUIDField(), required=False)
 
 
+class _MemberFilters(serializers.Serializer):
+    role = serializers.ChoiceField(choices=BuiltinRole.choices, required=False)
+    status = serializers.ChoiceField(choices=MembershipStatus.choices, required=False)
+    source = serializers.ChoiceField(choices=MembershipSource.choices, required=False)
+    mfa = serializers.ChoiceField(choices=MFA_FILTERS, required=False)
+
+
+_MEMBER_FILTERS = [
+    OpenApiParameter("role", str, enum=BuiltinRole.values, description="only members with this org role"),
+    OpenApiParameter("status", str, enum=MembershipStatus.values, description="only members in this status"),
+    OpenApiParameter("source", str, enum=MembershipSource.values, description="how they joined"),
+    OpenApiParameter("mfa", str, enum=list(MFA_FILTERS),
+                     description="none: no confirmed second factor; enrolled: at least one"),
+]
+
+
 class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     model = Membership
     list_ordering = "created_at"
@@ -87,11 +104,18 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
         return member_search(text)
 
     def scope(self, queryset):
-        return (
+        queryset = (
             queryset.select_related("user")
             .prefetch_related("custom_roles", "team_memberships__team")
             .order_by("created_at")
         )
+        if self.action != "list":
+            return queryset
+        return queryset.filter(member_filter(**self.validated(_MemberFilters, self.request.query_params)))
+
+    @extend_schema(parameters=_MEMBER_FILTERS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(request=MemberCreateSerializer, responses={201: MemberSerializer})
     def create(self, request, org):

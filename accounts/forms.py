@@ -4,7 +4,7 @@ from django import forms
 from django.db.models import Q
 
 from accounts.models import MembershipSource, MembershipStatus, SecurityPolicy
-from accounts.people_selectors import second_factor_enrolled
+from accounts.people_selectors import member_filter
 from accounts.services import POLICY_FIELDS
 from core.roles import BuiltinRole
 from rbac.forms import org_roles_field
@@ -78,13 +78,7 @@ class MemberFilterForm(PageForm):
 
     def filters(self) -> Q:
         """The chosen filters as one condition (empty, and so false, when none is chosen)."""
-        data = self.cleaned_data
-        match = Q(**{name: data[name] for name in ("role", "status", "source") if data[name]})
-        if data["mfa"] == "none":
-            match &= ~second_factor_enrolled()
-        elif data["mfa"] == "enrolled":
-            match &= second_factor_enrolled()
-        return match
+        return member_filter(**self.cleaned_data)
 
 
 class MemberEditForm(PageForm):

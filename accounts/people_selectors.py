@@ -18,6 +18,21 @@ def second_factor_enrolled() -> Q:
             | Q(user__in=WebAuthnCredential.objects.filter(confirmed=True).values("user")))
 
 
+MFA_FILTERS = ("none", "enrolled")
+
+
+def member_filter(*, role="", status="", source="", mfa="") -> Q:
+    """The members lists' filters (the page's and the API's) as one condition: by built-in role,
+    status, how they joined, and whether they have a second factor (`mfa`: none or enrolled)."""
+    match = Q(**{name: value for name, value in (("role", role), ("status", status), ("source", source))
+                 if value})
+    if mfa == "none":
+        match &= ~second_factor_enrolled()
+    elif mfa == "enrolled":
+        match &= second_factor_enrolled()
+    return match
+
+
 def member_audit_trail(membership: Membership, limit: int = TRAIL_ROWS) -> list:
     """The org's latest entries where the member is the actor or the target, newest first. A pending
     invitation shows only what was done to the membership: the account is not the org's to follow."""

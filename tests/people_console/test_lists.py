@@ -4,8 +4,10 @@ and a fixed number of queries per page (and per API page) whatever the org's siz
 import re
 
 import pytest
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
+from accounts.models import WebAuthnCredential
 from tests.factories import (
     MemberFactory,
     OrgFactory,
@@ -64,6 +66,31 @@ def test_members_filter_by_role_status_and_source_and_a_bad_filter_is_a_400():
     assert _emails(body(client, path, role="viewer", q="off")) == []
     refused = body(client, path, expect=400, role="emperor")
     assert "Select a valid choice" in refused and _emails(refused) == []
+
+
+def test_members_filter_by_second_factor_on_the_page_and_the_api_alike():
+    org = OrgFactory()
+    client, owner = owner_client(org)
+    phone = MemberFactory(org=org, user=UserFactory(email="phone@example.com"))
+    TOTPDevice.objects.create(user=phone.user, name="phone", confirmed=True)
+    key = MemberFactory(org=org, user=UserFactory(email="key@example.com"))
+    WebAuthnCredential.objects.create(user=key.user, name="key", credential_id="k", public_key=b"p",
+                                      confirmed=True)
+    draft = MemberFactory(org=org, user=UserFactory(email="draft@example.com"))
+    TOTPDevice.objects.create(user=draft.user, name="draft", confirmed=False)  # not enrolled
+    path = f"/orgs/{org.slug}/members/"
+    enrolled = {"phone@example.com", "key@example.com"}
+    bare = {"draft@example.com", owner.user.email}
+    assert set(_emails(body(client, path, mfa="enrolled"))) == enrolled
+    assert set(_emails(body(client, path, mfa="none"))) == bare
+    api = f"/api/v1/orgs/{org.slug}/members"
+    for mfa, expected in (("enrolled", enrolled), ("none", bare)):
+        rows = client.get(api, {"mfa": mfa}).json()["results"]
+        assert {row["email"] for row in rows} == expected, mfa
+    owners = client.get(api, {"role": "owner"}).json()["results"]
+    assert {row["email"] for row in owners} == {owner.user.email}
+    refused = client.get(api, {"status": "emperor"})
+    assert refused.status_code == 400 and "status" in refused.json()["fields"]
 
 
 def test_members_page_forward_and_back_keeping_search_and_filters():
