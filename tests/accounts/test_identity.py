@@ -139,7 +139,9 @@ def test_seed_demo_is_idempotent(capsys, settings):
         call_command("seed_demo")
     out = capsys.readouterr().out
     assert "owner@demo.example" in out
-    assert User.objects.filter(email__endswith="@demo.example").count() == 5
+    # Five people with accounts, and erin, invited: an account with no password until she accepts.
+    assert User.objects.filter(email__endswith="@demo.example").count() == 6
+    assert not User.objects.get(email="erin@demo.example").has_usable_password()
     agent = Agent.objects.unscoped().get(name="Triage bot")
     assert (agent.scopes, agent.owners.get().user.email) == (["tickets:read"], "alice@demo.example")
     connection = Connection.objects.unscoped().get(audience="https://tickets.demo.example/api")
