@@ -180,6 +180,7 @@ class AuditEvent(Enum):
 
     # 7xx audit and exports
     ACCESS_REVIEW_EXPORTED = (701, "export.access_review", ("rows",))
+    AUDIT_LOG_EXPORTED = (702, "export.audit_log", ("format", "rows", "filters"))
     AUDIT_VERIFIED = (710, "audit.verified", ("ok", "checked", "first_bad_seq"))
     AUDIT_CHAIN_KEYED = (711, "audit.chain_keyed", ("legacy_entries", "kid"))
 

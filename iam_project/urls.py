@@ -4,12 +4,20 @@ from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import audit_names as accounts_names
 from accounts.attention import PEOPLE
+from agents import audit_names as agents_names
 from agents.attention import AGENTS
 from audit.activity import SIGNINS, TOKENS, security_events_recent
+from audit.naming import Naming
+from audit.urls import audit_pages
 from iam_project.api_urls import POLICY_SECTIONS
+from rbac import audit_names as rbac_names
+from scim import audit_names as scim_names
 from scim.attention import SCIM
+from sso import audit_names as sso_names
 from sso.attention import SSO
+from trust import audit_names as trust_names
 from trust.api import authzen_evaluation, authzen_evaluations, authzen_metadata
 from trust.attention import TRUST, TRUST_LEVELS
 from trust.views import signals_endpoint
@@ -25,6 +33,10 @@ policy_pages = ([org_pages(path("security/", SecurityPolicyPageView.as_view(sect
 overview_pages = ([org_pages(path("", OrgOverviewView.as_view(
     attention=(PEOPLE, AGENTS, TRUST, SSO, SCIM), figures=(TOKENS, TRUST_LEVELS, SIGNINS),
     recent_events=security_events_recent), name="overview"))], "console")
+
+# The audit log names each entry's actor and target as the app that owns that kind of object does.
+AUDIT_NAMING = Naming((*accounts_names.NAMERS, *rbac_names.NAMERS, *agents_names.NAMERS, *trust_names.NAMERS,
+                       *scim_names.NAMERS, *sso_names.NAMERS))
 
 
 def healthz(request):
@@ -48,7 +60,7 @@ urlpatterns = [
     path("", include("rbac.urls")),
     path("", include("agents.urls")),
     path("", include("trust.urls")),
-    path("", include("audit.urls")),
+    path("", include(audit_pages(naming=AUDIT_NAMING))),
     path("", include("scim.urls")),
     path("", include("sso.urls")),
     path("", include(policy_pages)),
