@@ -62,9 +62,9 @@ def _system(result) -> str:
 def _describe(text: str) -> str:
     try:
         result = parse(text)
+        browser, system = _browser(result), _system(result)
     except Exception:  # the rules are third-party regexes: a surprise there must not break a page
         return UNKNOWN
-    browser, system = _browser(result), _system(result)
     if browser and system:
         return f"{browser} on {system}"
     if system:
