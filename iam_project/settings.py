@@ -375,12 +375,49 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agent IAM control plane API",
     "DESCRIPTION": (
-        "Admin API for organizations: members, teams, roles, API keys, audit log and exports. "
-        "Authenticate with `Authorization: Bearer <org API key>` or a browser session with CSRF. "
-        'Errors are `{"error": "<code>", "detail": "<message>", "fields"?: {...}}`.'
+        "The whole product's machine interfaces. The admin API (`/api/v1/orgs/{org}/`) takes "
+        "`Authorization: Bearer <org API key>`, an agent's capability token, or a browser session with "
+        'CSRF; its errors are `{"error": "<code>", "detail": "<message>", "fields"?: {...}}`. The '
+        "protocol endpoints keep their standards' formats: OAuth 2.0 (`/oauth/{org}/...`, RFC 6749 "
+        "§5.2 errors), SCIM 2.0 (`/scim/v2/`, RFC 7644 §3.12 errors), AuthZEN 1.0, trust signals and "
+        "the SSO endpoints an identity provider calls."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Protocol endpoints are plain Django views, described in iam_project.openapi; the admin API's
+    # operations are filed under their families by web.schema (one tag each, declared below).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "iam_project.openapi.protocol_paths",
+        "web.schema.admin_api_tags",
+    ],
+    "TAGS": [
+        {"name": "OAuth 2.0", "description": "The authorization server, one issuer per org "
+         "(`{BASE}/oauth/{org}`): tokens (client credentials, token exchange, device code and refresh "
+         "grants), introspection, revocation, metadata (RFC 8414) and signing keys."},
+        {"name": "Delegation", "description": "An agent acting for a person: device authorization "
+         "(RFC 8628) and the delegations people granted."},
+        {"name": "Dispatch", "description": "Task runs, the trust gates they pass and the approvals "
+         "they wait for; the agent reads its own run."},
+        {"name": "Trust signals", "description": "A downstream service (a connection) reports what it "
+         "saw an agent do."},
+        {"name": "AuthZEN", "description": "OpenID AuthZEN 1.0 access evaluation: may this agent be "
+         "dispatched for this operation now?"},
+        {"name": "SCIM 2.0", "description": "Provisioning from an identity provider (RFC 7643, RFC 7644), "
+         "with a SCIM token of the org."},
+        {"name": "SSO", "description": "SSO connections and verified domains, and the endpoints an "
+         "identity provider calls (SAML metadata, OIDC back-channel logout)."},
+        {"name": "Members", "description": "People in the org and their invitations."},
+        {"name": "Teams", "description": "Teams and their members."},
+        {"name": "Roles", "description": "Custom roles, the built-in roles and the permission catalogue."},
+        {"name": "API keys", "description": "The org's API keys."},
+        {"name": "Agents", "description": "Agents: their grants, secrets, suspension and revocation."},
+        {"name": "Connections", "description": "Downstream services (resource servers) by audience."},
+        {"name": "Trust", "description": "Trust roots, attestations, the trust policy and agents' scores."},
+        {"name": "Audit", "description": "The audit log, its hash chain and the access review export."},
+        {"name": "Provisioning", "description": "SCIM tokens and group mappings."},
+        {"name": "Security policy", "description": "The org's security policy."},
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "BuiltinRoleEnum": "core.roles.BuiltinRole",
