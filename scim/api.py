@@ -90,16 +90,21 @@ class ScimTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScop
     # A SCIM token can create and remove members, so minting or ending one is gated like API keys.
 
     def scope(self, queryset):
-        queryset = with_last_failure(self.org, queryset.select_related("created_by").order_by("-created_at"))
+        queryset = queryset.select_related("created_by").order_by("-created_at")
         if self.action != "list":
             return queryset
         state = self.validated(_TokenFilters, self.request.query_params).get("state")
-        return queryset.filter(token_state_filter(state)) if state else queryset
+        return queryset.filter(token_state_filter(self.org, state)) if state else queryset
 
     @extend_schema(parameters=_TOKEN_FILTERS)
     def list(self, request, *args, **kwargs):
         """The org's SCIM tokens, newest first; `?q=` searches their names, `?state=` filters."""
-        return super().list(request, *args, **kwargs)
+        page = with_last_failure(self.org, self.paginate_queryset(self.get_queryset()))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        (token,) = with_last_failure(self.org, [self.get_object()])
+        return Response(self.get_serializer(token).data)
 
     @extend_schema(request=ScimTokenCreateSerializer, responses={201: ScimTokenCreatedSerializer})
     def create(self, request, org):
@@ -115,7 +120,8 @@ class ScimTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScop
         data = self.validated(ScimTokenRevokeSerializer, request.data)
         token = scim_token_revoke(access=self.access, token=self.get_object(),
                                   grace_seconds=data["grace_seconds"])
-        return Response(ScimTokenSerializer(self.get_queryset().get(pk=token.pk)).data)
+        (token,) = with_last_failure(self.org, [self.get_queryset().get(pk=token.pk)])
+        return Response(ScimTokenSerializer(token).data)
 
 
 # --- Group mappings ---------------------------------------------------------------------------

@@ -3,16 +3,17 @@
 A token's last failure is the newest audit entry the SCIM endpoint wrote as that token refused
 (scim.auth_failed: a wrong secret, an ended token, a creator who lost the power to mint it;
 scim.request_rejected: a write the protocol refused). Both are written with the token as actor
-(scim.tokens.actor_for), so one correlated subquery on the audit log's (org, actor) index finds it:
-a list of tokens costs one query whatever their number.
+(scim.tokens.actor_for), so one query on the audit log's (org, actor) index finds them for a page of
+tokens, whatever its length.
 
 The state filters say what the overview says (scim.attention): "idle" is a live token the IdP has
 not called with for 30 days (or never, a day after it was made), "failing" one refused in the last
 7 days.
 """
 
-from django.db.models import CharField, Count, OuterRef, Q, Subquery
-from django.db.models.functions import Cast
+import uuid
+
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from accounts.models import MembershipStatus
@@ -54,26 +55,49 @@ def idle_q(now) -> Q:
                           | Q(last_used_at__lt=now - UNUSED_AFTER))
 
 
+def last_failures(org, token_ids) -> dict[str, object]:
+    """When the SCIM endpoint last refused each of these tokens (absent: never). One query."""
+    rows = (AuditEntry.objects.for_org(org)
+            .filter(actor_type="scim", actor_id__in=[str(pk) for pk in token_ids],
+                    event_code__in=FAILURE_CODES)
+            .values("actor_id").annotate(last=Max("ts")).order_by())
+    return {row["actor_id"]: row["last"] for row in rows}
+
+
 def with_last_failure(org, tokens):
-    """`last_failure_at` on each of the org's `tokens`: when the SCIM endpoint last refused it (None:
-    never)."""
-    failures = (AuditEntry.objects.for_org(org)
-                .filter(actor_type="scim",
-                        actor_id=Cast(OuterRef("pk"), output_field=CharField()),
-                        event_code__in=FAILURE_CODES)
-                .order_by("-seq").values("ts")[:1])
-    return tokens.annotate(last_failure_at=Subquery(failures))
+    """`tokens` (already fetched, a page's) with `last_failure_at` set on each. One query."""
+    tokens = list(tokens)
+    found = last_failures(org, [t.pk for t in tokens]) if tokens else {}
+    for token in tokens:
+        token.last_failure_at = found.get(str(token.pk))
+    return tokens
 
 
-def token_state_filter(state: str, now=None) -> Q:
-    """The rows of one of TOKEN_STATES (on a queryset read through `with_last_failure`)."""
+def failing_ids(org, now) -> list[uuid.UUID]:
+    """The tokens refused in the last FAILING_WINDOW. One query (the actor ids are strings in the
+    log, so they are matched here rather than in SQL, where a UUID column's text differs by database)."""
+    ids = (AuditEntry.objects.for_org(org)
+           .filter(actor_type="scim", event_code__in=FAILURE_CODES, ts__gte=now - FAILING_WINDOW)
+           .values_list("actor_id", flat=True).distinct())
+    found = []
+    for value in ids:
+        try:
+            found.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    return found
+
+
+def token_state_filter(org, state: str, now=None) -> Q:
+    """The org's tokens in one of TOKEN_STATES ("failing" asks the audit log: one query)."""
     now = now or timezone.now()
+    if state == "failing":
+        return Q(pk__in=failing_ids(org, now))
     return {
         "active": Q(revoked_at__isnull=True, expires_at__isnull=True),
         "expiring": Q(revoked_at__isnull=True, expires_at__gt=now),
         "revoked": Q(revoked_at__isnull=False) | Q(expires_at__lte=now),
         "idle": idle_q(now),
-        "failing": Q(last_failure_at__gte=now - FAILING_WINDOW),
     }[state]
 
 

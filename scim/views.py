@@ -86,19 +86,19 @@ class ScimTokenListView(OrgPageMixin, View):
         now = timezone.now()
         filters = ScimTokenFilterForm(self.request.GET)
         makers = Membership.objects.for_org(self.org).filter(user=OuterRef("created_by")).values("pk")[:1]
-        tokens = (with_last_failure(self.org, ScimToken.objects.for_org(self.org))
-                  .select_related("created_by").annotate(created_by_member=Subquery(makers)))
+        tokens = (ScimToken.objects.for_org(self.org).select_related("created_by")
+                  .annotate(created_by_member=Subquery(makers)))
         state = ""
         if filters.is_valid():
             state = filters.cleaned_data["state"]
             if state:
-                tokens = tokens.filter(token_state_filter(state, now))
+                tokens = tokens.filter(token_state_filter(self.org, state, now))
         else:  # an unknown state: say so, list none
             tokens, status = tokens.none(), 400
         page = list_page(self.request, tokens, ordering=ScimTokenViewSet.list_ordering,
                          search_fields=ScimTokenViewSet.search_fields)
         rows = []
-        for token in page.rows:
+        for token in with_last_failure(self.org, page.rows):
             flags = token_flags(token, now)
             rows.append({"token": token, **flags, "badge": STATUS_BADGES[flags["status"]]})
         filter_fields = SafeString("".join(str(field.as_field_group()) for field in filters))
