@@ -265,9 +265,12 @@ class AgentPolicyForm(forms.ModelForm):
     """Only shape and ranges; agents.policy.agent_policy_set applies and audits the change."""
 
     label_suffix = ""
-    # Declared, so that its choices come from the org in __init__ and never from the default manager.
-    deprovision_fallback_owner = forms.ModelChoiceField(queryset=Membership.objects.none(), required=False,
-                                                        label="Fallback owner for those agents")
+    # A searching picker (an email, or a membership id from the API), never a select of every member;
+    # it resolves to one of this org's acting members only.
+    deprovision_fallback_owner = MemberPickerField(
+        required=False, label="Fallback owner for those agents", help_text="Their email (type to search).",
+        widget=forms.TextInput(attrs={"list": "fallback-owner-options", "autocomplete": "off",
+                                      "data-picker-field": "email", "data-picker-label": "name"}))
 
     class Meta:
         model = AgentPolicy
@@ -287,7 +290,8 @@ class AgentPolicyForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Only this org's acting members can take over agents.
-        self.fields["deprovision_fallback_owner"].queryset = (
-            Membership.objects.for_org(self.instance.org_id).filter(status__in=ACTING_STATUSES)
-            .select_related("user").order_by("user__email"))
-        self.fields["deprovision_fallback_owner"].label_from_instance = lambda m: m.user.email
+        fallback = self.fields["deprovision_fallback_owner"]
+        fallback.org = self.instance.org
+        _picker(fallback, self.instance.org, "api:member-list")
+        current = self.instance.deprovision_fallback_owner
+        self.initial["deprovision_fallback_owner"] = current.user.email if current else ""

@@ -3,7 +3,9 @@
 
 import pytest
 
+from agents.models import AgentPolicy
 from rbac.models import TeamMembership
+from tests.agents_pages.test_delegation_pages import SECURITY_FORM
 from tests.factories import MemberFactory, OrgFactory, TeamFactory, UserFactory
 from tests.helpers import audit_events
 from tests.people_console.helpers import body, owner_client
@@ -76,3 +78,21 @@ def test_a_large_teams_members_are_paged_and_searched():
     assert html.count('name="action" value="remove_member"') == 50 and 'rel="next"' in html
     found = body(client, _team_path(team), q="person0033")
     assert found.count('name="action" value="remove_member"') == 1 and f"person0033@{org.slug}" in found
+
+
+def test_the_security_policy_picks_the_fallback_owner_by_typing_not_from_everyone():
+    org = OrgFactory()
+    client, owner = owner_client(org)
+    members_bulk(org, 30)
+    path = f"/orgs/{org.slug}/security/"
+    html = body(client, path)
+    assert 'list="fallback-owner-options"' in html and '<datalist id="fallback-owner-options">' in html
+    assert f'data-picker="/api/v1/orgs/{org.slug}/members"' in html and "person0001@" not in html
+    form = {**SECURITY_FORM, "max_delegation_depth": 3, "delegation_max_lifetime_seconds": 86400,
+            "deprovision_agents": "reassign", "deprovision_fallback_owner": f"PERSON0002@{org.slug}.example"}
+    saved = client.post(path, form)
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    policy = AgentPolicy.objects.get(org=org)
+    assert policy.deprovision_fallback_owner.user.email == f"person0002@{org.slug}.example"
+    assert f'value="person0002@{org.slug}.example"' in body(client, path)  # shown as typed back
+
