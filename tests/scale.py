@@ -46,9 +46,12 @@ def agents_bulk(org, count: int, *, owner: Membership, prefix: str = "agent") ->
     return agents
 
 
-def audit_bulk(org, count: int, *, actor: Membership, start: datetime.datetime | None = None) -> None:
+def audit_bulk(org, count: int, *, actor: Membership, start: datetime.datetime | None = None,
+               people: list[Membership] | None = None) -> None:
     """`count` entries appended to the org's chain, a minute apart from `start` (default: ending now),
-    as a sealed and valid chain: sign-ins, failed sign-ins and member changes in turn, by `actor`."""
+    as a sealed and valid chain: sign-ins, failed sign-ins and member changes in turn, by `actor`.
+    With `people`, entry n is by and about people[n % len(people)] instead (many distinct actors and
+    targets, as a real log has)."""
     chain, _ = AuditChain.objects.get_or_create(chain=chain_key(org))
     seq, prev = chain.last_seq, chain.last_hash or GENESIS_HASH
     start = start or timezone.now() - datetime.timedelta(minutes=count)
@@ -58,13 +61,14 @@ def audit_bulk(org, count: int, *, actor: Membership, start: datetime.datetime |
     entries = []
     for n in range(count):
         event, outcome, data = kinds[n % len(kinds)]
+        who = people[n % len(people)] if people else actor
         seq += 1
         entry = AuditEntry(
             org=org, chain=chain_key(org), seq=seq, ts=start + datetime.timedelta(minutes=n),
-            actor_type="human", actor_id=str(actor.user_id), actor_display=actor.user.email,
+            actor_type="human", actor_id=str(who.user_id), actor_display=who.user.email,
             event_code=event.code, event_name=event.label, outcome=outcome, ip="192.0.2.10",
             user_agent="Mozilla/5.0", correlation_id=uuid.uuid4().hex, target_type="membership",
-            target_id=str(actor.pk), data=data, prev_hash=prev,
+            target_id=str(who.pk), data=data, prev_hash=prev,
         )
         entry_seal(entry)
         prev = entry.hash
