@@ -93,9 +93,10 @@ def test_an_owner_connects_an_oidc_provider_tests_it_and_verifies_a_domain(page,
     page.get_by_role("link", name="← Okta").click()
     page.get_by_role("navigation", name="Organization").get_by_role("link", name="Single sign-on").click()
     page.get_by_role("navigation", name="Single sign-on").get_by_role("link", name="Domains").click()
-    page.get_by_role("textbox", name="Domain").fill("acme.example")
+    page.get_by_role("textbox", name="Domain", exact=True).fill("acme.example")
     page.get_by_role("button", name="Add domain").click()
-    expect(page.get_by_role("status")).to_contain_text("Added acme.example")
+    # The page's message: the TXT record's copy buttons have status regions of their own.
+    expect(page.locator(".messages[role=status]")).to_contain_text("Added acme.example")
     txt_name = page.get_by_test_id("txt-name").inner_text()
     txt_value = page.get_by_test_id("txt-value").inner_text()
     assert txt_name == "_agent-iam-challenge.acme.example"
