@@ -212,7 +212,8 @@ OAUTH_PATHS = {
         AGENT_BASIC_OR_POST,
         {"200": answer("Revoked (or nothing to revoke).", {"type": "object"}, headers=NO_STORE),
          **_oauth_errors(400, 401, 405, 413, 503)},
-        request=_form({"token": {"type": "string"}, "token_type_hint": {"type": "string"}}, ("token",)))},
+        request=_form({"token": {"type": "string", "description": "An access token or a refresh "
+                                 "token of this agent."}}, ("token",)))},
     "/.well-known/oauth-authorization-server/oauth/{org}": {"parameters": [ORG], "get": _operation(
         "OAuth 2.0", "oauth_metadata", "Authorization server metadata (RFC 8414)",
         "The issuer's endpoints and what they support; cacheable for five minutes.", PUBLIC,
