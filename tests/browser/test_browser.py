@@ -163,7 +163,7 @@ def test_find_a_member_by_email_or_name(page, live_server, owner):
     search.get_by_label("Search members").fill("hopper")
     search.get_by_role("button", name="Search").click()
     # The search form carries the list's filters too (empty here: everyone).
-    expect(page).to_have_url(re.compile(r"\?q=hopper&role=&status=&source=$"))
+    expect(page).to_have_url(re.compile(r"\?q=hopper&role=&status=&source=&mfa=$"))
     rows = page.get_by_role("table").get_by_role("row")
     expect(rows).to_have_count(2)  # the header and Grace
     expect(rows.nth(1)).to_contain_text("grace@example.com")
