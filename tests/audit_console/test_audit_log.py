@@ -14,7 +14,7 @@ from audit.events import AuditEvent, Outcome
 from audit.models import AuditEntry
 from tests.agents_console.conftest import as_user, entries, queries
 from tests.audit_console.conftest import every_kind, human, log_url, seqs
-from tests.factories import MemberFactory, OrgFactory, UserFactory
+from tests.factories import AgentFactory, MemberFactory, OrgFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +56,7 @@ def test_a_deleted_or_unknown_object_is_its_raw_id_without_a_link(world):
          "target": ("team", bogus), "data": {"name": "Older"}},
     ])
     html = world.client.get(log_url(world.org)).content.decode()
-    assert f'<code class="small">{gone}</code> <span class="hint">(team)</span>' in html
+    assert f'<td><code class="small">{gone}</code> <span class="hint">(team)</span></td>' in html
     assert f'<code class="small">{bogus}</code>' in html
     # An actor nobody can name any more keeps the address it acted under, unlinked.
     assert "left@example.com <code" in html and f"/teams/{gone}/" not in html
@@ -83,10 +83,15 @@ def test_the_log_costs_the_same_queries_at_10_and_300_entries(world):
 
 
 def test_the_page_asks_one_query_per_kind_whatever_the_entries(world):
-    rows = every_kind(world)
-    entries(world.org, rows)
+    entries(world.org, every_kind(world))
     once = queries(world.client, log_url(world.org))
-    entries(world.org, rows * 3)
+    teams = [TeamFactory(org=world.org, name=f"T{n}") for n in range(8)]
+    agents = [AgentFactory(org=world.org, name=f"bot-{n}") for n in range(8)]
+    entries(world.org, [{"event": AuditEvent.TEAM_CREATED, "actor": ("agent", str(a.pk), a.name),
+                         "target": ("team", str(t.pk)), "data": {"name": t.name}}
+                        for t, a in zip(teams, agents, strict=True)])
+    html = world.client.get(log_url(world.org)).content.decode()
+    assert "team T7</a>" in html and "agent bot-7</a>" in html
     assert queries(world.client, log_url(world.org)) == once
 
 
