@@ -6,8 +6,8 @@ target of vendors' conventions, and a hand-written set of regexes here would be 
 browser release, while the shared rules are kept current by many projects that depend on them.
 
 Descriptions are cached per string (a person's sessions repeat the same few browsers), the input is
-cut to the length a session stores, and nothing a client sends can make a page fail: anything the
-rules do not know is "Unknown browser".
+cut to the length a session stores, and nothing a client sends (NUL bytes, 10 kB of junk) can make a
+page fail: anything the rules do not know is "Unknown browser".
 """
 
 from functools import lru_cache
@@ -76,5 +76,5 @@ def describe_user_agent(user_agent) -> str:
     """"Chrome 131 on macOS", "Firefox on Linux", "curl 8.5", or "Unknown browser"."""
     if not isinstance(user_agent, str):
         return UNKNOWN
-    text = user_agent[:MAX_LENGTH].replace("\x00", "").strip()
+    text = user_agent[:MAX_LENGTH].strip()
     return _describe(text) if text else UNKNOWN

@@ -103,6 +103,8 @@ def granted(db):
     tokens(beta, deploy, issued=[0, 0, 0], delegation=second)
     someone = delegation_of(triage, MemberFactory(org=acme))  # another person's: never counted
     tokens(acme, triage, issued=[0] * 5, delegation=someone)
+    fields, _ = RefreshToken.mint()
+    RefreshToken.objects.create(org=acme, delegation=someone, agent=triage, **fields)
     return sign_in(Client(), user), first, second, someone
 
 
