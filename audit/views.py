@@ -50,20 +50,12 @@ class _AuditPage(OrgPageMixin, View):
         return f"{base}?{query}" if query else base
 
 
-class AuditLogView(_AuditPage):
-    """Newest first, paged by a seq cursor (`before` for older, `after` for newer), so a deep page
-    costs what the first does; the filters travel with every page and export link."""
+class _LogPage(_AuditPage):
+    """The log drawn for a form: newest first, paged by a seq cursor (`before` for older, `after` for
+    newer), so a deep page costs what the first does; the filters travel with every page and export
+    link."""
 
-    required = {"get": Perm.AUDIT_READ, "post": Perm.AUDIT_READ}
     template = "audit/audit_log.html"
-
-    def get(self, request, org):
-        return self.page(self.form(request.GET or None))
-
-    def post(self, request, org):
-        """Verify the org's hash chain and show the verdict above the log."""
-        verdict = audit_verify_recorded(org=self.org, actor=self.access.actor)
-        return self.page(self.form(None), verdict=verdict)
 
     def page(self, form, verdict=None):
         filters, before, after, status = {}, None, None, 200
@@ -105,6 +97,18 @@ class AuditLogView(_AuditPage):
         older = rows[-1].seq if len(page) > PAGE_SIZE else None
         newer = rows[0].seq if before and rows else None
         return rows, older, newer
+
+
+class AuditLogView(_LogPage):
+    required = {"get": Perm.AUDIT_READ, "post": Perm.AUDIT_READ}
+
+    def get(self, request, org):
+        return self.page(self.form(request.GET or None))
+
+    def post(self, request, org):
+        """Verify the org's hash chain and show the verdict above the log."""
+        verdict = audit_verify_recorded(org=self.org, actor=self.access.actor)
+        return self.page(self.form(None), verdict=verdict)
 
 
 def _node(value):
@@ -167,11 +171,10 @@ class AuditEntryView(_AuditPage):
         )
 
 
-class AuditExportView(AuditLogView):
+class AuditExportView(_LogPage):
     """The filtered view as a download, streamed in chunks by seq; each export is on record. Filters
     nobody can apply are the log page's 400, with the form's errors."""
 
-    http_method_names = ["get", "head", "options"]
     required = {"get": Perm.AUDIT_READ}  # what the audit API's list needs: the same entries, in a file
 
     def get(self, request, org, fmt):
