@@ -9,7 +9,7 @@ from rest_framework import mixins, serializers
 from rest_framework.response import Response
 
 from audit.chain import format_ts
-from audit.checkpoints import checkpoint_issue
+from audit.checkpoints import checkpoint_issue_recorded
 from audit.keys import public_jwks
 from audit.models import AuditEntry
 from audit.selectors import audit_filter
@@ -106,7 +106,7 @@ class AuditCheckpointView(OrgScopedAPIView):
     def get(self, request, org):
         """A signed checkpoint of this org's chain head (409 `audit_chain_broken` when the chain does not
         verify). Keep it: `audit_verify --checkpoint` later proves the chain still holds that entry."""
-        return Response(checkpoint_issue(org=self.org))
+        return Response(checkpoint_issue_recorded(org=self.org, actor=self.access.actor))
 
 
 class AuditCheckpointKeysView(OrgScopedAPIView):

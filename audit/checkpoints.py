@@ -21,10 +21,12 @@ from cryptography.exceptions import InvalidSignature
 from django.utils import timezone
 
 from audit import keys
+from audit.actors import Actor
 from audit.chain import canonical_json, format_ts
+from audit.events import AuditEvent
 from audit.models import AuditEntry, chain_key
 from audit.selectors import audit_verify_org
-from audit.services import chain_verify_marked
+from audit.services import audit_record, chain_verify_marked
 from audit.verification import ChainVerdict
 from core.errors import Conflict
 
@@ -47,6 +49,16 @@ def checkpoint_issue(*, org) -> dict:
         "type": TYPE, "version": VERSION, "org": str(org.pk), "org_slug": org.slug, "seq": verdict.head_seq,
         "head": verdict.head_hash, "issued_at": format_ts(timezone.now()),
     })
+
+
+def checkpoint_issue_recorded(*, org, actor: Actor) -> dict:
+    """`checkpoint_issue`, and who took which checkpoint (its seq, head and key) in the log, so the
+    audit page and a later auditor know which signed statements exist outside the system. The entry
+    lies above the seq it attests, so the checkpoint stays true."""
+    checkpoint = checkpoint_issue(org=org)
+    audit_record(org=org, actor=actor, event=AuditEvent.AUDIT_CHECKPOINT_ISSUED,
+                 data={"seq": checkpoint["seq"], "head": checkpoint["head"], "kid": checkpoint["kid"]})
+    return checkpoint
 
 
 def checkpoint_sign(body: dict) -> dict:

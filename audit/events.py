@@ -183,6 +183,7 @@ class AuditEvent(Enum):
     AUDIT_LOG_EXPORTED = (702, "export.audit_log", ("format", "rows", "filters"))
     AUDIT_VERIFIED = (710, "audit.verified", ("ok", "checked", "first_bad_seq"))
     AUDIT_CHAIN_KEYED = (711, "audit.chain_keyed", ("legacy_entries", "kid"))
+    AUDIT_CHECKPOINT_ISSUED = (712, "audit.checkpoint_issued", ("seq", "head", "kid"))
 
     @property
     def code(self) -> int:

@@ -88,6 +88,13 @@ def audit_verified_latest(*, org) -> dict | None:
             .order_by("-seq").values("seq", "ts", "actor_type", "actor_display", "data").first())
 
 
+def audit_checkpoint_latest(*, org) -> dict | None:
+    """The newest signed checkpoint handed out for the org's chain: `ts`, `actor_display`, `data` (its
+    `seq`, `head` and `kid`), if any was."""
+    return (AuditEntry.objects.for_org(org).filter(event_code=AuditEvent.AUDIT_CHECKPOINT_ISSUED.code)
+            .order_by("-seq").values("ts", "actor_type", "actor_display", "data").first())
+
+
 def audit_entry(*, org, seq: int):
     """One entry of the org's chain by its seq, or None (another org's seq is not this org's)."""
     return AuditEntry.objects.for_org(org).filter(seq=seq).first()

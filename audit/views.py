@@ -18,6 +18,7 @@ from audit.forms import AuditFilterForm
 from audit.log_export import audit_log_export
 from audit.naming import Naming
 from audit.selectors import (
+    audit_checkpoint_latest,
     audit_entries_for_org,
     audit_entry,
     audit_mark,
@@ -78,6 +79,7 @@ class _LogPage(_AuditPage):
             export_csv_url=export + query, export_jsonl_url=export_jsonl + query,
             event_names=[e.label for e in AuditEvent], target_types=TARGET_TYPES,
             last_verified=audit_verified_latest(org=self.org), mark=audit_mark(org=self.org),
+            last_checkpoint=audit_checkpoint_latest(org=self.org),
             checkpoint_url=reverse("api:audit-checkpoint", kwargs={"org": self.org.slug}),
         )
 

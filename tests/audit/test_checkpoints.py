@@ -64,15 +64,19 @@ def test_a_checkpoint_verifies_offline_with_the_published_key(org, key_client):
     body = {k: v for k, v in checkpoint.items() if k != "signature"}
     signed = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
     Ed25519PublicKey.from_public_bytes(_b64(jwk["x"])).verify(_b64(checkpoint["signature"]), signed)
-    # A read: it adds nothing to the log.
-    assert AuditEntry.objects.for_org(org).count() == 3
+    # Handing it out is recorded above the seq it attests: who took which checkpoint, never its signature.
+    assert AuditEntry.objects.for_org(org).count() == 4
+    issued = AuditEntry.objects.for_org(org).get(seq=4)
+    assert (issued.event_name, issued.data) == ("audit.checkpoint_issued", {
+        "seq": 3, "head": head.hash, "kid": checkpoint["kid"]})
+    assert checkpoint["signature"] not in json.dumps(issued.data)
 
 
 def test_truncation_after_a_checkpoint_is_detected(org, key_client, tmp_path, capsys):
     _fill(org, 6)
     checkpoint = _checkpoint(key_client(Perm.AUDIT_READ), org)
     _fill(org, 3)
-    assert _verify_against(org, checkpoint, tmp_path, capsys) == (0, f"org {org.slug}: ok (9 entries, the "
+    assert _verify_against(org, checkpoint, tmp_path, capsys) == (0, f"org {org.slug}: ok (10 entries, the "
                                                                    "checkpoint at seq 6 among them)\n")
     truncate_to(org, 4)
 

@@ -112,7 +112,9 @@ def test_a_checkpoint_attests_the_hash_the_api_shows(org, key_client):
     _varied_entries(org, client)
     checkpoint = client.get(f"/api/v1/orgs/{org.slug}/audit/checkpoint").json()
 
-    entries = _assert_the_contracts_chain(client, org, checkpoint["seq"])
+    # The chain holds the checkpoint's seq and, above it, the record that the checkpoint was taken.
+    entries = _assert_the_contracts_chain(client, org, checkpoint["seq"] + 1)
+    assert entries[-1]["event"]["name"] == "audit.checkpoint_issued"
 
     # So an auditor ties a saved checkpoint to the entries offline: the attested seq carries that hash.
     assert entries[checkpoint["seq"] - 1]["hash"] == checkpoint["head"]

@@ -229,13 +229,25 @@ def test_the_pager_also_works_at_the_old_before_cursor(world):
 def test_the_page_says_when_the_chain_was_last_verified_and_by_whom(world):
     entries(world.org, [{"event": AuditEvent.LOGOUT}])
     before = flat(world.client.get(log_url(world.org)))
-    assert "Never: nobody has verified this chain yet." in before and "None on record" in before
+    assert "Never: nobody has verified this chain yet." in before and "None has been taken yet." in before
     other = MemberFactory(org=world.org, role="owner", user=UserFactory(email="checker@example.com"))
     as_user(other.user).post(log_url(world.org))
     after = flat(world.client.get(log_url(world.org)))
     assert "by checker@example.com:" in after and "intact (1 entry checked)" in after
     assert "Verified through</dt> <dd>seq 1," in after
     assert f"/api/v1/orgs/{world.org.slug}/audit/checkpoint" in after
+
+
+def test_the_page_names_the_last_checkpoint_handed_out(world):
+    entries(world.org, [{"event": AuditEvent.LOGOUT}] * 2)
+    checkpoint = world.client.get(f"/api/v1/orgs/{world.org.slug}/audit/checkpoint").json()
+    world.client.get(f"/api/v1/orgs/{world.org.slug}/audit/checkpoint")  # a second: the newest shows
+    page = world.client.get(log_url(world.org))
+    shown = page.context["last_checkpoint"]
+    assert shown["data"]["seq"] == checkpoint["seq"] + 1  # the second attests the first's record
+    text = flat(page)
+    assert f"seq {checkpoint['seq'] + 1} (head" in text and f"signed with key <code>{checkpoint['kid']}</code>" in text
+    assert checkpoint["signature"] not in text
 
 
 def test_a_broken_verdict_is_shown_as_broken(world):

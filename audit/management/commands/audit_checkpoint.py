@@ -2,7 +2,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.checkpoints import checkpoint_issue
+from audit.actors import Actor
+from audit.checkpoints import checkpoint_issue_recorded
 from audit.keys import public_jwks
 from core.errors import Conflict
 from core.models import Organization
@@ -25,7 +26,7 @@ class Command(BaseCommand):
         if org is None:
             raise CommandError(f"no organization with slug {opts['org']!r}")
         try:
-            checkpoint = checkpoint_issue(org=org)
+            checkpoint = checkpoint_issue_recorded(org=org, actor=Actor.system("audit_checkpoint command"))
         except Conflict as refused:
             raise CommandError(refused.detail, returncode=1)
         self.stdout.write(json.dumps(checkpoint, indent=2, sort_keys=True))
