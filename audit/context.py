@@ -65,6 +65,7 @@ def correlation_id(request) -> str:
 def context_from_request(request) -> RequestContext:
     return RequestContext(
         ip=client_ip(request),
-        user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
+        # NUL cannot be stored in a PostgreSQL text column (the audit entry, the session's device).
+        user_agent=request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:512],
         correlation_id=correlation_id(request),
     )

@@ -39,7 +39,7 @@ def scim_attention(org) -> list[Attention]:
                 key="scim.tokens_unused",
                 count=unused,
                 severity=WARNING,
-                url=tokens,
+                url=f"{tokens}?state=idle",
                 title=f"{unused} SCIM token{' is' if unused == 1 else 's are'} not being used",
                 detail="The IdP has not called with it for 30 days (or ever): check the IdP's provisioning, "
                 "or revoke a token nobody needs.",

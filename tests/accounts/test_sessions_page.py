@@ -113,3 +113,10 @@ def test_anonymous_callers_are_sent_to_login_and_change_nothing():
     assert response.status_code == 302 and response["Location"].startswith("/login/")
     assert _is_signed_in(victim)
     assert not AuditEntry.objects.unscoped().filter(event_name="session.revoked").exists()
+
+
+def test_a_nul_in_the_user_agent_signs_in_and_is_kept_without_it():
+    # PostgreSQL refuses NUL in text: stored as sent, the sign-in's session row would be a 500.
+    client = _signed_in(UserFactory(password=PASSWORD), agent="Browser\x00 A")
+    assert _is_signed_in(client)
+    assert UserSession.objects.get(session_key=_key(client)).user_agent == "Browser A"

@@ -40,3 +40,4 @@ def test_forwarded_for_is_honoured_behind_a_trusted_proxy(org, key_client):
         entry = _denied(org, key_client, HTTP_X_FORWARDED_FOR="198.51.100.7, 203.0.113.9, 127.0.0.2")
     # The nearest hop that is not one of our proxies is the client; earlier hops are client-supplied.
     assert entry.ip == "203.0.113.9"
+

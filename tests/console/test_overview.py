@@ -146,6 +146,7 @@ LINKED_LISTS = {
     "agents.secret_too_old": 1,
     "agents.unused": 2,
     "trust.contained": 1,
+    "scim.tokens_unused": 1,
 }
 
 
@@ -153,6 +154,8 @@ def test_each_item_links_to_a_list_of_exactly_what_it_counted():
     org = OrgFactory(name="Acme")
     client, owner = _owner_client(org)
     _everything_wrong(org, owner)
+    ScimToken.objects.create(org=org, name="Busy", lookup_id=uuid.uuid4().hex, secret_hash="0" * 64,
+                             hash_kid="x", last_used_at=timezone.now())  # in use: not counted, not listed
     body = _page(client, org)
     for key, count in LINKED_LISTS.items():
         item = re.search(rf'data-key="{re.escape(key)}">.*?<a href="([^"]+)"', body, re.S)
@@ -230,6 +233,12 @@ def test_recent_security_events_and_the_charts_show_what_the_log_holds():
     assert body.count("<rect") >= 3  # token bars (granted and denied today), sign-in bars, levels
     events = body.split('id="events-title"')[1]
     assert "token.denied" in events and "low_trust" in events and "token.issued" not in events
+    # "All refused actions" is the log filtered to refusals of either kind: denied and failed.
+    audit_record(org=org, actor=Actor.anonymous(), event=AuditEvent.LOGIN_FAILED, outcome=Outcome.FAILURE,
+                 data={"reason": "bad_password", "method": "password"})
+    link = re.search(r'<a href="([^"]+)">All refused actions', body).group(1)
+    refused = re.search(r"<tbody>(.*?)</tbody>", client.get(link).content.decode(), re.S).group(1)
+    assert "token.denied" in refused and "login.failure" in refused and "token.issued" not in refused
 
 
 def test_agents_by_trust_level_counts_each_live_agent_once_by_its_latest_score():
