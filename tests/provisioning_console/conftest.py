@@ -6,9 +6,7 @@ import datetime
 import uuid
 
 import pytest
-from django.db import connection as db
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -16,7 +14,7 @@ from rest_framework.test import APIClient
 from audit.events import AuditEvent, Outcome
 from scim.models import ScimToken
 from sso.models import Connection, Domain, Identity
-from tests.agents_console.conftest import entries
+from tests.agents_console.conftest import entries, queries  # noqa: F401 (the tests import it from here)
 from tests.factories import MemberFactory, UserFactory, api_key_for, sign_in
 
 BATCH = 500
@@ -44,13 +42,6 @@ def html(response) -> str:
     return response.content.decode()
 
 
-def queries(client, path, data=None) -> int:
-    """The queries of one GET of `path` after a first one (which fills caches a later visit finds)."""
-    assert client.get(path, data).status_code == 200
-    with CaptureQueriesContext(db) as captured:
-        response = client.get(path, data)
-    assert response.status_code == 200, response.content[:500]
-    return len(captured)
 
 
 def tokens_bulk(org, count, *, maker, prefix="idp", **fields) -> list[ScimToken]:
