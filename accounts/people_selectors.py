@@ -55,3 +55,8 @@ def api_keys_live_made_by(membership: Membership) -> int:
     (accounts.api_keys.api_keys_revoke_created_by)."""
     return (ApiKey.objects.for_org(membership.org_id)
             .filter(created_by_id=membership.user_id, revoked_at__isnull=True).count())
+
+
+def member_session_count(membership: Membership) -> int:
+    """How many unexpired browser sessions the person has (in every org they act in)."""
+    return membership.user.sessions.filter(expire_date__gt=timezone.now()).count()

@@ -14,7 +14,12 @@ from accounts.api import ApiKeyViewSet, MemberViewSet
 from accounts.factors import factors_for_user
 from accounts.forms import ApiKeyCreateForm, MemberAddForm, MemberEditForm, MemberFilterForm
 from accounts.models import ApiKey, Membership, MembershipStatus
-from accounts.people_selectors import api_keys_live_made_by, member_audit_trail, member_sessions
+from accounts.people_selectors import (
+    api_keys_live_made_by,
+    member_audit_trail,
+    member_session_count,
+    member_sessions,
+)
 from accounts.selectors import member_search, orgs_for_user
 from accounts.views.login import landing
 from accounts.views.shown_once import no_store, redirect_to_shown, secret_hold, secret_take
@@ -259,6 +264,8 @@ class MemberSecurityView(OrgPageMixin, View):
         action = request.POST.get("action")
         try:
             if action == "revoke_sessions":
+                if request.POST.get("confirm") != "yes":
+                    return self.confirm_sign_out(member)
                 policies.member_sessions_revoke(access=self.access, membership=member)
                 messages.success(request, f"Signed {member.user.email} out of {self.org.name} everywhere.")
             elif action == "resend_invitation":
@@ -273,3 +280,10 @@ class MemberSecurityView(OrgPageMixin, View):
         except ServiceError as exc:
             messages.error(request, exc.detail)
         return redirect("accounts:member-detail", org=self.org.slug, pk=member.pk)
+
+    def confirm_sign_out(self, member):
+        """What signing them out everywhere ends: their sessions' access to this org, or, where this
+        org manages the account, the sessions themselves."""
+        sessions = member_session_count(member) if member.status != MembershipStatus.INVITED else 0
+        return self.render_page("accounts/member_sign_out.html", member=member, sessions=sessions,
+                                managed_here=member.user.scim_managed_by_id == self.org.pk)

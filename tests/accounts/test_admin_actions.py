@@ -15,6 +15,7 @@ from accounts.tasks import auth_records_cleanup
 from audit.actors import Actor
 from audit.models import AuditEntry
 from tests.factories import PASSWORD, MemberFactory, UserFactory, sign_in
+from tests.helpers import audit_events
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +49,16 @@ def test_the_member_page_buttons_sign_out_everywhere(org, owner):
     victim = Client()
     assert victim.post("/login/", {"email": member.user.email, "password": PASSWORD}).status_code == 302
     admin = sign_in(Client(), owner.user)
-    response = admin.post(f"/orgs/{org.slug}/members/{member.pk}/security/", {"action": "revoke_sessions"})
+    url = f"/orgs/{org.slug}/members/{member.pk}/security/"
+    # First the question, which says what ends; nothing ends until it is answered.
+    asked = admin.post(url, {"action": "revoke_sessions"})
+    assert asked.status_code == 200
+    consequences = asked.content.decode()
+    assert f"Sign {member.user.email} out everywhere?" in consequences
+    assert f"Their 1 session can no longer act in {org.name}" in consequences
+    assert victim.get(f"/api/v1/orgs/{org.slug}/members").status_code == 200
+    assert not audit_events(org, "member.sessions_ended").exists()
+    response = admin.post(url, {"action": "revoke_sessions", "confirm": "yes"})
     assert response.status_code == 302
     assert victim.get(f"/api/v1/orgs/{org.slug}/members").status_code == 401
 
@@ -84,3 +94,13 @@ def test_a_reset_link_is_mailed_only_once_its_transaction_commits(org, owner):
     with TestCase.captureOnCommitCallbacks(execute=True):
         reset_link_send(membership=member, actor=Actor.for_user(owner.user))
     assert [m.to for m in mail.outbox] == [[member.user.email]]
+
+
+def test_signing_out_an_account_this_org_manages_says_its_sessions_end_everywhere(org, owner):
+    member = MemberFactory(org=org, user=UserFactory(password=PASSWORD, scim_managed_by=org))
+    for _ in range(2):
+        assert Client().post("/login/", {"email": member.user.email, "password": PASSWORD}).status_code == 302
+    asked = sign_in(Client(), owner.user).post(f"/orgs/{org.slug}/members/{member.pk}/security/",
+                                               {"action": "revoke_sessions"})
+    assert "so their 2 sessions end at once, in every organization" in asked.content.decode()
+    assert UserSession.objects.filter(user=member.user).count() == 2

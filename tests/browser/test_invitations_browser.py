@@ -138,6 +138,8 @@ def test_sign_out_everywhere_ends_a_members_access_to_this_org(page, chromium, l
     log_in(page, live_server.url, owner.user.email)
     page.goto(live_server.url + f"/orgs/{org.slug}/members/{member.pk}/")
     page.get_by_role("button", name="Sign out everywhere").click()
+    expect(page.get_by_test_id("consequences")).to_contain_text(f"can no longer act in {org.name}")
+    page.get_by_role("button", name="Sign out everywhere").click()
     expect(page.get_by_role("status")).to_contain_text(f"Signed mover@example.com out of {org.name}")
 
     tab.goto(live_server.url + f"/orgs/{org.slug}/members/")
