@@ -186,6 +186,8 @@ class GroupMappingDeleteView(OrgPageMixin, View):
 
     def post(self, request, org, pk):
         mapping = self.mapping(pk)
+        if request.POST.get("confirm") != "yes":  # only the confirmation's button deletes
+            return self.render_page(self.template, mapping=mapping)
         try:
             mappings.mapping_delete(access=self.access, mapping=mapping)
         except ServiceError as exc:

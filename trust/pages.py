@@ -232,13 +232,26 @@ class GateChangeView(TrustPage):
 
 
 class GateDeleteView(TrustPage):
+    """Deleting a gate lowers what runs of its operation must meet at once, so it is asked for on a
+    confirmation page that says what still applies to them."""
+
     required = {"post": Perm.TRUST_WRITE}
+    confirm_template = "trust/gate_delete.html"
 
     def post(self, request, org, pk):
         gate = self.scoped(TrustGate, pk=pk)
+        if not confirmed(request):
+            return self.confirm(gate)
         policies.trust_gate_remove(access=self.access, gate=gate)
         messages.success(request, f"Deleted the gate {gate.name}.")
         return self.back()
+
+    def confirm(self, gate):
+        others = TrustGate.objects.for_org(self.org).filter(operation=gate.operation).exclude(pk=gate.pk)
+        waiting = Approval.objects.for_org(self.org).filter(operation=gate.operation,
+                                                              status=ApprovalStatus.PENDING)
+        return self.render_page(self.confirm_template, gate=gate, others=list(others.order_by("name")),
+                                waiting=waiting.count(), floor=trust_policy_for_org(self.org).org_floor)
 
 
 class RootAddView(TrustPage):

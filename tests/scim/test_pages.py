@@ -190,7 +190,11 @@ def test_mapping_service_map_a_group_from_the_page(org, owner, group):
 
 def test_mapping_service_delete_a_mapping_from_the_page(org, owner, group):
     mapping = GroupMapping.objects.create(org=org, group=group, kind="builtin_role", builtin_role="viewer")
-    response = as_user(owner).post(url("mapping-delete", org, pk=mapping.pk))
+    client = as_user(owner)
+    asked = client.post(url("mapping-delete", org, pk=mapping.pk))  # not from the confirmation's button
+    assert asked.status_code == 200 and "Delete mapping" in asked.content.decode()
+    assert list(GroupMapping.objects.for_org(org)) == [mapping]
+    response = client.post(url("mapping-delete", org, pk=mapping.pk), {"confirm": "yes"})
     assert response.status_code == 302
     assert not GroupMapping.objects.for_org(org).exists()
 
@@ -218,7 +222,7 @@ def test_another_orgs_group_or_mapping_is_refused_here(org, owner, group):
                                                   "builtin_role": "viewer"})
     assert response.status_code == 400 and response.context["form"].errors["group"]
     assert client.get(url("mapping-delete", org, pk=foreign.pk)).status_code == 404
-    assert client.post(url("mapping-delete", org, pk=foreign.pk)).status_code == 404
+    assert client.post(url("mapping-delete", org, pk=foreign.pk), {"confirm": "yes"}).status_code == 404
     assert GroupMapping.objects.for_org(other).count() == 1
     assert not GroupMapping.objects.for_org(org).exists()
 
@@ -229,11 +233,11 @@ def test_mapping_writes_need_scim_write_and_a_fresh_reauthentication(org, owner,
     billing = as_user(MemberFactory(org=org, role="billing_admin"))
     assert "Add mapping" not in billing.get(url("mappings", org)).content.decode()
     assert billing.post(url("mappings", org), data).status_code == 403
-    assert billing.post(url("mapping-delete", org, pk=mapping.pk)).status_code == 403
+    assert billing.post(url("mapping-delete", org, pk=mapping.pk), {"confirm": "yes"}).status_code == 403
     assert billing.get(url("mapping-delete", org, pk=mapping.pk)).status_code == 403
     stale = as_user(owner, auth_age=3600)
     assert stale.post(url("mappings", org), data)["Location"].startswith("/reauth/")
-    refused = stale.post(url("mapping-delete", org, pk=mapping.pk))
+    refused = stale.post(url("mapping-delete", org, pk=mapping.pk), {"confirm": "yes"})
     assert refused["Location"] == "/reauth/?" + urlencode({"next": url("mapping-delete", org, pk=mapping.pk)})
     # After re-authenticating, the browser comes back to the confirmation with a GET.
     assert "Delete mapping" in stale.get(url("mapping-delete", org, pk=mapping.pk)).content.decode()

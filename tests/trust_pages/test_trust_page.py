@@ -3,6 +3,7 @@ audited and refused input (out of range, duplicate, private key, another org's o
 token, missing permission) changes nothing."""
 
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -120,7 +121,10 @@ def test_gates_are_added_changed_and_deleted(tw):
     )
     assert changed.status_code == 302 and gates(tw.org) == [("deploys", "deploy:prod", 80, "block")]
     assert latest_event(tw.org, "trust.gate_changed").data["previous"]["min_score"] == 70
-    deleted = client.post(url("gate-delete", tw.org, pk=gate.pk))
+    asked = client.post(url("gate-delete", tw.org, pk=gate.pk))  # first the question; nothing changes
+    assert asked.status_code == 200 and len(gates(tw.org)) == 1
+    assert "no longer need a trust score of 80" in asked.content.decode()
+    deleted = client.post(url("gate-delete", tw.org, pk=gate.pk), {"confirm": "yes"})
     assert deleted.status_code == 302 and gates(tw.org) == []
     assert latest_event(tw.org, "trust.gate_deleted").data["name"] == "deploys"
 
@@ -156,7 +160,7 @@ def test_another_orgs_gate_root_and_connection_are_not_found(tw):
     client = owner_client(tw)
     body = {"name": "x", "operation": "deploy", "min_score": "1", "below": "block"}
     assert client.post(url("gate-change", tw.org, pk=gate.pk), body).status_code == 404
-    assert client.post(url("gate-delete", tw.org, pk=gate.pk)).status_code == 404
+    assert client.post(url("gate-delete", tw.org, pk=gate.pk), {"confirm": "yes"}).status_code == 404
     assert client.post(url("root-remove", tw.org, pk=root.pk), {"confirm": "yes"}).status_code == 404
     connection = other.world.connection
     assert (
@@ -231,3 +235,18 @@ def test_posts_without_a_csrf_token_change_nothing(tw):
         == 403
     )
     assert policy_row(tw.org) is None and gates(tw.org) == []
+
+
+def test_deleting_a_gate_says_what_still_applies_to_its_operation(tw):
+    client = owner_client(tw)
+    for name, score in (("deploys", 70), ("prod deploys", 85)):
+        client.post(url("gate-add", tw.org), {"name": name, "operation": "deploy", "min_score": str(score),
+                                               "below": "escalate"})
+    client.post(url("gate-add", tw.org), {"name": "reads", "operation": "read", "min_score": "10",
+                                           "below": "block"})
+    gate = TrustGate.objects.for_org(tw.org).get(name="deploys")
+    page = re.sub(r"\s+", " ", client.post(url("gate-delete", tw.org, pk=gate.pk)).content.decode())
+    assert "no longer need a trust score of 70 (below it they are escalated to a person today)" in page
+    assert "and 1 other gate on this operation: prod deploys (85)." in page and "reads (10)" not in page
+    assert "0 runs of this operation already waiting for approval stay in the queue" in page
+    assert len(gates(tw.org)) == 3
