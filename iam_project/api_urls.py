@@ -18,7 +18,7 @@ from audit.api import (
 )
 from rbac.api import PermissionCatalogueView, RoleViewSet, TeamViewSet
 from rbac.review import API_KEYS, human_source
-from scim.api import GroupMappingViewSet, ScimTokenViewSet
+from scim.api import GroupMappingViewSet, ScimGroupViewSet, ScimTokenViewSet
 from scim.review import SCIM_TOKENS, scim_member_names
 from sso.api import DomainViewSet, SsoConnectionViewSet
 from trust.api import (
@@ -51,6 +51,7 @@ router.register("runs", RunViewSet, basename="run")
 router.register("delegations", DelegationViewSet, basename="delegation")
 router.register("scim-tokens", ScimTokenViewSet, basename="scim-token")
 router.register("scim-mappings", GroupMappingViewSet, basename="scim-mapping")
+router.register("scim-groups", ScimGroupViewSet, basename="scim-group")
 router.register("trust-roots", TrustRootViewSet, basename="trust-root")
 router.register("trust-gates", TrustGateViewSet, basename="trust-gate")
 router.register("domains", DomainViewSet, basename="domain")

@@ -4,6 +4,7 @@ Thin views over scim.tokens and scim.provisioning: validate, call one service, s
 """
 
 from django.conf import settings
+from django.db.models import Count
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -177,6 +178,30 @@ def _one_of_org(model, org, pk, what: str):
     if found is None:
         raise NotFound(f"{what} not found.")
     return found
+
+
+class ScimGroupSerializer(serializers.ModelSerializer):
+    members = serializers.IntegerField(source="member_count", read_only=True,
+                                       help_text="How many of the org's SCIM users the IdP put in it.")
+
+    class Meta:
+        model = ScimGroup
+        fields = ["id", "display_name", "external_id", "members", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class ScimGroupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    """The groups the org's IdP pushed over SCIM, read-only here (the IdP owns them): what a group
+    mapping can name, searched by display name or external id (the mapping form's picker)."""
+
+    model = ScimGroup
+    list_ordering = "display_name"
+    search_fields = ("display_name", "external_id")
+    serializer_class = ScimGroupSerializer
+    required = {"list": Perm.SCIM_READ, "retrieve": Perm.SCIM_READ}
+
+    def scope(self, queryset):
+        return queryset.annotate(member_count=Count("members")).order_by("display_name")
 
 
 class GroupMappingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):

@@ -8,7 +8,7 @@ from rbac.models import Role, Team
 from scim.models import MAPPABLE_BUILTIN_ROLES, MappingKind, ScimGroup
 from scim.selectors import TOKEN_STATES
 from scim.tokens import MAX_GRACE_SECONDS
-from web.forms import PageForm
+from web.forms import ObjectPickerField, PageForm
 
 DEFAULT_GRACE_SECONDS = 3600
 
@@ -41,13 +41,20 @@ class GroupMappingForm(PageForm):
 
     def __init__(self, *args, org, **kwargs):
         super().__init__(*args, **kwargs)
-        # Only this org's groups, roles and teams: another org's id is simply an invalid choice.
-        self.fields["group"] = forms.ModelChoiceField(
-            queryset=ScimGroup.objects.for_org(org).order_by("display_name"), label="SCIM group")
-        self.fields["role"] = forms.ModelChoiceField(
-            queryset=Role.objects.for_org(org).order_by("name"), required=False, label="Custom role")
-        self.fields["team"] = forms.ModelChoiceField(
-            queryset=Team.objects.for_org(org).order_by("name"), required=False, label="Team")
+        # Only this org's groups, roles and teams: another org's id or name is simply not found.
+        # Each is typed (a searching picker), so the form never lists every group, role or team.
+        self.fields["group"] = ObjectPickerField(
+            queryset=ScimGroup.objects.for_org(org), name_field="display_name", api="api:scim-group-list",
+            org=org, options="mapping-group-options", label="SCIM group",
+            help_text="Its name as the IdP sent it (type to search).")
+        self.fields["role"] = ObjectPickerField(
+            queryset=Role.objects.for_org(org), name_field="name", api="api:role-list", org=org,
+            options="mapping-role-options", required=False, label="Custom role",
+            help_text="For a custom role: its name (type to search).")
+        self.fields["team"] = ObjectPickerField(
+            queryset=Team.objects.for_org(org), name_field="name", api="api:team-list", org=org,
+            options="mapping-team-options", required=False, label="Team",
+            help_text="For a team: its name (type to search).")
         self.order_fields(["group", "kind", "builtin_role", "role", "team", "team_role"])
 
     def clean(self):

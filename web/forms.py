@@ -1,6 +1,10 @@
-"""Form helpers every page uses: labels without a colon, and the grouped permission picker."""
+"""Form helpers every page uses: labels without a colon, the grouped permission picker, and a
+searching picker for one of an org's objects."""
+
+import uuid
 
 from django import forms
+from django.urls import reverse
 
 from core.permissions import Perm, catalogue_by_category
 
@@ -19,6 +23,36 @@ class PermissionsField(forms.MultipleChoiceField):
     def __init__(self, **kwargs):
         kwargs.setdefault("choices", [(p.value, p.description) for p in Perm])
         super().__init__(**kwargs)
+
+
+class ObjectPickerField(forms.CharField):
+    """One object of `queryset` (already the org's) typed by its name (any case) or posted by its id,
+    in a text box that static/js/console.js fills from the admin API list `api` as a person types:
+    never a <select> of every row. `options` is the id of the page's <datalist> for it."""
+
+    def __init__(self, *, queryset, name_field: str, api: str, org, options: str, **kwargs):
+        kwargs.setdefault("max_length", 254)
+        attrs = {"list": options, "autocomplete": "off", "data-picker-field": name_field,
+                 "data-picker": reverse(api, kwargs={"org": org.slug})}
+        super().__init__(widget=forms.TextInput(attrs=attrs), **kwargs)
+        self.queryset, self.name_field = queryset, name_field
+
+    def prepare_value(self, value):
+        # A bound object (an initial value, or a form shown again) reads as its name.
+        return getattr(value, self.name_field, value)
+
+    def clean(self, value):
+        text = super().clean(value)
+        if not text:
+            return None
+        try:
+            match = {"pk": uuid.UUID(text)}
+        except ValueError:
+            match = {f"{self.name_field}__iexact": text}
+        found = self.queryset.filter(**match).first()
+        if found is None:
+            raise forms.ValidationError(f"Nothing here is named {text}.", code="invalid_choice")
+        return found
 
 
 def permission_groups(form, field_name: str, access, initial=()) -> list[dict]:

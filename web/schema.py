@@ -149,8 +149,8 @@ ADMIN_TAGS = {
     "api-keys": "API keys", "agents": "Agents", "connections": "Connections",
     "delegations": "Delegation", "runs": "Dispatch", "approvals": "Dispatch", "trust-gates": "Dispatch",
     "trust-roots": "Trust", "trust-policy": "Trust", "audit": "Audit", "exports": "Audit",
-    "scim-tokens": "Provisioning", "scim-mappings": "Provisioning", "sso-connections": "SSO",
-    "domains": "SSO", "security-policy": "Security policy",
+    "scim-tokens": "Provisioning", "scim-mappings": "Provisioning", "scim-groups": "Provisioning",
+    "sso-connections": "SSO", "domains": "SSO", "security-policy": "Security policy",
 }
 # Sub-resources that belong to another family than their parent.
 ADMIN_SUBRESOURCE_TAGS = {("agents", "attestations"): "Trust", ("agents", "trust"): "Trust"}

@@ -123,3 +123,32 @@ def test_the_connection_page_copies_what_the_idp_needs(page, live_server, owner,
     # The page's message (the domains' copy buttons have status regions of their own).
     expect(page.locator(".messages")).to_contain_text(f"Removed {owner.org.slug}.example.")
     assert not Domain.objects.for_org(owner.org).filter(verified_at__isnull=False).exists()
+
+
+def test_a_group_is_mapped_by_typing_its_name_and_a_teams(page, live_server, owner, tmp_path):
+    from scim.models import GroupMapping
+    from tests.factories import ScimGroupFactory, TeamFactory
+
+    org = owner.org
+    for n in range(120):
+        ScimGroupFactory(org=org, display_name=f"Engineering {n:03d}")
+        TeamFactory(org=org, name=f"Squad {n:03d}")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    log_in(page, live_server.url, owner.user.email)
+    page.goto(f"{live_server.url}/orgs/{org.slug}/provisioning/mappings/")
+    group = page.get_by_role("combobox", name="SCIM group")
+    group.press_sequentially("Engineering 07", delay=30)
+    offered = page.locator("#mapping-group-options option")
+    expect(offered).to_have_count(10)  # Engineering 070-079, asked of the API as one types
+    group.fill(offered.first.get_attribute("value"))  # what choosing the offered option does
+    page.get_by_label("Grants").select_option("team")
+    team = page.get_by_label("Team", exact=True)
+    team.press_sequentially("Squad 042", delay=30)
+    expect(page.locator("#mapping-team-options option")).to_have_count(1)
+    team.fill("Squad 042")
+    page.get_by_label("Role in the team").select_option("member")
+    page.get_by_role("button", name="Add mapping").click()
+    expect(page.locator(".messages [role=status], .messages").first).to_be_visible()
+    mapping = GroupMapping.objects.for_org(org).get()
+    assert (mapping.group.display_name, mapping.team.name) == ("Engineering 070", "Squad 042")
+    fits(page, tmp_path, "mappings")

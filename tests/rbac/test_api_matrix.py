@@ -166,6 +166,8 @@ CASES = [
     ("get", "scim-tokens/{scim_token}", Perm.SCIM_READ, None, 200, None),
     ("post", "scim-tokens", Perm.SCIM_WRITE, {"name": "Entra"}, 201, ScimToken),
     ("post", "scim-tokens/{scim_token}/revoke", Perm.SCIM_WRITE, {"grace_seconds": 60}, 200, None),
+    ("get", "scim-groups", Perm.SCIM_READ, None, 200, None),
+    ("get", "scim-groups/{scim_group}", Perm.SCIM_READ, None, 200, None),
     ("get", "scim-mappings", Perm.SCIM_READ, None, 200, None),
     ("get", "scim-mappings/{scim_mapping}", Perm.SCIM_READ, None, 200, None),
     ("post", "scim-mappings", Perm.SCIM_WRITE,
