@@ -59,6 +59,12 @@ def test_connection_agent_rotation_and_run(page, live_server, owner):
     expect(page.get_by_test_id("agent-client-id")).to_have_value(agent.client_id)
     shown = page.get_by_test_id("agent-secret").input_value()
     first = stored_secret(agent, shown)
+    # The copy button puts exactly the shown secret on the clipboard, and says so.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    page.get_by_role("button", name="Copy the client secret").click()
+    expect(page.get_by_test_id("agent-secret").locator("xpath=following-sibling::span[1]")
+           .get_by_role("status")).to_have_text("Copied to the clipboard.")
+    assert page.evaluate("navigator.clipboard.readText()") == shown
 
     page.get_by_role("link", name="Done").click()
     expect(page.get_by_role("heading", name=re.compile("^Triage bot"))).to_be_visible()

@@ -2,6 +2,7 @@
 shows it (no-store), the same GET again says it was already shown, and no reload mints another. In
 between, the session row holds the secret only sealed."""
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -109,6 +110,10 @@ def test_shown_once_after_a_redirect_and_a_reload_mints_nothing(org, owner, flow
     assert secret.startswith(flow.prefix)
     assert shown.content.decode().count(secret) == 1
     assert secret not in redirect.content.decode()
+    # A copy button for the field that holds it (console.js copies the field; the secret is not
+    # written a second time into the page).
+    field = re.search(rf'<input id="([\w-]+)"[^>]*value="{re.escape(secret)}"', shown.content.decode())
+    assert field and f'data-copy="#{field.group(1)}"' in shown.content.decode(), flow.name
 
     for _ in range(2):  # a reload, then the back button
         again = client.get(redirect["Location"])
