@@ -54,7 +54,8 @@ def audit_filter(qs, *, actor=None, actor_display=None, event=None, family=None,
 
 
 def _event_code(event: str) -> int:
-    if str(event).isdigit():
+    event = str(event)
+    if event.isascii() and event.isdigit():  # "²" is a digit to str.isdigit, and no int
         return int(event)
     try:
         return AuditEvent.from_label(event).code

@@ -178,6 +178,9 @@ class AuditExportView(_LogPage):
     nobody can apply are the log page's 400, with the form's errors."""
 
     required = {"get": Perm.AUDIT_READ}  # what the audit API's list needs: the same entries, in a file
+    # The whole log handed out at once (addresses, IPs, user agents), as the access review is: only
+    # with a fresh proof of who asks, like every other bulk export.
+    reauth_reads = ("get",)
 
     def get(self, request, org, fmt):
         form = self.form(request.GET)

@@ -219,7 +219,7 @@ class ProvisioningLogView(OrgPageMixin, View):
         entries = audit_entries_for_org(org=self.org).filter(event_code__in=LOG_EVENT_CODES)
         before = request.GET.get("before", "")
         # A sequence number fits in 63 bits; a longer string of digits names no entry.
-        before = int(before) if before.isdigit() and len(before) <= 18 else None
+        before = int(before) if before.isascii() and before.isdigit() and len(before) <= 18 else None
         if before:
             entries = entries.filter(seq__lt=before)
         rows = list(entries[: PAGE_SIZE + 1])

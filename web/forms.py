@@ -46,13 +46,18 @@ class ObjectPickerField(forms.CharField):
         if not text:
             return None
         try:
-            match = {"pk": uuid.UUID(text)}
+            found = list(self.queryset.filter(pk=uuid.UUID(text))[:1])
         except ValueError:
-            match = {f"{self.name_field}__iexact": text}
-        found = self.queryset.filter(**match).first()
-        if found is None:
+            # The name as typed first; in any case only when that names exactly one row (names that
+            # differ only by case may both exist), so a picker never resolves to a guess.
+            found = (list(self.queryset.filter(**{self.name_field: text})[:2])
+                     or list(self.queryset.filter(**{f"{self.name_field}__iexact": text})[:2]))
+        if not found:
             raise forms.ValidationError(f"Nothing here is named {text}.", code="invalid_choice")
-        return found
+        if len(found) > 1:
+            raise forms.ValidationError(f"More than one is named {text} in another case: type the name "
+                                        "exactly as it is written.", code="ambiguous")
+        return found[0]
 
 
 def permission_groups(form, field_name: str, access, initial=()) -> list[dict]:

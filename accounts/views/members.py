@@ -113,6 +113,9 @@ class MemberDetailView(OrgPageMixin, View):
             # Until the person accepts, their account (factors, sign-ins, sessions) is not the org's to see.
             "factors": None if pending else factors_for_user(member.user),
             "sessions": member_sessions(member) if can(Perm.MEMBER_WRITE) and not pending else None,
+            # A session serves every org the person acts in: where and when it was last used is shown
+            # only to the org that manages the account (its SCIM created it), never to every org.
+            "sessions_detailed": member.user.scim_managed_by_id == self.org.pk,
             "agents": agents_owned_by(member) if can(Perm.AGENT_READ) else None,
             "delegations": delegations_granted_by(member) if can(Perm.AGENT_READ) else None,
             "trail": member_audit_trail(member) if can(Perm.AUDIT_READ) else None,

@@ -24,6 +24,12 @@ class BadFilter(Exception):
     """A list filter's value is not one of its choices (the page answers 400 with the message)."""
 
 
+def text_filter(request, name: str, max_length: int) -> str:
+    """A typed GET filter (a picker's text): stripped, cut to `max_length`, and NUL dropped, which no
+    stored value holds (PostgreSQL refuses it in a query)."""
+    return request.GET.get(name, "").replace("\x00", "").strip()[:max_length]
+
+
 def choice_filter(request, name: str, choices) -> str:
     """A GET filter's value: "" for none, one of `choices`, or BadFilter."""
     value = request.GET.get(name, "").strip()

@@ -31,7 +31,7 @@ from agents.models import RUN_LIVE, Agent, AgentSecret, AgentStatus, Connection,
 from agents.policy import agent_policy_for_org
 from agents.rotation import overlap_check
 from agents.selectors import agent_last_token, agent_timeline, agent_token_days
-from agents.views import BadFilter, choice_filter, confirmed
+from agents.views import BadFilter, choice_filter, confirmed, text_filter
 from core.errors import ServiceError
 from core.permissions import Perm
 from trust.pages import agent_trust_panel
@@ -90,7 +90,7 @@ def agent_filters(request, org) -> tuple[Q, dict]:
     if status:
         match &= STATUS_FILTERS[status]
         shown["status"] = status
-    owner_text = request.GET.get("owner", "").strip()[:254]
+    owner_text = text_filter(request, "owner", 254)
     if owner_text:
         owner = member_lookup(org, owner_text)
         if owner is None:

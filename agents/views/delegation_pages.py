@@ -20,7 +20,7 @@ from agents.delegation import live_delegations
 from agents.forms import agent_lookup
 from agents.models import Agent, Delegation, DelegationStatus, RefreshToken
 from agents.revocation import RevocationUnavailable
-from agents.views import BadFilter, choice_filter, confirmed
+from agents.views import BadFilter, choice_filter, confirmed, text_filter
 from audit.events import AuditEvent
 from audit.models import AuditEntry
 from core.errors import ServiceError
@@ -138,7 +138,7 @@ class DelegationListView(OrgPageMixin, View):
                 live = live_delegations(rows).values("pk")
                 rows = rows.filter(pk__in=live) if state == "live" else rows.exclude(pk__in=live)
                 shown["state"] = state
-            agent_text = request.GET.get("agent", "").strip()[:100]
+            agent_text = text_filter(request, "agent", 100)
             if agent_text:
                 agent = agent_lookup(Agent.objects.for_org(self.org), agent_text)
                 if agent is None:

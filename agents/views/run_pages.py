@@ -12,7 +12,7 @@ from agents import policies
 from agents.api import RunViewSet
 from agents.forms import RunStartForm, agent_lookup
 from agents.models import RUN_LIVE, Agent, Run, RunStatus
-from agents.views import BadFilter, choice_filter, confirmed
+from agents.views import BadFilter, choice_filter, confirmed, text_filter
 from audit.events import AuditEvent
 from audit.models import AuditEntry
 from core.errors import ServiceError
@@ -45,7 +45,7 @@ def run_filters(request, org) -> tuple[Q, dict]:
     if state:
         match &= run_state_filter(state, timezone.now())
         shown["state"] = state
-    agent_text = request.GET.get("agent", "").strip()[:100]
+    agent_text = text_filter(request, "agent", 100)
     if agent_text:
         agent = agent_lookup(Agent.objects.for_org(org), agent_text)
         if agent is None:

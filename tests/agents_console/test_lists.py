@@ -82,6 +82,18 @@ def test_agents_filter_nobody_can_apply_is_a_clear_400(world, query, message):
     assert names(response) == []
 
 
+@pytest.mark.parametrize("page,query", [
+    ("agents", {"owner": "nobody\x00@example.com"}),
+    ("runs", {"agent": "no\x00such-agent"}),
+    ("delegations", {"agent": "no\x00such-agent"}),
+])
+def test_a_nul_in_a_typed_filter_is_the_filters_400_not_a_server_error(world, page, query):
+    # PostgreSQL refuses NUL in a query: the typed text drops it, and then names nobody.
+    response = world.client.get(world.url(page), query)
+    assert response.status_code == 400, response.status_code
+    assert "\x00" not in response.content.decode()
+
+
 def test_agents_secret_old_and_unused_filters_as_the_overview_links_them(world):
     from agents.models import AgentPolicy
 

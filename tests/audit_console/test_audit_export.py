@@ -7,6 +7,7 @@ import uuid
 import pytest
 from django.db import connection
 from django.http import StreamingHttpResponse
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
@@ -18,7 +19,7 @@ from iam_project.urls import AUDIT_NAMING
 from rbac.models import RoleAssignment
 from tests.agents_console.conftest import as_user, entries, queries
 from tests.audit_console.conftest import csv_rows, every_kind, jsonl_rows, log_url
-from tests.factories import MemberFactory, RoleFactory, UserFactory, api_key_for
+from tests.factories import MemberFactory, RoleFactory, UserFactory, api_key_for, sign_in
 from tests.helpers import audit_events
 
 pytestmark = pytest.mark.django_db
@@ -129,3 +130,11 @@ def test_the_api_audit_list_costs_the_same_queries_at_10_and_300(world):
     small = queries(api, url)
     fill(290)
     assert queries(api, url, {"page_size": 200}) == small == queries(api, url, {"actor": "human:x"})
+
+
+def test_an_export_asks_a_stale_session_to_prove_who_it_is_first_and_hands_out_nothing(filled):
+    stale = sign_in(Client(), filled.owner.user, mfa=True, auth_age=3600)
+    before = AuditEntry.objects.for_org(filled.org).count()
+    response = stale.get(log_url(filled.org, "audit-export", fmt="csv"))
+    assert response.status_code == 302 and response["Location"].startswith("/reauth/")
+    assert AuditEntry.objects.for_org(filled.org).count() == before  # no export on record either

@@ -190,6 +190,16 @@ def test_the_time_and_correlation_filters_narrow(world):
     assert seqs(world.client.get(log_url(world.org), {"correlation_id": second.correlation_id})) == [2]
 
 
+def test_an_event_of_digits_no_int_reads_matches_nothing_on_the_page_the_export_and_the_api(filled):
+    # "²" is a digit to str.isdigit but not to int(): an event name nobody has, not a server error.
+    page = filled.client.get(log_url(filled.org), {"event": "²"})
+    assert page.status_code == 200 and page.context["entries"] == []
+    export = filled.client.get(log_url(filled.org, "audit-export", fmt="csv"), {"event": "²"})
+    assert export.status_code == 200 and len(b"".join(export.streaming_content).splitlines()) == 1
+    api = filled.client.get(f"/api/v1/orgs/{filled.org.slug}/audit/events", {"event": "²"})
+    assert api.status_code == 200 and api.json()["results"] == []
+
+
 @pytest.mark.parametrize("params", [
     {"actor": "robot:123"}, {"actor": "human:"}, {"actor": "x" * 300}, {"outcome": "maybe"},
     {"family": "nonsense"}, {"since": "yesterday"}, {"since": "2024-02-02", "until": "2024-02-01"},

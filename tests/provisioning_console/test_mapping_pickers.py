@@ -64,3 +64,16 @@ def test_the_groups_api_searches_by_name_at_the_same_queries_at_any_size():
     assert costs[0] == costs[1], costs
     ScimGroupFactory(org=OrgFactory(), display_name="Elsewhere")
     assert not api.get(api_path(org, "scim-groups"), {"q": "Elsewhere"}).json()["results"]
+
+
+def test_names_that_differ_only_by_case_resolve_only_as_typed_exactly(org, client):
+    ScimGroupFactory(org=org, display_name="Ops")
+    admins, shouting = RoleFactory(org=org, name="Admins"), RoleFactory(org=org, name="ADMINS")
+    form = {"group": "ops", "kind": "custom_role"}
+    assert client.post(scim_url("mappings", org), {**form, "role": "ADMINS"}).status_code == 302
+    assert GroupMapping.objects.for_org(org).get().role == shouting
+    GroupMapping.objects.for_org(org).delete()
+    refused = client.post(scim_url("mappings", org), {**form, "role": "admins"})  # either, by case
+    assert refused.status_code == 400 and "More than one is named admins" in html(refused)
+    assert not GroupMapping.objects.for_org(org).exists()
+    assert client.post(scim_url("mappings", org), {**form, "role": str(admins.pk)}).status_code == 302
