@@ -20,7 +20,7 @@ from rbac.forms import (
 )
 from rbac.models import Role, Team, TeamMembership
 from web.forms import permission_groups
-from web.pages import OrgPageMixin, form_apply_service_error
+from web.pages import OrgPageMixin, confirmed, form_apply_service_error
 from web.paging import list_page
 
 # --- Teams ------------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ class TeamDeleteView(OrgPageMixin, View):
 
     def post(self, request, org, pk):
         team = self.scoped(Team, pk=pk)
-        if request.POST.get("confirm") != "yes":
+        if not confirmed(request):
             return self.confirm(team)
         name = team.name
         try:
@@ -248,7 +248,7 @@ class RoleDeleteView(OrgPageMixin, View):
 
     def post(self, request, org, pk):
         role = self.scoped(Role, pk=pk)
-        if request.POST.get("confirm") != "yes":
+        if not confirmed(request):
             return self.confirm(role)
         name = role.name
         try:

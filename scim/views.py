@@ -40,7 +40,7 @@ from scim.selectors import (
     with_last_failure,
 )
 from scim.tokens import scim_token_create, scim_token_revoke
-from web.pages import OrgPageMixin, form_apply_service_error
+from web.pages import OrgPageMixin, confirmed, form_apply_service_error
 from web.paging import list_page
 
 # The provisioning log: the SCIM block of the catalogue (which includes member.deprovisioned).
@@ -118,7 +118,7 @@ class ScimTokenRevokeView(OrgPageMixin, View):
     def post(self, request, org, pk):
         token = self.scoped(ScimToken, pk=pk)
         form = ScimTokenRevokeForm(request.POST)
-        if request.POST.get("confirm") != "yes":
+        if not confirmed(request):
             return self.confirm(token, form)
         if not form.is_valid():
             return self.confirm(token, form, status=400)
@@ -186,7 +186,7 @@ class GroupMappingDeleteView(OrgPageMixin, View):
 
     def post(self, request, org, pk):
         mapping = self.mapping(pk)
-        if request.POST.get("confirm") != "yes":  # only the confirmation's button deletes
+        if not confirmed(request):
             return self.render_page(self.template, mapping=mapping)
         try:
             mappings.mapping_delete(access=self.access, mapping=mapping)

@@ -21,7 +21,6 @@ from django.views import View
 
 from agents import policies as agent_policies
 from agents.models import Connection
-from agents.views import confirmed
 from core.errors import ServiceError
 from core.permissions import Perm
 from trust import policies
@@ -39,7 +38,7 @@ from trust.models import (
 from trust.scoring import score_history
 from trust.services import trust_policy_for_org
 from web.forms import PageForm
-from web.pages import OrgPageMixin, form_apply_service_error
+from web.pages import OrgPageMixin, confirmed, form_apply_service_error
 from web.paging import list_page
 
 SIGNALS_SHOWN = 20

@@ -98,6 +98,15 @@ class OrgPageMixin:
         return render(self.request, template, self.page_context(**extra), status=status)
 
 
+CONFIRM_FIELD = "confirm"
+
+
+def confirmed(request) -> bool:
+    """Whether the POST came from a confirmation page's button (`confirm=yes`): every destructive
+    page action asks first, and a POST without it only shows the question."""
+    return request.POST.get(CONFIRM_FIELD) == "yes"
+
+
 def form_apply_service_error(form, exc) -> None:
     """Show a ServiceError on the form: per-field messages where the form has that field."""
     placed = False

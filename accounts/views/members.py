@@ -30,7 +30,7 @@ from rbac import policies
 from rbac.explain import member_access_explain
 from rbac.models import Role
 from web.forms import permission_groups
-from web.pages import OrgPageMixin, form_apply_service_error
+from web.pages import OrgPageMixin, confirmed, form_apply_service_error
 from web.paging import list_page
 
 # --- Login, logout, home ----------------------------------------------------------------------
@@ -169,7 +169,7 @@ class MemberRemoveView(OrgPageMixin, View):
 
     def post(self, request, org, pk):
         member = get_member(self, pk)
-        if request.POST.get("confirm") != "yes":
+        if not confirmed(request):
             return self.confirm(member)
         email = member.user.email
         try:
@@ -246,7 +246,7 @@ class ApiKeyRevokeView(OrgPageMixin, View):
 
     def post(self, request, org, pk):
         key = self.scoped(ApiKey, pk=pk)
-        if request.POST.get("confirm") != "yes":
+        if not confirmed(request):
             return self.render_page(self.template, key=key)
         try:
             policies.api_key_revoke(access=self.access, key=key)
@@ -267,7 +267,7 @@ class MemberSecurityView(OrgPageMixin, View):
         action = request.POST.get("action")
         try:
             if action == "revoke_sessions":
-                if request.POST.get("confirm") != "yes":
+                if not confirmed(request):
                     return self.confirm_sign_out(member)
                 policies.member_sessions_revoke(access=self.access, membership=member)
                 messages.success(request, f"Signed {member.user.email} out of {self.org.name} everywhere.")

@@ -27,6 +27,7 @@ from accounts.views import passkeys as passkey_views
 from accounts.views.login import UNAVAILABLE, landing, safe_next
 from accounts.views.passkeys import after_enrollment_url, with_next
 from core.errors import ServiceError
+from web.pages import confirmed
 
 TOTP_DRAFT_KEY = "iam_totp_draft"  # the unconfirmed device this session is enrolling
 KIND_LABELS = {"totp": "authenticator app", "passkey": "passkey", "recovery": "recovery codes"}
@@ -134,7 +135,7 @@ def recovery_codes_view(request):
     status, codes, error = 200, None, ""
     own = factors.factors_for_user(user)
     # Replacing codes ends the old ones, so that needs the page's confirmation; a first set does not.
-    replacing = bool(own.recovery) and request.POST.get("confirm") != "yes"
+    replacing = bool(own.recovery) and not confirmed(request)
     if request.method == "POST" and not replacing:
         try:
             codes = factors.recovery_codes_generate(user=user)
@@ -163,7 +164,7 @@ def factor_remove_view(request, kind: str, pk: int):
     device = factors.factor_for_user(user=request.user, kind=kind, pk=pk)
     if device is None:
         raise Http404("No such factor.")
-    if request.method == "POST" and request.POST.get("confirm") == "yes":
+    if request.method == "POST" and confirmed(request):
         try:
             factors.factor_remove(user=request.user, device=device)
         except ServiceError as exc:

@@ -21,6 +21,7 @@ from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record
 from core.errors import ServiceError
 from web.forms import PageForm
+from web.pages import confirmed
 
 
 class SessionRevokeForm(PageForm):
@@ -29,10 +30,6 @@ class SessionRevokeForm(PageForm):
 
 def _rows(request):
     return user_sessions.session_list_for_user(user=request.user, current_key=request.session.session_key)
-
-
-def _confirmed(request) -> bool:
-    return request.POST.get("confirm") == "yes"
 
 
 def _page(request, status=200):
@@ -67,7 +64,7 @@ def session_revoke_view(request):
         messages.error(request, "That session could not be found.")
         return _page(request, status=400)
     label = form.cleaned_data["session"]
-    if not _confirmed(request):
+    if not confirmed(request):
         row = next((r for r in _rows(request) if r.label == label), None)
         if row is None:
             messages.error(request, "That session could not be found. It may already have ended.")
@@ -89,7 +86,7 @@ def session_revoke_view(request):
 @login_required
 @require_POST
 def sessions_revoke_others_view(request):
-    if not _confirmed(request):
+    if not confirmed(request):
         others = [r for r in _rows(request) if not r.current]
         if not others:
             messages.info(request, "You have no other sessions.")

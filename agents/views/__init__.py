@@ -12,12 +12,7 @@ Lists page and search through web.paging with their API list's ordering and sear
 filters are GET fields checked here (an unknown value is a 400 that says so, never ignored).
 """
 
-CONFIRM_FIELD = "confirm"
-
-
-def confirmed(request) -> bool:
-    """Whether the POST came from the confirmation page's button."""
-    return request.POST.get(CONFIRM_FIELD) == "yes"
+from web.pages import confirmed  # noqa: F401 (the agent pages import it from here)
 
 
 class BadFilter(Exception):

@@ -33,7 +33,7 @@ from sso.outcomes import SsoRefused
 from sso.realm import login_url
 from sso.views import oidc as oidc_views
 from sso.views import saml as saml_views
-from web.pages import OrgPageMixin, form_apply_service_error
+from web.pages import OrgPageMixin, confirmed, form_apply_service_error
 from web.paging import list_page
 
 SLUG_PLACEHOLDER = "__slug__"
@@ -196,11 +196,6 @@ class ConnectionTestView(ConnectionPage):
         except SsoRefused as exc:
             messages.error(request, exc.detail)
             return self.back(connection)
-
-
-def confirmed(request) -> bool:
-    """Whether the POST came from the confirmation page's button."""
-    return request.POST.get("confirm") == "yes"
 
 
 def connection_delete_preview(org, connection) -> dict:
