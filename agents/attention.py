@@ -1,17 +1,13 @@
 """What needs an admin's attention among the org's agents, for the overview (core.attention)."""
 
-from datetime import timedelta
-
-from django.db.models import Max, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from agents.models import Agent, AgentSecret, AgentStatus
+from agents.models import Agent, AgentStatus
 from agents.policy import agent_policy_for_org
+from agents.selectors import agents_secret_over_age_q, agents_unused_q
 from core.attention import WARNING, Attention, AttentionSource
 from core.permissions import Perm
-
-UNUSED_AFTER = timedelta(days=90)
 
 
 def _agents(count: int, verb: str, verbs: str) -> str:
@@ -25,21 +21,16 @@ def agents_attention(org) -> list[Attention]:
     now = timezone.now()
     items = []
     url = reverse("agents:agents", kwargs={"org": org.slug})
-    live = (AgentSecret.objects.for_org(org).filter(revoked_at__isnull=True)
-            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)))
     max_age = agent_policy_for_org(org).secret_max_age_days
     if max_age:
         old = (Agent.objects.for_org(org).filter(status=AgentStatus.ACTIVE)
-               .filter(pk__in=live.filter(created_at__lt=now - timedelta(days=max_age)).values("agent"))
-               .count())
+               .filter(agents_secret_over_age_q(org, now)).count())
         if old:
             items.append(Attention(
                 key="agents.secret_too_old", count=old, severity=WARNING, url=f"{url}?secret=old",
                 title=f"{_agents(old, 'uses', 'use')} a secret older than {max_age} days",
                 detail="The org's maximum secret age came after these secrets: rotate them."))
-    unused = (Agent.objects.for_org(org).filter(status=AgentStatus.ACTIVE, created_at__lt=now - UNUSED_AFTER)
-              .annotate(last_used=Max("secrets__last_used_at"))
-              .filter(Q(last_used__isnull=True) | Q(last_used__lt=now - UNUSED_AFTER)).count())
+    unused = Agent.objects.for_org(org).filter(agents_unused_q(org, now)).count()
     if unused:
         items.append(Attention(
             key="agents.unused", count=unused, severity=WARNING, url=f"{url}?unused=90",

@@ -16,6 +16,7 @@ from accounts.models import ACTING_STATUSES, Membership
 from agents.delegation import live_delegations
 from agents.models import Agent, AgentSecret, AgentStatus, Delegation
 from agents.services import _fallback_owner  # the handler's own rule, so the preview cannot drift
+from core.credentials import credential_live_q
 
 PANEL_ROWS = 50
 
@@ -50,7 +51,7 @@ def delegations_granted_by(membership: Membership) -> Shown:
 
 def _live_secrets_handed_to(membership: Membership, now):
     return (AgentSecret.objects.for_org(membership.org_id).filter(created_by_id=membership.user_id)
-            .filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)))
+            .filter(credential_live_q(now)))
 
 
 @dataclass(frozen=True)

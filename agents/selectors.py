@@ -11,14 +11,17 @@ the models define, and tests run them on SQLite and PostgreSQL.
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import ACTING_STATUSES
-from agents.models import Agent, AgentPolicy, AgentStatus
+from agents.models import Agent, AgentPolicy, AgentSecret, AgentStatus
+from agents.policy import agent_policy_for_org
+from core.credentials import credential_live_q
 from rbac.selectors import ROLE_GRANTS_SQL, permissions_of
 
 _POLICY_DEFAULTS = AgentPolicy()
@@ -317,3 +320,24 @@ def connection_activity(connection, *, days: int = ACTIVITY_DAYS) -> dict:
         "last_introspection": introspected.order_by("-seq").first(),
         "last_signal": signals.order_by("-seq").first(),
     }
+
+
+UNUSED_AFTER = timedelta(days=90)
+
+
+def agents_secret_over_age_q(org, now) -> Q:
+    """Agents holding a live secret older than the org's maximum secret age (secrets made before it
+    was set; newer ones expire by it on their own). Nothing when the org sets no maximum."""
+    max_age = agent_policy_for_org(org).secret_max_age_days
+    if not max_age:
+        return Q(pk__in=[])
+    old = (AgentSecret.objects.for_org(org).filter(credential_live_q(now))
+           .filter(created_at__lt=now - timedelta(days=max_age)))
+    return Q(pk__in=old.values("agent"))
+
+
+def agents_unused_q(org, now) -> Q:
+    """Active agents, older than UNUSED_AFTER, none of whose secrets was used within it."""
+    since = now - UNUSED_AFTER
+    used = AgentSecret.objects.for_org(org).filter(last_used_at__gte=since).values("agent")
+    return Q(status=AgentStatus.ACTIVE, created_at__lt=since) & ~Q(pk__in=used)

@@ -24,6 +24,7 @@ from agents.selectors import connection_agents, owners_permissions
 from audit.actors import Actor
 from audit.events import AuditEvent
 from audit.services import Target, audit_record, cross_tenant, records_denials
+from core.credentials import credential_live_q
 from core.errors import Conflict, DenialAudit, Forbidden, Invalid
 from core.tenancy import assert_same_org
 from rbac.guard import membership_permissions
@@ -216,7 +217,7 @@ def _departing_agents(membership: Membership) -> list[Agent]:
     secret that was handed to them."""
     now = timezone.now()
     held = (AgentSecret.objects.for_org(membership.org_id).filter(created_by_id=membership.user_id)
-            .filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+            .filter(credential_live_q(now))
             .values("agent_id"))
     return list(Agent.objects.for_org(membership.org_id)
                 .filter(Q(owners=membership) | Q(created_by_id=membership.user_id) | Q(pk__in=held))

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from core.secrets import MintedCredential, credential_mint, credential_parse, secret_hash, secret_matches
@@ -61,6 +62,12 @@ class Credential(models.Model):
 
     def is_live(self, now=None) -> bool:
         return self.refusal(now) is None
+
+
+def credential_live_q(now=None) -> Q:
+    """The query form of `Credential.is_live`: not revoked, and no end set or the end still ahead."""
+    now = now or timezone.now()
+    return Q(revoked_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
 
 
 def touch_due(last_used_at, now) -> bool:

@@ -1,20 +1,14 @@
 """What needs an admin's attention in provisioning, for the overview (core.attention)."""
 
-from datetime import timedelta
 
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.events import AuditEvent
 from audit.models import AuditEntry
 from core.attention import WARNING, Attention, AttentionSource
 from core.permissions import Perm
 from scim.models import ScimToken
-
-UNUSED_AFTER = timedelta(days=30)
-NEVER_USED_AFTER = timedelta(days=1)
-FAILING_WINDOW = timedelta(days=7)
+from scim.selectors import FAILING_WINDOW, FAILURE_CODES, idle_q
 
 
 def scim_attention(org) -> list[Attention]:
@@ -23,16 +17,7 @@ def scim_attention(org) -> list[Attention]:
     now = timezone.now()
     items = []
     tokens = reverse("provisioning:tokens", kwargs={"org": org.slug})
-    unused = (
-        ScimToken.objects.for_org(org)
-        .filter(revoked_at__isnull=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .filter(
-            Q(last_used_at__isnull=True, created_at__lt=now - NEVER_USED_AFTER)
-            | Q(last_used_at__lt=now - UNUSED_AFTER)
-        )
-        .count()
-    )
+    unused = ScimToken.objects.for_org(org).filter(idle_q(now)).count()
     if unused:
         items.append(
             Attention(
@@ -48,7 +33,7 @@ def scim_attention(org) -> list[Attention]:
     refused = (
         AuditEntry.objects.for_org(org)
         .filter(
-            event_code__in=[AuditEvent.SCIM_AUTH_FAILED.code, AuditEvent.SCIM_REQUEST_REJECTED.code],
+            event_code__in=FAILURE_CODES,
             ts__gte=now - FAILING_WINDOW,
         )
         .count()

@@ -6,12 +6,13 @@ scim.request_rejected: a write the protocol refused). Both are written with the 
 (scim.tokens.actor_for), so one query on the audit log's (org, actor) index finds them for a page of
 tokens, whatever its length.
 
-The state filters say what the overview says (scim.attention): "idle" is a live token the IdP has
+The state filters are what the overview counts (scim.attention asks these): "idle" is a live token the IdP has
 not called with for 30 days (or never, a day after it was made), "failing" one refused in the last
 7 days.
 """
 
 import uuid
+from datetime import timedelta
 
 from django.db.models import Count, Max, Q
 from django.utils import timezone
@@ -19,9 +20,13 @@ from django.utils import timezone
 from accounts.models import MembershipStatus
 from audit.events import AuditEvent
 from audit.models import AuditEntry
-from scim.attention import FAILING_WINDOW, NEVER_USED_AFTER, UNUSED_AFTER
+from core.credentials import credential_live_q
+from scim.ids import uuid_or_none
 from scim.models import ScimToken, ScimUser
 
+UNUSED_AFTER = timedelta(days=30)
+NEVER_USED_AFTER = timedelta(days=1)
+FAILING_WINDOW = timedelta(days=7)
 FAILURE_CODES = (AuditEvent.SCIM_AUTH_FAILED.code, AuditEvent.SCIM_REQUEST_REJECTED.code)
 UNUSED_DAYS = UNUSED_AFTER.days
 FAILING_DAYS = FAILING_WINDOW.days
@@ -45,13 +50,9 @@ def token_status(token: ScimToken, now=None) -> str:
     return "expiring" if token.expires_at > now else "expired"
 
 
-def live_q(now) -> Q:
-    return Q(revoked_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-
-
 def idle_q(now) -> Q:
     """Live and not called with for UNUSED_AFTER (or never, NEVER_USED_AFTER after it was made)."""
-    return live_q(now) & (Q(last_used_at__isnull=True, created_at__lt=now - NEVER_USED_AFTER)
+    return credential_live_q(now) & (Q(last_used_at__isnull=True, created_at__lt=now - NEVER_USED_AFTER)
                           | Q(last_used_at__lt=now - UNUSED_AFTER))
 
 
@@ -79,13 +80,7 @@ def failing_ids(org, now) -> list[uuid.UUID]:
     ids = (AuditEntry.objects.for_org(org)
            .filter(actor_type="scim", event_code__in=FAILURE_CODES, ts__gte=now - FAILING_WINDOW)
            .values_list("actor_id", flat=True).distinct())
-    found = []
-    for value in ids:
-        try:
-            found.append(uuid.UUID(value))
-        except ValueError:
-            continue
-    return found
+    return [parsed for parsed in map(uuid_or_none, ids) if parsed is not None]
 
 
 def token_state_filter(org, state: str, now=None) -> Q:
@@ -119,7 +114,7 @@ def token_revoke_preview(org, token: ScimToken) -> dict:
     """What revoking `token` does beyond the token: how many other tokens still work (none: nobody is
     provisioned or deprovisioned until the IdP is given a new one), and how many of the org's members
     the IdP provisions over SCIM (a SCIM User each), and how many of them are active. Two queries."""
-    others_live = ScimToken.objects.for_org(org).filter(live_q(timezone.now())).exclude(pk=token.pk).count()
+    others_live = ScimToken.objects.for_org(org).filter(credential_live_q()).exclude(pk=token.pk).count()
     people = ScimUser.objects.for_org(org).aggregate(
         provisioned=Count("pk"), active=Count("pk", filter=Q(membership__status=MembershipStatus.ACTIVE)))
     return {"others_live": others_live, "last_live": others_live == 0, **people}

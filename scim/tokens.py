@@ -9,13 +9,17 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from audit.actors import Actor
 from audit.events import AuditEvent, Outcome
 from audit.services import Target, audit_record, records_denials
-from core.credentials import CredentialRefused, credential_authenticate, credential_presented
+from core.credentials import (
+    CredentialRefused,
+    credential_authenticate,
+    credential_live_q,
+    credential_presented,
+)
 from core.errors import Invalid
 from core.permissions import ALL_PERMS
 from core.secrets import credential_mint
@@ -144,5 +148,4 @@ def request_limit() -> int:
 def scim_provisions(org) -> bool:
     """Whether the org's IdP provisions its members over SCIM: a token that still works exists."""
     now = timezone.now()
-    return (ScimToken.objects.for_org(org).filter(revoked_at__isnull=True)
-            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).exists())
+    return ScimToken.objects.for_org(org).filter(credential_live_q(now)).exists()

@@ -30,8 +30,16 @@ from agents.forms import (
 from agents.models import RUN_LIVE, Agent, AgentSecret, AgentStatus, Connection, Delegation, Run, RunStatus
 from agents.policy import agent_policy_for_org
 from agents.rotation import overlap_check
-from agents.selectors import agent_last_token, agent_timeline, agent_token_days
+from agents.selectors import (
+    UNUSED_AFTER,
+    agent_last_token,
+    agent_timeline,
+    agent_token_days,
+    agents_secret_over_age_q,
+    agents_unused_q,
+)
 from agents.views import BadFilter, choice_filter, confirmed, text_filter
+from core.credentials import credential_live_q
 from core.errors import ServiceError
 from core.permissions import Perm
 from trust.pages import agent_trust_panel
@@ -41,7 +49,7 @@ from web.paging import list_page
 
 AGENT_RUNS_SHOWN = 20
 AGENT_DELEGATIONS_SHOWN = 100
-UNUSED_DAYS = 90
+UNUSED_DAYS = UNUSED_AFTER.days
 # The list's status filter: the stored status, with "contained" (suspended by trust containment) apart.
 STATUS_FILTERS = {
     "active": Q(status=AgentStatus.ACTIVE),
@@ -98,17 +106,12 @@ def agent_filters(request, org) -> tuple[Q, dict]:
         match &= Q(owners=owner)
         shown["owner"] = owner_text
     now = timezone.now()
+    # The overview's "old secret" and "unused" items link here: the same conditions (agents.selectors).
     if choice_filter(request, "secret", ("old",)):
-        max_age = agent_policy_for_org(org).secret_max_age_days
-        old = (AgentSecret.objects.for_org(org).filter(revoked_at__isnull=True)
-               .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-               .filter(created_at__lt=now - datetime.timedelta(days=max_age or 0)))
-        match &= Q(pk__in=old.values("agent")) if max_age else Q(pk__in=[])
+        match &= agents_secret_over_age_q(org, now)
         shown["secret"] = "old"
     if choice_filter(request, "unused", (str(UNUSED_DAYS),)):
-        since = now - datetime.timedelta(days=UNUSED_DAYS)
-        used = AgentSecret.objects.for_org(org).filter(last_used_at__gte=since).values("agent")
-        match &= Q(status=AgentStatus.ACTIVE, created_at__lt=since) & ~Q(pk__in=used)
+        match &= agents_unused_q(org, now)
         shown["unused"] = str(UNUSED_DAYS)
     return match, shown
 
@@ -343,8 +346,7 @@ def agent_consequences(org, agent) -> dict:
     for row in (Run.objects.for_org(org).filter(agent=agent, status__in=RUN_LIVE)
                 .values("status").order_by().annotate(n=Count("pk"))):
         counted[row["status"]] = row["n"]
-    live_secrets = (AgentSecret.objects.for_org(org).filter(agent=agent, revoked_at__isnull=True)
-                    .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).count())
+    live_secrets = AgentSecret.objects.for_org(org).filter(credential_live_q(now), agent=agent).count()
     return {
         "running": counted.get(RunStatus.RUNNING, 0),
         "stopping": counted.get(RunStatus.STOPPING, 0),
@@ -449,9 +451,8 @@ def delegation_consequences(org, delegation) -> dict:
     from audit.models import AuditEntry
 
     now = timezone.now()
-    refresh = (RefreshToken.objects.for_org(org).filter(delegation=delegation, revoked_at__isnull=True,
-                                                         spent_at__isnull=True)
-               .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).count())
+    refresh = (RefreshToken.objects.for_org(org)
+               .filter(credential_live_q(now), delegation=delegation, spent_at__isnull=True).count())
     issued = (AuditEntry.objects.for_org(org).filter(event_code=AuditEvent.TOKEN_ISSUED.code,
                                                       actor_type="agent", actor_id=str(delegation.agent_id),
                                                       data__delegation=str(delegation.pk)).count())

@@ -6,7 +6,6 @@ and the org's delegations list for its admins (search, filters, paging)."""
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views import View
@@ -23,6 +22,7 @@ from agents.revocation import RevocationUnavailable
 from agents.views import BadFilter, choice_filter, confirmed, text_filter
 from audit.events import AuditEvent
 from audit.models import AuditEntry
+from core.credentials import credential_live_q
 from core.errors import ServiceError
 from core.permissions import Perm
 from web.forms import PageForm
@@ -64,8 +64,7 @@ def _own_consequences(delegations) -> dict:
     now = timezone.now()
     ids = [d.pk for d in delegations]
     refresh = (RefreshToken.objects.unscoped()  # under the person's own delegations, in every org
-               .filter(delegation_id__in=ids, revoked_at__isnull=True, spent_at__isnull=True)
-               .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).count())
+               .filter(credential_live_q(now), delegation_id__in=ids, spent_at__isnull=True).count())
     issued = (AuditEntry.objects.unscoped()  # the tokens their agents got under them, in every org
               .filter(event_code=AuditEvent.TOKEN_ISSUED.code, actor_type="agent",
                       actor_id__in={str(d.agent_id) for d in delegations},
